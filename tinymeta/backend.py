@@ -1,0 +1,124 @@
+"""The one seam between tinymeta and the array libraries.
+
+Every other module asks this one for its array module (``xp``): NumPy for
+``device="cpu"``, CuPy for ``device="cuda"``. Nothing else imports numpy or
+cupy for array math, so swapping backends never touches the engine.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+DEVICES = ("cpu", "cuda")
+_CUDA_HELP = ("install CuPy for your CUDA version, e.g. `pip install -e .[cuda12]` "
+              "(cupy-cuda12x) or `pip install -e .[cuda13]` (cupy-cuda13x)")
+
+_cupy = None
+_cupy_error: str | None = None
+_default_device: str | None = None
+
+
+def _load_cupy():
+    """Import CuPy lazily and remember why it failed, so the error can say."""
+    global _cupy, _cupy_error
+    if _cupy is not None or _cupy_error is not None:
+        return _cupy
+    try:
+        import cupy  # noqa: PLC0415
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        _cupy_error = f"CuPy is not installed or failed to import ({exc}); {_CUDA_HELP}"
+        return None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        count, detail = 0, f" ({exc})"
+    else:
+        detail = ""
+    if count < 1:
+        _cupy_error = (f"CuPy is installed but no CUDA GPU is visible{detail}; "
+                       "check `nvidia-smi` and CUDA_VISIBLE_DEVICES, or use device='cpu'")
+        return None
+    _cupy = cupy
+    return cupy
+
+
+def cuda_available() -> bool:
+    """True when CuPy imports and sees at least one GPU."""
+    return _load_cupy() is not None
+
+
+def check_device(device) -> str:
+    """Normalise a device name ('cpu', 'cuda', 'cuda:0' -> 'cuda') and make sure it can be used."""
+    if device is None:
+        return default_device()
+    name = str(device).lower()
+    if name.startswith("cuda"):
+        name = "cuda"
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
+    if name == "cuda" and _load_cupy() is None:
+        raise RuntimeError(f"device 'cuda' was asked for, but {_cupy_error}")
+    return name
+
+
+def default_device() -> str:
+    """The process default: set_default_device(), else $TINYMETA_DEVICE, else 'cpu'."""
+    if _default_device is not None:
+        return _default_device
+    env = os.environ.get("TINYMETA_DEVICE")
+    return check_device(env) if env else "cpu"
+
+
+def set_default_device(device) -> None:
+    """Make ``device`` the default for new tensors (None restores $TINYMETA_DEVICE / 'cpu')."""
+    global _default_device
+    _default_device = None if device is None else check_device(device)
+
+
+def xp_for(device: str):
+    """The array module of a device: numpy or cupy."""
+    return _load_cupy() if device == "cuda" else np
+
+
+def device_of(array) -> str:
+    """'cuda' for a CuPy array, 'cpu' for anything NumPy understands."""
+    return "cuda" if type(array).__module__.startswith("cupy") else "cpu"
+
+
+def get_xp(*arrays):
+    """The array module that holds ``arrays`` (NumPy unless one of them is a CuPy array)."""
+    for a in arrays:
+        if device_of(a) == "cuda":
+            return _load_cupy()
+    return np
+
+
+def to_device(array, device: str):
+    """Move or copy an array to ``device`` (no copy when it is already there)."""
+    if device == "cuda":
+        return xp_for("cuda").asarray(array)
+    return to_numpy(array)
+
+
+def to_numpy(array) -> np.ndarray:
+    """A host NumPy array, whatever the backend."""
+    if device_of(array) == "cuda":
+        return array.get()
+    return np.asarray(array)
+
+
+def index_add(target, index, values) -> None:
+    """``target[index] += values`` with repeated indices accumulated (a scatter-add)."""
+    if device_of(target) == "cuda":
+        import cupyx  # noqa: PLC0415
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)
+
+
+def synchronize(device: str) -> None:
+    """Wait for the device's queued work (no-op on the CPU); for timing only."""
+    if device == "cuda":
+        xp_for("cuda").cuda.get_current_stream().synchronize()

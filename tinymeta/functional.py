@@ -1,0 +1,261 @@
+"""Layers and losses composed from tinymeta's primitive ops.
+
+Names, argument order and weight layouts follow torch.nn.functional wherever it
+has the op, so code can be compared line by line.
+
+The task axis. Inputs may carry a leading task axis: (T, N, ...) instead of
+(N, ...). Weights may be shared (their usual shape) or per task (a leading T
+axis: linear W (T, out, in), conv2d W (T, out, in, kh, kw), bias (T, out),
+batch-norm scale/shift (T, C)). Shared weights broadcast over the tasks, so
+their gradient is the sum of the tasks' gradients; per-task weights ("fast
+weights") get each task's own gradient. One call thus runs a whole meta-batch.
+"""
+from __future__ import annotations
+
+from . import ops
+from .ops._util import operands
+from .ops.conv import out_size
+from .tensor import Tensor
+
+
+def _per_task(param: Tensor | None, shared_ndim: int) -> bool:
+    return param is not None and param.ndim == shared_ndim + 1
+
+
+def _bias_shape(bias: Tensor, nlead: int, trailing: int):
+    """Shape that broadcasts a bias (C,) or per-task bias (T, C) against an output.
+
+    ``nlead`` is the number of sample axes between the task axis and the channel
+    axis; ``trailing`` the number of axes after the channel axis.
+    """
+    if bias.ndim == 2:
+        return (bias.shape[0],) + (1,) * nlead + (bias.shape[1],) + (1,) * trailing
+    return (bias.shape[0],) + (1,) * trailing
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b, with W of shape (out, in), or (T, out, in) per task.
+
+    ``input`` is (..., in); with per-task weights it is (T, ..., in).
+    """
+    if weight.ndim not in (2, 3):
+        raise ValueError(f"linear: weight must be (out, in) or (T, out, in), got {weight.shape}")
+    if input.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input has {input.shape[-1]} features but weight {weight.shape} "
+                         f"expects {weight.shape[-1]}")
+    if weight.ndim == 3:
+        T = weight.shape[0]
+        if input.ndim < 2 or input.shape[0] != T:
+            raise ValueError(f"linear: per-task weight {weight.shape} needs input (T={T}, ..., in), "
+                             f"got {input.shape}")
+        x = ops.reshape(input, (T, -1, input.shape[-1])) if input.ndim != 3 else input
+        y = ops.matmul(x, ops.swapaxes(weight, -1, -2))
+        y = ops.reshape(y, input.shape[:-1] + (weight.shape[1],))
+    else:
+        y = ops.matmul(input, ops.transpose(weight, (1, 0)))
+    if bias is not None:
+        if bias.ndim == 2:
+            bias = ops.reshape(bias, (bias.shape[0],) + (1,) * (y.ndim - 2) + (bias.shape[1],))
+        y = y + bias
+    return y
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
+    """2-D convolution (cross-correlation, as in every deep-learning library).
+
+    input (N, C, H, W) or (T, N, C, H, W); weight (O, C, kh, kw) or (T, O, C, kh, kw).
+    Computed as im2col (:func:`tinymeta.unfold`) followed by one batched matmul:
+    out[n, o, p] = sum_k W[o, k] cols[n, k, p].
+    """
+    if input.ndim not in (4, 5):
+        raise ValueError(f"conv2d: input must be (N, C, H, W) or (T, N, C, H, W), got {input.shape}")
+    if weight.ndim not in (4, 5):
+        raise ValueError(f"conv2d: weight must be (O, C, kh, kw) or (T, O, C, kh, kw), got {weight.shape}")
+    C, H, W = input.shape[-3:]
+    O, Cw, kh, kw = weight.shape[-4:]
+    if C != Cw:
+        raise ValueError(f"conv2d: input has {C} channels but weight {weight.shape} expects {Cw}")
+    per_task = weight.ndim == 5
+    if per_task and (input.ndim != 5 or input.shape[0] != weight.shape[0]):
+        raise ValueError(f"conv2d: per-task weight {weight.shape} needs input (T={weight.shape[0]}, N, C, H, W), "
+                         f"got {input.shape}")
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    Ho, Wo = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    lead = input.shape[:-3]
+    cols = ops.unfold(ops.reshape(input, (-1, C, H, W)), (kh, kw), (sh, sw), (ph, pw))
+    if per_task:
+        T = weight.shape[0]
+        cols = ops.reshape(cols, (T, -1, C * kh * kw, Ho * Wo))
+        w = ops.reshape(weight, (T, 1, O, C * kh * kw))
+    else:
+        w = ops.reshape(weight, (O, C * kh * kw))
+    out = ops.reshape(ops.matmul(w, cols), lead + (O, Ho, Wo))
+    if bias is not None:
+        out = out + ops.reshape(bias, _bias_shape(bias, len(lead) - 1, 2))
+    return out
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding: int = 0) -> Tensor:
+    """Max over kxk windows of (..., C, H, W); stride defaults to the kernel size.
+
+    The common case (stride == kernel, no padding) is a reshape and a max, as
+    in tinygrad; other strides go through unfold, with -inf padding.
+    """
+    k = kernel_size if isinstance(kernel_size, int) else kernel_size[0]
+    s = k if stride is None else (stride if isinstance(stride, int) else stride[0])
+    H, W = input.shape[-2:]
+    if s == k and padding == 0:
+        Ho, Wo = H // k, W // k
+        if Ho < 1 or Wo < 1:
+            raise ValueError(f"max_pool2d: kernel {k} is larger than the input's spatial size {(H, W)}")
+        x = input[..., :Ho * k, :Wo * k]
+        x = ops.reshape(x, input.shape[:-2] + (Ho, k, Wo, k))
+        return ops.max(x, axis=(-3, -1))
+    lead = input.shape[:-2]
+    x = ops.reshape(input, (-1, 1, H, W))
+    if padding:
+        x = ops.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), value=-float("inf"))
+    cols = ops.unfold(x, k, s, 0)
+    Ho, Wo = out_size(H, k, s, padding), out_size(W, k, s, padding)
+    return ops.reshape(ops.max(cols, axis=1), lead + (Ho, Wo))
+
+
+def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = True, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Batch normalisation over every axis but the channel (and task) axis.
+
+    Channels are on axis 1 for (N, C), (N, C, L), (N, C, H, W); a 5-d input
+    (T, N, C, H, W), or per-task ``weight`` (T, C), has a task axis and
+    channels on axis 2, and each task is normalised with its own statistics:
+    y = (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance.
+
+    Batch statistics are used when ``training`` is True or no running
+    statistics are given (MAML's setting, at meta-test too). When training with
+    running statistics, they are updated in place (their values, not a graph).
+    """
+    tasks = input.ndim == 5 or _per_task(weight, 1) or _per_task(bias, 1)
+    c_axis = 2 if tasks else 1
+    if input.ndim < c_axis + 1:
+        raise ValueError(f"batch_norm: input of shape {input.shape} has no channel axis")
+    C = input.shape[c_axis]
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.shape[-1] != C:
+            raise ValueError(f"batch_norm: {name} {p.shape} does not match {C} channels of input {input.shape}")
+    stat_axes = tuple(i for i in range(input.ndim) if i not in (0, c_axis)) if tasks else \
+        tuple(i for i in range(input.ndim) if i != c_axis)
+    trailing = input.ndim - c_axis - 1
+    use_batch = training or running_mean is None
+    if use_batch:
+        mean = ops.mean(input, stat_axes, keepdims=True)
+        centered = input - mean
+        var = ops.mean(centered * centered, stat_axes, keepdims=True)
+        if training and running_mean is not None:
+            _update_running(running_mean, running_var, mean, var, stat_axes, input, momentum)
+    else:
+        shape = (C,) + (1,) * trailing
+        rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+        rv = running_var.data if isinstance(running_var, Tensor) else running_var
+        centered = input - Tensor(rm.reshape(shape).astype(input.dtype))
+        var = Tensor(rv.reshape(shape).astype(input.dtype))
+    y = centered * (var + eps) ** -0.5
+    if weight is not None:
+        y = y * ops.reshape(weight, _bias_shape(weight, c_axis - 1, trailing))
+    if bias is not None:
+        y = y + ops.reshape(bias, _bias_shape(bias, c_axis - 1, trailing))
+    return y
+
+
+def _update_running(running_mean, running_var, mean, var, stat_axes, input, momentum):
+    n = input.size // input.shape[1 if input.ndim != 5 else 2]
+    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    m = mean.data.reshape(-1, rm.size).mean(axis=0) if mean.data.ndim else mean.data
+    v = var.data.reshape(-1, rv.size).mean(axis=0) * n / max(n - 1, 1)  # unbiased, as torch stores it
+    rm *= 1 - momentum
+    rm += momentum * m.astype(rm.dtype)
+    rv *= 1 - momentum
+    rv += momentum * v.astype(rv.dtype)
+
+
+def relu(input: Tensor) -> Tensor:
+    return ops.relu(input)
+
+
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """log softmax(x) = x - logsumexp(x), stable for any finite logits.
+
+    The max is subtracted as a constant: x - m - log(sum(exp(x - m))) equals
+    x - logsumexp(x) for every m, so all derivatives are unchanged and exp never
+    overflows (logits of 1e4 stay exact).
+    """
+    m = Tensor(input.data.max(axis=dim, keepdims=True))
+    z = input - m
+    return z - ops.log(ops.sum(ops.exp(z), dim, keepdims=True))
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return ops.mean(loss)
+    if reduction == "sum":
+        return ops.sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_labels(input: Tensor, target: Tensor, name: str):
+    if not isinstance(target, Tensor) or target.dtype.kind not in "iu":
+        raise TypeError(f"{name}: target must be an integer Tensor of class indices, got "
+                        f"{getattr(target, 'dtype', type(target).__name__)}")
+    if target.shape != input.shape[:-1]:
+        raise ValueError(f"{name}: target shape {target.shape} must equal input shape without its "
+                         f"class axis {input.shape[:-1]}")
+    if target.device != input.device:
+        raise RuntimeError(f"{name}: input is on {input.device} but target on {target.device}")
+    C = input.shape[-1]
+    lo, hi = int(target.data.min()), int(target.data.max())
+    if lo < 0 or hi >= C:
+        raise ValueError(f"{name}: labels must lie in [0, {C}), got values in [{lo}, {hi}]")
+
+
+def one_hot(target: Tensor, num_classes: int, dtype="float32") -> Tensor:
+    """A constant (..., num_classes) tensor with 1 at each label."""
+    xp = target.xp
+    return Tensor((target.data[..., None] == xp.arange(num_classes)).astype(dtype))
+
+
+def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer labels under softmax(input).
+
+    Classes are on the last axis: input (..., C), target (...) of ints. (For
+    2-d input this is torch's layout; with a task axis, (T, N, C) and (T, N).)
+    """
+    _check_labels(input, target, "cross_entropy")
+    logp = log_softmax(input, -1)
+    nll = -ops.sum(logp * one_hot(target, input.shape[-1], input.dtype), -1)
+    return _reduce(nll, reduction)
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean squared error, (input - target)^2 averaged (or summed) over all elements."""
+    input, target = operands(input, target, "mse_loss")
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    d = input - target
+    return _reduce(d * d, reduction)
+
+
+def accuracy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Fraction of argmax predictions equal to the labels (a constant tensor)."""
+    _check_labels(input, target, "accuracy")
+    hits = Tensor((input.data.argmax(axis=-1) == target.data).astype(input.dtype))
+    return _reduce(hits, reduction)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = -1, eps: float = 1e-8) -> Tensor:
+    """x1 . x2 / max(|x1| |x2|, eps) along ``dim`` (broadcasting)."""
+    num = ops.sum(x1 * x2, dim)
+    den = ops.sqrt(ops.sum(x1 * x1, dim) * ops.sum(x2 * x2, dim))
+    return num / ops.maximum(den, eps)

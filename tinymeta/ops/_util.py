@@ -1,0 +1,89 @@
+"""Helpers the op families share: constants, operand matching, axis handling."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+
+
+def const(value, like: Tensor) -> Tensor:
+    """``value`` (a number or an array) as a constant tensor on ``like``'s device.
+
+    A Python number takes ``like``'s float dtype, so ``x * 2`` stays float64 for a
+    float64 ``x`` (no silent change of precision).
+    """
+    if isinstance(value, Tensor):
+        return value
+    xp = like.xp
+    if isinstance(value, numbers.Number) and not isinstance(value, bool | np.bool_):
+        if like.dtype.kind == "f":
+            dtype = like.dtype
+        else:
+            dtype = np.float32 if isinstance(value, float) else like.dtype
+        return Tensor(xp.asarray(value, dtype=dtype))
+    if isinstance(value, (list, tuple)):
+        value = np.asarray(value, dtype=like.dtype if like.dtype.kind == "f" else None)
+    return Tensor(backend.to_device(value, like.device) if hasattr(value, "__array__")
+                  or hasattr(value, "__cuda_array_interface__") else xp.asarray(value))
+
+
+def promote(a: Tensor, b: Tensor):
+    """The dtype two operands are computed in: the float one's, or NumPy's promotion."""
+    if a.dtype == b.dtype:
+        return a.dtype
+    fa, fb = a.dtype.kind == "f", b.dtype.kind == "f"
+    if fa != fb:
+        return a.dtype if fa else b.dtype
+    return np.result_type(a.dtype, b.dtype)
+
+
+def operands(a, b, name: str, broadcast: bool = True):
+    """Make ``a`` and ``b`` tensors of one device and dtype, and check their shapes."""
+    from . import astype  # noqa: PLC0415
+
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{name}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+    a = const(a, b) if not isinstance(a, Tensor) else a
+    b = const(b, a) if not isinstance(b, Tensor) else b
+    if a.device != b.device:
+        raise RuntimeError(f"{name}: operands are on different devices ({a.device} and {b.device}); "
+                           f"move one with .to('{a.device}') or .to('{b.device}')")
+    dtype = promote(a, b)
+    if a.dtype != dtype:
+        a = astype(a, dtype)
+    if b.dtype != dtype:
+        b = astype(b, dtype)
+    if broadcast:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"{name}: shapes {a.shape} and {b.shape} do not broadcast "
+                             "(trailing axes must be equal or 1)") from None
+    return a, b
+
+
+def normalize_axis(axis, ndim: int):
+    """A sorted tuple of non-negative axes (``None`` means all)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    out = []
+    for ax in axes:
+        if not -ndim <= ax < max(ndim, 1):
+            raise ValueError(f"axis {ax} is out of range for a tensor with {ndim} dimensions")
+        out.append(ax % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def keepdims_shape(shape, axes):
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def check_float(t: Tensor, name: str):
+    if t.requires_grad and t.dtype.kind != "f":
+        raise TypeError(f"{name}: cannot differentiate an integer tensor ({t.dtype})")

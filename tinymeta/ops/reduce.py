@@ -1,0 +1,77 @@
+"""Reductions: sum and max are primitives; mean, var and min are composed from them."""
+from __future__ import annotations
+
+import builtins
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor
+from ._util import keepdims_shape, normalize_axis
+from .shape import broadcast_to, reshape
+
+
+class Sum(Function):
+    def forward(self, a):
+        self.in_shape = a.shape
+        return a.sum(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = reshape(g, keepdims_shape(self.in_shape, self.axes))
+        return (broadcast_to(g, self.in_shape),)
+
+
+class Max(Function):
+    def forward(self, a):
+        self.in_shape = a.shape
+        return a.max(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, g):
+        (a,) = self.inputs
+        kshape = keepdims_shape(self.in_shape, self.axes)
+        top = self.out.data.reshape(kshape)
+        # the gradient goes to the maximal entries, shared evenly between ties
+        hits = (a.data == top).astype(g.dtype)
+        share = Tensor(hits / hits.sum(axis=self.axes, keepdims=True))
+        return (broadcast_to(reshape(g, kshape), self.in_shape) * share,)
+
+
+def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over ``axis`` (an int, a tuple, or None for all)."""
+    return Sum.apply(a, axes=normalize_axis(axis, a.ndim), keepdims=keepdims)
+
+
+def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    axes = normalize_axis(axis, a.ndim)
+    n = 1
+    for ax in axes:
+        n *= a.shape[ax]
+    return sum(a, axes, keepdims) * (1.0 / builtins.max(n, 1))
+
+
+def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Variance, ``sum((a - mean)^2) / (n - ddof)``; ddof=0 is the biased one batch norm uses."""
+    axes = normalize_axis(axis, a.ndim)
+    n = 1
+    for ax in axes:
+        n *= a.shape[ax]
+    if n - ddof <= 0:
+        raise ValueError(f"var: {n} elements over axes {axes} with ddof={ddof}")
+    centered = a - mean(a, axes, keepdims=True)
+    return sum(centered * centered, axes, keepdims) * (1.0 / (n - ddof))
+
+
+def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over ``axis``; the gradient is shared evenly between tied maxima."""
+    if a.size == 0:
+        raise ValueError("max: empty tensor")
+    return Max.apply(a, axes=normalize_axis(axis, a.ndim), keepdims=keepdims)
+
+
+def min(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    return -max(-a, axis, keepdims)
+
+
+def argmax(a: Tensor, axis=None) -> Tensor:
+    """Indices of the maxima (a constant integer tensor)."""
+    return Tensor(backend.get_xp(a.data).argmax(a.data, axis=axis))
