@@ -1,0 +1,140 @@
+"""Benchmarks (not tests): where the time of a meta-gradient goes.
+
+``python -m tinymeta bench`` times second-order MAML's meta-gradient in four
+phases: the support forward pass, the inner gradient with ``create_graph=True``
+(the backward pass, recorded), the query forward pass through the fast
+weights, and the outer gradient (which differentiates the recorded backward
+pass: the double backward). It also counts graph nodes, so the engine's
+overhead per op can be read off.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+from . import backend
+from . import functional as F
+from .autograd import _toposort, grad
+from .nn import MLP, ConvNet
+from .tensor import tensor
+
+
+def _sync(device):
+    backend.synchronize(device)
+
+
+def _mse_per_task(pred, y):
+    d = pred - y
+    return (d * d).mean(axis=(-2, -1))
+
+
+def _ce_per_task(logits, y):
+    return F.cross_entropy(logits, y, reduction="none").mean(axis=-1)
+
+
+def sine_problem(device="cpu", dtype="float32", tasks=25, k=10, seed=0):
+    """MAML's sine setting: 1-40-40-1 MLP, meta-batch 25, K = 10, alpha = 0.01."""
+    rng = np.random.default_rng(seed)
+    amp, phase = rng.uniform(0.1, 5, (tasks, 1, 1)), rng.uniform(0, np.pi, (tasks, 1, 1))
+    xs, xq = rng.uniform(-5, 5, (tasks, k, 1)), rng.uniform(-5, 5, (tasks, k, 1))
+    batch = [tensor(a, dtype=dtype, device=device) for a in
+             (xs, amp * np.sin(xs - phase), xq, amp * np.sin(xq - phase))]
+    model = MLP()
+    return model, model.init_params(seed, dtype, device), batch, _mse_per_task, 0.01
+
+
+def omniglot_problem(device="cpu", dtype="float32", tasks=32, ways=5, shots=1, queries=15, seed=0):
+    """MAML's Omniglot setting: strided 4-block conv net, 28x28 inputs, alpha = 0.4.
+
+    Random images: timing does not depend on the pixels.
+    """
+    rng = np.random.default_rng(seed)
+    xs = rng.random((tasks, ways * shots, 1, 28, 28))
+    xq = rng.random((tasks, ways * queries, 1, 28, 28))
+    ys = np.tile(np.repeat(np.arange(ways), shots), (tasks, 1))
+    yq = np.tile(np.repeat(np.arange(ways), queries), (tasks, 1))
+    batch = [tensor(xs, dtype=dtype, device=device), tensor(ys, device=device),
+             tensor(xq, dtype=dtype, device=device), tensor(yq, device=device)]
+    model = ConvNet(n_way=ways)
+    return model, model.init_params(seed, dtype, device), batch, _ce_per_task, 0.4
+
+
+def time_meta_gradient(model, params, batch, task_loss, lr, steps=1, first_order=False, device="cpu"):
+    """One meta-gradient, phase by phase: {phase: seconds} plus graph sizes."""
+    xs, ys, xq, yq = batch
+    T = xs.shape[0]
+    times = {}
+
+    def mark(name, t0):
+        _sync(device)
+        times[name] = times.get(name, 0.0) + time.perf_counter() - t0
+
+    _sync(device)
+    fast = {k: v.broadcast_to((T,) + v.shape) for k, v in params.items()}
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        inner = task_loss(model(fast, xs), ys).sum()
+        mark("support forward", t0)
+        t0 = time.perf_counter()
+        g = grad(inner, fast, create_graph=not first_order)
+        fast = {k: fast[k] - lr * g[k] for k in fast}
+        mark("inner backward", t0)
+    t0 = time.perf_counter()
+    loss = task_loss(model(fast, xq), yq).mean()
+    mark("query forward", t0)
+    nodes = len(_toposort([loss]))
+    t0 = time.perf_counter()
+    grad(loss, params)
+    mark("outer backward", t0)
+    times["total"] = sum(times.values())
+    return times, nodes
+
+
+def engine_benchmarks(device="cpu", repeat=5, which=("sine", "omniglot")):
+    """Median phase times of the MAML meta-gradient; a list of result rows."""
+    rows = []
+    problems = {"sine": (sine_problem, "MLP sine, T=25, K=10"),
+                "omniglot": (omniglot_problem, "conv Omniglot 5w1s, T=32, Q=15")}
+    for key in which:
+        make, label = problems[key]
+        model, params, batch, loss, lr = make(device)
+        for first_order in (False, True):
+            time_meta_gradient(model, params, batch, loss, lr, 1, first_order, device)  # warm-up
+            runs = [time_meta_gradient(model, params, batch, loss, lr, 1, first_order, device)
+                    for _ in range(repeat)]
+            nodes = runs[0][1]
+            for phase in runs[0][0]:
+                med = statistics.median(r[0][phase] for r in runs)
+                rows.append({"name": f"{label}, {'first' if first_order else 'second'} order: {phase}",
+                             "value": med * 1e3, "unit": "ms"})
+            total = statistics.median(r[0]["total"] for r in runs)
+            rows.append({"name": f"{label}, {'first' if first_order else 'second'} order: per graph node",
+                         "value": total / nodes * 1e6, "unit": f"us ({nodes} nodes)"})
+    return rows
+
+
+def print_rows(rows, title):
+    print(f"\n{title}")
+    width = max(len(r["name"]) for r in rows) if rows else 0
+    for r in rows:
+        print(f"  {r['name']:<{width}}  {r['value']:10.3f} {r['unit']}")
+
+
+def main(args) -> int:
+    device = backend.check_device(args.device)
+    print(f"tinymeta bench on {device}: numpy {np.__version__}"
+          + (f", cupy {backend.xp_for('cuda').__version__}" if device == "cuda" else ""))
+    if args.only in (None, "engine"):
+        which = ("sine",) if args.quick else ("sine", "omniglot")
+        print_rows(engine_benchmarks(device, repeat=args.repeat, which=which),
+                   "MAML meta-gradient, 1 inner step (median over repeats)")
+    if args.only in (None, "tasks"):
+        try:
+            from .bench_tasks import task_benchmarks  # noqa: PLC0415
+        except ImportError:
+            print("\n(task-sampling benchmarks unavailable)")
+        else:
+            print_rows(task_benchmarks(data_dir=args.data_dir, device=device), "Task sampling")
+    return 0
