@@ -1,6 +1,8 @@
 """Batched, broadcasting matrix product."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function
 from ..tensor import Tensor
 from ._util import operands
@@ -24,6 +26,10 @@ def matmul(a, b) -> Tensor:
     a, b = operands(a, b, "matmul", broadcast=False)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least one axis, got shapes {a.shape} and {b.shape}")
+    k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if k_a != k_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not multiply "
+                         f"(inner sizes {k_a} and {k_b} differ)")
     if a.ndim == 1 or b.ndim == 1:  # promote vectors to matrices, then drop the added axis
         a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
         b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
@@ -31,11 +37,7 @@ def matmul(a, b) -> Tensor:
         drop = out.shape[:-2] + ((out.shape[-2],) if a.ndim > 1 else ()) + \
             ((out.shape[-1],) if b.ndim > 1 else ())
         return reshape(out, drop)
-    if a.shape[-1] != b.shape[-2]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not multiply "
-                         f"(inner sizes {a.shape[-1]} and {b.shape[-2]} differ)")
     try:
-        import numpy as np  # noqa: PLC0415
         np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: batch axes of {a.shape} and {b.shape} do not broadcast") from None
