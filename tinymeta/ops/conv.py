@@ -21,18 +21,42 @@ def out_size(size, k, stride, padding):
     return (size + 2 * padding - k) // stride + 1
 
 
+def _window(offset, stride, pad, size, out):
+    """For one kernel offset: which output positions see real (unpadded) input, and where.
+
+    Output position y reads input index y*stride + offset - pad; only those
+    inside [0, size) are copied, so no padded copy of the input is ever made.
+    Returns (slice of output positions, slice of input indices), or None.
+    """
+    lo = max(0, -(-(pad - offset) // stride))             # ceil((pad - offset) / stride)
+    hi = min(out - 1, (size - 1 + pad - offset) // stride)
+    if hi < lo:
+        return None
+    first = lo * stride + offset - pad
+    return slice(lo, hi + 1), slice(first, first + stride * (hi - lo) + 1, stride)
+
+
+def _windows(kernel_size, stride, padding, in_hw, out_hw):
+    """(i, j, output slices, input slices) for every kernel offset that touches the input."""
+    for i in range(kernel_size[0]):
+        rows = _window(i, stride[0], padding[0], in_hw[0], out_hw[0])
+        for j in range(kernel_size[1]):
+            cols = _window(j, stride[1], padding[1], in_hw[1], out_hw[1])
+            if rows is not None and cols is not None:
+                yield i, j, (rows[0], cols[0]), (rows[1], cols[1])
+
+
 class Unfold(Function):
     def forward(self, x):
         xp = backend.get_xp(x)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         B, C, H, W = x.shape
         Ho, Wo = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
-        if ph or pw:
-            x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        cols = xp.empty((B, C, kh, kw, Ho, Wo), dtype=x.dtype)
-        for i in range(kh):  # kh*kw strided copies: no scatter, same code on NumPy and CuPy
-            for j in range(kw):
-                cols[:, :, i, j] = x[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
+        alloc = xp.zeros if (ph or pw) else xp.empty  # padded positions stay zero
+        cols = alloc((B, C, kh, kw, Ho, Wo), dtype=x.dtype)
+        # kh*kw strided copies: no scatter, the same code on NumPy and CuPy
+        for i, j, (oy, ox), (iy, ix) in _windows(self.kernel_size, self.stride, self.padding, (H, W), (Ho, Wo)):
+            cols[:, :, i, j, oy, ox] = x[:, :, iy, ix]
         self.in_hw = (H, W)
         return cols.reshape(B, C * kh * kw, Ho * Wo)
 
@@ -49,11 +73,10 @@ class Fold(Function):
         B = cols.shape[0]
         C = cols.shape[1] // (kh * kw)
         cols = cols.reshape(B, C, kh, kw, Ho, Wo)
-        out = xp.zeros((B, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                out[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += cols[:, :, i, j]
-        return xp.ascontiguousarray(out[:, :, ph:ph + H, pw:pw + W])
+        out = xp.zeros((B, C, H, W), dtype=cols.dtype)
+        for i, j, (oy, ox), (iy, ix) in _windows(self.kernel_size, self.stride, self.padding, (H, W), (Ho, Wo)):
+            out[:, :, iy, ix] += cols[:, :, i, j, oy, ox]
+        return out
 
     def backward(self, g):
         return (unfold(g, self.kernel_size, self.stride, self.padding),)
