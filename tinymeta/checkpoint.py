@@ -1,0 +1,442 @@
+"""Save and resume training: parameters, optimizer state, RNG state and config in one ``.npz``.
+
+Layout of a checkpoint file (a plain NumPy ``.npz``, i.e. a zip of ``.npy`` files)::
+
+    format_version   int64 scalar        the layout version (FORMAT_VERSION)
+    meta             uint8 array         UTF-8 JSON: parameter names, optimizer scalars,
+                                         RNG state, config, extra
+    param/<name>     array               each parameter, as a host (NumPy) array
+    optim/<key>      array               each array of ``optimizer.state_dict()``
+    checksum         uint8 array         ASCII hex SHA-256 over all other entries
+
+Safety: files are always read with ``np.load(..., allow_pickle=False)``, so a
+checkpoint downloaded from somewhere cannot run code when loaded; everything
+that is not an array goes through JSON. Integrity: the SHA-256 covers every
+entry (name, dtype, shape and bytes), so truncated or corrupted files give a
+:class:`CheckpointError` instead of silently wrong weights (it guards against
+accidents, not tampering: anyone can recompute it; no pickle is what makes
+untrusted files safe to open). Atomicity: the file
+is written under a temporary name in the same folder, flushed to disk and then
+renamed over the target, so a crash mid-save leaves the previous checkpoint.
+
+Example::
+
+    save_checkpoint("run/ckpt.npz", params, optimizer=opt, rng=rng, config=cfg,
+                    extra={"step": step})
+    ck = load_checkpoint("run/ckpt.npz", device="cuda")
+    opt = Adam(ck.params, lr=cfg["lr"]); opt.load_state_dict(ck.optimizer_state)
+    rng = restore_rng(ck.rng_state)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import secrets
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import backend
+from .tensor import Tensor, tensor
+
+__all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint",
+           "load_checkpoint", "restore_rng", "config_diff"]
+
+FORMAT_VERSION = 1
+_FORMAT_NAME = "tinymeta-checkpoint"
+# Bit generators restore_rng may build; looked up by name in a fixed table, never by getattr.
+_BIT_GENERATORS = {name: getattr(np.random, name)
+                   for name in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")}
+
+
+def _tinymeta_version() -> str:
+    from . import __version__  # noqa: PLC0415 (at call time: no import cycle with __init__)
+
+    return __version__
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable, intact tinymeta checkpoint (the message names the file)."""
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` returns.
+
+    ``params``: name -> Tensor leaf on the requested device (requires_grad as saved);
+    ``optimizer_state``: a dict for ``optimizer.load_state_dict`` (None if none was saved);
+    ``rng_state``: a ``bit_generator.state`` dict for :func:`restore_rng` (or None);
+    ``config`` and ``extra``: the dicts given to :func:`save_checkpoint` ({} if none).
+    """
+
+    params: dict[str, Tensor]
+    optimizer_state: dict | None = None
+    rng_state: dict | None = None
+    config: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    path: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def rng(self) -> np.random.Generator | None:
+        """A Generator that continues exactly where the saved one stopped (None if none saved)."""
+        return None if self.rng_state is None else restore_rng(self.rng_state)
+
+
+# ---- JSON for non-array data ------------------------------------------------------------------
+# JSON alone would turn tuples into lists and cannot hold arrays; small tagged
+# objects keep those exact. Python's json writes floats with repr(), which
+# round-trips every float, and integers of any size (PCG64 states are 128-bit).
+def _to_json(obj, where: str):
+    """A JSON-ready copy of ``obj``; ``where`` names the value in error messages."""
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else {"__float__": repr(float(obj))}  # no nan/inf in JSON
+    if isinstance(obj, np.generic):  # NumPy scalar -> the Python number of the same value
+        return _to_json(obj.item(), where)
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biuf":
+            raise TypeError(f"{where} is an array of dtype {obj.dtype}; only bool, integer and "
+                            "float arrays can be saved")
+        return {"__ndarray__": [_to_json(v, where) for v in obj.ravel().tolist()],
+                "dtype": obj.dtype.str, "shape": list(obj.shape)}
+    if isinstance(obj, Tensor):
+        raise TypeError(f"{where} is a Tensor; save tensor.numpy() or put it in params")
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_to_json(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_to_json(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where} has the key {k!r}; dict keys must be strings to be saved")
+            out[k] = _to_json(v, f"{where}[{k!r}]")
+        return out
+    raise TypeError(f"{where} is a {type(obj).__name__}, which cannot be saved; use numbers, "
+                    "strings, bools, None, lists, tuples, dicts and NumPy arrays")
+
+
+def _from_json(obj):
+    """Undo :func:`_to_json`."""
+    if isinstance(obj, list):
+        return [_from_json(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if set(obj) == {"__float__"}:
+        return float(obj["__float__"])
+    if set(obj) == {"__tuple__"}:
+        return tuple(_from_json(v) for v in obj["__tuple__"])
+    if set(obj) == {"__ndarray__", "dtype", "shape"}:
+        dtype = np.dtype(obj["dtype"])
+        if dtype.kind not in "biuf":
+            raise ValueError(f"a saved array has dtype {dtype}; only bool/int/float are allowed")
+        values = [_from_json(v) for v in obj["__ndarray__"]]
+        return np.array(values, dtype=dtype).reshape(obj["shape"])
+    return {k: _from_json(v) for k, v in obj.items()}
+
+
+def _json_bytes(obj) -> np.ndarray:
+    text = json.dumps(obj, allow_nan=False, ensure_ascii=True)
+    return np.frombuffer(text.encode("ascii"), dtype=np.uint8).copy()
+
+
+# ---- checksum ---------------------------------------------------------------------------------
+def _checksum(entries: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over every entry but ``checksum``, in sorted key order: name, dtype, shape, bytes."""
+    h = hashlib.sha256()
+    for key in sorted(entries):
+        if key == "checksum":
+            continue
+        a = np.ascontiguousarray(entries[key])
+        h.update(f"{key}\0{a.dtype.str}\0{a.shape}\0".encode())
+        if a.size and a.dtype.itemsize:  # (a zero-byte dtype cannot be viewed as bytes)
+            h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+# ---- saving -----------------------------------------------------------------------------------
+def _optimizer_state(optimizer) -> dict | None:
+    if optimizer is None:
+        return None
+    if hasattr(optimizer, "state_dict"):
+        return optimizer.state_dict()
+    if isinstance(optimizer, Mapping):  # an already taken state dict
+        return dict(optimizer)
+    raise TypeError(f"optimizer must be an optimizer or its state_dict(), got "
+                    f"{type(optimizer).__name__}")
+
+
+def _entries(params, optimizer, rng, config, extra) -> dict[str, np.ndarray]:
+    """Every array the file will hold, checksum included (raises before any file is touched)."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict name -> Tensor, got {type(params).__name__}")
+    entries: dict[str, np.ndarray] = {"format_version": np.array(FORMAT_VERSION, dtype=np.int64)}
+    requires_grad = {}
+    for name, p in params.items():
+        if not isinstance(name, str) or not isinstance(p, Tensor):
+            raise TypeError(f"params must map names (str) to Tensors; got {name!r}: "
+                            f"{type(p).__name__}")
+        entries[f"param/{name}"] = backend.to_numpy(p.data)
+        requires_grad[name] = bool(p.requires_grad)
+
+    optim_meta = None
+    state = _optimizer_state(optimizer)
+    if state is not None:
+        optim_meta = {"keys": [], "scalars": {}}
+        for key, value in state.items():
+            if not isinstance(key, str):
+                raise TypeError(f"optimizer state key {key!r} is not a string")
+            optim_meta["keys"].append(key)
+            if isinstance(value, np.ndarray) or backend.device_of(value) == "cuda":
+                entries[f"optim/{key}"] = backend.to_numpy(value)
+            else:
+                optim_meta["scalars"][key] = _to_json(value, f"optimizer state {key!r}")
+
+    rng_state = None
+    if rng is not None:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                            f"got {type(rng).__name__}")
+        rng_state = _to_json(rng.bit_generator.state, "rng state")
+
+    meta = {"format": _FORMAT_NAME, "tinymeta_version": _tinymeta_version(),
+            "params": list(requires_grad), "requires_grad": requires_grad,
+            "optimizer": optim_meta, "rng_state": rng_state,
+            "config": _to_json(dict(config or {}), "config"),
+            "extra": _to_json(dict(extra or {}), "extra")}
+    entries["meta"] = _json_bytes(meta)
+    entries["checksum"] = np.frombuffer(_checksum(entries).encode("ascii"), dtype=np.uint8).copy()
+    return entries
+
+
+def _write_npz(f, entries) -> None:
+    """Write the entries as an uncompressed .npz into the open binary file ``f``."""
+    np.savez(f, **entries)
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path, params: Mapping[str, Tensor], optimizer=None,
+                    rng: np.random.Generator | None = None, config: dict | None = None,
+                    extra: dict | None = None) -> str:
+    """Write everything needed to resume training to one ``.npz`` file, atomically.
+
+    ``params``: the model's parameter dict (saved as host arrays, whatever the device);
+    ``optimizer``: an optimizer from :mod:`tinymeta.optim` (or its ``state_dict()``);
+    ``rng``: a ``np.random.Generator`` whose exact state is saved;
+    ``config``, ``extra``: dicts of JSON-like values (numbers, strings, bools, None,
+    lists, tuples, dicts with string keys, small NumPy arrays), restored exactly.
+
+    The file is written at ``path`` exactly (no ``.npz`` is appended). Returns the path.
+    """
+    path = os.fspath(path)
+    entries = _entries(params, optimizer, rng, config, extra)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot save {path!r}: the folder {folder!r} does not exist "
+                                "(create it first, e.g. os.makedirs(folder, exist_ok=True))")
+    # A temporary name in the same folder: os.replace is atomic only within one file system.
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    try:
+        # np.savez on a name would append '.npz'; on an open file it writes exactly there.
+        with open(tmp, "xb") as f:
+            _write_npz(f, entries)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(folder)
+    return path
+
+
+# ---- loading ----------------------------------------------------------------------------------
+def _read_entries(path: str) -> dict[str, np.ndarray]:
+    """All arrays of the .npz at ``path``, never unpickling anything."""
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 (any parse failure means "not a checkpoint")
+        raise CheckpointError(f"{path!r} cannot be read as an .npz file: it is truncated, "
+                              f"corrupt, or not a tinymeta checkpoint at all ({exc})") from exc
+    if not isinstance(npz, np.lib.npyio.NpzFile):  # a bare .npy holds one array
+        raise CheckpointError(f"{path!r} is a single-array .npy file, not a tinymeta checkpoint")
+    with npz:
+        entries = {}
+        for key in npz.files:
+            try:
+                entries[key] = npz[key]
+            except ValueError as exc:
+                if "allow_pickle" in str(exc):
+                    raise CheckpointError(
+                        f"{path!r}: entry {key!r} holds pickled Python objects; refusing to "
+                        "load it, since unpickling untrusted data can run arbitrary code") from exc
+                raise CheckpointError(f"{path!r} is corrupt: entry {key!r} cannot be read "
+                                      f"({exc})") from exc
+            except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                raise CheckpointError(f"{path!r} is corrupt or truncated: entry {key!r} cannot "
+                                      f"be read ({exc})") from exc
+    return entries
+
+
+def _check_entries(path: str, entries: dict) -> dict:
+    """Verify version and checksum; return the decoded meta dict."""
+    if "format_version" not in entries or "meta" not in entries:
+        raise CheckpointError(f"{path!r} is an .npz file but not a tinymeta checkpoint "
+                              "(no 'format_version'/'meta' entries)")
+    version = entries["format_version"]
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise CheckpointError(f"{path!r} has a malformed 'format_version' entry")
+    if int(version) > FORMAT_VERSION:
+        raise CheckpointError(f"{path!r} uses checkpoint format {int(version)}; this tinymeta "
+                              f"({_tinymeta_version()}) reads up to {FORMAT_VERSION}: upgrade tinymeta")
+    if int(version) < 1:
+        raise CheckpointError(f"{path!r} has an invalid format version {int(version)}")
+    stored = entries.get("checksum")
+    if stored is None:
+        raise CheckpointError(f"{path!r} has no checksum entry; it was not written by "
+                              "save_checkpoint or has been altered")
+    if stored.dtype != np.uint8 or stored.tobytes().decode("ascii", "replace") != _checksum(entries):
+        raise CheckpointError(f"{path!r} is corrupt: its SHA-256 checksum does not match the "
+                              "contents (damaged or modified after saving); use another copy")
+    try:
+        meta = json.loads(entries["meta"].tobytes().decode("ascii"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path!r} has an unreadable 'meta' entry ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT_NAME:
+        raise CheckpointError(f"{path!r} has a 'meta' entry that is not tinymeta checkpoint metadata")
+    return meta
+
+
+def load_checkpoint(path, device=None) -> Checkpoint:
+    """Read a file written by :func:`save_checkpoint`, checking its integrity first.
+
+    Parameters come back as fresh Tensor leaves on ``device`` ('cpu' or 'cuda';
+    default: tinymeta's default device). Raises FileNotFoundError for a missing
+    file and :class:`CheckpointError` (a ValueError) for anything that is not an
+    intact checkpoint. Never unpickles: safe on files from untrusted sources.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r} (absolute: {os.path.abspath(path)!r})")
+    device = backend.check_device(device)
+    entries = _read_entries(path)
+    meta = _check_entries(path, entries)
+    try:
+        return _decode(path, entries, meta, device)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # The checksum only proves the file is as written; a hand-made file can still be odd.
+        raise CheckpointError(f"{path!r} has malformed checkpoint metadata ({exc!r})") from exc
+
+
+def _decode(path: str, entries: dict, meta: dict, device: str) -> Checkpoint:
+    """Turn checked entries and metadata into a Checkpoint."""
+    names = meta["params"]
+    stored = {k[len("param/"):] for k in entries if k.startswith("param/")}
+    if set(names) != stored:
+        raise CheckpointError(f"{path!r}: parameter entries {sorted(stored)} do not match the "
+                              f"recorded names {sorted(names)}")
+    params = {}
+    for name in names:
+        t = tensor(entries[f"param/{name}"], device=device)
+        if meta["requires_grad"][name]:
+            t.requires_grad_(True)
+        params[name] = t
+
+    optimizer_state = None
+    if meta["optimizer"] is not None:
+        om = meta["optimizer"]
+        optimizer_state = {}
+        for key in om["keys"]:
+            if key in om["scalars"]:
+                optimizer_state[key] = _from_json(om["scalars"][key])
+            elif f"optim/{key}" in entries:
+                optimizer_state[key] = entries[f"optim/{key}"]
+            else:
+                raise CheckpointError(f"{path!r}: optimizer state {key!r} is missing")
+
+    rng_state = None if meta["rng_state"] is None else _from_json(meta["rng_state"])
+    return Checkpoint(params=params, optimizer_state=optimizer_state, rng_state=rng_state,
+                      config=_from_json(meta["config"]), extra=_from_json(meta["extra"]),
+                      path=path, format_version=int(entries["format_version"]))
+
+
+def restore_rng(state: Mapping) -> np.random.Generator:
+    """A new ``np.random.Generator`` in exactly the saved ``bit_generator.state``."""
+    if not isinstance(state, Mapping) or "bit_generator" not in state:
+        raise TypeError("restore_rng takes a bit_generator.state dict (Checkpoint.rng_state)")
+    name = state["bit_generator"]
+    if name not in _BIT_GENERATORS:
+        raise ValueError(f"unknown bit generator {name!r}; supported: {sorted(_BIT_GENERATORS)}")
+    bit_generator = _BIT_GENERATORS[name]()
+    bit_generator.state = dict(state)
+    return np.random.Generator(bit_generator)
+
+
+# ---- comparing configs ------------------------------------------------------------------------
+def _same(x, y) -> bool:
+    """Equality for config values: arrays elementwise, nan equal to nan, bool distinct from 1."""
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        return (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape
+                and x.dtype == y.dtype and bool(np.array_equal(x, y, equal_nan=x.dtype.kind == "f")))
+    if isinstance(x, bool) != isinstance(y, bool):
+        return False
+    if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+        return True
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return (type(x) is type(y) and len(x) == len(y)
+                and all(_same(a, b) for a, b in zip(x, y)))
+    try:
+        return bool(x == y)
+    except Exception:  # noqa: BLE001 (an odd __eq__ means "cannot tell": call it different)
+        return False
+
+
+def config_diff(a: Mapping, b: Mapping, *, labels=("a", "b")) -> list[str]:
+    """Human-readable differences between two (nested) config dicts; [] when they agree.
+
+    Nested dicts are compared key by key and named with dotted paths, e.g.
+    ``["model.hidden: a=64, b=128", "seed: only in b (=3)"]``. ``labels`` names the
+    two sides, e.g. ``labels=("checkpoint", "current")``.
+    """
+    la, lb = labels
+    out: list[str] = []
+
+    def walk(x: Mapping, y: Mapping, prefix: str) -> None:
+        for key in sorted(set(x) | set(y), key=str):
+            where = f"{prefix}{key}"
+            if key not in y:
+                out.append(f"{where}: only in {la} (={x[key]!r})")
+            elif key not in x:
+                out.append(f"{where}: only in {lb} (={y[key]!r})")
+            elif isinstance(x[key], Mapping) and isinstance(y[key], Mapping):
+                walk(x[key], y[key], f"{where}.")
+            elif not _same(x[key], y[key]):
+                out.append(f"{where}: {la}={x[key]!r}, {lb}={y[key]!r}")
+
+    walk(a, b, "")
+    return out
