@@ -44,13 +44,22 @@ class Model:
         return {k: tensor(v, dtype=dtype, device=device, requires_grad=True) for k, v in arrays.items()}
 
     def head_keys(self) -> list[str]:
-        """The parameters of the final layer (what ANIL adapts)."""
+        """The parameters of the final linear layer (what ANIL adapts)."""
         raise NotImplementedError
 
-    def _init(self, rng) -> dict:
+    def body(self, params, x):
+        """Features before the final linear layer, (..., features)."""
         raise NotImplementedError
+
+    def head(self, params, features):
+        """The final linear layer on features from :meth:`body`."""
+        w, b = self.head_keys()
+        return F.linear(features, params[w], params[b])
 
     def __call__(self, params, x):
+        return self.head(params, self.body(params, x))
+
+    def _init(self, rng) -> dict:
         raise NotImplementedError
 
 
@@ -79,12 +88,9 @@ class MLP(Model):
         n = len(self.sizes) - 1
         return [f"w{n}", f"b{n}"]
 
-    def __call__(self, params, x):
-        n = len(self.sizes) - 1
-        for i in range(1, n + 1):
-            x = F.linear(x, params[f"w{i}"], params[f"b{i}"])
-            if i < n:
-                x = F.relu(x)
+    def body(self, params, x):
+        for i in range(1, len(self.sizes) - 1):
+            x = F.relu(F.linear(x, params[f"w{i}"], params[f"b{i}"]))
         return x
 
     def __repr__(self):
@@ -144,9 +150,6 @@ class ConvNet(Model):
         if self.pool:
             return x.reshape(x.shape[:-3] + (-1,))
         return x.mean(axis=(-2, -1))
-
-    def __call__(self, params, x):
-        return F.linear(self.body(params, x), params["head"], params["head_b"])
 
     def __repr__(self):
         return (f"ConvNet(n_way={self.n_way}, in_channels={self.in_channels}, filters={self.filters}, "

@@ -1,0 +1,91 @@
+"""The interface every meta-learner offers to the training loop."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..tasks.base import MetaBatch
+from .common import Objective, expand, inner_sgd
+
+
+class MetaLearner:
+    """A meta-learning algorithm over a model ``model(params, x)``.
+
+    The training loop asks for :meth:`meta_gradient` and hands it to an outer
+    optimizer; evaluation asks for :meth:`evaluate`. Subclasses override
+    :meth:`meta_loss` (gradient-based meta-learners) or :meth:`meta_gradient`
+    (Reptile), and :meth:`adapt` where their inner loop differs from SGD.
+    """
+
+    name = "base"
+
+    def __init__(self, model, objective: Objective, inner_lr: float = 0.01, inner_steps: int = 1,
+                 first_order: bool = False):
+        if inner_steps < 0:
+            raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
+        self.model, self.objective = model, objective
+        self.inner_lr, self.inner_steps, self.first_order = float(inner_lr), int(inner_steps), bool(first_order)
+
+    # ---- what is meta-learned --------------------------------------------------------------
+    def init_meta_params(self, params: dict, rng=None) -> dict:
+        """The meta-parameters: the model's initial weights theta (Meta-SGD adds its rates)."""
+        return dict(params)
+
+    def model_params(self, meta_params: dict) -> dict:
+        """The model's weights within the meta-parameters."""
+        return meta_params
+
+    def inner_rates(self, meta_params: dict):
+        """The inner learning rate: a number (Meta-SGD: a tensor per parameter)."""
+        return self.inner_lr
+
+    # ---- meta-training --------------------------------------------------------------------------
+    def meta_loss(self, meta_params: dict, batch: MetaBatch):
+        """(meta-loss, metrics) for one meta-batch; metrics are constant Tensors."""
+        raise NotImplementedError
+
+    def meta_gradient(self, meta_params: dict, batch: MetaBatch):
+        """(gradients of the meta-loss with respect to every meta-parameter, metrics)."""
+        from ..autograd import grad  # noqa: PLC0415
+        loss, metrics = self.meta_loss(meta_params, batch)
+        return grad(loss, meta_params), metrics
+
+    # ---- evaluation ------------------------------------------------------------------------------
+    def adapt(self, meta_params: dict, batch: MetaBatch, steps: int):
+        """Yield the per-task fast weights before adaptation and after each of ``steps`` steps."""
+        fast = expand(self.model_params(meta_params), batch.num_tasks)
+        rates = self.inner_rates(meta_params)
+        x, y = batch.support
+        yield fast
+        for _ in range(steps):
+            fast = inner_sgd(lambda f: self.objective.losses(self.model(f, x), y), fast, rates, 1,
+                             create_graph=False)
+            yield fast
+
+    def predictions(self, meta_params: dict, batch: MetaBatch, steps: int):
+        """Yield the query predictions before adaptation and after each inner step."""
+        for fast in self.adapt(meta_params, batch, steps):
+            with no_grad():
+                yield self.model(fast, batch.x_query)
+
+    def evaluate(self, meta_params: dict, batch: MetaBatch, steps: int | None = None) -> dict:
+        """Query loss (and accuracy) of every task before adaptation and after each inner step.
+
+        Returns NumPy arrays of shape (steps + 1, T) under 'loss' and 'accuracy'.
+        """
+        steps = self.inner_steps if steps is None else steps
+        losses, accs = [], []
+        for pred in self.predictions(meta_params, batch, steps):
+            with no_grad():
+                losses.append(self.objective.losses(pred, batch.y_query).numpy())
+                acc = self.objective.accuracies(pred, batch.y_query)
+            if acc is not None:
+                accs.append(acc.numpy())
+        out = {"loss": np.stack(losses)}
+        if accs:
+            out["accuracy"] = np.stack(accs)
+        return out
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(inner_lr={self.inner_lr}, inner_steps={self.inner_steps}, "
+                f"first_order={self.first_order})")

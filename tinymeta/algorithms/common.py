@@ -1,0 +1,78 @@
+"""What every algorithm shares: per-task losses, the task axis, and the inner loop.
+
+Convention: the inner loss is a **mean within each task, summed over tasks**.
+Task t's loss depends only on slice t of the fast weights, so one ``grad``
+call returns every task's own gradient, stacked; a mean over tasks would
+shrink each task's step by T.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd import grad
+from ..tensor import Tensor
+
+
+def expand(params: dict, num_tasks: int, keys=None) -> dict:
+    """Per-task copies of the parameters, (T, ...) each, without copying memory.
+
+    Broadcasting's backward is a sum over the task axis, so the gradient that
+    reaches a shared parameter is the sum of every task's contribution.
+    """
+    keys = params.keys() if keys is None else keys
+    return {k: params[k].broadcast_to((num_tasks,) + params[k].shape) for k in keys}
+
+
+class Objective:
+    """Per-task loss and accuracy for a kind of task: 'regression' (MSE) or 'classification' (CE)."""
+
+    def __init__(self, kind: str):
+        if kind not in ("regression", "classification"):
+            raise ValueError(f"objective must be 'regression' or 'classification', got {kind!r}")
+        self.kind = kind
+
+    def losses(self, pred: Tensor, y: Tensor) -> Tensor:
+        """(T,) mean loss of each task."""
+        if self.kind == "regression":
+            d = pred - y
+            return (d * d).mean(axis=tuple(range(1, d.ndim)))
+        return F.cross_entropy(pred, y, reduction="none").mean(axis=-1)
+
+    def accuracies(self, pred: Tensor, y: Tensor):
+        """(T,) accuracy of each task, or None for regression."""
+        if self.kind == "regression":
+            return None
+        return F.accuracy(pred, y, reduction="none").mean(axis=-1)
+
+    def __repr__(self):
+        return f"Objective({self.kind!r})"
+
+
+def inner_sgd(loss_fn, fast: dict, lr, steps: int, create_graph: bool, keys=None, trace=None) -> dict:
+    """``steps`` gradient steps on every task at once: fast <- fast - lr * grad (MAML Eq. 1).
+
+    ``loss_fn(fast)`` returns the (T,) support losses. ``lr`` is a number or a
+    dict of per-parameter rates (Meta-SGD). Only ``keys`` are adapted (ANIL: the
+    head). With ``create_graph`` the steps are recorded, so the meta-gradient
+    flows through them (second order); without, each step's gradient is a constant.
+    ``trace``, if a list, receives the (T,) support losses before each step.
+    """
+    keys = list(fast) if keys is None else list(keys)
+    for _ in range(steps):
+        losses = loss_fn(fast)
+        if trace is not None:
+            trace.append(losses)
+        grads = grad(losses.sum(), {k: fast[k] for k in keys}, create_graph=create_graph)
+        fast = dict(fast)
+        for k in keys:
+            step = lr[k] if isinstance(lr, dict) else lr
+            fast[k] = fast[k] - step * grads[k]
+    return fast
+
+
+def summarize(values) -> dict:
+    """Mean and 95% confidence interval (1.96 std / sqrt(n)) of per-task values."""
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    return {"mean": float(v.mean()), "ci95": float(1.96 * v.std() / np.sqrt(n)) if n > 1 else 0.0, "n": int(n)}
