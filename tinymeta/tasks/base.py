@@ -40,6 +40,10 @@ class MetaBatch:
 
     def task(self, t: int) -> "MetaBatch":
         """Task ``t`` alone, keeping a task axis of length 1 (for per-task reference loops)."""
-        sl = slice(t, t + 1)
-        info = None if self.info is None else {k: v[sl] for k, v in self.info.items()}
-        return MetaBatch(self.x_support[sl], self.y_support[sl], self.x_query[sl], self.y_query[sl], info)
+        return self.tasks(slice(t, t + 1))
+
+    def tasks(self, index: slice) -> "MetaBatch":
+        """The tasks selected by a slice of the task axis (e.g. evaluation in chunks)."""
+        info = None if self.info is None else {k: v[index] for k, v in self.info.items()}
+        return MetaBatch(self.x_support[index], self.y_support[index], self.x_query[index],
+                         self.y_query[index], info)

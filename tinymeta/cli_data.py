@@ -1,0 +1,107 @@
+"""The data subcommands of the ``tinymeta`` command line: ``show-task`` and ``download``.
+
+``tinymeta.cli`` calls :func:`add_subcommands` on its argparse subparsers; each command's
+``func`` takes the parsed arguments and returns the exit code.
+
+Examples::
+
+    tinymeta show-task --dataset omniglot --ways 5 --shots 1 --out task.png
+    tinymeta show-task --dataset sine --shots 10 --out sine.png
+    tinymeta download omniglot --dest data/omniglot
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+DATASETS = ("omniglot", "sine", "miniimagenet")
+
+
+def add_subcommands(subparsers) -> None:
+    """Register ``show-task`` and ``download`` on an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "show-task", help="sample one task and save a picture of it",
+        description="Sample a meta-batch with a seed and save a picture of its first task "
+                    "(support and query images per class, or sine curves).")
+    p.add_argument("--dataset", choices=DATASETS, default="omniglot")
+    p.add_argument("--ways", type=int, default=5, help="classes per task (image datasets; default 5)")
+    p.add_argument("--shots", type=int, default=None,
+                   help="support examples per class (default 1; sine: points per task, default 10)")
+    p.add_argument("--queries", type=int, default=None,
+                   help="query examples per class (default 15; sine: query points, default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=("train", "val", "test"), default="train",
+                   help="character/class split (image datasets)")
+    p.add_argument("--split-mode", choices=("maml", "lake"), default="maml",
+                   help="Omniglot character split (default maml: 1100/100/423)")
+    p.add_argument("--no-rotate", action="store_true", help="Omniglot: no 90-degree rotations")
+    p.add_argument("--data-dir", default=None,
+                   help="dataset folder (default $TINYMETA_DATA, then ./data/<dataset>)")
+    p.add_argument("--out", default="task.png", help="where to write the PNG (default task.png)")
+    p.set_defaults(func=show_task)
+
+    d = subparsers.add_parser(
+        "download", help="download a dataset (Omniglot's two official zips)",
+        description="Download Omniglot's images_background.zip and images_evaluation.zip from "
+                    "https://github.com/brendenlake/omniglot into DEST (md5-checked).")
+    d.add_argument("dataset", choices=("omniglot",),
+                   help="only Omniglot can be downloaded; mini-ImageNet comes from ImageNet")
+    d.add_argument("--dest", default="data/omniglot", help="folder for the zips (default data/omniglot)")
+    d.add_argument("--base-url", default=None, help="a mirror holding the two zips (default: GitHub)")
+    d.add_argument("--overwrite", action="store_true", help="download again even if the files exist")
+    d.set_defaults(func=download)
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 1
+
+
+def show_task(args: argparse.Namespace) -> int:
+    """``tinymeta show-task``: sample one meta-batch (seeded) and save a picture of task 0."""
+    from . import viz  # noqa: PLC0415
+    from .tasks import MiniImageNet, Omniglot, Sinusoid  # noqa: PLC0415
+
+    rng = np.random.default_rng(args.seed)
+    try:
+        if args.dataset == "sine":
+            k = 10 if args.shots is None else args.shots
+            q = 10 if args.queries is None else args.queries
+            sine = Sinusoid(k_support=k, k_query=q, device="cpu")
+            path = viz.plot_sine_tasks(sine.sample(4, rng), args.out)
+        else:
+            k = 1 if args.shots is None else args.shots
+            q = 15 if args.queries is None else args.queries
+            if args.dataset == "omniglot":
+                tasks = Omniglot(args.ways, k, q, data_dir=args.data_dir, split_mode=args.split_mode,
+                                 rotate=not args.no_rotate, device="cpu")
+            else:
+                tasks = MiniImageNet(args.ways, k, q, data_dir=args.data_dir, device="cpu")
+            batch = tasks.sample(1, rng, split=args.split)
+            title = (f"{args.dataset} {args.split}, seed {args.seed}: {args.ways}-way {k}-shot, "
+                     f"{q} queries per class")
+            path = viz.save_task_grid(batch, args.out, title=title)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        return _fail(exc)
+    print(f"wrote {path}")
+    return 0
+
+
+def download(args: argparse.Namespace) -> int:
+    """``tinymeta download omniglot --dest DIR``: fetch the two official zips."""
+    from .data import omniglot  # noqa: PLC0415
+
+    kw = {} if args.base_url is None else {"base_url": args.base_url}
+    try:
+        paths = omniglot.download(args.dest, overwrite=args.overwrite, **kw)
+    except (RuntimeError, OSError) as exc:
+        return _fail(exc)
+    for path in paths:
+        print(f"ready: {path}")
+    print(f"use it with --data-dir {args.dest} (or export TINYMETA_DATA={args.dest})")
+    return 0
+
+
+__all__ = ["add_subcommands", "show_task", "download"]

@@ -1,0 +1,233 @@
+"""N-way K-shot Omniglot tasks with MAML's protocol (Finn et al. 2017, App. A.1 and code).
+
+A task picks N characters, turns each by a random multiple of 90 degrees (a rotated
+character counts as a new class, at meta-test too), and draws K support and Q query
+drawings per class from the character's 20 drawings, without replacement, so support
+and query never share a drawing. The N classes get the labels 0..N-1 in random order,
+and the examples are shuffled.
+
+Character splits (``split_mode``):
+
+- ``'maml'`` (default): the 1623 characters are permuted with ``SPLIT_SEED``,
+  irrespective of alphabet: the first 1100 are train, the next 100 validation, the last
+  423 test. This is MAML's protocol (its code shuffles with Python's ``random.seed(1)``
+  over its own folder order, so the exact characters differ from MAML's; the sizes and
+  the rule are the same).
+- ``'lake'``: Lake et al.'s alphabet split. Test = the 659 evaluation characters.
+  The 964 background characters are permuted with ``SPLIT_SEED``; the last 100 of that
+  permutation are validation, the other 864 train.
+
+The sampler gathers uint8 images with one fancy index per set, rotates the examples in
+groups (one ``np.rot90`` per rotation angle), converts to float32 in [0, 1] (ink = 1)
+and moves each array to the device in one transfer.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+from .base import MetaBatch
+
+SPLIT_SEED = 1  # seeds the character split (MAML's code uses random.seed(1))
+MAML_SPLIT_SIZES = {"train": 1100, "val": 100, "test": 423}
+LAKE_VAL_SIZE = 100
+TASK_SPLITS = ("train", "val", "test")
+
+
+def _to_device_tensor(array: np.ndarray, device: str) -> Tensor:
+    """Wrap a freshly built host array as a Tensor on ``device``: one transfer, no extra copy.
+
+    (``tinymeta.tensor`` always copies, which costs a millisecond per batch on the CPU
+    for arrays we just made and nobody else holds.)
+    """
+    return Tensor(backend.to_device(array, device))
+
+
+class FewShotImageTasks:
+    """N-way K-shot classification tasks over classes of uint8 images (shared sampler).
+
+    Subclasses provide ``images`` (n_images, channels, H, W) uint8, ``class_offsets``
+    (C + 1,) so that class ``c`` owns ``images[class_offsets[c]:class_offsets[c+1]]``,
+    and ``pools``: {split: class indices}. ``ink_scale`` maps uint8 to [0, 1].
+    """
+
+    images: np.ndarray
+    class_offsets: np.ndarray
+    pools: dict
+    rotate: bool = False
+
+    def __init__(self, n_way: int, k_support: int, k_query: int, dtype, device):
+        if n_way < 1 or k_support < 1 or k_query < 1:
+            raise ValueError(f"n_way, k_support and k_query must be >= 1, got {n_way}, {k_support}, "
+                             f"{k_query}")
+        self.n_way, self.k_support, self.k_query = int(n_way), int(k_support), int(k_query)
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise ValueError(f"dtype must be a float type, got {self.dtype}")
+        # None follows tinymeta's default device at sampling time; a named device is checked now
+        self.device = None if device is None else backend.check_device(device)
+
+    @property
+    def class_sizes(self) -> np.ndarray:
+        return np.diff(self.class_offsets)
+
+    def _check(self, split, n_way, k, q):
+        if split not in self.pools:
+            raise ValueError(f"unknown split {split!r}: use one of {tuple(self.pools)}")
+        n_classes = len(self.pools[split])
+        if n_way > n_classes:
+            raise ValueError(f"n_way={n_way} but the {split!r} split has only {n_classes} classes; "
+                             f"use n_way <= {n_classes}")
+        smallest = int(self.class_sizes[self.pools[split]].min())
+        if k + q > smallest:
+            raise ValueError(f"k_support + k_query = {k} + {q} = {k + q}, but a class in the {split!r} "
+                             f"split has only {smallest} images; use k_support + k_query <= {smallest}")
+
+    def sample(self, num_tasks: int, rng: np.random.Generator, split: str = "train", *,
+               n_way: int | None = None, k_support: int | None = None,
+               k_query: int | None = None) -> MetaBatch:
+        """Draw ``num_tasks`` tasks of the ``split`` ('train', 'val' or 'test') from ``rng``.
+
+        Returns a MetaBatch: x_support (T, N*K, channels, H, W) ``dtype`` in [0, 1],
+        y_support (T, N*K) int64 in [0, N), each label K times; the query likewise with
+        Q per class. ``info['classes'][t, n]`` is the class index (into the data) with
+        label n, ``info['rotations'][t, n]`` its rotation in quarter turns
+        (counter-clockwise), and ``info['support_images']`` / ``info['query_images']``
+        (T, N*K) / (T, N*Q) each example's index into ``self.images``. The same
+        generator state always gives the same batch.
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                            f"got {type(rng).__name__}")
+        if num_tasks < 1:
+            raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
+        n = self.n_way if n_way is None else int(n_way)
+        k = self.k_support if k_support is None else int(k_support)
+        q = self.k_query if k_query is None else int(k_query)
+        if min(n, k, q) < 1:
+            raise ValueError(f"n_way, k_support and k_query must be >= 1, got {n}, {k}, {q}")
+        self._check(split, n, k, q)
+        pool = self.pools[split]
+        T = num_tasks
+
+        # N distinct classes per task, in random order: the N smallest of iid random keys,
+        # sorted, are a uniform random ordered sample; position n gets label n.
+        keys = rng.random((T, len(pool)))
+        pick = np.argpartition(keys, n - 1, axis=1)[:, :n]
+        pick = np.take_along_axis(pick, np.argsort(np.take_along_axis(keys, pick, 1), axis=1), 1)
+        classes = pool[pick]  # (T, N)
+
+        # K + Q distinct images per class, the same trick along each class's images;
+        # positions past a (smaller) class's size get an infinite key so they are never drawn.
+        sizes = self.class_sizes[classes]
+        keys = rng.random((T, n, int(sizes.max())))
+        keys[np.arange(keys.shape[2]) >= sizes[..., None]] = np.inf
+        draws = np.argsort(keys, axis=2, kind="stable")[..., :k + q]  # (T, N, K+Q)
+        index = self.class_offsets[classes][..., None] + draws  # into self.images
+
+        rotations = (rng.integers(0, 4, size=(T, n)) if self.rotate
+                     else np.zeros((T, n), dtype=np.int64))
+
+        parts, info = [], {"classes": classes, "rotations": rotations}
+        for name, sl, per in (("support", slice(0, k), k), ("query", slice(k, k + q), q)):
+            idx = index[:, :, sl].reshape(T, n * per)
+            labels = np.repeat(np.arange(n), per)[None].repeat(T, 0)  # (T, N*per): 0..0 1..1 ...
+            order = np.argsort(rng.random((T, n * per)), axis=1)  # shuffle the examples per task
+            idx = np.take_along_axis(idx, order, 1)
+            labels = np.take_along_axis(labels, order, 1)
+            rot = np.take_along_axis(rotations, labels, 1)
+            parts.append((self._images(idx, rot), labels.astype(np.int64)))
+            info[f"{name}_images"] = idx
+        (xs, ys), (xq, yq) = parts
+        device = backend.check_device(self.device)
+        return MetaBatch(*(_to_device_tensor(a, device) for a in (xs, ys, xq, yq)), info=info)
+
+    def _images(self, idx: np.ndarray, rot: np.ndarray) -> np.ndarray:
+        """Gather (T, S) images, rotate each by ``rot`` quarter turns, scale to float [0, 1]."""
+        imgs = self.images[idx]  # (T, S, channels, H, W) uint8: one gather of whole images
+        if self.rotate:
+            for r in (1, 2, 3):  # one vectorised rotation per angle, not one per image
+                sel = rot == r
+                if sel.any():
+                    imgs[sel] = np.rot90(imgs[sel], r, axes=(-2, -1))
+        return np.divide(imgs, self.dtype.type(255), dtype=self.dtype)
+
+
+class Omniglot(FewShotImageTasks):
+    """Omniglot N-way K-shot tasks (MAML protocol); x is (T, N*K, 1, 28, 28), ink = 1.0.
+
+    ``data``: an :class:`~tinymeta.data.OmniglotData` (else loaded with
+    :func:`~tinymeta.data.load_omniglot` from ``data_dir`` / ``cache_dir``).
+    ``split_mode``: 'maml' (1100/100/423 characters drawn irrespective of alphabet) or
+    'lake' (background 864 train + 100 val, evaluation 659 test); see the module
+    docstring. ``rotate``: rotations by multiples of 90 degrees as new classes (train
+    and test). ``k_query`` defaults to 15 as in MAML's code; K + Q <= 20.
+
+    Example::
+
+        >>> tasks = Omniglot(n_way=5, k_support=1)
+        >>> batch = tasks.sample(32, np.random.default_rng(0))
+        >>> batch.x_support.shape, batch.x_query.shape
+        ((32, 5, 1, 28, 28), (32, 75, 1, 28, 28))
+    """
+
+    def __init__(self, n_way: int = 5, k_support: int = 1, k_query: int = 15, *, data=None,
+                 data_dir=None, cache_dir=None, split_mode: str = "maml", rotate: bool = True,
+                 dtype="float32", device=None, verbose: bool = True):
+        super().__init__(n_way, k_support, k_query, dtype, device)
+        if data is None:
+            from ..data.omniglot import load_omniglot  # noqa: PLC0415
+
+            data = load_omniglot(data_dir, cache_dir, verbose=verbose)
+        self.data = data
+        self.rotate = bool(rotate)
+        self.split_mode = split_mode
+        c, d, h, w = data.images.shape
+        self.images = data.images.reshape(c * d, 1, h, w)  # a view: drawing d of c is row c*d + d
+        self.class_offsets = np.arange(c + 1, dtype=np.int64) * d
+        self.pools = omniglot_splits(data, split_mode)
+        if self.k_support + self.k_query > d:
+            raise ValueError(f"k_support + k_query = {self.k_support + self.k_query}, but each character "
+                             f"has only {d} drawings; use k_support + k_query <= {d}")
+        if self.n_way > min(len(p) for p in self.pools.values()):
+            small = min(self.pools, key=lambda s: len(self.pools[s]))
+            raise ValueError(f"n_way={self.n_way} but the {small!r} split has only "
+                             f"{len(self.pools[small])} characters; use n_way <= {len(self.pools[small])}")
+
+    def __repr__(self):
+        return (f"Omniglot(n_way={self.n_way}, k_support={self.k_support}, k_query={self.k_query}, "
+                f"split_mode={self.split_mode!r}, rotate={self.rotate}, device={self.device!r})")
+
+    def sample(self, num_tasks, rng, split="train", **kw) -> MetaBatch:
+        batch = super().sample(num_tasks, rng, split, **kw)
+        # Omniglot's images are (character, drawing); report the drawing (0..19) too.
+        d = self.data.images.shape[1]
+        batch.info["support_drawings"] = batch.info["support_images"] % d
+        batch.info["query_drawings"] = batch.info["query_images"] % d
+        return batch
+
+    sample.__doc__ = FewShotImageTasks.sample.__doc__ + (
+        "\n        Omniglot adds ``info['support_drawings']`` / ``info['query_drawings']``: each "
+        "example's drawing (0..19) of its character ``images_index // 20``.\n")
+
+
+def omniglot_splits(data, split_mode: str = "maml") -> dict:
+    """{'train', 'val', 'test'} -> sorted character indices of ``data``, disjoint and covering."""
+    n = data.num_characters
+    rng = np.random.default_rng(SPLIT_SEED)
+    if split_mode == "maml":
+        if n != sum(MAML_SPLIT_SIZES.values()):
+            raise ValueError(f"split_mode='maml' needs all 1623 Omniglot characters, the data has {n}")
+        perm = rng.permutation(n)
+        a, b = MAML_SPLIT_SIZES["train"], MAML_SPLIT_SIZES["train"] + MAML_SPLIT_SIZES["val"]
+        parts = perm[:a], perm[a:b], perm[b:]
+    elif split_mode == "lake":
+        background = data.indices("background")[rng.permutation(len(data.indices("background")))]
+        parts = background[:-LAKE_VAL_SIZE], background[-LAKE_VAL_SIZE:], data.indices("evaluation")
+    else:
+        raise ValueError(f"unknown split_mode {split_mode!r}: use 'maml' or 'lake'")
+    return {name: np.sort(p).astype(np.int64) for name, p in zip(TASK_SPLITS, parts)}
+
+
+__all__ = ["Omniglot", "FewShotImageTasks", "omniglot_splits", "SPLIT_SEED", "MAML_SPLIT_SIZES"]
