@@ -3,6 +3,139 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from .config import PRESETS, Config, default_config
+
+
+def _bool(text: str) -> bool:
+    """'True'/'False' (and 1/0, yes/no), as MAML's flags take them."""
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def _dataset(text: str) -> str:
+    value = {"sinusoid": "sine"}.get(text.lower(), text.lower())
+    if value not in ("sine", "omniglot", "miniimagenet"):
+        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}: use sine (sinusoid), omniglot or miniimagenet")
+    return value
+
+
+# (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
+CONFIG_FLAGS = [
+    (["--algorithm"], "algorithm", str, "maml, fomaml, meta-sgd, reptile, anil or nil"),
+    (["--dataset", "--datasource"], "dataset", _dataset, "sine (sinusoid), omniglot or miniimagenet"),
+    (["--ways", "--num_classes"], "ways", int, "classes per task"),
+    (["--shots", "--update_batch_size"], "shots", int, "support examples per class (sine: points)"),
+    (["--queries"], "queries", int, "query examples per class (sine: points)"),
+    (["--train-shots"], "train_shots", int, "shots while meta-training, if different (Reptile)"),
+    (["--meta-batch", "--meta_batch_size"], "meta_batch", int, "tasks per meta-iteration"),
+    (["--inner-lr", "--update_lr"], "inner_lr", float, "inner learning rate alpha"),
+    (["--inner-steps", "--num_updates"], "inner_steps", int, "inner steps while meta-training"),
+    (["--eval-inner-steps"], "eval_inner_steps", int, "inner steps at evaluation"),
+    (["--meta-lr", "--meta_lr"], "meta_lr", float, "outer learning rate (Reptile: epsilon)"),
+    (["--meta-optimizer"], "meta_optimizer", str, "adam or sgd"),
+    (["--lr-schedule"], "lr_schedule", str, "constant or linear (to 0)"),
+    (["--iterations", "--metatrain_iterations"], "iterations", int, "meta-iterations"),
+    (["--inner-optimizer"], "inner_optimizer", str, "Reptile's inner optimizer: sgd or adam (beta1 = 0)"),
+    (["--inner-batch"], "inner_batch", int, "Reptile's inner mini-batch size"),
+    (["--filters", "--num_filters"], "filters", int, "conv filters per layer"),
+    (["--pool", "--max_pool"], "pool", _bool, "max-pool instead of strided conv (True/False)"),
+    (["--split-mode"], "split_mode", str, "Omniglot split: maml or lake"),
+    (["--val-interval"], "val_interval", int, "iterations between validations (0: never)"),
+    (["--val-tasks"], "val_tasks", int, "validation tasks"),
+    (["--test-tasks"], "test_tasks", int, "test tasks of the final evaluation"),
+    (["--log-interval"], "log_interval", int, "iterations between log lines"),
+    (["--checkpoint-interval"], "checkpoint_interval", int, "iterations between checkpoints (0: only at the end)"),
+    (["--seed"], "seed", int, "training seed (task sampling and initialisation)"),
+    (["--dtype"], "dtype", str, "float32 or float64"),
+]
+REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots")
+
+
+def _add_config_flags(p):
+    group = p.add_argument_group("run configuration (override the preset)")
+    for flags, dest, typ, text in CONFIG_FLAGS:
+        group.add_argument(*flags, dest=dest, type=typ, default=None, help=text)
+    group.add_argument("--first-order", dest="first_order", action="store_const", const=True, default=None,
+                       help="first-order MAML / Meta-SGD / ANIL (inner gradients as constants)")
+    group.add_argument("--stop_grad", dest="first_order", type=_bool, help="MAML's flag for --first-order")
+
+
+def _overrides(args) -> dict:
+    names = [dest for _, dest, _, _ in CONFIG_FLAGS] + ["first_order"]
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def resolve_config(args, parser) -> Config:
+    """The run's Config: preset (or the nearest one), then the flags given; argparse errors on bad combinations."""
+    over = _overrides(args)
+    try:
+        if args.resume:
+            if args.preset:
+                parser.error("--resume takes the run's configuration from its checkpoint: drop --preset")
+            from .checkpoint import load_checkpoint  # noqa: PLC0415
+            ckpt = Path(args.logdir or "") / "checkpoint.npz"
+            if not args.logdir or not ckpt.exists():
+                parser.error(f"--resume needs --logdir of an existing run (no {ckpt})")
+            base = Config.from_dict(load_checkpoint(ckpt).config)
+        elif args.preset:
+            base = PRESETS[args.preset]
+        else:
+            base = default_config(over.get("algorithm", "maml"), over.get("dataset", "sine"),
+                                  over.get("ways"), over.get("shots"))
+        cfg = base.replace(**over)
+        if cfg.algorithm != "reptile":
+            given = [k for k in REPTILE_ONLY if k in over]
+            if given:
+                parser.error(f"--{given[0].replace('_', '-')} applies to Reptile only (algorithm is {cfg.algorithm})")
+        if cfg.algorithm == "reptile" and over.get("first_order"):
+            parser.error("--first-order: Reptile is first order already")
+        if cfg.dataset == "sine" and ("ways" in over or "pool" in over or "filters" in over):
+            parser.error("--ways/--pool/--filters apply to image datasets, not sine")
+        return cfg.validate()
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def _train(args, parser):
+    from .train import evaluate_run, train  # noqa: PLC0415
+    cfg = resolve_config(args, parser)
+    logdir = args.logdir or str(Path("runs") / (args.preset or f"{cfg.algorithm}-{cfg.dataset}"))
+    if args.train is False:  # MAML's --train=False: evaluate the run in --logdir
+        split = "test" if args.test_set else "val"
+        evaluate_run(logdir, device=args.device, data_dir=args.data_dir, split=split,
+                     num_tasks=cfg.test_tasks if split == "test" else cfg.val_tasks)
+        return 0
+    print(f"run: {logdir}\nconfig: {cfg}")
+    result = train(cfg, logdir, device=args.device, data_dir=args.data_dir, resume=args.resume,
+                   stop_at=args.stop_at, time_limit=args.time_limit, progress=not args.no_progress)
+    return 0 if result["status"] in ("finished", "stopped", "time limit") else 130
+
+
+def _evaluate(args, parser):
+    from .train import evaluate_run  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    ev = evaluate_run(args.logdir, device=args.device, data_dir=args.data_dir, split=args.split,
+                      num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots)
+    if args.out:
+        Path(args.out).write_text(json.dumps(ev, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _plot(args, parser):
+    from .curves import plot_runs  # noqa: PLC0415
+    try:
+        out = plot_runs(args.logdirs, args.out, labels=args.labels)
+    except (FileNotFoundError, ValueError) as exc:
+        parser.error(str(exc))
+    print(f"wrote {out}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +153,45 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-dir", default=None, help="Omniglot folder (default: $TINYMETA_DATA, ./data/omniglot)")
     bench.set_defaults(func=lambda args: __import__("tinymeta.bench", fromlist=["main"]).main(args))
 
+    train = sub.add_parser("train", help="meta-train (and finally evaluate) a preset or configuration",
+                           description="Meta-train with one of the papers' protocols (--preset), any field "
+                                       "overridden by flags. The original MAML code's flags are accepted too.")
+    train.add_argument("--preset", choices=sorted(PRESETS), metavar="PRESET",
+                       help="a cell of the papers' tables, e.g. maml-omniglot-5w1s, meta-sgd-sine-10shot "
+                            "(see `tinymeta presets`)")
+    train.add_argument("--logdir", help="run folder (default runs/PRESET)")
+    train.add_argument("--device", help="cpu or cuda")
+    train.add_argument("--data-dir", help="dataset folder (default $TINYMETA_DATA, then ./data/<dataset>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --logdir from its checkpoint")
+    train.add_argument("--stop-at", type=int, help="end this sitting at this iteration (checkpoint saved)")
+    train.add_argument("--time-limit", type=float, help="end this sitting after this many seconds (checkpoint saved)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--train", type=_bool, default=True, help="MAML's flag: --train=False evaluates --logdir")
+    train.add_argument("--test_set", type=_bool, default=False, help="MAML's flag: with --train=False, use test tasks")
+    _add_config_flags(train)
+    train.set_defaults(func=lambda args: _train(args, train))
+
+    ev = sub.add_parser("evaluate", help="evaluate a run's checkpoint on held-out tasks")
+    ev.add_argument("--logdir", required=True)
+    ev.add_argument("--split", choices=["test", "val"], default="test")
+    ev.add_argument("--tasks", type=int, help="number of tasks (default: the run's test_tasks, 600)")
+    ev.add_argument("--steps", type=int, help="inner steps (default: the run's eval_inner_steps)")
+    ev.add_argument("--shots", type=int, help="evaluate with another number of shots")
+    ev.add_argument("--algorithm", choices=["nil"], help="nil: evaluate an ANIL run without its head")
+    ev.add_argument("--device")
+    ev.add_argument("--data-dir")
+    ev.add_argument("--out", help="also write the numbers as JSON here")
+    ev.set_defaults(func=lambda args: _evaluate(args, ev))
+
+    plot = sub.add_parser("plot", help="learning curves of one or more runs on one figure")
+    plot.add_argument("logdirs", nargs="+", metavar="LOGDIR")
+    plot.add_argument("--out", default="curves.png")
+    plot.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
+    plot.set_defaults(func=lambda args: _plot(args, plot))
+
+    presets = sub.add_parser("presets", help="list the presets and what they set")
+    presets.set_defaults(func=lambda args: _list_presets())
+
     try:
         from . import cli_data  # noqa: PLC0415
     except ImportError:
@@ -27,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         cli_data.add_subcommands(sub)
     return parser
+
+
+def _list_presets() -> int:
+    for name, cfg in PRESETS.items():
+        print(f"{name:28} {cfg.meta_batch:>3} tasks/it  inner {cfg.inner_steps} x {cfg.inner_lr:g}  "
+              f"meta {cfg.meta_optimizer} {cfg.meta_lr:g}  {cfg.iterations} its")
+    return 0
 
 
 def main(argv=None) -> int:

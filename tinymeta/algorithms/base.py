@@ -44,8 +44,11 @@ class MetaLearner:
         """(meta-loss, metrics) for one meta-batch; metrics are constant Tensors."""
         raise NotImplementedError
 
-    def meta_gradient(self, meta_params: dict, batch: MetaBatch):
-        """(gradients of the meta-loss with respect to every meta-parameter, metrics)."""
+    def meta_gradient(self, meta_params: dict, batch: MetaBatch, rng=None):
+        """(gradients of the meta-loss with respect to every meta-parameter, metrics).
+
+        ``rng`` (a NumPy Generator) is for algorithms that draw inner mini-batches.
+        """
         from ..autograd import grad  # noqa: PLC0415
         loss, metrics = self.meta_loss(meta_params, batch)
         return grad(loss, meta_params), metrics

@@ -1,0 +1,71 @@
+"""Learning curves of one or more runs on one figure (``tinymeta plot LOGDIR...``)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .train import read_log
+
+
+def _series(rows, split, key, post_index=-1):
+    xs_it, xs_t, ys = [], [], []
+    for r in rows:
+        if r.get("split") != split or key not in r:
+            continue
+        v = r[key]
+        xs_it.append(r["iteration"])
+        xs_t.append(r["time"])
+        ys.append(v[post_index] if isinstance(v, list) else v)
+    return xs_it, xs_t, ys
+
+
+def plot_runs(logdirs, out, labels=None) -> Path:
+    """Meta-train and meta-val post-update loss (and accuracy) against iteration and wall-clock time.
+
+    Solid lines are validation (held-out tasks, after the training number of
+    inner steps), dashed lines the meta-training batches. Writes a PNG and returns its path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    runs = [(Path(d), read_log(d)) for d in logdirs]
+    labels = labels or [d.name or str(d) for d, _ in runs]
+    has_acc = any("query_accuracy" in r or "accuracy" in r for _, rows in runs for r in rows)
+    metrics = [("loss", "query_loss", "post-update loss")] + (
+        [("accuracy", "query_accuracy", "post-update accuracy")] if has_acc else [])
+    fig = Figure(figsize=(11, 3.6 * len(metrics)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(metrics), 2, squeeze=False)
+    for row, (val_key, train_key, title) in enumerate(metrics):
+        for col, (xname, xi) in enumerate((("iteration", 0), ("training time (s)", 1))):
+            ax = axes[row][col]
+            for i, ((d, rows), label) in enumerate(zip(runs, labels)):
+                color = f"C{i}"
+                tr = _series(rows, "train", train_key)
+                if not tr[2] and train_key == "query_loss":  # Reptile logs support losses
+                    tr = _series(rows, "train", "support_loss_post")
+                va = _series(rows, "val", val_key)
+                if tr[2]:
+                    ax.plot(tr[xi], tr[2], "--", color=color, alpha=0.6, lw=1, label=f"{label} (meta-train)")
+                if va[2]:
+                    ax.plot(va[xi], va[2], "-", color=color, lw=1.8, label=f"{label} (meta-val)")
+            ax.set_xlabel(xname)
+            ax.set_ylabel(title)
+            if val_key == "loss":
+                ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return out
