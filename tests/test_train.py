@@ -1,11 +1,9 @@
 """The training loop, CLI, resume, interruption and bad input."""
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
