@@ -115,6 +115,56 @@ def engine_benchmarks(device="cpu", repeat=5, which=("sine", "omniglot")):
     return rows
 
 
+def _random_batch(cfg, device, rng):
+    """A meta-batch of the preset's shapes with random inputs (timing does not depend on pixels)."""
+    from .tasks import MetaBatch  # noqa: PLC0415
+    T = cfg.meta_batch
+    shots = cfg.train_shots or cfg.shots
+    if cfg.dataset == "sine":
+        xs, xq = rng.uniform(-5, 5, (T, shots, 1)), rng.uniform(-5, 5, (T, cfg.queries, 1))
+        arrays = (xs, np.sin(xs), xq, np.sin(xq))
+        return MetaBatch(*(tensor(a, dtype=cfg.dtype, device=device) for a in arrays))
+    queries = max(1, min(cfg.queries, 20 - shots)) if cfg.algorithm == "reptile" else cfg.queries
+    side, ch = (28, 1) if cfg.dataset == "omniglot" else (84, 3)
+    ys = np.tile(np.repeat(np.arange(cfg.ways), shots), (T, 1))
+    yq = np.tile(np.repeat(np.arange(cfg.ways), queries), (T, 1))
+    return MetaBatch(tensor(rng.random((T, ys.shape[1], ch, side, side)), dtype=cfg.dtype, device=device),
+                     tensor(ys, device=device),
+                     tensor(rng.random((T, yq.shape[1], ch, side, side)), dtype=cfg.dtype, device=device),
+                     tensor(yq, device=device))
+
+
+def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
+    """Median time of one meta-iteration (meta-gradient + outer step) per algorithm and preset."""
+    from .config import PRESETS  # noqa: PLC0415
+    from .train import _make_optimizer, build_algorithm, build_model  # noqa: PLC0415
+    presets = presets or [f"{a}-sine-10shot" for a in ("maml", "fomaml", "meta-sgd", "anil", "reptile")] + \
+        [f"{a}-omniglot-5w1s" for a in ("maml", "fomaml", "meta-sgd", "anil", "reptile")]
+    rows = []
+    for name in presets:
+        cfg = PRESETS[name]
+        model = build_model(cfg)
+        algo = build_algorithm(cfg, model)
+        rng = np.random.default_rng(0)
+        meta = algo.init_meta_params(model.init_params(0, cfg.dtype, device), rng)
+        opt = _make_optimizer(cfg, meta)
+        batch = _random_batch(cfg, device, rng)
+        times = []
+        for i in range(repeat + 1):  # the first is a warm-up
+            _sync(device)
+            t0 = time.perf_counter()
+            grads, _ = algo.meta_gradient(meta, batch, rng=rng)
+            opt.step(grads)
+            _sync(device)
+            if i:
+                times.append(time.perf_counter() - t0)
+        detail = (f"T={cfg.meta_batch}, {cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}"
+                  + (f", {cfg.ways}-way {cfg.train_shots or cfg.shots}-shot, Q={cfg.queries}"
+                     if cfg.dataset != "sine" else f", K={cfg.shots}"))
+        rows.append({"name": f"{name} ({detail})", "value": statistics.median(times) * 1e3, "unit": "ms"})
+    return rows
+
+
 def print_rows(rows, title):
     print(f"\n{title}")
     width = max(len(r["name"]) for r in rows) if rows else 0
@@ -130,6 +180,11 @@ def main(args) -> int:
         which = ("sine",) if args.quick else ("sine", "omniglot")
         print_rows(engine_benchmarks(device, repeat=args.repeat, which=which),
                    "MAML meta-gradient, 1 inner step (median over repeats)")
+    if args.only in (None, "algorithms"):
+        presets = [f"{a}-sine-10shot" for a in ("maml", "fomaml", "meta-sgd", "anil", "reptile")] \
+            if args.quick else None
+        print_rows(algorithm_benchmarks(device, repeat=args.repeat, presets=presets),
+                   "One meta-iteration (meta-gradient + outer step), each algorithm's preset, median")
     if args.only in (None, "tasks"):
         try:
             from .bench_tasks import task_benchmarks  # noqa: PLC0415

@@ -112,7 +112,9 @@ def _train(args, parser):
                      num_tasks=cfg.test_tasks if split == "test" else cfg.val_tasks)
         return 0
     print(f"run: {logdir}\nconfig: {cfg}")
-    result = train(cfg, logdir, device=args.device, data_dir=args.data_dir, resume=args.resume,
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run in --logdir, --overwrite replaces it: choose one")
+    result = train(cfg, logdir, device=args.device, data_dir=args.data_dir, resume=args.resume, overwrite=args.overwrite,
                    stop_at=args.stop_at, time_limit=args.time_limit, progress=not args.no_progress)
     return 0 if result["status"] in ("finished", "stopped", "time limit") else 130
 
@@ -145,10 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="derivatives of order 1-3 and a MAML meta-gradient next to finite differences")
     demo.set_defaults(func=lambda args: __import__("tinymeta.demo", fromlist=["main"]).main(args))
 
-    bench = sub.add_parser("bench", help="benchmarks: meta-gradient phases, task sampling")
+    bench = sub.add_parser("bench", help="benchmarks: meta-gradient phases, each algorithm's meta-iteration, task sampling")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: $TINYMETA_DEVICE or cpu)")
     bench.add_argument("--repeat", type=int, default=5, help="timed repeats per measurement (median reported)")
-    bench.add_argument("--only", choices=["engine", "tasks"], help="run one group only")
+    bench.add_argument("--only", choices=["engine", "algorithms", "tasks"], help="run one group only")
     bench.add_argument("--quick", action="store_true", help="skip the slow Omniglot conv-net timing")
     bench.add_argument("--data-dir", default=None, help="Omniglot folder (default: $TINYMETA_DATA, ./data/omniglot)")
     bench.set_defaults(func=lambda args: __import__("tinymeta.bench", fromlist=["main"]).main(args))
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="cpu or cuda")
     train.add_argument("--data-dir", help="dataset folder (default $TINYMETA_DATA, then ./data/<dataset>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --logdir from its checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace a previous run in --logdir")
     train.add_argument("--stop-at", type=int, help="end this sitting at this iteration (checkpoint saved)")
     train.add_argument("--time-limit", type=float, help="end this sitting after this many seconds (checkpoint saved)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -159,9 +159,10 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tenso
         rv = running_var.data if isinstance(running_var, Tensor) else running_var
         centered = input - Tensor(rm.reshape(shape).astype(input.dtype))
         var = Tensor(rv.reshape(shape).astype(input.dtype))
-    y = centered * (var + eps) ** -0.5
-    if weight is not None:
-        y = y * ops.reshape(weight, _bias_shape(weight, c_axis - 1, trailing))
+    scale = (var + eps) ** -0.5
+    if weight is not None:  # fold the scale into the small per-channel factor: one full-size multiply
+        scale = scale * ops.reshape(weight, _bias_shape(weight, c_axis - 1, trailing))
+    y = centered * scale
     if bias is not None:
         y = y + ops.reshape(bias, _bias_shape(bias, c_axis - 1, trailing))
     return y

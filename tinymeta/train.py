@@ -193,15 +193,21 @@ def _check_resume(cfg: Config, saved: Config, path):
                          + "\n  ".join(diffs) + "\nresume with the same settings, or start a new --logdir")
 
 
-def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, stop_at=None, time_limit=None,
-          progress=True, evaluate_at_end=True, echo=print) -> dict:
+RUN_FILES = ("checkpoint.npz", "log.jsonl", "config.json", "test.json", "curves.png")
+
+
+def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, overwrite=False, stop_at=None,
+          time_limit=None, progress=True, evaluate_at_end=True, echo=print) -> dict:
     """Meta-train ``cfg`` in ``logdir``; returns {'status', 'iteration', 'test' (if evaluated)}.
 
     ``resume`` continues from logdir/checkpoint.npz with exactly the numbers an
     uninterrupted run would compute. ``stop_at`` (an iteration) and
     ``time_limit`` (seconds) end this sitting early with a checkpoint, as
-    Ctrl-C does; run again with ``resume=True`` to continue.
+    Ctrl-C does; run again with ``resume=True`` to continue. ``overwrite``
+    replaces a previous run's files in ``logdir`` (and nothing else there).
     """
+    if resume and overwrite:
+        raise ValueError("resume and overwrite contradict each other: choose one")
     cfg.validate()
     device = backend.check_device(device)
     logdir = Path(logdir)
@@ -224,6 +230,9 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, stop
         _truncate_log(logdir, start)
         echo(f"resuming {logdir} at iteration {start}")
     else:
+        if overwrite:
+            for name in RUN_FILES:
+                (logdir / name).unlink(missing_ok=True)
         if ckpt_path.exists():
             raise FileExistsError(f"{logdir} already holds a run (checkpoint.npz); pass --resume to continue it "
                                   "or choose another --logdir")
