@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
     plot.set_defaults(func=lambda args: _plot(args, plot))
 
+    report = sub.add_parser("report", help="write RESULTS.md from the run folders in results/runs")
+    report.add_argument("--root", default=".", help="repository root (default: here)")
+    report.set_defaults(func=lambda args: __import__("tinymeta.report", fromlist=["main"]).main(args))
+
     presets = sub.add_parser("presets", help="list the presets and what they set")
     presets.set_defaults(func=lambda args: _list_presets())
 

@@ -131,6 +131,8 @@ def _build_presets():
     for algo in ("maml", "fomaml", "meta-sgd", "reptile", "anil"):
         for k in (5, 10, 20):
             presets[f"{algo}-sine-{k}shot"] = _sine(algo, k)
+    for k in (5, 10, 20):  # MAML's baseline: one net trained on all tasks jointly, fine-tuned at test time
+        presets[f"pretrained-sine-{k}shot"] = _sine("maml", k).replace(inner_steps=0)
     for algo in ("maml", "fomaml", "meta-sgd", "reptile", "anil", "nil"):
         for ways in (5, 20):
             for shots in (1, 5):

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The CPU cells of RESULTS.md, exactly as they were run (one command per line, from the repo root).
+# Each `train` writes results/runs/<name>/{config.json,log.jsonl,test.json,curves.png};
+# each `evaluate` writes the JSON named by --out. RESULTS.md's tables are made from those files
+# by `python -m tinymeta report`.
+set -euo pipefail
+python -m tinymeta train --preset maml-sine-5shot --logdir results/runs/maml-sine-5shot --overwrite --no-progress
+python -m tinymeta train --preset maml-sine-10shot --logdir results/runs/maml-sine-10shot --overwrite --no-progress
+python -m tinymeta train --preset maml-sine-20shot --logdir results/runs/maml-sine-20shot --overwrite --no-progress
+python -m tinymeta train --preset pretrained-sine-5shot --logdir results/runs/pretrained-sine-5shot --overwrite --no-progress
+python -m tinymeta train --preset pretrained-sine-10shot --logdir results/runs/pretrained-sine-10shot --overwrite --no-progress
+python -m tinymeta train --preset pretrained-sine-20shot --logdir results/runs/pretrained-sine-20shot --overwrite --no-progress
+python -m tinymeta train --preset meta-sgd-sine-5shot --logdir results/runs/meta-sgd-sine-5shot --overwrite --no-progress
+python -m tinymeta train --preset meta-sgd-sine-10shot --logdir results/runs/meta-sgd-sine-10shot --overwrite --no-progress
+python -m tinymeta train --preset meta-sgd-sine-20shot --logdir results/runs/meta-sgd-sine-20shot --overwrite --no-progress
+python -m tinymeta train --preset fomaml-sine-10shot --logdir results/runs/fomaml-sine-10shot --overwrite --no-progress
+python -m tinymeta train --preset reptile-sine-10shot --logdir results/runs/reptile-sine-10shot --overwrite --no-progress
+python -m tinymeta evaluate --logdir results/runs/maml-sine-5shot --shots 5 --steps 1 --out results/runs/maml-sine-5shot/eval-5shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/maml-sine-5shot --shots 10 --steps 1 --out results/runs/maml-sine-5shot/eval-10shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/maml-sine-5shot --shots 20 --steps 1 --out results/runs/maml-sine-5shot/eval-20shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/maml-sine-10shot --shots 5 --steps 1 --out results/runs/maml-sine-10shot/eval-5shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/maml-sine-10shot --shots 10 --steps 1 --out results/runs/maml-sine-10shot/eval-10shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/maml-sine-10shot --shots 20 --steps 1 --out results/runs/maml-sine-10shot/eval-20shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/maml-sine-20shot --shots 5 --steps 1 --out results/runs/maml-sine-20shot/eval-5shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/maml-sine-20shot --shots 10 --steps 1 --out results/runs/maml-sine-20shot/eval-10shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/maml-sine-20shot --shots 20 --steps 1 --out results/runs/maml-sine-20shot/eval-20shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-5shot --shots 5 --steps 1 --out results/runs/meta-sgd-sine-5shot/eval-5shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-5shot --shots 10 --steps 1 --out results/runs/meta-sgd-sine-5shot/eval-10shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-5shot --shots 20 --steps 1 --out results/runs/meta-sgd-sine-5shot/eval-20shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-10shot --shots 5 --steps 1 --out results/runs/meta-sgd-sine-10shot/eval-5shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-10shot --shots 10 --steps 1 --out results/runs/meta-sgd-sine-10shot/eval-10shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-10shot --shots 20 --steps 1 --out results/runs/meta-sgd-sine-10shot/eval-20shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-20shot --shots 5 --steps 1 --out results/runs/meta-sgd-sine-20shot/eval-5shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-20shot --shots 10 --steps 1 --out results/runs/meta-sgd-sine-20shot/eval-10shot-1step.json
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-20shot --shots 20 --steps 1 --out results/runs/meta-sgd-sine-20shot/eval-20shot-1step.json
+python -m tinymeta report
