@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend
+from ._io import atomic_write
 from .tensor import Tensor, tensor
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint",
@@ -219,20 +219,6 @@ def _write_npz(f, entries) -> None:
     np.savez(f, **entries)
 
 
-def _fsync_dir(folder: str) -> None:
-    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path, params: Mapping[str, Tensor], optimizer=None,
                     rng: np.random.Generator | None = None, config: dict | None = None,
                     extra: dict | None = None) -> str:
@@ -252,22 +238,9 @@ def save_checkpoint(path, params: Mapping[str, Tensor], optimizer=None,
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save {path!r}: the folder {folder!r} does not exist "
                                 "(create it first, e.g. os.makedirs(folder, exist_ok=True))")
-    # A temporary name in the same folder: os.replace is atomic only within one file system.
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    try:
-        # np.savez on a name would append '.npz'; on an open file it writes exactly there.
-        with open(tmp, "xb") as f:
-            _write_npz(f, entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(folder)
+    # np.savez on a name would append '.npz'; on an open file it writes exactly there.
+    with atomic_write(path, "wb") as f:
+        _write_npz(f, entries)
     return path
 
 

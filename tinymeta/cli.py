@@ -125,7 +125,8 @@ def _evaluate(args, parser):
     ev = evaluate_run(args.logdir, device=args.device, data_dir=args.data_dir, split=args.split,
                       num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots)
     if args.out:
-        Path(args.out).write_text(json.dumps(ev, indent=2) + "\n")
+        from ._io import write_text  # noqa: PLC0415
+        write_text(args.out, json.dumps(ev, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
 

@@ -1,10 +1,9 @@
 """Learning curves of one or more runs on one figure (``tinymeta plot LOGDIR...``)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from ._io import atomic_write
 from .train import read_log
 
 
@@ -59,13 +58,6 @@ def plot_runs(logdirs, out, labels=None) -> Path:
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(out, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     return out

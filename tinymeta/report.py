@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ._io import atomic_write, write_text
+
 # Published values (../shared/REFERENCE.md)
 MAML_SINE_K5 = {1: 0.67, 5: 0.38, 10: 0.35}          # MAML paper, App. C
 PRETRAINED_SINE_K5 = {1: 2.41, 5: 2.23, 10: 2.19}    # same table: pretrained on all tasks
@@ -102,7 +104,8 @@ def figure2(runs: Path, out: Path) -> Path | None:
     if not drawn:
         return None
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    with atomic_write(out, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     return out
 
 
@@ -126,7 +129,7 @@ def make_report(root: Path = Path(".")) -> str:
         "",
         "## MAML paper, Figure 2: MSE against test-time gradient steps",
         "",
-        (f"![Figure 2](results/figure2_sine.png)" if fig else "(not run yet)"),
+        ("![Figure 2](results/figure2_sine.png)" if fig else "(not run yet)"),
         "",
         *steps_table(runs, [f"{a}-sine-{k}shot" for a in ("maml", "pretrained") for k in (5, 10, 20)]),
         "",
@@ -153,6 +156,6 @@ def make_report(root: Path = Path(".")) -> str:
 def main(args) -> int:
     text = make_report(Path(args.root))
     out = Path(args.root) / "RESULTS.md"
-    out.write_text(text)
+    write_text(out, text)
     print(f"wrote {out}")
     return 0

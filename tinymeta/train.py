@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from . import backend
+from ._io import write_text
 from .algorithms import ALGORITHMS, Objective, summarize
 from .checkpoint import config_diff, load_checkpoint, restore_rng, save_checkpoint
 from .config import Config
@@ -111,18 +110,6 @@ def evaluate_tasks(algo, meta_params, tasks: TaskSource, split: str, num_tasks: 
 
 
 # ---- files -------------------------------------------------------------------------------------------
-def _write_text_atomic(path: Path, text: str):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def read_log(logdir) -> list[dict]:
     path = Path(logdir) / "log.jsonl"
     if not path.exists():
@@ -142,7 +129,7 @@ def _truncate_log(logdir: Path, iteration: int):
     path = logdir / "log.jsonl"
     if path.exists():
         keep = [r for r in read_log(logdir) if r.get("iteration", 0) <= iteration]
-        _write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in keep))
+        write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
 class _StopFlag:
@@ -243,7 +230,7 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
         rng = np.random.default_rng([cfg.seed, 1])
         start, elapsed = 0, 0.0
         (logdir / "log.jsonl").write_text("")
-    _write_text_atomic(logdir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    write_text(logdir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     def save(iteration):
         save_checkpoint(ckpt_path, meta_params, optimizer=opt, rng=rng, config=cfg.to_dict(),
@@ -317,7 +304,7 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
     if evaluate_at_end:
         test = evaluate_tasks(algo, meta_params, tasks, "test", cfg.test_tasks, cfg.eval_inner_steps, chunk)
         test.update({"iteration": it, "train_seconds": round(elapsed, 2), "device": device})
-        _write_text_atomic(logdir / "test.json", json.dumps(test, indent=2) + "\n")
+        write_text(logdir / "test.json", json.dumps(test, indent=2) + "\n")
         result["test"] = test
         echo(format_evaluation(test, cfg))
         try:

@@ -7,12 +7,11 @@ written atomically (a temporary file in the same folder, then renamed).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_write
 from .backend import to_numpy
 
 _PAD = 0.82  # light grey between images, so white backgrounds stay visible
@@ -31,18 +30,8 @@ def _save_png(fig, path) -> Path:
     """Save ``fig`` as a PNG at ``path`` atomically; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     return path
 
 

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write
+
 # ---- facts about the official distribution --------------------------------------------
 SPLITS = ("images_background", "images_evaluation")
 EXPECTED_CHARACTERS = {"images_background": 964, "images_evaluation": 659}
@@ -128,20 +130,8 @@ def save_cache(path: Path, arrays: dict) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(arrays, checksum=np.array(array_checksum(arrays)))
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)  # uncompressed: loads fastest
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a cache may be shared with other users
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **payload)  # uncompressed: loads fastest
 
 
 def load_cache(path: Path, fingerprint: str, preprocessing: str) -> tuple[dict | None, str]:
