@@ -158,3 +158,13 @@ def test_config_round_trip_and_unknown_fields():
     assert Config.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown config fields"):
         Config.from_dict({**cfg.to_dict(), "learning_rate": 1})
+
+
+def test_running_out_of_memory_names_the_settings_and_the_remedies(tmp_path, monkeypatch):
+    from tinymeta.algorithms import MAML
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError("simulated")
+    monkeypatch.setattr(MAML, "meta_gradient", exhausted)
+    with pytest.raises(MemoryError, match=r"meta-batch 25, 1 inner step\(s\), second order.*--first-order"):
+        train(sine_cfg(), tmp_path / "r", **QUIET)

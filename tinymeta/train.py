@@ -169,6 +169,13 @@ def _scheduled_lr(cfg, iteration):
     return cfg.meta_lr
 
 
+def _oom_message(cfg, device, iteration):
+    order = "first" if cfg.first_order or cfg.algorithm == "reptile" else "second"
+    return (f"out of {device} memory at iteration {iteration}: meta-batch {cfg.meta_batch}, "
+            f"{cfg.inner_steps} inner step(s), {order} order. A second-order graph keeps every inner "
+            "step's activations alive; try --first-order, fewer --inner-steps or a smaller --meta-batch")
+
+
 def _check_resume(cfg: Config, saved: Config, path):
     a, b = saved.to_dict(), cfg.to_dict()
     for k in RESUMABLE_CHANGES:
@@ -255,7 +262,12 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
             t0 = time.perf_counter()
             opt.lr = _scheduled_lr(cfg, it)
             batch = tasks.train(rng)
-            grads, metrics = algo.meta_gradient(meta_params, batch, rng=rng)
+            try:
+                grads, metrics = algo.meta_gradient(meta_params, batch, rng=rng)
+            except Exception as exc:
+                if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # CuPy's
+                    raise MemoryError(_oom_message(cfg, device, it + 1)) from exc
+                raise
             main = next(iter(metrics.values()))
             if (it + 1) % check_every == 0 and not math.isfinite(main.item()):
                 if bar:
