@@ -95,8 +95,10 @@ def _sine(algorithm, shots):
                   val_interval=1000, val_tasks=100, log_interval=100)
     if algorithm == "fomaml":
         base = base.replace(first_order=True)
-    if algorithm == "reptile":  # Reptile paper's sine demo: 32 SGD steps of lr 0.02 on batches of 10
-        base = base.replace(inner_optimizer="sgd", inner_lr=0.02, inner_steps=32, inner_batch=10,
+    if algorithm == "meta-sgd":  # its rates are learned for one step (the paper evaluates one step)
+        base = base.replace(eval_inner_steps=1)
+    if algorithm == "reptile":  # Reptile's sine demo: one epoch of SGD (lr 0.02) over 50 points in batches of 10
+        base = base.replace(inner_optimizer="sgd", inner_lr=0.02, inner_steps=5, inner_batch=10, train_shots=50,
                             meta_optimizer="sgd", meta_lr=0.1, lr_schedule="linear", iterations=30000)
     return base
 
@@ -109,6 +111,8 @@ def _omniglot(algorithm, ways, shots):
                   filters=64, val_interval=1000, val_tasks=100, log_interval=100)
     if algorithm == "fomaml":
         base = base.replace(first_order=True)
+    if algorithm == "meta-sgd":
+        base = base.replace(eval_inner_steps=1)
     if algorithm == "reptile":  # Reptile paper, App. A: Adam(beta1=0) inner loop, epsilon 1 -> 0
         base = base.replace(inner_optimizer="adam", inner_lr=1e-3 if five else 5e-4,
                             inner_steps=5 if five else 10, inner_batch=10 if five else 20, train_shots=10,

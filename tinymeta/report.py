@@ -58,8 +58,8 @@ def steps_table(runs: Path, names) -> list[str]:
             lines.append(f"| {name} | | not run yet | | | | | |")
             continue
         t, k = f["test"], f["config"]["shots"]
-        lines.append(f"| {name} | {k} | {_cell(t['loss'][0])} | {_cell(t['loss'][1])} | {_cell(t['loss'][5])} | "
-                     f"{_cell(t['loss'][10])} | {t['iteration']} | {t['train_seconds']:.0f} s |")
+        at = [(_cell(t["loss"][s]) if s < len(t["loss"]) else "not evaluated") for s in (0, 1, 5, 10)]
+        lines.append(f"| {name} | {k} | {' | '.join(at)} | {t['iteration']} | {t['train_seconds']:.0f} s |")
     return lines
 
 
