@@ -255,3 +255,27 @@ def test_gradgradcheck_catches_a_backward_on_raw_arrays():
 def test_gradcheck_wants_float64():
     with pytest.raises(TypeError, match="float64"):
         gradcheck(lambda x: x * x, [tm.tensor([1.0], requires_grad=True)])
+
+
+class ReturnsArray(Function):
+    def forward(self, a):
+        return a * 2
+
+    def backward(self, g):
+        return (g.data * 2,)
+
+
+class ReturnsBareTensor(Function):
+    def forward(self, a):
+        return a * 2
+
+    def backward(self, g):
+        return g * 2
+
+
+def test_backward_rules_must_return_a_tuple_of_tensors():
+    x = t64([1.0])
+    with pytest.raises(TypeError, match="must return Tensors built with tinymeta ops"):
+        tm.grad(ReturnsArray.apply(x).sum(), x)
+    with pytest.raises(TypeError, match="must return a tuple"):
+        tm.grad(ReturnsBareTensor.apply(x).sum(), x)

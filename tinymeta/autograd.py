@@ -119,6 +119,8 @@ def _backprop(outputs, grad_outputs, targets, create_graph):
     Returns {id(target): gradient Tensor} for every target the outputs depend on.
     Only nodes that lie on a path to a target are visited.
     """
+    from .tensor import Tensor  # noqa: PLC0415 (tensor imports this module)
+
     order = _toposort(outputs)
     wanted = {id(t) for t in targets}
     leads = set()  # nodes from which some target can be reached by going to inputs
@@ -147,9 +149,15 @@ def _backprop(outputs, grad_outputs, targets, create_graph):
                 continue
             fn.needs_input_grad = needs
             in_grads = fn.backward(g)
+            if not isinstance(in_grads, (tuple, list)) or len(in_grads) != len(fn.inputs):
+                raise TypeError(f"{type(fn).__name__}.backward must return a tuple with one gradient (or None) "
+                                f"per input ({len(fn.inputs)}), got {type(in_grads).__name__}")
             for p, need, pg in zip(fn.inputs, needs, in_grads):
                 if not need or pg is None:
                     continue
+                if not isinstance(pg, Tensor):  # raw arrays would silently cut second-order graphs
+                    raise TypeError(f"{type(fn).__name__}.backward returned a {type(pg).__name__}; backward rules "
+                                    "must return Tensors built with tinymeta ops, so that they can be differentiated")
                 if pg.shape != p.shape:  # a backward rule broke its contract
                     raise RuntimeError(f"{type(fn).__name__}.backward returned a gradient of shape "
                                        f"{pg.shape} for an input of shape {p.shape}")
