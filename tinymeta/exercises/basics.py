@@ -1,0 +1,144 @@
+"""Chapter 1 exercise: sample an N-way K-shot task from a labelled data set.
+
+The student writes ``sample_task(labels, n_way, k_shot, n_query, rng)``:
+``labels`` (M,) holds the class id of each of the data set's M examples. Pick
+``n_way`` distinct classes at random, give them the task labels 0..n_way-1 in
+random order, and draw ``k_shot + n_query`` distinct examples of each class;
+return ``(support_idx, support_y, query_idx, query_y)``, flat int arrays of
+n_way*k_shot and n_way*n_query entries.
+
+Sampling is random, so the checker tests properties rather than values:
+shapes, indices in range, no example twice, support and query disjoint, every
+label exactly K (Q) times, one class per label and one label per class, and
+that different generators give different classes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from ._check import Mismatch, run_checker
+
+
+def _dataset(seed: int, n_classes: int, per_class: tuple[int, int]):
+    """Example labels with scattered class ids, uneven class sizes and shuffled order."""
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(np.arange(100, 1000), size=n_classes, replace=False)
+    sizes = rng.integers(per_class[0], per_class[1] + 1, size=n_classes)
+    labels = np.repeat(ids, sizes)
+    return labels[rng.permutation(labels.size)].astype(np.int64)
+
+
+def _int_array(value, what: str) -> np.ndarray:
+    if isinstance(value, Tensor):
+        value = value.numpy()
+    if value is None:
+        raise Mismatch(f"{what} is None: did the function forget to return it?")
+    a = np.asarray(value)
+    if a.dtype.kind == "f" and np.all(a == np.round(a)):
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "iu":
+        raise Mismatch(f"{what} should hold integers (indices or labels), got dtype {a.dtype}")
+    return a
+
+
+def _check_one(out, labels, n_way, k, q, what):
+    if not isinstance(out, (tuple, list)) or len(out) != 4:
+        raise Mismatch("the function should return four arrays: (support_idx, support_y, query_idx, query_y)")
+    names = ("support_idx", "support_y", "query_idx", "query_y")
+    s_idx, s_y, q_idx, q_y = (_int_array(v, n) for v, n in zip(out, names))
+    for arr, name, n in ((s_idx, "support_idx", n_way * k), (s_y, "support_y", n_way * k),
+                         (q_idx, "query_idx", n_way * q), (q_y, "query_y", n_way * q)):
+        if arr.shape != (n,):
+            raise Mismatch(f"on {what}: {name} has shape {arr.shape}, expected ({n},) "
+                           f"(n_way * {'k_shot' if name.startswith('support') else 'n_query'}, one flat array)")
+    M = labels.size
+    for arr, name in ((s_idx, "support_idx"), (q_idx, "query_idx")):
+        if arr.min() < 0 or arr.max() >= M:
+            raise Mismatch(f"on {what}: {name} holds {arr.min() if arr.min() < 0 else arr.max()}, not an index "
+                           f"into the data set's {M} examples")
+        if np.unique(arr).size != arr.size:
+            dup = int(next(i for i in arr if (arr == i).sum() > 1))
+            raise Mismatch(f"on {what}: example {dup} appears twice in {name}: draw the examples of a class "
+                           "without replacement")
+    shared = np.intersect1d(s_idx, q_idx)
+    if shared.size:
+        raise Mismatch(f"on {what}: the support and query sets share examples {shared[:5].tolist()}: the query "
+                       "set must be new examples of the same classes (draw k_shot + n_query examples of each class "
+                       "at once, without replacement, and split them)")
+    for arr, name in ((s_y, "support_y"), (q_y, "query_y")):
+        if arr.min() < 0 or arr.max() >= n_way:
+            hint = ""
+            if np.isin(arr, labels).all():
+                hint = ("; these look like the data set's class ids: relabel each task's classes "
+                        f"0..{n_way - 1}, a task's own labels")
+            raise Mismatch(f"on {what}: {name} holds labels outside 0..{n_way - 1} "
+                           f"(got values from {arr.min()} to {arr.max()}){hint}")
+    for arr, name, n in ((s_y, "support_y", k), (q_y, "query_y", q)):
+        counts = np.bincount(arr, minlength=n_way)
+        bad = int(np.argmax(counts != n))
+        if counts[bad] != n:
+            raise Mismatch(f"on {what}: label {bad} appears {counts[bad]} times in {name}, expected {n}: "
+                           f"every class gets exactly {'k_shot' if name == 'support_y' else 'n_query'} examples "
+                           "(a balanced task)")
+    classes = {}
+    for idx, y, name in ((s_idx, s_y, "support"), (q_idx, q_y, "query")):
+        for c in range(n_way):
+            found = np.unique(labels[idx[y == c]])
+            if found.size != 1:
+                raise Mismatch(f"on {what}: the {name} examples with label {c} come from {found.size} different "
+                               f"classes {found[:5].tolist()}: all examples of one task label must be one class")
+            if c in classes and classes[c] != found[0]:
+                raise Mismatch(f"on {what}: label {c} is class {classes[c]} in the support set but class "
+                               f"{found[0]} in the query set: a class keeps its label across support and query")
+            classes[c] = int(found[0])
+    if len(set(classes.values())) != n_way:
+        raise Mismatch(f"on {what}: two labels name the same class ({sorted(classes.values())}): pick n_way "
+                       "distinct classes")
+    return [classes[c] for c in range(n_way)], s_idx
+
+
+def check_sample_task(student_fn, raise_on_failure: bool = False) -> bool:
+    """Check ``student_fn(labels, n_way, k_shot, n_query, rng) -> (support_idx, support_y, query_idx, query_y)``.
+
+    labels is a NumPy int64 array (M,) of class ids; rng a numpy.random.Generator.
+    """
+
+    def body():
+        cases = [("a 5-way 1-shot task with 3 queries per class", _dataset(0, 12, (6, 9)), 5, 1, 3),
+                 ("a 3-way 4-shot task with 2 queries per class", _dataset(1, 7, (6, 8)), 3, 4, 2),
+                 ("a 4-way 2-shot task with 5 queries per class", _dataset(2, 9, (7, 12)), 4, 2, 5)]
+        for what, labels, n_way, k, q in cases:
+            chosen, first_support = [], []
+            for seed in range(12):
+                out = student_fn(labels.copy(), n_way, k, q, np.random.default_rng(seed))
+                cls, s_idx = _check_one(out, labels, n_way, k, q, what)
+                chosen.append(cls)
+                first_support.append(s_idx)
+            if len({tuple(sorted(c)) for c in chosen}) == 1:
+                raise Mismatch(f"on {what}: 12 different generators all picked the classes {sorted(chosen[0])}: "
+                               "choose the classes at random with rng (e.g. rng.choice(classes, n_way, "
+                               "replace=False))")
+            if all(c == sorted(c) for c in chosen):
+                raise Mismatch(f"on {what}: label 0 is always the smallest class id, label 1 the next, ...: give "
+                               "the chosen classes the labels 0..n_way-1 in random order, so that a label says "
+                               "nothing about which class it is")
+            if _same_examples_per_class(labels, first_support):
+                raise Mismatch(f"on {what}: every time a class is chosen, its support set is the same examples: "
+                               "draw the examples of each class at random too")
+
+    return run_checker("check_sample_task", body, raise_on_failure)
+
+
+def _same_examples_per_class(labels, supports) -> bool:
+    """True when each class always contributes the same support examples across the draws."""
+    seen = {}
+    for s_idx in supports:
+        for c in np.unique(labels[s_idx]):
+            ex = tuple(sorted(s_idx[labels[s_idx] == c].tolist()))
+            seen.setdefault(int(c), set()).add(ex)
+    repeated = [c for c, v in seen.items() if sum(1 for s in supports if c in labels[s]) > 1]
+    return bool(repeated) and all(len(seen[c]) == 1 for c in repeated)
+
+
+__all__ = ["check_sample_task"]
