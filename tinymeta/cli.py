@@ -27,7 +27,7 @@ def _dataset(text: str) -> str:
 
 # (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
 CONFIG_FLAGS = [
-    (["--algorithm"], "algorithm", str, "maml, fomaml, meta-sgd, reptile, anil or nil"),
+    (["--algorithm"], "algorithm", str, "maml, fomaml, meta-sgd, reptile, anil, nil or gradient-agreement"),
     (["--dataset", "--datasource"], "dataset", _dataset, "sine (sinusoid), omniglot or miniimagenet"),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
     (["--shots", "--update_batch_size"], "shots", int, "support examples per class (sine: points)"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 class Config:
     """Everything that defines a meta-training run (saved with every checkpoint)."""
 
-    algorithm: str = "maml"            # maml | fomaml | meta-sgd | reptile | anil | nil
+    algorithm: str = "maml"            # maml | fomaml | meta-sgd | reptile | anil | nil | gradient-agreement
     dataset: str = "sine"              # sine | omniglot | miniimagenet
     ways: int = 5                      # classes per task (classification)
     shots: int = 10                    # support examples per class (sine: support points)
@@ -132,12 +132,12 @@ def _miniimagenet(algorithm, shots):
 
 def _build_presets():
     presets = {}
-    for algo in ("maml", "fomaml", "meta-sgd", "reptile", "anil"):
+    for algo in ("maml", "fomaml", "meta-sgd", "reptile", "anil", "gradient-agreement"):
         for k in (5, 10, 20):
             presets[f"{algo}-sine-{k}shot"] = _sine(algo, k)
     for k in (5, 10, 20):  # MAML's baseline: one net trained on all tasks jointly, fine-tuned at test time
         presets[f"pretrained-sine-{k}shot"] = _sine("maml", k).replace(inner_steps=0)
-    for algo in ("maml", "fomaml", "meta-sgd", "reptile", "anil", "nil"):
+    for algo in ("maml", "fomaml", "meta-sgd", "reptile", "anil", "nil", "gradient-agreement"):
         for ways in (5, 20):
             for shots in (1, 5):
                 presets[f"{algo}-omniglot-{ways}w{shots}s"] = _omniglot(algo, ways, shots)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..autograd import grad
+from ..autograd import enable_grad, grad
 from ..tensor import Tensor
 
 
@@ -59,15 +59,16 @@ def inner_sgd(loss_fn, fast: dict, lr, steps: int, create_graph: bool, keys=None
     ``trace``, if a list, receives the (T,) support losses before each step.
     """
     keys = list(fast) if keys is None else list(keys)
-    for _ in range(steps):
-        losses = loss_fn(fast)
-        if trace is not None:
-            trace.append(losses)
-        grads = grad(losses.sum(), {k: fast[k] for k in keys}, create_graph=create_graph)
-        fast = dict(fast)
-        for k in keys:
-            step = lr[k] if isinstance(lr, dict) else lr
-            fast[k] = fast[k] - step * grads[k]
+    with enable_grad():  # adaptation needs gradients even when called under no_grad (evaluation)
+        for _ in range(steps):
+            losses = loss_fn(fast)
+            if trace is not None:
+                trace.append(losses)
+            grads = grad(losses.sum(), {k: fast[k] for k in keys}, create_graph=create_graph)
+            fast = dict(fast)
+            for k in keys:
+                step = lr[k] if isinstance(lr, dict) else lr
+                fast[k] = fast[k] - step * grads[k]
     return fast
 
 

@@ -38,7 +38,7 @@ class MAML(MetaLearner):
             metrics["support_loss_pre"] = trace[0].mean().detach()
         acc = self.objective.accuracies(pred, yq)
         if acc is not None:
-            metrics["query_accuracy"] = acc.mean()
+            metrics["query_accuracy"] = acc.mean().detach()
         return losses.mean(), metrics
 
     def meta_loss(self, meta_params, batch):
