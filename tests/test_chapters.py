@@ -5,8 +5,6 @@ readable and nothing on the page is stale: what a reader sees is what their own
 run produces. A check below enforces it.
 """
 import json
-import os
-from pathlib import Path
 
 import pytest
 

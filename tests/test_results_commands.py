@@ -4,7 +4,6 @@ import shlex
 import subprocess
 import sys
 
-import pytest
 
 from conftest import REPO
 
