@@ -33,7 +33,7 @@ class Objective:
         self.kind = kind
 
     def losses(self, pred: Tensor, y: Tensor) -> Tensor:
-        """(T,) mean loss of each task."""
+        """(T,) mean loss of each task; inputs carry the task axis first (T, N, ...)."""
         if self.kind == "regression":
             d = pred - y
             return (d * d).mean(axis=tuple(range(1, d.ndim)))
