@@ -78,7 +78,7 @@ def meta_sgd_grid(runs: Path) -> list[str]:
 
 
 def figure2(runs: Path, out: Path) -> Path | None:
-    """MSE against inner steps at test time, MAML vs the pretrained net, for K = 5, 10, 20."""
+    """MSE against inner steps at test time, MAML vs the pretrained net, for K = 5, 10, 20 (MAML Fig. 3)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
     fig = Figure(figsize=(11, 3.3))
@@ -127,7 +127,7 @@ def make_report(root: Path = Path(".")) -> str:
         "",
         "Commands: " + ", ".join(_command(n) for n in ("maml-sine-5shot", "pretrained-sine-5shot")) + ".",
         "",
-        "## MAML paper, Figure 2: MSE against test-time gradient steps",
+        "## Learning curves at meta-test time: MSE against gradient steps (MAML paper, Fig. 3)",
         "",
         ("![Figure 2](results/figure2_sine.png)" if fig else "(not run yet)"),
         "",
