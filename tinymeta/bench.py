@@ -160,7 +160,7 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
                 times.append(time.perf_counter() - t0)
         detail = (f"T={cfg.meta_batch}, {cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}"
                   + (f", {cfg.ways}-way {cfg.train_shots or cfg.shots}-shot, Q={cfg.queries}"
-                     if cfg.dataset != "sine" else f", K={cfg.shots}"))
+                     if cfg.dataset != "sine" else f", K={cfg.train_shots or cfg.shots}"))
         rows.append({"name": f"{name} ({detail})", "value": statistics.median(times) * 1e3, "unit": "ms"})
     return rows
 

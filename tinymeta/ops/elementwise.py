@@ -34,7 +34,7 @@ class Sub(Function):
 
     def backward(self, g):
         a, b = self.inputs
-        return sum_to(g, a.shape), sum_to(neg(g), b.shape)
+        return sum_to(g, a.shape), neg(sum_to(g, b.shape))  # negate after reducing: fewer elements
 
 
 class Mul(Function):
