@@ -8,6 +8,8 @@ NotImplementedError). ``raise_on_failure=True`` turns a failure into an
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ..tensor import Tensor
@@ -44,6 +46,41 @@ def compare(got, expected, what: str, rtol: float = 1e-6, atol: float = 1e-8):
         idx = np.unravel_index(int(np.argmax(err)), e.shape)
         where = f" at index {tuple(int(i) for i in idx)}" if e.ndim else ""
         raise Mismatch(f"{what} is wrong{where}: expected {e[idx]:.6g}, got {g[idx]:.6g}")
+
+
+def dict_answer(got, keys, what: str) -> dict:
+    """The student's answer as a dict with exactly ``keys``, or a Mismatch saying what is off."""
+    if not isinstance(got, Mapping):
+        raise Mismatch(f"{what} should be a dict name -> array (the same keys as params), "
+                       f"got {type(got).__name__}")
+    missing, extra = [k for k in keys if k not in got], [k for k in got if k not in keys]
+    if missing or extra:
+        raise Mismatch(f"{what} has the wrong keys: missing {missing}, unexpected {extra}; "
+                       f"expected exactly {list(keys)}")
+    return {k: got[k] for k in keys}
+
+
+def same_values(got: dict, expected: dict, rtol=1e-6, atol=1e-10) -> bool:
+    """True when every entry of ``got`` equals ``expected`` (shapes included)."""
+    for k, e in expected.items():
+        g, e = as_array(got[k], k), as_array(e, k)
+        if g.shape != e.shape or not np.all(np.isfinite(g)) or not np.allclose(g, e, rtol=rtol, atol=atol):
+            return False
+    return True
+
+
+def compare_dict(got: dict, expected: dict, what: str, rtol=1e-6, atol=1e-10):
+    for k, e in expected.items():
+        compare(got[k], e, f"{what}[{k!r}]", rtol=rtol, atol=atol)
+
+
+def diagnose(got: dict, ref: dict, mistakes, what: str, rtol=1e-6, atol=1e-10):
+    """Name a known mistake when the answer equals one of ``mistakes`` [(wrong answer, hint)], else compare."""
+    if not same_values(got, ref, rtol=rtol, atol=atol):
+        for wrong, hint in mistakes:
+            if same_values(got, wrong, rtol=rtol, atol=atol):
+                raise Mismatch(hint)
+    compare_dict(got, ref, what, rtol=rtol, atol=atol)
 
 
 def run_checker(name: str, body, raise_on_failure: bool = False) -> bool:

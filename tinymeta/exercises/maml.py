@@ -13,8 +13,6 @@
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
 from ..algorithms import MAML, Objective
@@ -23,33 +21,7 @@ from ..nn import MLP
 from ..tasks import Sinusoid
 from ..tasks.base import MetaBatch
 from ..tensor import Tensor, tensor
-from ._check import Mismatch, as_array, compare, run_checker
-
-
-def dict_answer(got, keys, what: str) -> dict:
-    """The student's answer as a dict with exactly ``keys``, or a Mismatch saying what is off."""
-    if not isinstance(got, Mapping):
-        raise Mismatch(f"{what} should be a dict name -> array (the same keys as params), "
-                       f"got {type(got).__name__}")
-    missing, extra = [k for k in keys if k not in got], [k for k in got if k not in keys]
-    if missing or extra:
-        raise Mismatch(f"{what} has the wrong keys: missing {missing}, unexpected {extra}; "
-                       f"expected exactly {list(keys)}")
-    return {k: got[k] for k in keys}
-
-
-def same_values(got: dict, expected: dict, rtol=1e-6, atol=1e-10) -> bool:
-    """True when every entry of ``got`` equals ``expected`` (shapes included)."""
-    for k, e in expected.items():
-        g, e = as_array(got[k], k), as_array(e, k)
-        if g.shape != e.shape or not np.all(np.isfinite(g)) or not np.allclose(g, e, rtol=rtol, atol=atol):
-            return False
-    return True
-
-
-def compare_dict(got: dict, expected: dict, what: str, rtol=1e-6, atol=1e-10):
-    for k, e in expected.items():
-        compare(got[k], e, f"{what}[{k!r}]", rtol=rtol, atol=atol)
+from ._check import Mismatch, as_array, compare, dict_answer, diagnose, run_checker
 
 
 def _leaf(a):
@@ -86,17 +58,13 @@ def check_maml_inner_step(student_fn, raise_on_failure: bool = False) -> bool:
             p = {k: v.numpy() for k, v in params.items()}
             g = {k: v.numpy() for k, v in grads.items()}
             expected = {k: p[k] - alpha * g[k] for k in p}
-            if not same_values(got, expected):
-                hints = [({k: p[k] + alpha * g[k] for k in p},
-                          "the step goes uphill: theta' = theta MINUS alpha * grad"),
-                         ({k: p[k] - g[k] for k in p}, "the step lacks the learning rate: multiply the gradient by alpha"),
-                         ({k: p[k] - alpha * alpha * g[k] for k in p}, "alpha is applied twice"),
-                         (p, "the fast weights equal theta: subtract alpha * grad"),
-                         ({k: -alpha * g[k] for k in p}, "only the step -alpha * grad was returned: add theta")]
-                for wrong, hint in hints:
-                    if same_values(got, wrong):
-                        raise Mismatch(f"for {what}: {hint}")
-            compare_dict(got, expected, f"the fast weights for {what}")
+            hints = [({k: p[k] + alpha * g[k] for k in p}, "the step goes uphill: theta' = theta MINUS alpha * grad"),
+                     ({k: p[k] - g[k] for k in p}, "the step lacks the learning rate: multiply the gradient by alpha"),
+                     ({k: p[k] - alpha * alpha * g[k] for k in p}, "alpha is applied twice"),
+                     (p, "the fast weights equal theta: subtract alpha * grad"),
+                     ({k: -alpha * g[k] for k in p}, "only the step -alpha * grad was returned: add theta")]
+            diagnose(got, expected, [(wrong, f"for {what}: {hint}") for wrong, hint in hints],
+                     f"the fast weights for {what}")
             # the gradient through the step: d sum(r * theta') / d theta = r, / d grad = -alpha r
             for k, v in got.items():
                 if not isinstance(v, Tensor):
@@ -197,11 +165,7 @@ def check_maml_meta_gradient(student_fn, raise_on_failure: bool = False) -> bool
                                 "sums over tasks: differentiate the (mean) meta-loss with respect to params, "
                                 "not to the per-task fast weights")
                     raise Mismatch(f"{what}[{k!r}] has shape {g.shape}, expected {ref[k].shape}{hint}")
-            if not same_values(got, ref, rtol=1e-5, atol=1e-9):
-                for wrong, hint in mistakes:
-                    if same_values(got, wrong, rtol=1e-5, atol=1e-9):
-                        raise Mismatch(hint)
-            compare_dict(got, ref, what, rtol=1e-5, atol=1e-9)
+            diagnose(got, ref, mistakes, what, rtol=1e-5, atol=1e-9)
 
     return run_checker("check_maml_meta_gradient", body, raise_on_failure)
 
