@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .omniglot import _say, candidate_dirs, load_cache, resolve_cache_dir, save_cache
+from .omniglot import _say, candidate_dirs, load_cache, resolve_cache_dir, save_cache_or_warn
 
 SPLITS = ("train", "val", "test")
 IMAGE_SIZE = 84
@@ -204,13 +204,7 @@ def load_miniimagenet(data_dir=None, cache_dir=None, *, rebuild: bool = False,
         arrays = _build_arrays(folder, classes, verbose)
         arrays.update(source_fingerprint=np.array(fingerprint), preprocessing=np.array(PREPROCESSING),
                       cache_version=np.array(CACHE_VERSION))
-        try:
-            save_cache(path, arrays)
-            _say(verbose, f"mini-ImageNet cache written to {path} in {time.perf_counter() - start:.1f} s")
-        except OSError as exc:
-            _say(verbose, f"could not write the mini-ImageNet cache to {path} ({exc}); continuing "
-                          "without it (set $TINYMETA_CACHE to a writable folder)")
-            cached = False
+        cached = save_cache_or_warn(path, arrays, "mini-ImageNet", start, verbose)
     return MiniImageNetData(images=arrays["images"], filenames=arrays["filenames"],
                             class_offsets=arrays["class_offsets"], labels=arrays["labels"],
                             class_splits=arrays["class_splits"], source=str(folder),

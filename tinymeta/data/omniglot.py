@@ -134,6 +134,18 @@ def save_cache(path: Path, arrays: dict) -> None:
         np.savez(f, **payload)  # uncompressed: loads fastest
 
 
+def save_cache_or_warn(path: Path, arrays: dict, name: str, start: float, verbose: bool) -> bool:
+    """Write the cache; if the folder is not writable, say so and go on without one (False)."""
+    try:
+        save_cache(path, arrays)
+    except OSError as exc:
+        _say(verbose, f"could not write the {name} cache to {path} ({exc}); continuing without it "
+                      "(set $TINYMETA_CACHE to a writable folder)")
+        return False
+    _say(verbose, f"{name} cache written to {path} in {time.perf_counter() - start:.1f} s")
+    return True
+
+
 def load_cache(path: Path, fingerprint: str, preprocessing: str) -> tuple[dict | None, str]:
     """Load a cache written by :func:`save_cache` if it is intact and matches its source.
 
@@ -403,13 +415,7 @@ def load_omniglot(data_dir=None, cache_dir=None, *, rebuild: bool = False, verbo
         arrays = _build_arrays(splits, expected_characters)
         arrays.update(source_fingerprint=np.array(fingerprint), preprocessing=np.array(PREPROCESSING),
                       cache_version=np.array(CACHE_VERSION))
-        try:
-            save_cache(path, arrays)
-            _say(verbose, f"Omniglot cache written to {path} in {time.perf_counter() - start:.1f} s")
-        except OSError as exc:
-            _say(verbose, f"could not write the Omniglot cache to {path} ({exc}); "
-                          "continuing without it (set $TINYMETA_CACHE to a writable folder)")
-            cached = False
+        cached = save_cache_or_warn(path, arrays, "Omniglot", start, verbose)
     return OmniglotData(images=arrays["images"], alphabets=arrays["alphabets"],
                         characters=arrays["characters"], splits=arrays["splits"],
                         file_names=arrays["file_names"], source=str(folder),
