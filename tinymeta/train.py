@@ -274,12 +274,14 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
                     bar.close()
                 raise FloatingPointError(
                     f"the meta-loss became {main.item()} at iteration {it + 1}; the last good checkpoint "
-                    f"(iteration {last_saved}) is kept in {ckpt_path}. Try a smaller meta or inner learning rate.")
+                    f"(iteration {last_saved}) is kept in {ckpt_path}. Try a smaller meta or inner learning rate."
+                    + ("" if device == "cpu" else " (On a GPU, class labels outside [0, ways) also give NaN.)"))
             opt.step(grads)
             for k, v in metrics.items():
                 sums[k] = v if k not in sums else sums[k] + v
             count += 1
-            backend.synchronize(device)
+            if (it + 1) % cfg.log_interval == 0:  # the GPU runs ahead of Python in between: time it here
+                backend.synchronize(device)
             elapsed += time.perf_counter() - t0
             it += 1
             if bar:

@@ -46,9 +46,8 @@ def agreement_weights(updates):
     g = g.astype(np.float64).reshape(g.shape[0], -1)
     agreement = g @ g.sum(axis=0)              # sum_j g_i . g_j = row sums of the Gram matrix G G^T  (T,)
     norm = xp.abs(agreement).sum()
-    if float(norm) == 0.0:
-        return xp.full(g.shape[0], 1.0 / g.shape[0])
-    return agreement / norm
+    # decided on the device: a Python `if` on norm would stall the GPU every iteration
+    return xp.where(norm > 0, agreement / xp.where(norm > 0, norm, 1.0), 1.0 / g.shape[0])
 
 
 class GradientAgreement(MAML):
