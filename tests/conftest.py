@@ -1,22 +1,63 @@
-"""Shared fixtures: the devices every device-aware test runs over, and the real Omniglot."""
+"""Shared fixtures: the devices every device-aware test runs over, and the real Omniglot.
+
+Devices: ``cpu`` (NumPy); ``cuda-emu``, tinymeta's CUDA code paths on the CuPy
+emulator of ``emulated_cupy.py`` (strict about host/device mixing, counts
+synchronisations; runs everywhere); ``cuda``, real CuPy on a GPU (skipped
+without one). Tests that take the ``device`` fixture run on each. Every test in
+the engine, model, algorithm and training modules (``DEVICE_MODULES``) also
+runs once per device with that device as tinymeta's default, so tensors made
+without a ``device=`` land there.
+"""
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import emulated_cupy
 import tinymeta as tm
 
 DEVICES = [pytest.param("cpu", id="cpu"),
+           pytest.param("cuda-emu", id="cuda-emu"),
            pytest.param("cuda", id="cuda", marks=[
                pytest.mark.gpu,
                pytest.mark.skipif(not tm.cuda_available(), reason="needs CuPy and a CUDA GPU")])]
+DEVICE_MODULES = {"test_op_gradients", "test_autograd", "test_meta_gradient", "test_algorithms", "test_nn",
+                  "test_gradient_agreement"}
+
+
+def _use(name, monkeypatch):
+    """Set up device ``name`` for one test; returns tinymeta's name for it."""
+    if name == "cuda-emu":
+        emulated_cupy.install(monkeypatch)
+        return "cuda"
+    return name
 
 
 @pytest.fixture(params=DEVICES)
-def device(request):
-    """Each device test runs on NumPy, and on CuPy where a GPU is present."""
-    return request.param
+def device(request, monkeypatch):
+    """Each device test runs on NumPy, on the CuPy emulator, and on CuPy where a GPU is present."""
+    return _use(request.param, monkeypatch)
+
+
+@pytest.fixture(params=DEVICES[1:])
+def gpu_device(request, monkeypatch):
+    """The CUDA code paths only: on the emulator, and on CuPy where a GPU is present."""
+    return _use(request.param, monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def default_device(request, monkeypatch):
+    """The device new tensors go to by default (parametrized in DEVICE_MODULES, else 'cpu')."""
+    name = _use(getattr(request, "param", "cpu"), monkeypatch)
+    tm.set_default_device(name)
+    yield name
+    tm.set_default_device(None)
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.module.__name__.rsplit(".", 1)[-1] in DEVICE_MODULES and "device" not in metafunc.fixturenames:
+        metafunc.parametrize("default_device", DEVICES, indirect=True)
 
 
 @pytest.fixture
@@ -24,8 +65,8 @@ def rng():
     return np.random.default_rng(1234)
 
 
-def t64(array, device="cpu", requires_grad=True):
-    """A float64 tensor for gradient checks."""
+def t64(array, device=None, requires_grad=True):
+    """A float64 tensor for gradient checks (on the test's default device unless told)."""
     return tm.tensor(np.asarray(array, dtype=np.float64), device=device, requires_grad=requires_grad)
 
 

@@ -6,6 +6,7 @@ cupy for array math, so swapping backends never touches the engine.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -15,17 +16,19 @@ _CUDA_HELP = ("install CuPy for your CUDA version, e.g. `pip install -e .[cuda12
               "(cupy-cuda12x) or `pip install -e .[cuda13]` (cupy-cuda13x)")
 
 _cupy = None
+_cupyx = None
 _cupy_error: str | None = None
 _default_device: str | None = None
 
 
 def _load_cupy():
     """Import CuPy lazily and remember why it failed, so the error can say."""
-    global _cupy, _cupy_error
+    global _cupy, _cupyx, _cupy_error
     if _cupy is not None or _cupy_error is not None:
         return _cupy
     try:
         import cupy  # noqa: PLC0415
+        import cupyx  # noqa: PLC0415
     except Exception as exc:  # ImportError, or a broken CUDA install
         _cupy_error = f"CuPy is not installed or failed to import ({exc}); {_CUDA_HELP}"
         return None
@@ -39,7 +42,7 @@ def _load_cupy():
         _cupy_error = (f"CuPy is installed but no CUDA GPU is visible{detail}; "
                        "check `nvidia-smi` and CUDA_VISIBLE_DEVICES, or use device='cpu'")
         return None
-    _cupy = cupy
+    _cupy, _cupyx = cupy, cupyx
     return cupy
 
 
@@ -111,9 +114,7 @@ def to_numpy(array) -> np.ndarray:
 def index_add(target, index, values) -> None:
     """``target[index] += values`` with repeated indices accumulated (a scatter-add)."""
     if device_of(target) == "cuda":
-        import cupyx  # noqa: PLC0415
-
-        cupyx.scatter_add(target, index, values)
+        _cupyx.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
 
@@ -122,3 +123,34 @@ def synchronize(device: str) -> None:
     """Wait for the device's queued work (no-op on the CPU); for timing only."""
     if device == "cuda":
         xp_for("cuda").cuda.get_current_stream().synchronize()
+
+
+class _Peak:
+    bytes = 0
+
+
+@contextlib.contextmanager
+def track_peak_memory(device: str):
+    """Record the most device memory CuPy's pool held inside the block (``.bytes``; 0 on the CPU).
+
+    Every allocation goes through the pool, so its high-water mark is read at
+    each one. It counts arrays only, not the CUDA context or cuBLAS workspaces.
+    """
+    peak = _Peak()
+    if device != "cuda":
+        yield peak
+        return
+    cuda = _cupy.cuda
+    pool = _cupy.get_default_memory_pool()
+    peak.bytes = pool.used_bytes()
+
+    def malloc(size):
+        mem = pool.malloc(size)
+        peak.bytes = max(peak.bytes, pool.used_bytes())
+        return mem
+
+    cuda.set_allocator(malloc)
+    try:
+        yield peak
+    finally:
+        cuda.set_allocator(pool.malloc)

@@ -1,0 +1,191 @@
+"""The CUDA path: no synchronisation inside a meta-iteration, parity with NumPy, GPU errors.
+
+Each test runs on the CuPy emulator (``emulated_cupy.py``, any machine) and on
+real CuPy where a GPU is present. ``cupyx.allow_synchronize(False)`` makes any
+host read of device values raise: CuPy's own check on a GPU, the emulator's here.
+"""
+import numpy as np
+import pytest
+
+import emulated_cupy
+import tinymeta as tm
+from tinymeta import backend
+from tinymeta import functional as F
+from tinymeta.algorithms import ALGORITHMS
+from tinymeta.config import PRESETS
+from tinymeta.nn import ConvNet
+from tinymeta.optim import Adam
+from tinymeta.tasks import MetaBatch
+from tinymeta.train import TaskSource, build_algorithm, build_model, read_log, train
+
+from conftest import OMNIGLOT_DIR
+
+QUIET = dict(progress=False, echo=lambda *a: None)
+
+
+def no_sync():
+    """Raise on any device synchronisation inside the block."""
+    cupyx = backend._cupyx
+    if not hasattr(cupyx, "allow_synchronize"):  # deprecated in CuPy 10; may be gone in a later one
+        pytest.skip("this CuPy has no cupyx.allow_synchronize to check with")
+    return cupyx.allow_synchronize(False)
+
+
+def sine_setup(name, device, rng):
+    cfg = PRESETS[f"{name}-sine-10shot"].replace(meta_batch=5)
+    model = build_model(cfg)
+    return cfg, model, build_algorithm(cfg, model), TaskSource(cfg, device)
+
+
+def conv_batch(rng, device, T=4, ways=3, shots=1, queries=2):
+    """An Omniglot-shaped meta-batch built on the host and moved once, as the samplers do."""
+    xs, xq = rng.normal(size=(T, ways * shots, 1, 8, 8)), rng.normal(size=(T, ways * queries, 1, 8, 8))
+    ys = np.stack([rng.permutation(np.repeat(np.arange(ways), shots)) for _ in range(T)])
+    yq = np.stack([rng.permutation(np.repeat(np.arange(ways), queries)) for _ in range(T)])
+    return MetaBatch(*(tm.tensor(a, dtype=a.dtype if a.dtype.kind == "i" else "float32", device=device)
+                       for a in (xs, ys, xq, yq)))
+
+
+def meta_iterations(algo, meta, batch_fn, rng, n=2):
+    opt = Adam(meta, lr=1e-3)
+    with no_sync():
+        for _ in range(n):
+            grads, metrics = algo.meta_gradient(meta, batch_fn(), rng=rng)
+            opt.step(grads)
+    return metrics
+
+
+@pytest.mark.parametrize("name", sorted(set(ALGORITHMS) - {"nil"}))  # NIL needs classes: the conv test has it
+def test_a_sine_meta_iteration_never_synchronises(gpu_device, name):
+    rng = np.random.default_rng(0)
+    cfg, model, algo, tasks = sine_setup(name, gpu_device, rng)
+    meta = algo.init_meta_params(model.init_params(rng, dtype="float32", device=gpu_device), rng)
+    metrics = meta_iterations(algo, meta, lambda: tasks.train(rng), rng)
+    assert all(v.device == "cuda" for v in metrics.values())
+    assert all(p.device == "cuda" for p in meta.values())
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@pytest.mark.parametrize("first_order", [False, True])
+def test_a_conv_meta_iteration_never_synchronises(gpu_device, name, first_order):
+    rng = np.random.default_rng(1)
+    model = ConvNet(n_way=3, filters=4, blocks=2, image_size=8)
+    cls = ALGORITHMS[name]
+    kw = {} if name == "reptile" else {"first_order": first_order}
+    algo = cls(model, build_algorithm(PRESETS["maml-omniglot-5w1s"], model).objective, inner_lr=0.1,
+               inner_steps=2, **kw)
+    meta = algo.init_meta_params(model.init_params(rng, dtype="float32", device=gpu_device), rng)
+    meta_iterations(algo, meta, lambda: conv_batch(rng, gpu_device), rng)
+
+
+def test_omniglot_sampling_never_synchronises(gpu_device, omniglot_cache, monkeypatch):
+    monkeypatch.setenv("TINYMETA_CACHE", str(omniglot_cache))
+    cfg = PRESETS["maml-omniglot-5w1s"]
+    tasks = TaskSource(cfg, gpu_device, OMNIGLOT_DIR, verbose=False)
+    with no_sync():
+        batch = tasks.train(np.random.default_rng(0))
+    assert batch.device == "cuda" and batch.x_support.shape == (32, 5, 1, 28, 28)
+
+
+def sync_count_of_a_run(tmp_path, name, iterations):
+    cfg = PRESETS["maml-sine-10shot"].replace(iterations=iterations, log_interval=iterations, val_interval=0,
+                                              checkpoint_interval=0, meta_batch=5)
+    before = emulated_cupy.SYNCS.count
+    train(cfg, tmp_path / name, device="cuda", evaluate_at_end=False, **QUIET)
+    return emulated_cupy.SYNCS.count - before
+
+
+def test_the_training_loop_synchronises_only_where_it_logs(tmp_path, monkeypatch):
+    """Twice the iterations, the same log rows: the same number of synchronisations."""
+    emulated_cupy.install(monkeypatch)
+    short, long = sync_count_of_a_run(tmp_path, "a", 10), sync_count_of_a_run(tmp_path, "b", 20)
+    assert short == long, emulated_cupy.SYNCS.events
+    assert 0 < short < 50  # the log row's metrics, the finiteness check, the checkpoint's parameters
+
+
+def test_numpy_and_cuda_give_the_same_meta_losses_for_100_maml_iterations(gpu_device, tmp_path):
+    """Same seed and config, on NumPy and on CUDA: the same meta-loss at every iteration (float32)."""
+    cfg = PRESETS["maml-sine-10shot"].replace(iterations=100, log_interval=1, val_interval=0,
+                                              checkpoint_interval=0)
+    train(cfg, tmp_path / "cpu", device="cpu", evaluate_at_end=False, **QUIET)
+    train(cfg, tmp_path / "cuda", device="cuda", evaluate_at_end=False, **QUIET)
+    rows = [[r for r in read_log(tmp_path / d) if r["split"] == "train"] for d in ("cpu", "cuda")]
+    assert len(rows[0]) == len(rows[1]) == 100
+    for key in ("query_loss", "support_loss_pre"):
+        np.testing.assert_allclose([r[key] for r in rows[1]], [r[key] for r in rows[0]], rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_numpy_and_cuda_agree_on_omniglot(tmp_path, omniglot_cache, monkeypatch):
+    """The conv path too: 100 MAML iterations of 5-way 1-shot Omniglot (a small meta-batch)."""
+    if not tm.cuda_available():
+        pytest.skip("needs CuPy and a CUDA GPU")
+    monkeypatch.setenv("TINYMETA_CACHE", str(omniglot_cache))
+    cfg = PRESETS["maml-omniglot-5w1s"].replace(iterations=100, meta_batch=4, log_interval=1, val_interval=0,
+                                                checkpoint_interval=0)
+    for device in ("cpu", "cuda"):
+        train(cfg, tmp_path / device, device=device, data_dir=OMNIGLOT_DIR, evaluate_at_end=False, **QUIET)
+    rows = [[r for r in read_log(tmp_path / d) if r["split"] == "train"] for d in ("cpu", "cuda")]
+    np.testing.assert_allclose([r["query_loss"] for r in rows[1]], [r["query_loss"] for r in rows[0]],
+                               rtol=2e-3, atol=1e-5)
+
+
+def test_out_of_range_labels_on_a_gpu_give_nan_not_a_silent_loss(gpu_device):
+    logits = tm.tensor(np.zeros((2, 3)), device=gpu_device)
+    with no_sync():
+        good = F.cross_entropy(logits, tm.tensor(np.array([0, 2]), device=gpu_device))
+        bad = F.cross_entropy(logits, tm.tensor(np.array([0, 3]), device=gpu_device), reduction="none")
+    assert np.isclose(good.item(), np.log(3)) and np.isfinite(bad.numpy()[0]) and np.isnan(bad.numpy()[1])
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        F.cross_entropy(tm.tensor(np.zeros((2, 3)), device="cpu"), tm.tensor(np.array([0, 3]), device="cpu"))
+
+
+def test_checkpoints_hold_host_arrays_and_load_on_either_device(gpu_device, tmp_path):
+    from tinymeta.checkpoint import load_checkpoint, save_checkpoint
+    params = {"w": tm.tensor(np.arange(6.0).reshape(2, 3), device=gpu_device, requires_grad=True)}
+    save_checkpoint(tmp_path / "c.npz", params, config={})
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as f:  # our own file, no pickle
+        assert any(np.array_equal(f[k], np.arange(6.0).reshape(2, 3)) for k in f.files)
+    for device in ("cpu", "cuda"):
+        loaded = load_checkpoint(tmp_path / "c.npz", device=device)
+        assert loaded.params["w"].device == device
+        np.testing.assert_array_equal(loaded.params["w"].numpy(), np.arange(6.0).reshape(2, 3))
+
+
+def test_emulator_is_as_strict_as_cupy(monkeypatch):
+    """The emulator itself: mixing host and device arrays raises, host reads count or raise."""
+    emulated_cupy.install(monkeypatch)
+    xp = backend.xp_for("cuda")
+    a = xp.asarray(np.arange(3.0))
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.asarray(a)
+    with pytest.raises(TypeError, match="host NumPy array"):
+        a + np.ones(3)
+    with pytest.raises(TypeError, match="host NumPy array"):
+        xp.concatenate([a, np.ones(3)])
+    b = (a * 2).sum()
+    assert type(b).__module__ == "cupy" and b.shape == ()
+    before = emulated_cupy.SYNCS.count
+    assert float(b) == 6.0 and emulated_cupy.SYNCS.count == before + 1
+    with backend._cupyx.allow_synchronize(False), pytest.raises(emulated_cupy.DeviceSynchronized):
+        bool(a[0] > 0)
+
+
+def test_bench_reports_time_and_peak_gpu_memory(gpu_device, capsys):
+    from tinymeta import cli
+    assert cli.main(["bench", "--device", "cuda", "--only", "algorithms", "--repeat", "1",
+                     "--presets", "maml-sine-10shot", "reptile-sine-10shot"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if "-sine-10shot (" in ln]
+    assert len(lines) == 2 and all(" ms" in ln and "peak GPU memory" in ln and "MiB" in ln for ln in lines)
+    assert float(lines[0].split("peak GPU memory")[1].split()[0]) > 0
+
+
+def test_bench_on_the_cpu_reports_time_only(capsys):
+    from tinymeta import cli
+    assert cli.main(["bench", "--device", "cpu", "--only", "algorithms", "--repeat", "1",
+                     "--presets", "fomaml-sine-10shot"]) == 0
+    out = capsys.readouterr().out
+    assert "fomaml-sine-10shot (T=25, 1 inner step, K=10)" in out and "GPU memory" not in out
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        cli.main(["bench", "--device", "cpu", "--only", "algorithms", "--presets", "nope"])
