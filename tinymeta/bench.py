@@ -134,14 +134,28 @@ def _random_batch(cfg, device, rng):
                      tensor(yq, device=device))
 
 
+BENCH_ALGORITHMS = ("maml", "fomaml", "meta-sgd", "anil", "reptile")
+
+
+def default_presets(device: str) -> list[str]:
+    """Sine and Omniglot 5-way 1-shot for every algorithm; on a GPU also 20-way 1-shot (5 inner steps)."""
+    names = [f"{a}-sine-10shot" for a in BENCH_ALGORITHMS] + [f"{a}-omniglot-5w1s" for a in BENCH_ALGORITHMS]
+    if device == "cuda":
+        names += [f"{a}-omniglot-20w1s" for a in BENCH_ALGORITHMS]
+    return names
+
+
 def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
-    """Median time of one meta-iteration (meta-gradient + outer step) per algorithm and preset."""
+    """Median time of one meta-iteration (meta-gradient + outer step) per algorithm and preset.
+
+    On a GPU each row also gives the peak memory CuPy's pool held during the timed iterations.
+    """
     from .config import PRESETS  # noqa: PLC0415
     from .train import _make_optimizer, build_algorithm, build_model  # noqa: PLC0415
-    presets = presets or [f"{a}-sine-10shot" for a in ("maml", "fomaml", "meta-sgd", "anil", "reptile")] + \
-        [f"{a}-omniglot-5w1s" for a in ("maml", "fomaml", "meta-sgd", "anil", "reptile")]
     rows = []
-    for name in presets:
+    for name in presets or default_presets(device):
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; `python -m tinymeta presets` lists them")
         cfg = PRESETS[name]
         model = build_model(cfg)
         algo = build_algorithm(cfg, model)
@@ -150,18 +164,23 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
         opt = _make_optimizer(cfg, meta)
         batch = _random_batch(cfg, device, rng)
         times = []
-        for i in range(repeat + 1):  # the first is a warm-up
-            _sync(device)
-            t0 = time.perf_counter()
-            grads, _ = algo.meta_gradient(meta, batch, rng=rng)
-            opt.step(grads)
-            _sync(device)
-            if i:
-                times.append(time.perf_counter() - t0)
+        with backend.track_peak_memory(device) as peak:
+            for i in range(repeat + 1):  # the first is a warm-up
+                _sync(device)
+                t0 = time.perf_counter()
+                grads, _ = algo.meta_gradient(meta, batch, rng=rng)
+                opt.step(grads)
+                _sync(device)
+                if i:
+                    times.append(time.perf_counter() - t0)
+            del grads
         detail = (f"T={cfg.meta_batch}, {cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}"
                   + (f", {cfg.ways}-way {cfg.train_shots or cfg.shots}-shot, Q={cfg.queries}"
                      if cfg.dataset != "sine" else f", K={cfg.train_shots or cfg.shots}"))
-        rows.append({"name": f"{name} ({detail})", "value": statistics.median(times) * 1e3, "unit": "ms"})
+        row = {"name": f"{name} ({detail})", "value": statistics.median(times) * 1e3, "unit": "ms"}
+        if device == "cuda":
+            row["peak_memory_mib"] = peak.bytes / 2**20
+        rows.append(row)
     return rows
 
 
@@ -169,7 +188,8 @@ def print_rows(rows, title):
     print(f"\n{title}")
     width = max(len(r["name"]) for r in rows) if rows else 0
     for r in rows:
-        print(f"  {r['name']:<{width}}  {r['value']:10.3f} {r['unit']}")
+        memory = f"   peak GPU memory {r['peak_memory_mib']:9.1f} MiB" if "peak_memory_mib" in r else ""
+        print(f"  {r['name']:<{width}}  {r['value']:10.3f} {r['unit']}{memory}")
 
 
 def main(args) -> int:
@@ -181,8 +201,7 @@ def main(args) -> int:
         print_rows(engine_benchmarks(device, repeat=args.repeat, which=which),
                    "MAML meta-gradient, 1 inner step (median over repeats)")
     if args.only in (None, "algorithms"):
-        presets = [f"{a}-sine-10shot" for a in ("maml", "fomaml", "meta-sgd", "anil", "reptile")] \
-            if args.quick else None
+        presets = args.presets or ([f"{a}-sine-10shot" for a in BENCH_ALGORITHMS] if args.quick else None)
         print_rows(algorithm_benchmarks(device, repeat=args.repeat, presets=presets),
                    "One meta-iteration (meta-gradient + outer step), each algorithm's preset, median")
     if args.only in (None, "tasks"):

@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=5, help="timed repeats per measurement (median reported)")
     bench.add_argument("--only", choices=["engine", "algorithms", "tasks"], help="run one group only")
     bench.add_argument("--quick", action="store_true", help="skip the slow Omniglot conv-net timing")
+    bench.add_argument("--presets", nargs="+", default=None,
+                       help="presets to time one meta-iteration of (default: sine and Omniglot 5w1s for each "
+                            "algorithm, plus 20w1s on a GPU)")
     bench.add_argument("--data-dir", default=None, help="Omniglot folder (default: $TINYMETA_DATA, ./data/omniglot)")
     bench.set_defaults(func=lambda args: __import__("tinymeta.bench", fromlist=["main"]).main(args))
 
