@@ -2,7 +2,9 @@
 # The CPU cells of RESULTS.md, exactly as they were run (one command per line, from the repo root).
 # Each `train` writes results/runs/<name>/{config.json,log.jsonl,test.json,curves.png};
 # each `evaluate` writes the JSON named by --out. RESULTS.md's tables are made from those files
-# by `python -m tinymeta report`.
+# by `python -m tinymeta report`. The Omniglot run is trained in two sittings of 50 minutes (the second
+# resumes the first), evaluated where it stopped, then plotted. Its commands ran with OPENBLAS_NUM_THREADS=1,
+# beside other work on the second core.
 set -euo pipefail
 python -m tinymeta train --preset maml-sine-5shot --logdir results/runs/maml-sine-5shot --overwrite --no-progress
 python -m tinymeta train --preset maml-sine-10shot --logdir results/runs/maml-sine-10shot --overwrite --no-progress
@@ -33,4 +35,8 @@ python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-10shot --shots 2
 python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-20shot --shots 5 --steps 1 --out results/runs/meta-sgd-sine-20shot/eval-5shot-1step.json
 python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-20shot --shots 10 --steps 1 --out results/runs/meta-sgd-sine-20shot/eval-10shot-1step.json
 python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-20shot --shots 20 --steps 1 --out results/runs/meta-sgd-sine-20shot/eval-20shot-1step.json
+python -m tinymeta train --preset maml-omniglot-5w1s --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 3000 --no-progress --overwrite
+python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 3000 --no-progress --resume
+python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s/eval-test.json
+python -m tinymeta plot results/runs/maml-omniglot-5w1s --out results/runs/maml-omniglot-5w1s/curves.png
 python -m tinymeta report

@@ -1,24 +1,28 @@
 """The results page's commands keep working: each line of results/cpu.sh, run tiny."""
 import json
+import os
 import shlex
 import subprocess
 import sys
 
+from tinymeta.config import PRESETS
 
-from conftest import REPO
+from conftest import OMNIGLOT_DIR, REPO
 
 TINY = ["--iterations", "6", "--log-interval", "3", "--val-interval", "3", "--val-tasks", "4",
-        "--test-tasks", "12", "--checkpoint-interval", "3"]
+        "--test-tasks", "12", "--checkpoint-interval", "3", "--meta-batch", "4"]
+SHARED_OMNIGLOT = "../shared/data/omniglot"  # as the commands name it, from the repo root
 
 
-def commands():
-    lines = (REPO / "results" / "cpu.sh").read_text().splitlines()
+def commands(script="cpu.sh"):
+    lines = (REPO / "results" / script).read_text().splitlines()
     return [shlex.split(line) for line in lines if line.startswith("python -m tinymeta")]
 
 
-def _run(argv, cwd):
-    argv = [sys.executable] + argv[1:]
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
+def _run(argv, cwd, env=None):
+    argv = [sys.executable] + [str(OMNIGLOT_DIR) if a == SHARED_OMNIGLOT else a for a in argv[1:]]
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -26,9 +30,10 @@ def _run(argv, cwd):
 def test_every_cpu_results_command_runs_tiny_and_writes_what_the_page_reads(tmp_path):
     cmds = commands()
     assert any(c[3] == "train" for c in cmds) and any(c[3] == "evaluate" for c in cmds)
+    env = {"TINYMETA_CACHE": str(tmp_path / "cache")}
     for argv in cmds:
         if argv[3] == "train":
-            out = _run(argv + TINY, tmp_path)
+            out = _run(argv + ([] if "--resume" in argv else TINY), tmp_path, env)  # resume: the saved config
             assert "0 (pre-update)" in out
             logdir = tmp_path / argv[argv.index("--logdir") + 1]
             test = json.loads((logdir / "test.json").read_text())
@@ -36,11 +41,28 @@ def test_every_cpu_results_command_runs_tiny_and_writes_what_the_page_reads(tmp_
             assert len(test["loss"]) == test["steps"] + 1 and test["device"] == "cpu"
     for argv in cmds:
         if argv[3] == "evaluate":
-            _run(argv + ["--tasks", "8"], tmp_path)
+            _run(argv + ["--tasks", "8"], tmp_path, env)
             ev = json.loads((tmp_path / argv[argv.index("--out") + 1]).read_text())
-            assert ev["tasks"] == 8 and len(ev["loss"]) == 2
+            assert ev["tasks"] == 8 and len(ev["loss"]) == ev["steps"] + 1
+        if argv[3] == "plot":
+            _run(argv, tmp_path)
+            assert (tmp_path / argv[argv.index("--out") + 1]).stat().st_size > 10_000
     report = [c for c in cmds if c[3] == "report"]
     assert report
     _run(report[0] + ["--root", str(tmp_path)], REPO)
     page = (tmp_path / "RESULTS.md").read_text()
-    assert "not run yet" not in page and "| 5 | 5 |" in page
+    sine, omniglot = page.split("## Omniglot")
+    assert "not run yet" not in sine and "| 5 | 5 |" in page
+    for argv in cmds:  # every Omniglot cell the CPU commands train has its row filled
+        if argv[3] == "train" and "--preset" in argv and "omniglot" in argv[argv.index("--preset") + 1]:
+            row = next(r for r in omniglot.splitlines() if r.startswith(f"| {argv[argv.index('--preset') + 1]} |"))
+            assert "not run yet" not in row and " ± " in row and "| cpu |" in row
+
+
+def test_the_gpu_campaign_names_real_presets_and_parses():
+    text = (REPO / "results" / "gpu.sh").read_text()
+    block = text.split("PRESETS=(")[1].split(")")[0].split()
+    assert block and all(name in PRESETS for name in block)
+    from tinymeta.report import OMNIGLOT_PAPER
+    assert block == list(OMNIGLOT_PAPER)  # the page lists the cells in the order they are run
+    subprocess.run(["bash", "-n", str(REPO / "results" / "gpu.sh")], check=True)

@@ -17,6 +17,25 @@ MAML_SINE_K5 = {1: 0.67, 5: 0.38, 10: 0.35}          # MAML paper, App. C
 PRETRAINED_SINE_K5 = {1: 2.41, 5: 2.23, 10: 2.19}    # same table: pretrained on all tasks
 
 
+# Omniglot test accuracy in % and where it was published (REFERENCE.md), in the order the cells are run
+OMNIGLOT_PAPER = {
+    "maml-omniglot-5w1s": (98.7, "MAML, Table 1"),
+    "maml-omniglot-20w1s": (95.8, "MAML, Table 1"),
+    "fomaml-omniglot-5w1s": (98.3, "Reptile paper"),
+    "meta-sgd-omniglot-5w1s": (99.53, "Meta-SGD"),
+    "anil-omniglot-20w1s": (96.2, "ANIL, Table 2"),
+    "nil-omniglot-20w1s": (96.7, "ANIL, Table 4"),
+    "reptile-omniglot-5w1s": (97.68, "Reptile, transductive"),
+    "maml-omniglot-5w5s": (99.9, "MAML, Table 1"),
+    "maml-omniglot-20w5s": (98.9, "MAML, Table 1"),
+    "fomaml-omniglot-5w5s": (99.2, "Reptile paper"),
+    "meta-sgd-omniglot-5w5s": (99.93, "Meta-SGD"),
+    "anil-omniglot-20w5s": (98.0, "ANIL, Table 2"),
+    "nil-omniglot-20w5s": (98.0, "ANIL, Table 4"),
+    "reptile-omniglot-5w5s": (99.48, "Reptile, transductive"),
+}
+
+
 def _load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -74,6 +93,40 @@ def meta_sgd_grid(runs: Path) -> list[str]:
                 continue
             m, s = ev["maml"]["loss"][1], ev["meta-sgd"]["loss"][1]
             lines.append(f"| {train} | {test} | {_cell(m)} | {_cell(s)} | {'yes' if s['mean'] < m['mean'] else 'no'} |")
+    return lines
+
+
+def _train_seconds(run: Path) -> float | None:
+    """Training wall-clock of a run so far: the last train row of its log."""
+    log = run / "log.jsonl"
+    if not log.exists():
+        return None
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    times = [r["time"] for r in rows if r.get("split") == "train"]
+    return times[-1] if times else None
+
+
+def omniglot_table(runs: Path) -> list[str]:
+    """One row per Omniglot cell: a finished run's test.json, else a partial run's eval-test.json."""
+    from .config import PRESETS  # noqa: PLC0415
+    lines = ["| cell | paper accuracy | tinymeta accuracy (600 test tasks, 95% CI) | iterations trained "
+             "(paper) | device | train time | curves |", "|---|---|---|---|---|---|---|"]
+    for name, (paper, source) in OMNIGLOT_PAPER.items():
+        run = runs / name
+        ev, partial = _load(run / "test.json"), False
+        if ev is None:
+            ev, partial = _load(run / "eval-test.json"), True
+        if ev is None:
+            lines.append(f"| {name} | {paper} ({source}) | not run yet | | | | |")
+            continue
+        acc = ev["accuracy"][-1]
+        steps = len(ev["accuracy"]) - 1
+        seconds = ev.get("train_seconds", _train_seconds(run))
+        trained = f"{ev['iteration']} ({PRESETS[name].iterations})" + (", stopped early" if partial else "")
+        curves = f"[png](results/runs/{name}/curves.png)" if (run / "curves.png").exists() else ""
+        lines.append(f"| {name} | {paper} ({source}) | {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f} "
+                     f"after {steps} step{'s' * (steps != 1)} | {trained} | {ev['device']} | "
+                     f"{'' if seconds is None else f'{seconds / 60:.0f} min'} | {curves} |")
     return lines
 
 
@@ -146,6 +199,15 @@ def make_report(root: Path = Path(".")) -> str:
         *steps_table(runs, ["maml-sine-10shot", "fomaml-sine-10shot", "reptile-sine-10shot", "meta-sgd-sine-10shot"]),
         "",
         "Commands: " + ", ".join(_command(n) for n in ("fomaml-sine-10shot", "reptile-sine-10shot")) + ".",
+        "",
+        "## Omniglot few-shot classification (MAML Table 1, and the papers named)",
+        "",
+        *omniglot_table(runs),
+        "",
+        "Commands: rows trained on the CPU are the Omniglot lines of `results/cpu.sh` (a run stopped before "
+        "the paper's iterations is evaluated on the same 600 test tasks by `tinymeta evaluate`, written to "
+        "`eval-test.json`); rows trained on a GPU come from `results/gpu.sh`, which runs the cells in this "
+        "order and resumes unfinished runs.",
         "",
     ]
     if notes.exists():
