@@ -189,3 +189,33 @@ def test_bench_on_the_cpu_reports_time_only(capsys):
     assert "fomaml-sine-10shot (T=25, 1 inner step, K=10)" in out and "GPU memory" not in out
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         cli.main(["bench", "--device", "cpu", "--only", "algorithms", "--presets", "nope"])
+
+
+def test_a_whole_run_on_cuda_resumes_exactly_and_evaluates_on_either_device(gpu_device, tmp_path):
+    """Train (validation, checkpoints, test, plot), stop and resume, evaluate on CPU and CUDA."""
+    from tinymeta.checkpoint import load_checkpoint
+    from tinymeta.train import evaluate_run
+    cfg = PRESETS["maml-sine-10shot"].replace(iterations=30, log_interval=10, val_interval=10, val_tasks=20,
+                                              test_tasks=40, checkpoint_interval=10, eval_inner_steps=2)
+    straight = train(cfg, tmp_path / "a", device="cuda", **QUIET)
+    assert straight["test"]["device"] == "cuda" and (tmp_path / "a" / "curves.png").exists()
+    assert train(cfg, tmp_path / "b", device="cuda", stop_at=15, **QUIET)["status"] == "stopped"
+    resumed = train(cfg, tmp_path / "b", device="cuda", resume=True, **QUIET)
+    a, b = (load_checkpoint(tmp_path / d / "checkpoint.npz") for d in ("a", "b"))
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k].numpy(), b.params[k].numpy())
+    assert resumed["test"]["loss"] == straight["test"]["loss"]
+    on = {d: evaluate_run(tmp_path / "a", device=d, echo=lambda *x: None) for d in ("cpu", "cuda")}
+    for s_cpu, s_gpu in zip(on["cpu"]["loss"], on["cuda"]["loss"]):
+        assert np.isclose(s_cpu["mean"], s_gpu["mean"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "meta-sgd", "reptile", "anil", "nil"])
+def test_omniglot_runs_on_cuda_end_to_end(gpu_device, algorithm, tmp_path, omniglot_cache, monkeypatch):
+    monkeypatch.setenv("TINYMETA_CACHE", str(omniglot_cache))
+    cfg = PRESETS[f"{algorithm}-omniglot-5w1s"].replace(iterations=4, meta_batch=2, queries=2, filters=8,
+                                                         log_interval=2, val_interval=2, val_tasks=4,
+                                                         checkpoint_interval=2, test_tasks=6, eval_inner_steps=2)
+    result = train(cfg, tmp_path / algorithm, device="cuda", data_dir=OMNIGLOT_DIR, **QUIET)
+    acc = result["test"]["accuracy"]
+    assert result["test"]["device"] == "cuda" and all(0 <= s["mean"] <= 1 for s in acc)
