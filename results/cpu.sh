@@ -2,9 +2,10 @@
 # The CPU cells of RESULTS.md, exactly as they were run (one command per line, from the repo root).
 # Each `train` writes results/runs/<name>/{config.json,log.jsonl,test.json,curves.png};
 # each `evaluate` writes the JSON named by --out. RESULTS.md's tables are made from those files
-# by `python -m tinymeta report`. The Omniglot run is trained in two sittings of 50 minutes (the second
-# resumes the first), evaluated where it stopped, then plotted. Its commands ran with OPENBLAS_NUM_THREADS=1,
-# beside other work on the second core.
+# by `python -m tinymeta report`. The Omniglot runs stop long before the papers' iterations (a CPU
+# budget of one sitting): MAML in two sittings of 50 minutes (the second resumes the first), Reptile in
+# one of 80 minutes; each is evaluated where it stopped, then plotted. They ran side by side, one core
+# each (OPENBLAS_NUM_THREADS=1).
 set -euo pipefail
 python -m tinymeta train --preset maml-sine-5shot --logdir results/runs/maml-sine-5shot --overwrite --no-progress
 python -m tinymeta train --preset maml-sine-10shot --logdir results/runs/maml-sine-10shot --overwrite --no-progress
@@ -39,4 +40,7 @@ python -m tinymeta train --preset maml-omniglot-5w1s --logdir results/runs/maml-
 python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 3000 --no-progress --resume
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s/eval-test.json
 python -m tinymeta plot results/runs/maml-omniglot-5w1s --out results/runs/maml-omniglot-5w1s/curves.png
+python -m tinymeta train --preset reptile-omniglot-5w1s --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 4800 --no-progress --overwrite
+python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/reptile-omniglot-5w1s/eval-test.json
+python -m tinymeta plot results/runs/reptile-omniglot-5w1s --out results/runs/reptile-omniglot-5w1s/curves.png
 python -m tinymeta report

@@ -219,3 +219,17 @@ def test_omniglot_runs_on_cuda_end_to_end(gpu_device, algorithm, tmp_path, omnig
     result = train(cfg, tmp_path / algorithm, device="cuda", data_dir=OMNIGLOT_DIR, **QUIET)
     acc = result["test"]["accuracy"]
     assert result["test"]["device"] == "cuda" and all(0 <= s["mean"] <= 1 for s in acc)
+
+
+def test_running_out_of_gpu_memory_names_the_settings_not_a_cupy_traceback(tmp_path, monkeypatch):
+    from tinymeta.algorithms import MAML
+    emulated_cupy.install(monkeypatch)
+
+    def exhausted(*args, **kwargs):  # what CuPy raises when its pool cannot grow
+        raise emulated_cupy.OutOfMemoryError("out of memory allocating 1,234,567,890 bytes")
+    monkeypatch.setattr(MAML, "meta_gradient", exhausted)
+    cfg = PRESETS["maml-omniglot-20w1s"].replace(dataset="sine", ways=1, shots=10, queries=10)
+    with pytest.raises(MemoryError, match=r"cuda.*meta-batch 16, 5 inner step\(s\), second order"
+                                          r".*--first-order.*--meta-batch") as info:
+        train(cfg, tmp_path / "oom", device="cuda", **QUIET)
+    assert isinstance(info.value.__cause__, emulated_cupy.OutOfMemoryError)
