@@ -56,7 +56,8 @@ _PLUMBING = ("/numpy/", "tinymeta/backend.py", "tinymeta/tensor.py")  # they rea
 
 def _caller() -> str:
     """The innermost frame outside the emulator, NumPy and tinymeta's conversions: who asked for the read."""
-    for frame in reversed(traceback.extract_stack()[:-2]):
+    frames = traceback.StackSummary.extract(traceback.walk_stack(None), lookup_lines=False)  # innermost first
+    for frame in frames:
         if frame.filename != __file__ and not any(p in frame.filename for p in _PLUMBING):
             return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} ({frame.name})"
     return "?"
@@ -245,8 +246,8 @@ ndarray.__module__ = "cupy"  # backend.device_of tells devices apart by the arra
 
 
 # ---- the module -------------------------------------------------------------------------------------
-def _to_host_buffer(x, dtype=None, copy=True):
-    """What xp.asarray / xp.array do: a host->device copy (no synchronisation)."""
+def _to_device(x, dtype=None, copy=True):
+    """What xp.asarray / xp.array do: a host->device copy (no synchronisation), or a device cast."""
     if isinstance(x, ndarray):
         a = x._a if dtype is None else x._a.astype(dtype, copy=False)
         return ndarray(a.copy() if copy and a is x._a else a)
@@ -340,9 +341,9 @@ class _Module(types.ModuleType):
 cupy = _Module("cupy", "Emulated CuPy (tests only).")
 cupy.__version__ = f"emulated (numpy {np.__version__})"
 cupy.ndarray = ndarray
-cupy.asarray = lambda a, dtype=None: _to_host_buffer(a, dtype, copy=False)
-cupy.array = lambda a, dtype=None, copy=True: _to_host_buffer(a, dtype, copy=copy)
-cupy.ascontiguousarray = lambda a, dtype=None: _to_host_buffer(a, dtype, copy=False)
+cupy.asarray = lambda a, dtype=None: _to_device(a, dtype, copy=False)
+cupy.array = lambda a, dtype=None, copy=True: _to_device(a, dtype, copy=copy)
+cupy.ascontiguousarray = lambda a, dtype=None: _to_device(a, dtype, copy=False)
 cupy.asnumpy = lambda a: a.get() if isinstance(a, ndarray) else np.asarray(a)
 cupy.get_default_memory_pool = lambda: _POOL
 cupy.cuda = types.SimpleNamespace(
