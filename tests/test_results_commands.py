@@ -43,7 +43,7 @@ def test_every_cpu_results_command_runs_tiny_and_writes_what_the_page_reads(tmp_
         if argv[3] == "evaluate":
             _run(argv + ["--tasks", "8"], tmp_path, env)
             ev = json.loads((tmp_path / argv[argv.index("--out") + 1]).read_text())
-            assert ev["tasks"] == 8 and len(ev["loss"]) == ev["steps"] + 1
+            assert ev["tasks"] == 8 and len(ev["loss"]) == ev["steps"] + 1 and ev["train_seconds"] > 0
         if argv[3] == "plot":
             _run(argv, tmp_path)
             assert (tmp_path / argv[argv.index("--out") + 1]).stat().st_size > 10_000

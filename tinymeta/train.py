@@ -371,7 +371,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     n = cfg.test_tasks if num_tasks is None else num_tasks
     chunk = 100 if cfg.dataset == "sine" else cfg.meta_batch
     ev = evaluate_tasks(algo, ckpt.params, tasks, split, n, steps, chunk)
-    ev.update({"iteration": int(ckpt.extra["iteration"]), "device": device, "algorithm": cfg.algorithm,
-               "shots": cfg.shots})
+    ev.update({"iteration": int(ckpt.extra["iteration"]), "train_seconds": round(float(ckpt.extra["elapsed"]), 2),
+               "device": device, "algorithm": cfg.algorithm, "shots": cfg.shots})
     echo(format_evaluation(ev, cfg))
     return ev
