@@ -96,16 +96,6 @@ def meta_sgd_grid(runs: Path) -> list[str]:
     return lines
 
 
-def _train_seconds(run: Path) -> float | None:
-    """Training wall-clock of a run so far: the last train row of its log."""
-    log = run / "log.jsonl"
-    if not log.exists():
-        return None
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    times = [r["time"] for r in rows if r.get("split") == "train"]
-    return times[-1] if times else None
-
-
 def omniglot_table(runs: Path) -> list[str]:
     """One row per Omniglot cell: a finished run's test.json, else a partial run's eval-test.json."""
     from .config import PRESETS  # noqa: PLC0415
@@ -121,12 +111,12 @@ def omniglot_table(runs: Path) -> list[str]:
             continue
         acc = ev["accuracy"][-1]
         steps = len(ev["accuracy"]) - 1
-        seconds = ev.get("train_seconds", _train_seconds(run))
+        seconds = ev["train_seconds"]
         trained = f"{ev['iteration']} ({PRESETS[name].iterations})" + (", stopped early" if partial else "")
         curves = f"[png](results/runs/{name}/curves.png)" if (run / "curves.png").exists() else ""
         lines.append(f"| {name} | {paper} ({source}) | {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f} "
                      f"after {steps} step{'s' * (steps != 1)} | {trained} | {ev['device']} | "
-                     f"{'' if seconds is None else f'{seconds / 60:.0f} min'} | {curves} |")
+                     f"{seconds / 60:.0f} min | {curves} |")
     return lines
 
 
