@@ -176,7 +176,7 @@ def test_cross_entropy_label_errors():
 
 def test_cuda_request_without_a_gpu_explains_how_to_fix():
     if backend.cuda_available():
-        pytest.skip("a GPU is present")
+        pytest.skip("CUDA is usable here (a GPU, or the CuPy emulator)")
     with pytest.raises(RuntimeError, match=r"cuda12|no CUDA GPU"):
         tm.tensor([1.0], device="cuda")
     with pytest.raises(ValueError, match="unknown device"):
