@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import types
 
 import numpy as np
 
@@ -125,10 +126,6 @@ def synchronize(device: str) -> None:
         xp_for("cuda").cuda.get_current_stream().synchronize()
 
 
-class _Peak:
-    bytes = 0
-
-
 @contextlib.contextmanager
 def track_peak_memory(device: str):
     """Record the most device memory CuPy's pool held inside the block (``.bytes``; 0 on the CPU).
@@ -136,7 +133,7 @@ def track_peak_memory(device: str):
     Every allocation goes through the pool, so its high-water mark is read at
     each one. It counts arrays only, not the CUDA context or cuBLAS workspaces.
     """
-    peak = _Peak()
+    peak = types.SimpleNamespace(bytes=0)
     if device != "cuda":
         yield peak
         return
