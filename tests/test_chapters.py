@@ -90,6 +90,8 @@ def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch, omniglot_cache
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(REPO / "chapters")}})
     client.execute()  # raises CellExecutionError on the first failing cell
+    printed = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+    assert "not found" not in printed, f"{path.name} did not find Omniglot in {OMNIGLOT_DIR}"
     after = files_under(REPO / "chapters")
     changed = sorted(name for name in after if before.get(name) != after[name])
     assert not changed, f"{path.name} wrote into chapters/: {changed[:5]} (write under chapter_runs_dir())"
