@@ -111,7 +111,7 @@ def no_inner_step(model, loss_fn, params, xs, ys, xq, yq, alpha):
     return tm.grad(loss_fn(model(params, xq), yq).mean(), params)
 
 
-def per_task(model, loss_fn, params, xs, ys, xq, yq, alpha):
+def keeps_task_axis(model, loss_fn, params, xs, ys, xq, yq, alpha):
     fast = expand(params, xs.shape[0])
     g = tm.grad(loss_fn(model(fast, xs), ys).sum(), fast, create_graph=True)
     fast2 = {k: fast[k] - alpha * g[k] for k in fast}
@@ -128,7 +128,7 @@ def as_list(*a):
     (outer_sum, "times too large: the meta-loss is the MEAN over tasks"),
     (swapped, "support and query are swapped"),
     (no_inner_step, "there was no inner step"),
-    (per_task, "it still has the task axis"),
+    (keeps_task_axis, "it still has the task axis"),
     (as_list, "should be a dict"),
 ])
 def test_meta_gradient_mistakes(fn, message, capsys):
