@@ -1,23 +1,65 @@
-"""The chapters: each notebook runs top to bottom in quick mode, and is stored clean.
+"""The chapters: each notebook runs top to bottom in quick mode, is stored clean, and leaves the source tree alone.
 
 Notebooks are committed without outputs or execution counts, so that diffs stay
 readable and nothing on the page is stale: what a reader sees is what their own
 run produces. A check below enforces it.
+
+Chapter N is linked to its checks by its number: ``chapters/NN_<topic>.ipynb``,
+``tinymeta/exercises/chNN_<topic>.py``, ``chapters/solutions/chNN_<topic>.py`` and
+``tests/test_chNN_<topic>.py`` all carry the pytest marker ``chNN`` (registered in
+pytest.ini), so ``pytest -m ch06`` runs chapter 6's checks and its notebook.
 """
 import json
+import re
 
 import pytest
-
 from conftest import OMNIGLOT_DIR, REPO
 
+from tinymeta.data import find_omniglot
+from tinymeta.exercises.folders import chapter_data_dir, chapter_runs_dir, find_checkout
+
 CHAPTERS = sorted((REPO / "chapters").glob("*.ipynb"))
+
+
+def chapter_marker(path):
+    """'ch06' for chapters/06_maml.ipynb (and for any file named chNN_... or test_chNN_...)."""
+    match = re.match(r"(?:test_)?(?:ch)?(\d\d)_", path.name)
+    assert match, f"{path.name} does not start with a two-digit chapter number"
+    return f"ch{match.group(1)}"
+
+
+def per_chapter(paths):
+    """Parameters for the notebooks, each marked with its chapter's marker."""
+    return [pytest.param(p, id=p.stem, marks=getattr(pytest.mark, chapter_marker(p))) for p in paths]
 
 
 def test_there_are_chapters():
     assert len(CHAPTERS) >= 1
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_chapter_has_a_registered_marker(pytestconfig):
+    registered = {line.split(":")[0].strip() for line in pytestconfig.getini("markers")}
+    missing = [p.name for p in CHAPTERS if chapter_marker(p) not in registered]
+    assert not missing, f"register the markers of {missing} in pytest.ini"
+
+
+def test_exercises_solutions_and_tests_share_the_chapter_number():
+    """Every checker module chNN_<topic> has its notebook NN_<topic>, its solutions and its marked tests."""
+    modules = sorted((REPO / "tinymeta" / "exercises").glob("ch*.py"))
+    assert modules
+    for module in modules:
+        topic = module.stem                                                 # chNN_<topic>
+        assert (REPO / "chapters" / f"{topic[2:]}.ipynb").is_file(), f"{module.name}: no notebook {topic[2:]}.ipynb"
+        assert (REPO / "chapters" / "solutions" / module.name).is_file(), f"{module.name}: no solutions module"
+        test_file = REPO / "tests" / f"test_{module.name}"
+        assert test_file.is_file(), f"{module.name}: no tests/test_{module.name}"
+        assert f"pytestmark = pytest.mark.{chapter_marker(module)}\n" in test_file.read_text(), \
+            f"{test_file.name} is not marked {chapter_marker(module)}"
+    solutions = {p.name for p in (REPO / "chapters" / "solutions").glob("ch*.py")}
+    assert solutions == {m.name for m in modules}
+
+
+@pytest.mark.parametrize("path", per_chapter(CHAPTERS))
 def test_notebook_is_stored_without_outputs(path):
     nb = json.loads(path.read_text())
     for i, cell in enumerate(nb["cells"]):
@@ -26,15 +68,85 @@ def test_notebook_is_stored_without_outputs(path):
             assert cell.get("execution_count") is None, f"{path.name}: cell {i} has an execution count"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def files_under(folder):
+    """Every file below ``folder`` (Python's own __pycache__ aside) -> (size, modification time)."""
+    return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.mark.parametrize("path", per_chapter(CHAPTERS))
 def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch, omniglot_cache):
+    """Run as Jupyter would (in chapters/); what it writes goes to $TINYMETA_RUNS, nothing into chapters/."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
+    runs = tmp_path / "runs"
     monkeypatch.setenv("TINYMETA_QUICK", "1")
     monkeypatch.setenv("TINYMETA_DATA", str(OMNIGLOT_DIR))
     monkeypatch.setenv("TINYMETA_CACHE", str(omniglot_cache))
+    monkeypatch.setenv("TINYMETA_RUNS", str(runs))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
+    before = files_under(REPO / "chapters")
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+                                     resources={"metadata": {"path": str(REPO / "chapters")}})
     client.execute()  # raises CellExecutionError on the first failing cell
+    printed = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+    assert "not found" not in printed, f"{path.name} did not find Omniglot in {OMNIGLOT_DIR}"
+    after = files_under(REPO / "chapters")
+    changed = sorted(name for name in after if before.get(name) != after[name])
+    assert not changed, f"{path.name} wrote into chapters/: {changed[:5]} (write under chapter_runs_dir())"
+    if "chapter_runs_dir()" in path.read_text():
+        assert any(runs.iterdir()), f"{path.name} asks for a runs folder but wrote nothing there"
+
+
+# ---- where the chapters find their data and put their runs ----------------------------------------------
+def fake_checkout(root):
+    """A tinymeta checkout's skeleton with Omniglot (as unpacked folders) where the README says to put it."""
+    (root / "tinymeta").mkdir(parents=True)
+    (root / "tinymeta" / "__init__.py").write_text("")
+    (root / "setup.py").write_text("")
+    (root / "chapters").mkdir()
+    for split in ("images_background", "images_evaluation"):
+        (root / "data" / "omniglot" / split).mkdir(parents=True)
+    return root
+
+
+def test_data_is_found_in_the_checkout_when_jupyter_starts_in_chapters(tmp_path, monkeypatch):
+    root = fake_checkout(tmp_path / "repo")
+    monkeypatch.delenv("TINYMETA_DATA", raising=False)
+    monkeypatch.chdir(root / "chapters")
+    assert find_checkout() == root.resolve()
+    assert chapter_data_dir("omniglot") == root.resolve() / "data" / "omniglot"
+    assert find_omniglot(chapter_data_dir("omniglot")) == root.resolve() / "data" / "omniglot"
+
+
+def test_data_from_this_repository_chapters_folder(monkeypatch):
+    monkeypatch.delenv("TINYMETA_DATA", raising=False)
+    monkeypatch.chdir(REPO / "chapters")
+    assert chapter_data_dir("omniglot") == REPO / "data" / "omniglot"
+
+
+def test_data_outside_any_checkout_falls_back_to_the_one_tinymeta_is_imported_from(tmp_path, monkeypatch):
+    monkeypatch.delenv("TINYMETA_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert chapter_data_dir("omniglot") == REPO / "data" / "omniglot"
+
+
+def test_tinymeta_data_wins(tmp_path, monkeypatch):
+    root = fake_checkout(tmp_path / "repo")
+    monkeypatch.setenv("TINYMETA_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.chdir(root / "chapters")
+    assert chapter_data_dir("omniglot") == tmp_path / "elsewhere"
+
+
+def test_runs_go_to_tinymeta_runs_else_the_cache_never_the_source_tree(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO / "chapters")
+    monkeypatch.setenv("TINYMETA_RUNS", str(tmp_path / "runs"))
+    assert chapter_runs_dir() == tmp_path / "runs" and (tmp_path / "runs").is_dir()
+    monkeypatch.delenv("TINYMETA_RUNS")
+    monkeypatch.setenv("TINYMETA_CACHE", str(tmp_path / "cache"))
+    assert chapter_runs_dir() == tmp_path / "cache" / "chapter-runs"
+    assert (tmp_path / "cache" / "chapter-runs").is_dir()
+    monkeypatch.delenv("TINYMETA_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert chapter_runs_dir() == tmp_path / "home" / ".cache" / "tinymeta" / "chapter-runs"

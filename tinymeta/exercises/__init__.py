@@ -1,19 +1,24 @@
-"""Checkers for the chapters' exercises.
+"""Checkers for the chapters' exercises, one module per chapter.
+
+Chapter N's checkers live in ``tinymeta.exercises.chNN_<topic>`` (named after the
+notebook ``chapters/NN_<topic>.ipynb``), its reference solutions in
+``chapters/solutions/chNN_<topic>.py``, and its tests in ``tests/test_chNN_<topic>.py``,
+marked ``chNN``: ``pytest -m ch06`` runs chapter 6's checks and its notebook.
 
 Each ``check_*`` takes the function a student wrote in a chapter, runs it on
 test inputs, compares values (and gradients where it matters) with a reference,
-and says precisely what is wrong: which output, expected vs got. Reference
-solutions live in ``chapters/solutions/``, apart from the stubs.
+and says precisely what is wrong: which output, expected vs got.
+:mod:`tinymeta.exercises.folders` tells the chapters where their data and runs are.
 """
 from ._check import ExerciseError
-from .anil import check_nil_predict
-from .autodiff import check_softplus
-from .basics import check_sample_task
-from .gradient_agreement import check_gradient_agreement_weights
-from .maml import check_maml_inner_step, check_maml_meta_gradient
-from .meta_sgd_reptile import (check_meta_sgd_init, check_meta_sgd_rate_gradient, check_meta_sgd_update,
-                               check_reptile_update)
-from .networks import check_batch_norm, check_conv2d
+from .ch01_what_is_meta_learning import check_sample_task
+from .ch02_autodiff_from_scratch import check_softplus
+from .ch03_networks_from_scratch import check_batch_norm, check_conv2d
+from .ch06_maml import check_maml_inner_step, check_maml_meta_gradient
+from .ch07_meta_sgd_and_reptile import (check_meta_sgd_init, check_meta_sgd_rate_gradient, check_meta_sgd_update,
+                                        check_reptile_update)
+from .ch08_gradient_agreement import check_gradient_agreement_weights
+from .ch09_anil_feature_reuse import check_nil_predict
 
 __all__ = ["ExerciseError", "check_batch_norm", "check_conv2d", "check_gradient_agreement_weights",
            "check_maml_inner_step", "check_maml_meta_gradient", "check_meta_sgd_init",

@@ -22,7 +22,7 @@ from ..algorithms.meta_sgd import RATE_PREFIX
 from ..autograd import grad
 from ..tensor import Tensor, tensor
 from ._check import Mismatch, as_array, compare, compare_dict, dict_answer, diagnose, run_checker, same_values
-from .maml import meta_gradient_case
+from .ch06_maml import meta_gradient_case
 
 PAPER_RANGE = (0.005, 0.1)  # Li et al. 2017, Sec. 4.1: alpha initialised uniformly in this range
 

@@ -1,0 +1,60 @@
+"""Chapter 9's checker (NIL, classification without a head): the reference passes, typical mistakes fail."""
+import numpy as np
+import pytest
+from exercise_helpers import assert_fails
+
+import tinymeta as tm
+from chapters.solutions import ch09_anil_feature_reuse as solution
+from tinymeta.exercises.ch09_anil_feature_reuse import check_nil_predict
+
+pytestmark = pytest.mark.ch09
+
+
+# ---- chapter 9: NIL ---------------------------------------------------------------------------------
+def test_nil_reference_passes():
+    assert check_nil_predict(solution.nil_classify) is True
+    check_nil_predict(solution.nil_classify, raise_on_failure=True)
+
+
+def test_nil_tensor_answer_passes():
+    def with_tinymeta(fs, ys, fq, n_way):
+        scores = tm.algorithms.nil_predict(tm.tensor(fs), tm.tensor(ys), tm.tensor(fq), n_way)
+        return scores, scores.numpy().argmax(axis=-1)
+    assert check_nil_predict(with_tinymeta) is True
+
+
+def dot_products(fs, ys, fq, n_way):
+    onehot = np.eye(n_way)[ys]
+    scores = (fq @ np.swapaxes(fs, 1, 2)) @ onehot / onehot.sum(axis=1, keepdims=True)
+    return scores, scores.argmax(axis=-1)
+
+
+def argmax_wrong_axis(fs, ys, fq, n_way):
+    scores, _ = solution.nil_classify(fs, ys, fq, n_way)
+    return scores, scores.argmax(axis=1)
+
+
+def summed(fs, ys, fq, n_way):
+    scores, pred = solution.nil_classify(fs, ys, fq, n_way)
+    return scores * np.eye(n_way)[ys].sum(axis=1)[:, None, :], pred
+
+
+def one_output(fs, ys, fq, n_way):
+    return solution.nil_classify(fs, ys, fq, n_way)[0]
+
+
+@pytest.mark.parametrize("fn, message", [
+    (dot_products, "dot products"),
+    (argmax_wrong_axis, "wrong axis"),
+    (summed, "take their mean"),
+    (one_output, "return two things"),
+])
+def test_nil_mistakes_are_named(fn, message, capsys):
+    assert_fails(check_nil_predict, fn, message, capsys)
+
+
+def test_nil_not_attempted(capsys):
+    def stub(fs, ys, fq, n_way):
+        raise NotImplementedError("Exercise 1")
+    assert check_nil_predict(stub) is False
+    assert "not attempted yet" in capsys.readouterr().out
