@@ -32,7 +32,8 @@ class Tensor:
     ``.data`` (``x.data[...] = v``, ``x.data -= v``, ``x.data = new``) after an
     op that needs ``x``'s values recorded it. Not caught: writes into an array
     obtained from ``.data`` *before* the op recorded ``x`` (keep no such
-    references), and changes to ``x.array`` (the engine's own read access).
+    references), through another tensor sharing the array (``x.detach().data``),
+    and into ``x.array`` (the engine's own read access; never write into it).
     Too much is caught in one case: merely reading ``.data`` after use is
     reported as a change as well; read with ``.numpy()`` instead.
     """
