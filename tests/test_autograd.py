@@ -280,3 +280,95 @@ def test_backward_rules_must_return_a_tuple_of_tensors():
         tm.grad(ReturnsArray.apply(x).sum(), x)
     with pytest.raises(TypeError, match="must return a tuple"):
         tm.grad(ReturnsBareTensor.apply(x).sum(), x)
+
+
+# ---- comparisons: elementwise, constant, boolean (issue 13) ---------------------------------------
+def test_comparisons_are_elementwise_boolean_constants():
+    x = t64([-1.0, 0.0, 2.0])
+    y = t64([-1.0, 1.0, 1.0], requires_grad=False)
+    for got, want in [(x == y, [True, False, False]), (x != y, [False, True, True]), (x < y, [False, True, False]),
+                      (x <= y, [True, True, False]), (x > y, [False, False, True]), (x >= y, [True, False, True]),
+                      (x > 0, [False, False, True]), (0 < x, [False, False, True]), (x == 0.0, [False, True, False]),
+                      (x == np.array([-1.0, 0.0, 0.0]), [True, True, False])]:
+        assert got.dtype == np.bool_ and not got.requires_grad and got.is_leaf
+        assert got.tolist() == want
+    # the comparisons are constants: a mask made from x does not carry x's gradient
+    g = tm.grad(tm.where(x > 0, x * x, x).sum(), x)
+    np.testing.assert_array_equal(g.numpy(), [1.0, 1.0, 4.0])
+    assert gradcheck(lambda x: tm.where(x > 0, x * x, -x), [t64([-0.5, 0.3, 2.0])])
+    assert gradgradcheck(lambda x: tm.where(x > 0, x * x * x, -x), [t64([-0.5, 0.3, 2.0])])
+
+
+def test_accuracy_written_with_double_equals_counts_hits():
+    logits = tm.tensor(np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0]]))
+    labels = tm.tensor(np.array([0, 1, 1, 1]))
+    pred = logits.argmax(-1)
+    assert np.mean(pred == labels) == 0.75            # was 0.0: == compared identity
+    assert (pred == labels).mean().item() == 0.75
+    assert float(F.accuracy(logits, labels)) == 0.75
+    np.testing.assert_array_equal(tm.one_hot(labels, 2).numpy(), [[1, 0], [0, 1], [0, 1], [0, 1]])
+
+
+def test_tensors_still_hash_by_identity():
+    a, b = tm.tensor([1.0]), tm.tensor([1.0])
+    seen = {a: "a", b: "b"}
+    assert seen[a] == "a" and seen[b] == "b" and len({a, b, a}) == 2
+    assert (a == None) is False and (a != None) is True  # noqa: E711  (no elementwise meaning: identity)
+
+
+def test_ragged_lists_get_tinymetas_own_message():
+    with pytest.raises(ValueError, match=r"tensor\(\) needs nested lists of one shape"):
+        tm.tensor([[1, 2], [3]])
+
+
+# ---- writing through .data after use: the version counter (issue 13) -------------------------------
+def test_writing_through_data_after_an_op_recorded_the_tensor_raises_at_grad():
+    x = t64([1.0])
+    y = x * x
+    x.data[...] = 10.0                                 # y was computed from x = 1
+    with pytest.raises(tm.ModifiedAfterUseError, match=r"grad\(\)'s input 0 .*Mul.*changed through \.data"):
+        tm.grad(y, x)                                  # was silently 20 instead of 2
+    params = {"w": t64([1.0, 2.0])}
+    loss = (params["w"] * params["w"]).sum()
+    params["w"].data = params["w"].xp.asarray([3.0, 4.0])  # assigning a new array is a change too
+    with pytest.raises(tm.ModifiedAfterUseError, match=r"grad\(\)'s input 'w'"):
+        tm.grad(loss, params)
+
+
+def test_an_op_that_saves_its_output_checks_it_too():
+    x = t64([0.5])
+    y = x.exp()
+    z = (y * 3.0).sum()
+    y.data[...] = 0.0
+    with pytest.raises(tm.ModifiedAfterUseError, match="Exp recorded as its output"):
+        tm.grad(z, x)
+
+
+def test_changes_that_cannot_corrupt_a_gradient_pass():
+    x = t64([1.0, 2.0])
+    x.data[...] = 3.0                                  # before any op used x
+    y = (x + 1.0).sum()                                # add never reads x's values in backward
+    x.data[...] = 5.0
+    assert tm.grad(y, x).tolist() == [1.0, 1.0]
+    params = {"w": t64([1.0, 2.0])}                    # the usual loop: gradient first, then the change
+    opt = tm.optim.SGD(params, lr=0.5)
+    for _ in range(2):
+        loss = (params["w"] * params["w"]).sum()
+        opt.step(tm.grad(loss, params))
+    np.testing.assert_allclose(params["w"].numpy(), [0.0, 0.0])
+
+
+def test_an_optimizer_step_between_forward_and_grad_raises():
+    params = {"w": t64([1.0, 2.0])}
+    loss = (params["w"] * params["w"]).sum()
+    tm.optim.SGD(params, lr=0.1).step({"w": np.ones(2)})
+    with pytest.raises(tm.ModifiedAfterUseError):
+        tm.grad(loss, params)
+
+
+def test_ops_declare_their_parameters():
+    from tinymeta.ops.reduce import Sum
+    from tinymeta.ops.shape import Reshape
+    assert Sum(axes=(0,), keepdims=False).axes == (0,)
+    with pytest.raises(TypeError):
+        Reshape(shap=(2,))                             # a misspelt parameter is refused, not stored

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import weakref
 
+from .tensor import Tensor
+
 _grad_enabled = True
 
 
@@ -47,30 +49,41 @@ def enable_grad():
     return set_grad_enabled(True)
 
 
+class ModifiedAfterUseError(RuntimeError):
+    """A tensor was changed through ``.data`` after an op that needs its values recorded it."""
+
+
 class Function:
     """One differentiable primitive.
 
     Subclasses implement ``forward(*arrays) -> array`` and
     ``backward(grad) -> tuple of Tensors`` (one per input; ``None`` where an
-    input needs no gradient). Keyword parameters of :meth:`apply` become
-    attributes. ``self.inputs`` are the input Tensors and ``self.out`` the
-    output Tensor, both available to ``backward``.
+    input needs no gradient). An op with parameters declares them in its own
+    ``__init__``; :meth:`apply` passes its keyword arguments there.
+    ``self.inputs`` are the input Tensors and ``self.out`` the output Tensor,
+    both available to ``backward``.
+
+    ``saves_inputs`` / ``saves_output``: set True when ``backward`` reads the
+    inputs' / the output's values (not only their shapes). Then the versions
+    of those tensors are checked before the gradient is computed, so a change
+    through ``.data`` after recording raises :class:`ModifiedAfterUseError`
+    instead of giving a wrong gradient.
     """
 
-    def __init__(self, **params):
-        self.__dict__.update(params)
+    saves_inputs = False
+    saves_output = False
 
     @classmethod
     def apply(cls, *inputs, **params):
-        from .tensor import Tensor  # noqa: PLC0415 (tensor imports this module)
-
         fn = cls(**params)
-        out = Tensor(fn.forward(*(t.data for t in inputs)))
+        out = Tensor(fn.forward(*[t.array for t in inputs]))
         if _grad_enabled and any(t.requires_grad for t in inputs):
             out.requires_grad = True
             out._ctx = fn
             fn.inputs = inputs
             fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
+            if cls.saves_inputs:
+                fn.versions = [t.version for t in inputs]
             # A weak reference: the output owns its Function, not the other way round,
             # so a graph is freed as soon as nothing refers to its result.
             fn._out = weakref.ref(out)
@@ -90,11 +103,12 @@ class Function:
         return f"<{type(self).__name__}>"
 
 
-def _toposort(roots):
+def toposort(roots):
     """Nodes that require grad, every node after all of its inputs.
 
     Iterative depth-first search: second-order graphs of conv nets are tens of
-    thousands of nodes deep, far past Python's recursion limit.
+    thousands of nodes deep, far past Python's recursion limit. Nodes are told
+    apart by id(), never by ``==`` (which compares values elementwise).
     """
     order, seen = [], set()
     stack = [(r, False) for r in roots if r.requires_grad]
@@ -113,21 +127,54 @@ def _toposort(roots):
     return order
 
 
-def _backprop(outputs, grad_outputs, targets, create_graph):
+_toposort = toposort  # the old private name, kept until bench.py uses toposort
+
+
+def _describe(t, names):
+    name = names.get(id(t))
+    what = f"grad()'s input {name!r}" if name is not None else "a tensor"
+    return f"{what} (shape {t.shape}, {t.dtype})"
+
+
+def check_unchanged(fn, names=None):
+    """Raise :class:`ModifiedAfterUseError` if a tensor ``fn`` saved has changed since it was recorded."""
+    names = names or {}
+    changed = None
+    if fn.saves_inputs:
+        for i, (t, v) in enumerate(zip(fn.inputs, fn.versions)):
+            if t.version != v:
+                changed = f"{_describe(t, names)}, which {type(fn).__name__} recorded as its input {i},"
+                break
+    if changed is None and fn.saves_output:
+        out = fn.out
+        if out is not None and out.version:
+            changed = f"{_describe(out, names)}, which {type(fn).__name__} recorded as its output,"
+    if changed is not None:
+        raise ModifiedAfterUseError(
+            f"{changed} was changed through .data after that, so the gradient "
+            "would be computed from the new values. Do not write through .data into a tensor that a graph "
+            "still needs: compute the gradient first and change the tensor afterwards (under tm.no_grad()), "
+            "or make a new tensor (x = x - lr * g). To read values use .numpy(), .item() or .detach() "
+            "(taking .data counts as a change).")
+
+
+def _backprop(outputs, grad_outputs, targets, create_graph, names=None):
     """Propagate ``grad_outputs`` from ``outputs`` back to the ``targets``.
 
     Returns {id(target): gradient Tensor} for every target the outputs depend on.
     Only nodes that lie on a path to a target are visited.
     """
-    from .tensor import Tensor  # noqa: PLC0415 (tensor imports this module)
-
-    order = _toposort(outputs)
+    order = toposort(outputs)
     wanted = {id(t) for t in targets}
     leads = set()  # nodes from which some target can be reached by going to inputs
     for node in order:
         if id(node) in wanted or (node._ctx is not None and
                                   any(id(p) in leads for p in node._ctx.inputs)):
             leads.add(id(node))
+    # before any backward rule runs: nothing a rule will read may have changed
+    for node in order:
+        if node._ctx is not None and id(node) in leads:
+            check_unchanged(node._ctx, names)
 
     grads = {}
     for out, g in zip(outputs, grad_outputs):
@@ -192,8 +239,6 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
         (dy,) = tinymeta.grad([x ** 3], [x], create_graph=True)  # 3 x^2 = 27
         (d2y,) = tinymeta.grad([dy], [x])                          # 6 x   = 18
     """
-    from .tensor import Tensor  # noqa: PLC0415
-
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     keys, targets = _as_list(inputs)
     for t in outputs + targets:
@@ -224,7 +269,8 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
             raise ValueError(f"grad_outputs shape {g.shape} does not match output shape {out.shape}")
         seeds.append(g)
 
-    found = _backprop(outputs, seeds, targets, create_graph)
+    names = {id(t): (keys[i] if keys else i) for i, t in enumerate(targets)}
+    found = _backprop(outputs, seeds, targets, create_graph, names)
     result = []
     for i, t in enumerate(targets):
         g = found.get(id(t))
@@ -245,7 +291,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
 
 def backward(tensor, grad_output=None, create_graph=False):
     """Accumulate d tensor / d leaf into ``leaf.grad`` for every leaf that requires grad."""
-    leaves = [n for n in _toposort([tensor]) if n._ctx is None]
+    leaves = [n for n in toposort([tensor]) if n._ctx is None]
     if not leaves:
         raise RuntimeError("backward() on a tensor that does not require grad")
     grads = grad([tensor], leaves, None if grad_output is None else [grad_output],

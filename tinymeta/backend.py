@@ -47,6 +47,21 @@ def _load_cupy():
     return cupy
 
 
+_FLOAT_NAMES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
+
+
+def resolve_dtype(dtype):
+    """A NumPy dtype from 'float32', 'float64', a NumPy dtype or None (None stays None)."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str) and dtype in _FLOAT_NAMES:
+        return np.dtype(_FLOAT_NAMES[dtype])
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"unknown dtype {dtype!r}: use 'float32', 'float64' or a NumPy dtype") from None
+
+
 def cuda_available() -> bool:
     """True when CuPy imports and sees at least one GPU."""
     return _load_cupy() is not None

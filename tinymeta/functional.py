@@ -13,9 +13,11 @@ weights") get each task's own gradient. One call thus runs a whole meta-batch.
 from __future__ import annotations
 
 from . import ops
-from .ops._util import operands
+from .ops.common import blend_into, const, operands
 from .ops.conv import out_size
 from .tensor import Tensor
+
+one_hot = ops.one_hot  # torch.nn.functional's name for it
 
 
 def _per_task(param: Tensor | None, shared_ndim: int) -> bool:
@@ -155,10 +157,10 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tenso
             _update_running(running_mean, running_var, mean, var, stat_axes, input, momentum)
     else:
         shape = (C,) + (1,) * trailing
-        rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
-        rv = running_var.data if isinstance(running_var, Tensor) else running_var
-        centered = input - Tensor(rm.reshape(shape).astype(input.dtype))
-        var = Tensor(rv.reshape(shape).astype(input.dtype))
+        rm = ops.astype(const(running_mean, input), input.dtype)  # constants: arrays or Tensors
+        rv = ops.astype(const(running_var, input), input.dtype)
+        centered = input - ops.reshape(rm.detach(), shape)
+        var = ops.reshape(rv.detach(), shape)
     scale = (var + eps) ** -0.5
     if weight is not None:  # fold the scale into the small per-channel factor: one full-size multiply
         scale = scale * ops.reshape(weight, _bias_shape(weight, c_axis - 1, trailing))
@@ -169,15 +171,13 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tenso
 
 
 def _update_running(running_mean, running_var, mean, var, stat_axes, input, momentum):
+    """running <- (1 - momentum) running + momentum * batch statistic, in place (values, not a graph)."""
     n = input.size // input.shape[1 if input.ndim != 5 else 2]
-    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
-    rv = running_var.data if isinstance(running_var, Tensor) else running_var
-    m = mean.data.reshape(-1, rm.size).mean(axis=0) if mean.data.ndim else mean.data
-    v = var.data.reshape(-1, rv.size).mean(axis=0) * n / max(n - 1, 1)  # unbiased, as torch stores it
-    rm *= 1 - momentum
-    rm += momentum * m.astype(rm.dtype)
-    rv *= 1 - momentum
-    rv += momentum * v.astype(rv.dtype)
+    C = running_mean.size
+    m = ops.mean(ops.reshape(mean.detach(), (-1, C)), 0)  # a task axis: the mean over tasks
+    v = ops.mean(ops.reshape(var.detach(), (-1, C)), 0) * (n / max(n - 1, 1))  # unbiased, as torch stores it
+    blend_into(running_mean, m, momentum)
+    blend_into(running_var, v, momentum)
 
 
 def relu(input: Tensor) -> Tensor:
@@ -191,7 +191,7 @@ def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
     x - logsumexp(x) for every m, so all derivatives are unchanged and exp never
     overflows (logits of 1e4 stay exact).
     """
-    m = Tensor(input.data.max(axis=dim, keepdims=True))
+    m = ops.max(input.detach(), dim, keepdims=True)
     z = input - m
     return z - ops.log(ops.sum(ops.exp(z), dim, keepdims=True))
 
@@ -217,15 +217,9 @@ def _check_labels(input: Tensor, target: Tensor, name: str):
         raise RuntimeError(f"{name}: input is on {input.device} but target on {target.device}")
     if target.device == "cpu":  # on a GPU, reading labels back would stall it on every call
         C = input.shape[-1]
-        lo, hi = int(target.data.min()), int(target.data.max())
+        lo, hi = int(ops.min(target)), int(ops.max(target))
         if lo < 0 or hi >= C:
             raise ValueError(f"{name}: labels must lie in [0, {C}), got values in [{lo}, {hi}]")
-
-
-def one_hot(target: Tensor, num_classes: int, dtype="float32") -> Tensor:
-    """A constant (..., num_classes) tensor with 1 at each label."""
-    xp = target.xp
-    return Tensor((target.data[..., None] == xp.arange(num_classes)).astype(dtype))
 
 
 def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -239,10 +233,9 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Ten
     _check_labels(input, target, "cross_entropy")
     logp = log_softmax(input, -1)
     C = input.shape[-1]
-    nll = -ops.sum(logp * one_hot(target, C, input.dtype), -1)
+    nll = -ops.sum(logp * ops.one_hot(target, C, input.dtype), -1)
     if target.device != "cpu":  # unchecked labels: out of range gives NaN, which training reports
-        bad = (target.data < 0) | (target.data >= C)
-        nll = nll + Tensor(target.xp.where(bad, float("nan"), 0.0).astype(nll.dtype))
+        nll = ops.where(target < 0, float("nan"), ops.where(target >= C, float("nan"), nll))
     return _reduce(nll, reduction)
 
 
@@ -258,7 +251,7 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
 def accuracy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Fraction of argmax predictions equal to the labels (a constant tensor)."""
     _check_labels(input, target, "accuracy")
-    hits = Tensor((input.data.argmax(axis=-1) == target.data).astype(input.dtype))
+    hits = ops.astype(ops.argmax(input, -1) == target, input.dtype)
     return _reduce(hits, reduction)
 
 

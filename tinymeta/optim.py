@@ -120,7 +120,7 @@ class Optimizer:
 
     def _zero_buffers(self, buffer_names) -> dict[str, dict]:
         """buffer name -> {parameter name -> zeros like the parameter (same device and dtype)}."""
-        return {buf: {name: p.xp.zeros_like(p.data) for name, p in self.params.items()}
+        return {buf: {name: p.xp.zeros_like(p.array) for name, p in self.params.items()}
                 for buf in buffer_names}
 
     # ---- gradients -----------------------------------------------------------------------
@@ -154,10 +154,10 @@ class Optimizer:
                         if source == ".grad" else "it is not connected to the loss")
                 raise ValueError(f"parameter {name!r} has no gradient ({hint})")
             if isinstance(g, Tensor):
-                g = g.data
+                g = g.array
             # Same device and dtype as the parameter: float32 params stay float32.
             g = p.xp.asarray(backend.to_device(g, p.device), dtype=p.dtype)
-            if g.shape != p.data.shape:
+            if g.shape != p.shape:
                 raise ValueError(f"gradient for parameter {name!r} has shape {tuple(g.shape)}, "
                                  f"the parameter has shape {p.shape}")
             out[name] = g
@@ -173,7 +173,7 @@ class Optimizer:
         with no_grad():
             self.step_count += 1
             for name, p in self.params.items():
-                self._update(name, p.data, grads[name])
+                self._update(name, p.data, grads[name])  # .data: a change, so p's version rises
 
     def _update(self, name: str, p, g) -> None:
         raise NotImplementedError
@@ -225,7 +225,7 @@ class Optimizer:
             for name, p in self.params.items():
                 key = f"{buf}/{name}"
                 a = backend.to_numpy(sd[key])
-                if a.shape != p.data.shape:
+                if a.shape != p.shape:
                     raise ValueError(f"state {key!r} has shape {a.shape}, parameter {name!r} has "
                                      f"shape {p.shape}")
                 # A copy on the parameter's device, so later steps leave `sd` alone.

@@ -1,67 +1,89 @@
 """The Tensor: a backend array plus what autodiff needs to know about it."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import backend
-from .autograd import backward as _backward
-
-_FLOAT_NAMES = {"float32": np.float32, "float64": np.float64, "float16": np.float16}
-
-
-def _resolve_dtype(dtype):
-    if dtype is None:
-        return None
-    if isinstance(dtype, str) and dtype in _FLOAT_NAMES:
-        return np.dtype(_FLOAT_NAMES[dtype])
-    try:
-        return np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"unknown dtype {dtype!r}: use 'float32', 'float64' or a NumPy dtype") from None
 
 
 class Tensor:
     """An n-dimensional array on a device, recorded for differentiation.
 
-    Make one with :func:`tinymeta.tensor`. ``data`` is the backend array
-    (NumPy or CuPy); ``grad`` is filled by :meth:`backward`; ``_ctx`` is the
-    :class:`~tinymeta.autograd.Function` that produced it (None for a leaf).
+    Make one with :func:`tinymeta.tensor`. ``array`` is the backend array (NumPy
+    or CuPy) that ops read; ``grad`` is filled by :meth:`backward`; ``_ctx`` is
+    the :class:`~tinymeta.autograd.Function` that produced it (None for a leaf).
+
+    Tensors are values: ops never change them. The one way to change a tensor
+    in place is through ``.data``, which hands out the backend array itself
+    (an optimizer step does this, under ``no_grad``). Because the engine cannot
+    see what is done with that array, taking or assigning ``.data`` counts as
+    a change and raises ``version`` by one. An op whose backward needs its
+    inputs' values remembers their versions; if one has changed by the time
+    the gradient is computed, :func:`~tinymeta.grad` raises
+    :class:`~tinymeta.autograd.ModifiedAfterUseError` instead of returning a
+    gradient computed from the new values. So: do not write through ``.data``
+    into a tensor that a graph still needs; change parameters after the
+    gradient, or make a new tensor (``x = x - lr * g``). To read values use
+    :meth:`numpy`, :meth:`item` or :meth:`detach`, which count as no change.
+
+    What is caught, on NumPy and CuPy alike: every change made through
+    ``.data`` (``x.data[...] = v``, ``x.data -= v``, ``x.data = new``) after an
+    op that needs ``x``'s values recorded it. Not caught: writes into an array
+    obtained from ``.data`` *before* the op recorded ``x`` (keep no such
+    references), through another tensor sharing the array (``x.detach().data``),
+    and into ``x.array`` (the engine's own read access; never write into it).
+    Too much is caught in one case: merely reading ``.data`` after use is
+    reported as a change as well; read with ``.numpy()`` instead.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_ctx", "__weakref__")
+    __slots__ = ("array", "requires_grad", "grad", "_ctx", "version", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad=False):
-        self.data = data
+        self.array = data
         self.requires_grad = requires_grad
         self.grad = None
         self._ctx = None
+        self.version = 0
+
+    @property
+    def data(self):
+        """The backend array itself, for in-place changes; taking it counts as a change (see the class)."""
+        self.version += 1
+        return self.array
+
+    @data.setter
+    def data(self, array):
+        self.array = array
+        self.version += 1
 
     # ---- facts -----------------------------------------------------------------
     @property
     def shape(self):
-        return tuple(self.data.shape)
+        return tuple(self.array.shape)
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def size(self):
-        return int(self.data.size)
+        return int(self.array.size)
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def device(self):
-        return backend.device_of(self.data)
+        return backend.device_of(self.array)
 
     @property
     def xp(self):
         """The array module holding this tensor (numpy or cupy)."""
-        return backend.get_xp(self.data)
+        return backend.get_xp(self.array)
 
     @property
     def is_leaf(self):
@@ -85,7 +107,7 @@ class Tensor:
     # ---- conversion --------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The values as a host NumPy array (copied from the GPU if needed)."""
-        return backend.to_numpy(self.data)
+        return backend.to_numpy(self.array)
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
@@ -113,7 +135,7 @@ class Tensor:
 
     def detach(self):
         """The same values, cut from the graph (a constant)."""
-        return Tensor(self.data)
+        return Tensor(self.array)
 
     def to(self, device=None, dtype=None):
         """A copy on another device and/or with another float dtype (differentiable)."""
@@ -146,7 +168,7 @@ class Tensor:
     # ---- autodiff ----------------------------------------------------------------
     def backward(self, grad=None, create_graph=False):
         """Accumulate d self / d leaf into ``leaf.grad`` for every leaf that requires grad."""
-        _backward(self, grad, create_graph)
+        autograd.backward(self, grad, create_graph)
 
     # ---- arithmetic (each dunder calls an op) -------------------------------------
     def __add__(self, o): return ops.add(self, o)
@@ -170,14 +192,20 @@ class Tensor:
         raise TypeError("tinymeta tensors are immutable (in-place writes would corrupt recorded "
                         "graphs); build a new tensor, e.g. with tinymeta.where or concatenate")
 
-    # Comparisons give constant boolean tensors; == and != stay identity so that
-    # tensors can live in sets and dicts (use .eq() for elementwise equality).
-    def __lt__(self, o): return ops.compare(self, o, "lt")
-    def __le__(self, o): return ops.compare(self, o, "le")
-    def __gt__(self, o): return ops.compare(self, o, "gt")
-    def __ge__(self, o): return ops.compare(self, o, "ge")
-    def eq(self, o): return ops.compare(self, o, "eq")
+    # Comparisons are elementwise, as in NumPy and PyTorch: constant boolean tensors
+    # (not differentiable). Tensors still hash by identity, so they can be dict keys;
+    # the engine itself keys its dicts by id().
+    def __eq__(self, o): return ops.equal(self, o) if _comparable(o) else NotImplemented
+    def __ne__(self, o): return ops.not_equal(self, o) if _comparable(o) else NotImplemented
+    def __lt__(self, o): return ops.less(self, o)
+    def __le__(self, o): return ops.less_equal(self, o)
+    def __gt__(self, o): return ops.greater(self, o)
+    def __ge__(self, o): return ops.greater_equal(self, o)
     __hash__ = object.__hash__
+
+    def eq(self, o):
+        """Elementwise ``self == o`` (the same as the ``==`` operator)."""
+        return ops.equal(self, o)
 
     # ---- methods mirroring the functional ops --------------------------------------
     def exp(self): return ops.exp(self)
@@ -187,8 +215,13 @@ class Tensor:
     def sigmoid(self): return ops.sigmoid(self)
     def relu(self): return ops.relu(self)
     def abs(self): return ops.abs(self)
-    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
+    # dtype and out are there because np.sum(t) and np.mean(t) call t.sum(axis=, dtype=, out=)
+    def sum(self, axis=None, keepdims=False, dtype=None, out=None):
+        return _numpy_style(ops.sum, self, axis, keepdims, dtype, out)
+
+    def mean(self, axis=None, keepdims=False, dtype=None, out=None):
+        return _numpy_style(ops.mean, self, axis, keepdims, dtype, out)
+
     def var(self, axis=None, keepdims=False, ddof=0): return ops.var(self, axis, keepdims, ddof)
     def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
     def min(self, axis=None, keepdims=False): return ops.min(self, axis, keepdims)
@@ -212,10 +245,26 @@ class Tensor:
     def swapaxes(self, a, b): return ops.swapaxes(self, a, b)
     def broadcast_to(self, shape): return ops.broadcast_to(self, shape)
     def expand(self, *shape):
+        """``broadcast_to`` under PyTorch's name: ``t.expand(T, 3)`` or ``t.expand((T, 3))``."""
         return ops.broadcast_to(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
     def flatten(self, start_axis=0): return ops.flatten(self, start_axis)
     def squeeze(self, axis): return ops.squeeze(self, axis)
     def unsqueeze(self, axis): return ops.unsqueeze(self, axis)
+
+
+def _comparable(o) -> bool:
+    """Whether ``t == o`` is elementwise; for anything else (None, strings) Python falls back to identity."""
+    return (isinstance(o, (Tensor, numbers.Number, list, tuple)) or hasattr(o, "__array__")
+            or hasattr(o, "__cuda_array_interface__"))
+
+
+def _numpy_style(reduce, t, axis, keepdims, dtype, out):
+    if out is not None:
+        raise TypeError("tensors are immutable: out= is not supported, use the returned tensor")
+    if reduce is ops.mean and t.dtype.kind == "b":  # np.mean(pred == y): a fraction, in float64 as NumPy
+        t = ops.astype(t, "float64")
+    result = reduce(t, axis, keepdims)
+    return result if dtype is None else ops.astype(result, dtype)
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -233,18 +282,21 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
         tensor([[1., 2.],
                 [3., 4.]], dtype=float32, device=cpu, requires_grad=True)
     """
-    dtype = _resolve_dtype(dtype)
+    dtype = backend.resolve_dtype(dtype)
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     if hasattr(data, "__array__") or hasattr(data, "__cuda_array_interface__"):
         src_device = backend.device_of(data)
     else:  # Python numbers, lists, tuples
         src_device = "cpu"
-        data = np.asarray(data)
+        try:
+            data = np.asarray(data)
+        except ValueError:  # NumPy refuses ragged nested lists
+            raise ValueError("tensor() needs nested lists of one shape (every row the same length), "
+                             "got ragged data") from None
+        if data.dtype == object:
+            raise TypeError("tensor() needs numbers or arrays of one shape, got ragged or non-numeric data")
         if dtype is None:
-            if data.dtype == object:
-                raise TypeError("tensor() needs numbers or arrays of one shape, got ragged or "
-                                "non-numeric data")
             dtype = np.dtype(np.float32)
     device = backend.check_device(device) if device is not None else (
         backend.default_device() if src_device == "cpu" else src_device)
@@ -261,4 +313,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     return t
 
 
-from . import ops  # noqa: E402  (ops needs Tensor defined first)
+# The one late import of the engine: Tensor's operator methods (+, @, ==, .sum())
+# call the ops, and backward() calls autograd, but ops and autograd are built on
+# Tensor, so they can only be imported once Tensor exists.
+from . import autograd, ops  # noqa: E402

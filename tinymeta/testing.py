@@ -48,7 +48,7 @@ def _check_inputs(inputs, name):
         if x.dtype != np.float64:
             raise TypeError(f"{name}: input {i} is {x.dtype}; finite differences need float64 "
                             "(create it with dtype='float64')")
-    return [x if x.requires_grad else Tensor(x.data, requires_grad=True) for x in inputs]
+    return [x if x.requires_grad else x.detach().requires_grad_() for x in inputs]
 
 
 def _compare(s, inputs, eps, atol, rtol, what):
@@ -110,7 +110,7 @@ def gradgradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
     def first_derivative(*xs):
         # the numerical side calls this under no_grad with constant inputs: record anyway
         with enable_grad():
-            xs = [x if x.requires_grad else Tensor(x.data, requires_grad=True) for x in xs]
+            xs = [x if x.requires_grad else x.detach().requires_grad_() for x in xs]
             gs = grad([s(*xs)], xs, create_graph=True, allow_unused=True)
             parts = [reshape(g, (-1,)) if g is not None else Tensor(x.xp.zeros(x.size)) for g, x in zip(gs, xs)]
             return concatenate(parts)

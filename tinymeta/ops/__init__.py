@@ -1,20 +1,26 @@
-"""tinymeta's primitive ops, by family. Every op here is differentiable to any order.
+"""tinymeta's primitive ops, by family. Every op here is differentiable to any order,
+except the constant ones in :mod:`.compare` (comparisons, argmax, one_hot).
 
 The primitives a backend must provide are few: elementwise arithmetic and
 functions, sum and max reductions, reshape/transpose/broadcast/index/pad/
 concatenate, matmul, and unfold/fold. Everything else (mean, var, conv2d,
 pooling, softmax, losses) is composed from them.
-"""
-from .conv import fold, unfold
-from .elementwise import (abs, add, compare, div, exp, log, maximum, minimum, mul, neg, pow, relu,
-                          sigmoid, sqrt, sub, tanh, where)
-from .matmul import matmul
-from .reduce import argmax, max, mean, min, sum, var
-from .shape import (astype, broadcast_to, concatenate, flatten, getitem, pad, reshape, squeeze, stack,
-                    sum_to, swapaxes, to_device, transpose, unsqueeze)
 
-__all__ = ["abs", "add", "argmax", "astype", "broadcast_to", "compare", "concatenate", "div", "exp",
-           "flatten", "fold", "getitem", "log", "matmul", "max", "maximum", "mean", "min", "minimum",
-           "mul", "neg", "pad", "pow", "relu", "reshape", "sigmoid", "sqrt", "squeeze", "stack", "sub",
-           "sum", "sum_to", "swapaxes", "tanh", "to_device", "transpose", "unfold", "unsqueeze", "var",
-           "where"]
+``__all__`` below is the one list of op names; ``tinymeta`` exports it too.
+Helpers that are not ops (operands, const, axis handling) stay in :mod:`.common`.
+"""
+from .cast import astype, to_device
+from .compare import argmax, equal, greater, greater_equal, less, less_equal, not_equal, one_hot
+from .conv import fold, unfold
+from .elementwise import (abs, add, div, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid, sqrt, sub,
+                          tanh, where)
+from .matmul import matmul
+from .reduce import max, mean, min, sum, var
+from .shape import (broadcast_to, concatenate, expand, flatten, getitem, pad, reshape, squeeze, stack, sum_to,
+                    swapaxes, transpose, unsqueeze)
+
+__all__ = ["abs", "add", "argmax", "astype", "broadcast_to", "concatenate", "div", "equal", "exp", "expand",
+           "flatten", "fold", "getitem", "greater", "greater_equal", "less", "less_equal", "log", "matmul",
+           "max", "maximum", "mean", "min", "minimum", "mul", "neg", "not_equal", "one_hot", "pad", "pow",
+           "relu", "reshape", "sigmoid", "sqrt", "squeeze", "stack", "sub", "sum", "sum_to", "swapaxes", "tanh",
+           "to_device", "transpose", "unfold", "unsqueeze", "var", "where"]

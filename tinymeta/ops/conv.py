@@ -47,6 +47,11 @@ def _windows(kernel_size, stride, padding, in_hw, out_hw):
 
 
 class Unfold(Function):
+    def __init__(self, kernel_size, stride, padding):
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+
     def forward(self, x):
         xp = backend.get_xp(x)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
@@ -65,6 +70,12 @@ class Unfold(Function):
 
 
 class Fold(Function):
+    def __init__(self, output_size, kernel_size, stride, padding):
+        self.output_size = output_size
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+
     def forward(self, cols):
         xp = backend.get_xp(cols)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding

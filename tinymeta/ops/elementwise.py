@@ -9,7 +9,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import const, operands
+from .common import operands
 from .shape import sum_to
 
 
@@ -38,6 +38,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    saves_inputs = True
+
     def forward(self, a, b):
         return a * b
 
@@ -49,6 +51,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    saves_inputs = saves_output = True
+
     def forward(self, a, b):
         return a / b
 
@@ -60,13 +64,15 @@ class Div(Function):
 
 
 class Maximum(Function):
+    saves_inputs = True
+
     def forward(self, a, b):
         return backend.get_xp(a).maximum(a, b)
 
     def backward(self, g):
         a, b = self.inputs
         # where a == b the gradient is split evenly, as the subgradient midpoint
-        wa = _mask((a.data > b.data) + 0.5 * (a.data == b.data), g)
+        wa = _mask((a.array > b.array) + 0.5 * (a.array == b.array), g)
         return sum_to(g * wa, a.shape), sum_to(g * (1.0 - wa), b.shape)
 
 
@@ -95,6 +101,11 @@ class Neg(Function):
 
 
 class PowScalar(Function):
+    saves_inputs = True
+
+    def __init__(self, p):
+        self.p = p
+
     def forward(self, a):
         return a ** self.p
 
@@ -106,6 +117,8 @@ class PowScalar(Function):
 
 
 class Exp(Function):
+    saves_output = True
+
     def forward(self, a):
         return backend.get_xp(a).exp(a)
 
@@ -114,6 +127,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    saves_inputs = True
+
     def forward(self, a):
         return backend.get_xp(a).log(a)
 
@@ -122,6 +137,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saves_output = True
+
     def forward(self, a):
         return backend.get_xp(a).sqrt(a)
 
@@ -130,6 +147,8 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
+    saves_output = True
+
     def forward(self, a):
         return backend.get_xp(a).tanh(a)
 
@@ -139,6 +158,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    saves_output = True
+
     def forward(self, a):
         xp = backend.get_xp(a)
         # two branches so that exp never overflows
@@ -151,23 +172,30 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    saves_inputs = True
+
     def forward(self, a):
         return backend.get_xp(a).maximum(a, 0)
 
     def backward(self, g):
-        return (g * _mask(self.inputs[0].data > 0, g),)
+        return (g * _mask(self.inputs[0].array > 0, g),)
 
 
 class Abs(Function):
+    saves_inputs = True
+
     def forward(self, a):
         return backend.get_xp(a).abs(a)
 
     def backward(self, g):
-        return (g * _mask(backend.get_xp(g.data).sign(self.inputs[0].data), g),)
+        return (g * _mask(backend.get_xp(g.array).sign(self.inputs[0].array), g),)
 
 
 class Where(Function):
     """``where(cond, a, b)`` with a constant boolean ``cond``."""
+
+    def __init__(self, cond):
+        self.cond = cond
 
     def forward(self, a, b):
         return backend.get_xp(a).where(self.cond, a, b)
@@ -203,7 +231,7 @@ def where(cond, a, b):
     if not isinstance(like, Tensor):
         raise TypeError("where: a or b must be a Tensor")
     a, b = operands(a, b, "where")
-    cond = cond.data if isinstance(cond, Tensor) else backend.to_device(cond, like.device)
+    cond = cond.array if isinstance(cond, Tensor) else backend.to_device(cond, like.device)
     cond = cond.astype(bool)
     try:
         np.broadcast_shapes(cond.shape, a.shape, b.shape)
@@ -211,16 +239,3 @@ def where(cond, a, b):
         raise ValueError(f"where: shapes {cond.shape} (cond), {a.shape} and {b.shape} "
                          "do not broadcast") from None
     return Where.apply(a, b, cond=cond)
-
-
-def compare(a, b, op: str) -> Tensor:
-    """Elementwise comparison as a constant boolean tensor."""
-    a, b = operands(a, b, op)
-    xp = a.xp
-    fn = {"lt": xp.less, "le": xp.less_equal, "gt": xp.greater, "ge": xp.greater_equal,
-          "eq": xp.equal}[op]
-    return Tensor(fn(a.data, b.data))
-
-
-__all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh", "sigmoid",
-           "relu", "abs", "maximum", "minimum", "where", "compare", "const"]

@@ -6,11 +6,13 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import operands
+from .common import operands
 from .shape import reshape, swapaxes
 
 
 class MatMul(Function):
+    saves_inputs = True
+
     def forward(self, a, b):
         return a @ b
 
@@ -29,6 +31,11 @@ class MatMulSumTo(Function):
     Computing every g_n x_n^T first and then summing writes an (N, out, in) array
     only to reduce it; one einsum over (n, position) never materialises it.
     """
+
+    saves_inputs = True
+
+    def __init__(self, shape):
+        self.shape = shape
 
     def forward(self, x, y):
         xp = backend.get_xp(x, y)

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import builtins
 
-from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import keepdims_shape, normalize_axis
+from .common import keepdims_shape, normalize_axis
 from .shape import broadcast_to, reshape
 
 
 class Sum(Function):
+    def __init__(self, axes, keepdims):
+        self.axes = axes
+        self.keepdims = keepdims
+
     def forward(self, a):
         self.in_shape = a.shape
         return a.sum(axis=self.axes, keepdims=self.keepdims)
@@ -22,6 +25,12 @@ class Sum(Function):
 
 
 class Max(Function):
+    saves_inputs = saves_output = True
+
+    def __init__(self, axes, keepdims):
+        self.axes = axes
+        self.keepdims = keepdims
+
     def forward(self, a):
         self.in_shape = a.shape
         return a.max(axis=self.axes, keepdims=self.keepdims)
@@ -29,9 +38,9 @@ class Max(Function):
     def backward(self, g):
         (a,) = self.inputs
         kshape = keepdims_shape(self.in_shape, self.axes)
-        top = self.out.data.reshape(kshape)
+        top = self.out.array.reshape(kshape)
         # the gradient goes to the maximal entries, shared evenly between ties
-        hits = (a.data == top).astype(g.dtype)
+        hits = (a.array == top).astype(g.dtype)
         share = Tensor(hits / hits.sum(axis=self.axes, keepdims=True))
         return (broadcast_to(reshape(g, kshape), self.in_shape) * share,)
 
@@ -70,8 +79,3 @@ def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
 def min(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     return -max(-a, axis, keepdims)
-
-
-def argmax(a: Tensor, axis=None) -> Tensor:
-    """Indices of the maxima (a constant integer tensor)."""
-    return Tensor(backend.get_xp(a.data).argmax(a.data, axis=axis))

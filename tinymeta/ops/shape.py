@@ -1,5 +1,5 @@
 """Shape ops: reshape, transpose, broadcast and its adjoint sum_to, indexing,
-concatenate, stack, pad, and the device/dtype moves.
+concatenate, stack, pad.
 
 Each pair of adjoint linear maps serves as the other's backward:
 broadcast_to <-> sum_to, getitem <-> index_scatter, pad <-> slice.
@@ -13,11 +13,15 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import normalize_axis
+from .cast import astype
+from .common import normalize_axis
 
 
 # ---- reshape / transpose ----------------------------------------------------------
 class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
     def forward(self, a):
         self.in_shape = a.shape
         return a.reshape(self.shape)
@@ -38,6 +42,9 @@ def reshape(a: Tensor, shape) -> Tensor:
 
 
 class Transpose(Function):
+    def __init__(self, axes):
+        self.axes = axes
+
     def forward(self, a):
         return a.transpose(self.axes)
 
@@ -81,6 +88,9 @@ def squeeze(a: Tensor, axis) -> Tensor:
 
 # ---- broadcasting and its adjoint ---------------------------------------------------
 class BroadcastTo(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
     def forward(self, a):
         self.in_shape = a.shape
         return backend.get_xp(a).broadcast_to(a, self.shape)
@@ -107,7 +117,14 @@ def broadcast_to(a: Tensor, shape) -> Tensor:
     return BroadcastTo.apply(a, shape=shape)
 
 
+# PyTorch's name for the same op (Tensor.expand); in tinymeta "expand" always means broadcast.
+expand = broadcast_to
+
+
 class SumTo(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
     def forward(self, g):
         self.in_shape = g.shape
         lead = g.ndim - len(self.shape)
@@ -135,7 +152,7 @@ def _prepare_index(index, device):
     out, basic = [], True
     for ix in index:
         if isinstance(ix, Tensor):
-            ix = ix.data
+            ix = ix.array
         if isinstance(ix, (list, np.ndarray)) or hasattr(ix, "__cuda_array_interface__"):
             ix = backend.to_device(np.asarray(ix) if isinstance(ix, list) else ix, device)
             if ix.dtype.kind not in "iub":
@@ -148,6 +165,10 @@ def _prepare_index(index, device):
 
 
 class GetItem(Function):
+    def __init__(self, index, basic):
+        self.index = index
+        self.basic = basic
+
     def forward(self, a):
         self.in_shape = a.shape
         return a[self.index]
@@ -158,6 +179,11 @@ class GetItem(Function):
 
 class IndexScatter(Function):
     """Place ``g`` at ``index`` in zeros of ``shape``, adding where indices repeat."""
+
+    def __init__(self, shape, index, basic):
+        self.shape = shape
+        self.index = index
+        self.basic = basic
 
     def forward(self, g):
         xp = backend.get_xp(g)
@@ -187,6 +213,9 @@ def getitem(a: Tensor, index) -> Tensor:
 
 # ---- joining and padding ---------------------------------------------------------------
 class Concatenate(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
     def forward(self, *arrays):
         self.sizes = [x.shape[self.axis] for x in arrays]
         return backend.get_xp(*arrays).concatenate(arrays, axis=self.axis)
@@ -231,6 +260,10 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 
 class Pad(Function):
+    def __init__(self, pad_width, value):
+        self.pad_width = pad_width
+        self.value = value
+
     def forward(self, a):
         return backend.get_xp(a).pad(a, self.pad_width, mode="constant", constant_values=self.value)
 
@@ -250,40 +283,3 @@ def pad(a: Tensor, pad_width, value: float = 0.0) -> Tensor:
     if not any(lo or hi for lo, hi in pad_width):
         return a
     return Pad.apply(a, pad_width=pad_width, value=value)
-
-
-# ---- device and dtype ---------------------------------------------------------------------
-class AsType(Function):
-    def forward(self, a):
-        self.in_dtype = a.dtype
-        return a.astype(self.dtype)
-
-    def backward(self, g):
-        return (astype(g, self.in_dtype),)
-
-
-def astype(a: Tensor, dtype) -> Tensor:
-    """Cast to another dtype; differentiable between float dtypes."""
-    from ..tensor import _resolve_dtype  # noqa: PLC0415
-
-    dtype = _resolve_dtype(dtype)
-    if dtype == a.dtype:
-        return a
-    if a.requires_grad and dtype.kind != "f":
-        return Tensor(a.data.astype(dtype))  # integer results are constants
-    return AsType.apply(a, dtype=dtype)
-
-
-class ToDevice(Function):
-    def forward(self, a):
-        self.in_device = backend.device_of(a)
-        return backend.to_device(a, self.device)
-
-    def backward(self, g):
-        return (to_device(g, self.in_device),)
-
-
-def to_device(a: Tensor, device: str) -> Tensor:
-    if a.device == device:
-        return a
-    return ToDevice.apply(a, device=device)

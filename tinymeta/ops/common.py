@@ -1,4 +1,8 @@
-"""Helpers the op families share: constants, operand matching, axis handling."""
+"""Helpers the op families share: constants, operand matching, axis handling.
+
+Not ops themselves (they record nothing); :mod:`tinymeta.functional` uses
+:func:`operands` too, to match a loss's target to its input.
+"""
 from __future__ import annotations
 
 import numbers
@@ -7,6 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+from .cast import astype
 
 
 def const(value, like: Tensor) -> Tensor:
@@ -42,8 +47,6 @@ def promote(a: Tensor, b: Tensor):
 
 def operands(a, b, name: str, broadcast: bool = True):
     """Make ``a`` and ``b`` tensors of one device and dtype, and check their shapes."""
-    from . import astype  # noqa: PLC0415
-
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{name}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
     a = const(a, b) if not isinstance(a, Tensor) else a
@@ -87,3 +90,12 @@ def keepdims_shape(shape, axes):
 def check_float(t: Tensor, name: str):
     if t.requires_grad and t.dtype.kind != "f":
         raise TypeError(f"{name}: cannot differentiate an integer tensor ({t.dtype})")
+
+
+def blend_into(buffer, value: Tensor, weight: float) -> None:
+    """``buffer <- (1 - weight) * buffer + weight * value`` in place: a running average
+    (batch norm's running statistics). ``buffer`` is a backend array or a Tensor; a
+    Tensor is changed through ``.data``, so its version records the change."""
+    array = buffer.data if isinstance(buffer, Tensor) else buffer
+    array *= 1 - weight
+    array += weight * value.array.astype(array.dtype)
