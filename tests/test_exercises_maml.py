@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO
 
 import tinymeta as tm
-from tinymeta.algorithms import expand
+from tinymeta.algorithms import per_task
 from tinymeta.exercises._check import ExerciseError
 from tinymeta.exercises.maml import check_maml_inner_step, check_maml_meta_gradient
 from tinymeta.exercises.meta_sgd_reptile import (
@@ -106,7 +106,7 @@ def _meta_gradient(model, loss_fn, params, xs, ys, xq, yq, alpha, create_graph=T
     if swap:
         xs, ys, xq, yq = xq, yq, xs, ys
     T = xs.shape[0]
-    fast = expand(params, T)
+    fast = per_task(params, T)
     inner_losses = loss_fn(model(fast, xs), ys)
     g = tm.grad(inner_losses.sum() if inner == "sum" else inner_losses.mean(), fast, create_graph=create_graph)
     fast = {k: fast[k] - alpha * g[k] for k in fast}
@@ -134,8 +134,8 @@ def no_inner_step(model, loss_fn, params, xs, ys, xq, yq, alpha):
     return tm.grad(loss_fn(model(params, xq), yq).mean(), params)
 
 
-def per_task(model, loss_fn, params, xs, ys, xq, yq, alpha):
-    fast = expand(params, xs.shape[0])
+def kept_task_axis(model, loss_fn, params, xs, ys, xq, yq, alpha):
+    fast = per_task(params, xs.shape[0])
     g = tm.grad(loss_fn(model(fast, xs), ys).sum(), fast, create_graph=True)
     fast2 = {k: fast[k] - alpha * g[k] for k in fast}
     return tm.grad(loss_fn(model(fast2, xq), yq).mean(), fast)   # w.r.t. the per-task copies
@@ -151,7 +151,7 @@ def as_list(*a):
     (outer_sum, "times too large: the meta-loss is the MEAN over tasks"),
     (swapped, "support and query are swapped"),
     (no_inner_step, "there was no inner step"),
-    (per_task, "it still has the task axis"),
+    (kept_task_axis, "it still has the task axis"),
     (as_list, "should be a dict"),
 ])
 def test_meta_gradient_mistakes(fn, message, capsys):
@@ -205,7 +205,7 @@ def test_meta_sgd_update_mistakes(fn, message, capsys):
 
 def rate_grad_is_theta_grad(model, loss_fn, params, rates, xs, ys, xq, yq):
     """The book's mistake: alpha updated with theta's (second-order) meta-gradient."""
-    fast = expand(params, xs.shape[0])
+    fast = per_task(params, xs.shape[0])
     g = tm.grad(loss_fn(model(fast, xs), ys).sum(), fast, create_graph=True)
     fast = {k: fast[k] - rates[k] * g[k] for k in fast}
     return tm.grad(loss_fn(model(fast, xq), yq).mean(), params)
@@ -228,7 +228,7 @@ def rate_grad_no_mean(model, loss_fn, params, rates, xs, ys, xq, yq):
 
 def rate_grad_by_autograd(model, loss_fn, params, rates, xs, ys, xq, yq):
     """Another right answer: autograd through the inner step, with respect to the rates."""
-    fast = expand(params, xs.shape[0])
+    fast = per_task(params, xs.shape[0])
     g = tm.grad(loss_fn(model(fast, xs), ys).sum(), fast, create_graph=True)
     fast = {k: fast[k] - rates[k] * g[k] for k in fast}
     return tm.grad(loss_fn(model(fast, xq), yq).mean(), rates)
