@@ -140,6 +140,16 @@ def test_anil_equals_maml_with_the_inner_loop_restricted_to_the_head(steps):
         np.testing.assert_allclose(grads[k].numpy(), ref[k].numpy(), rtol=1e-10, atol=1e-14)
 
 
+def test_anil_adapts_the_head_alone_and_nil_has_no_inner_loop():
+    model, params, batch = small_conv_problem(np.random.default_rng(7))
+    *_, fast = ANIL(model, CLS, inner_lr=0.4).adapt(params, batch, 2)
+    head = model.head_keys()
+    assert all(np.array_equal(fast[k].numpy()[t], params[k].numpy()) for k in params if k not in head for t in range(3))
+    assert all(not np.allclose(fast[k].numpy()[0], params[k].numpy()) for k in head)
+    with pytest.raises(TypeError, match="no inner loop"):
+        NIL(model, CLS).adapt(params, batch, 1)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_reptile_one_inner_step_matches_hand_computation(optimizer):
     rng = np.random.default_rng(4)

@@ -6,10 +6,14 @@ paper's function (``maml_meta_loss``, ``anil_meta_loss``, ...) from
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..autograd import grad, no_grad
 from ..ops import stack
-from ..tasks.base import MetaBatch
 from .common import Objective, inner_sgd, per_task
+
+if TYPE_CHECKING:  # annotations only: the algorithms need no task family
+    from ..tasks.base import MetaBatch
 
 
 class MetaLearner:
