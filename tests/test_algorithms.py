@@ -1,9 +1,12 @@
 """Each algorithm against a closed form or a hand computation, and batched against per task."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 import tinymeta as tm
-from tinymeta.algorithms import ALGORITHMS, ANIL, MAML, NIL, FOMAML, MetaSGD, Objective, Reptile, inner_sgd, expand
+from tinymeta.algorithms import ALGORITHMS, ANIL, MAML, NIL, FOMAML, MetaSGD, Objective, Reptile, inner_sgd, per_task
+from tinymeta.algorithms import maml_meta_loss
 from tinymeta.algorithms.meta_sgd import RATE_PREFIX
 from tinymeta.nn import MLP, ConvNet
 from tinymeta.tasks import MetaBatch
@@ -59,6 +62,27 @@ def test_maml_meta_gradient_equals_closed_form_on_linear_regression(first_order)
     assert np.linalg.norm(flat(grads) - other) > 1e-3 * np.linalg.norm(other)
 
 
+def test_maml_meta_loss_is_a_function_of_the_param_dict():
+    rng = np.random.default_rng(0)
+    batch, params = linear_tasks(rng), linear_params(rng)
+    loss, metrics = maml_meta_loss(MLP((3, 1)), REG, params, batch, inner_lr=0.05, steps=1)
+    np.testing.assert_allclose(flat(tm.grad(loss, params)), closed_form(flat(params), batch, 0.05, False), rtol=1e-12)
+    assert list(metrics) == ["query_loss", "support_loss_pre"] and loss.item() == metrics["query_loss"].item()
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@pytest.mark.parametrize("first_order", [False, True])
+def test_every_algorithm_is_built_from_a_config(name, first_order):
+    cfg = SimpleNamespace(algorithm=name, inner_lr=0.3, inner_steps=4, first_order=first_order,
+                          inner_optimizer="sgd", inner_batch=7)
+    algo = ALGORITHMS[name].from_config(MLP(), REG, cfg)
+    assert type(algo) is ALGORITHMS[name] and algo.name == name
+    assert (algo.inner_lr, algo.inner_steps) == (0.3, 4)
+    assert algo.first_order == (first_order or name in ("fomaml", "reptile"))  # those two are first order anyway
+    if name == "reptile":
+        assert (algo.inner_optimizer, algo.inner_batch) == ("sgd", 7)
+
+
 def test_fomaml_is_maml_first_order():
     rng = np.random.default_rng(1)
     batch, params = linear_tasks(rng), linear_params(rng)
@@ -108,12 +132,22 @@ def small_conv_problem(rng, T=3, ways=3, shots=2, queries=2):
 def test_anil_equals_maml_with_the_inner_loop_restricted_to_the_head(steps):
     model, params, batch = small_conv_problem(np.random.default_rng(3))
     grads, _ = ANIL(model, CLS, inner_lr=0.4, inner_steps=steps).meta_gradient(params, batch)
-    fast = expand(params, batch.num_tasks)
+    fast = per_task(params, batch.num_tasks)
     fast = inner_sgd(lambda f: CLS.losses(model(f, batch.x_support), batch.y_support), fast, 0.4, steps,
                      create_graph=True, keys=model.head_keys())
     ref = tm.grad(CLS.losses(model(fast, batch.x_query), batch.y_query).mean(), params)
     for k in params:
         np.testing.assert_allclose(grads[k].numpy(), ref[k].numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_anil_adapts_the_head_alone_and_nil_has_no_inner_loop():
+    model, params, batch = small_conv_problem(np.random.default_rng(7))
+    *_, fast = ANIL(model, CLS, inner_lr=0.4).adapt(params, batch, 2)
+    head = model.head_keys()
+    assert all(np.array_equal(fast[k].numpy()[t], params[k].numpy()) for k in params if k not in head for t in range(3))
+    assert all(not np.allclose(fast[k].numpy()[0], params[k].numpy()) for k in head)
+    with pytest.raises(TypeError, match="no inner loop"):
+        NIL(model, CLS).adapt(params, batch, 1)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

@@ -5,7 +5,7 @@ from exercise_helpers import assert_fails
 
 import tinymeta as tm
 from chapters.solutions import ch06_maml as solution
-from tinymeta.algorithms import expand
+from tinymeta.algorithms import per_task
 from tinymeta.exercises import ExerciseError
 from tinymeta.exercises.ch06_maml import check_maml_inner_step, check_maml_meta_gradient
 
@@ -83,7 +83,7 @@ def _meta_gradient(model, loss_fn, params, xs, ys, xq, yq, alpha, create_graph=T
     if swap:
         xs, ys, xq, yq = xq, yq, xs, ys
     T = xs.shape[0]
-    fast = expand(params, T)
+    fast = per_task(params, T)
     inner_losses = loss_fn(model(fast, xs), ys)
     g = tm.grad(inner_losses.sum() if inner == "sum" else inner_losses.mean(), fast, create_graph=create_graph)
     fast = {k: fast[k] - alpha * g[k] for k in fast}
@@ -112,7 +112,7 @@ def no_inner_step(model, loss_fn, params, xs, ys, xq, yq, alpha):
 
 
 def keeps_task_axis(model, loss_fn, params, xs, ys, xq, yq, alpha):
-    fast = expand(params, xs.shape[0])
+    fast = per_task(params, xs.shape[0])
     g = tm.grad(loss_fn(model(fast, xs), ys).sum(), fast, create_graph=True)
     fast2 = {k: fast[k] - alpha * g[k] for k in fast}
     return tm.grad(loss_fn(model(fast2, xq), yq).mean(), fast)   # w.r.t. the per-task copies

@@ -6,7 +6,7 @@ from exercise_helpers import assert_fails
 
 import tinymeta as tm
 from chapters.solutions import ch07_meta_sgd_and_reptile as solution
-from tinymeta.algorithms import expand
+from tinymeta.algorithms import per_task
 from tinymeta.exercises import ExerciseError
 from tinymeta.exercises.ch07_meta_sgd_and_reptile import (
     check_meta_sgd_init,
@@ -70,7 +70,7 @@ def test_meta_sgd_update_mistakes(fn, message, capsys):
 
 def rate_grad_is_theta_grad(model, loss_fn, params, rates, xs, ys, xq, yq):
     """The book's mistake: alpha updated with theta's (second-order) meta-gradient."""
-    fast = expand(params, xs.shape[0])
+    fast = per_task(params, xs.shape[0])
     g = tm.grad(loss_fn(model(fast, xs), ys).sum(), fast, create_graph=True)
     fast = {k: fast[k] - rates[k] * g[k] for k in fast}
     return tm.grad(loss_fn(model(fast, xq), yq).mean(), params)
@@ -93,7 +93,7 @@ def rate_grad_no_mean(model, loss_fn, params, rates, xs, ys, xq, yq):
 
 def rate_grad_by_autograd(model, loss_fn, params, rates, xs, ys, xq, yq):
     """Another right answer: autograd through the inner step, with respect to the rates."""
-    fast = expand(params, xs.shape[0])
+    fast = per_task(params, xs.shape[0])
     g = tm.grad(loss_fn(model(fast, xs), ys).sum(), fast, create_graph=True)
     fast = {k: fast[k] - rates[k] * g[k] for k in fast}
     return tm.grad(loss_fn(model(fast, xq), yq).mean(), rates)

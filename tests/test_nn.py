@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 import tinymeta as tm
-from tinymeta.algorithms import expand
+from tinymeta.algorithms import per_task
 from tinymeta.nn import MLP, ConvNet
 
 
-def per_task(params, T, rng):
+def noisy_per_task(params, T, rng):
     """Different weights for every task: theta + small noise, with a task axis."""
     return {k: tm.tensor(np.broadcast_to(v.numpy(), (T,) + v.shape) + 0.05 * rng.standard_normal((T,) + v.shape))
             for k, v in params.items()}
@@ -20,14 +20,14 @@ def per_task(params, T, rng):
 def test_task_axis_equals_a_loop_over_tasks(model, x_shape, device, rng):
     T = 3
     params = model.init_params(0, dtype="float64", device=device)
-    fast = per_task(params, T, rng)
+    fast = noisy_per_task(params, T, rng)
     fast = {k: v.to(device) for k, v in fast.items()}
     x = tm.tensor(rng.standard_normal((T,) + x_shape), device=device)
     batched = model(fast, x)
     for t in range(T):
         one = model({k: v[t] for k, v in fast.items()}, x[t])
         np.testing.assert_allclose(batched.numpy()[t], one.numpy(), rtol=1e-10, atol=1e-12)
-    shared = model(expand(params, T), x).numpy()
+    shared = model(per_task(params, T), x).numpy()
     np.testing.assert_allclose(shared, model(params, x).numpy(), rtol=1e-10, atol=1e-12)
 
 

@@ -1,6 +1,6 @@
 """Reference solutions for chapter 6's exercises (MAML, Finn et al. 2017, arXiv:1703.03400)."""
 import tinymeta as tm
-from tinymeta.algorithms import expand
+from tinymeta.algorithms import per_task
 
 
 def maml_inner_step(params, grads, alpha):
@@ -11,7 +11,7 @@ def maml_inner_step(params, grads, alpha):
 def maml_meta_gradient(model, loss_fn, params, x_support, y_support, x_query, y_query, alpha):
     """d/dtheta of mean_i L_i^query(theta_i'), with theta_i' = theta - alpha grad L_i^support(theta)."""
     T = x_support.shape[0]
-    fast = expand(params, T)                                         # per-task copies (T, ...)
+    fast = per_task(params, T)                                       # per-task copies (T, ...)
     inner = loss_fn(model(fast, x_support), y_support).sum()         # mean per task, summed over tasks
     g = tm.grad(inner, fast, create_graph=True)                      # every task's own gradient, on the graph
     fast = {k: fast[k] - alpha * g[k] for k in fast}                 # Eq. 1

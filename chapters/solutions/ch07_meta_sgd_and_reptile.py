@@ -1,7 +1,7 @@
 """Reference solutions for chapter 7's exercises (Meta-SGD, Li et al. 2017; Reptile, Nichol et al. 2018)."""
 
 import tinymeta as tm
-from tinymeta.algorithms import expand
+from tinymeta.algorithms import per_task
 
 
 def meta_sgd_update(params, rates, grads):
@@ -15,7 +15,7 @@ def meta_sgd_rate_gradient(model, loss_fn, params, rates, x_support, y_support, 
     Only first derivatives are needed: alpha enters theta' linearly, through alpha o g_i.
     """
     T = x_support.shape[0]
-    fast = expand(params, T)
+    fast = per_task(params, T)
     g_s = tm.grad(loss_fn(model(fast, x_support), y_support).sum(), fast)           # (T, ...) per task
     adapted = {k: (fast[k] - rates[k] * g_s[k]).detach().requires_grad_() for k in fast}
     g_q = tm.grad(loss_fn(model(adapted, x_query), y_query).sum(), adapted)         # grad L_i^query(theta_i')

@@ -1,22 +1,28 @@
 """Meta-learning algorithms, one short file each, each citing its paper.
 
-- :class:`MAML` and :class:`FOMAML` (Finn et al. 2017)
-- :class:`MetaSGD` (Li et al. 2017)
-- :class:`Reptile` (Nichol et al. 2018)
-- :class:`ANIL` and :class:`NIL` (Raghu et al. 2020)
-- :class:`GradientAgreement` (Eshratifar et al. 2018)
+Each file holds its paper's meta-loss (or update) as a function over a param
+dict, and a thin class the training loop drives:
 
-All run the whole meta-batch on a leading task axis.
+- :func:`maml_meta_loss`, :class:`MAML` and :class:`FOMAML` (Finn et al. 2017)
+- :func:`meta_sgd_meta_loss`, :class:`MetaSGD` (Li et al. 2017)
+- :func:`reptile_meta_gradient`, :class:`Reptile` (Nichol et al. 2018)
+- :func:`anil_meta_loss`, :class:`ANIL` and :class:`NIL` (Raghu et al. 2020)
+- :func:`gradient_agreement_meta_loss`, :class:`GradientAgreement` (Eshratifar et al. 2018)
+
+All run the whole meta-batch on a leading task axis. Every class is built the
+same way from a run's config: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
 """
-from .anil import ANIL, NIL, nil_predict
+from .anil import ANIL, NIL, anil_meta_loss, nil_predict
 from .base import MetaLearner
-from .common import Objective, expand, inner_sgd, summarize
-from .gradient_agreement import GradientAgreement, agreement_weights
-from .maml import FOMAML, MAML
-from .meta_sgd import MetaSGD
-from .reptile import Reptile
+from .common import Objective, inner_sgd, per_task, query_metrics, summarize
+from .gradient_agreement import GradientAgreement, agreement_weights, gradient_agreement_meta_loss
+from .maml import FOMAML, MAML, maml_inner_loop, maml_meta_loss
+from .meta_sgd import MetaSGD, meta_sgd_meta_loss
+from .reptile import Reptile, reptile_meta_gradient
 
 ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement)}
 
-__all__ = ["ALGORITHMS", "ANIL", "FOMAML", "GradientAgreement", "MAML", "agreement_weights", "MetaLearner", "MetaSGD", "NIL", "Objective", "Reptile",
-           "expand", "inner_sgd", "nil_predict", "summarize"]
+__all__ = ["ALGORITHMS", "ANIL", "FOMAML", "GradientAgreement", "MAML", "MetaLearner", "MetaSGD", "NIL", "Objective",
+           "Reptile", "agreement_weights", "anil_meta_loss", "gradient_agreement_meta_loss", "inner_sgd",
+           "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss", "nil_predict", "per_task", "query_metrics",
+           "reptile_meta_gradient", "summarize"]

@@ -4,6 +4,7 @@ ANIL, "Almost No Inner Loop" (Sec. 4): meta-train as MAML, but the inner loop
 adapts only the head (the final linear layer); the body is shared by all tasks
 and all inner steps, so its features are computed once per meta-batch:
     h_i' = h - alpha * grad_h L_i^support(h; body_theta)
+    min_{theta, h} mean_i L_i^query(h_i'; body_theta)
 NIL, "No Inner Loop" (Sec. 5): at test time drop the head; each query takes the
 label of the support class whose features are most cosine-similar to its own
 (the mean cosine similarity over that class's support examples).
@@ -13,44 +14,27 @@ from __future__ import annotations
 from .. import functional as F
 from ..autograd import no_grad
 from ..tensor import Tensor
-from .common import expand, inner_sgd
-from .maml import MAML
+from .base import MetaLearner
+from .common import inner_sgd, per_task, query_metrics
 
 
-class ANIL(MAML):
-    """MAML whose inner loop adapts only the model's head."""
+def body_features(model, params, batch):
+    """Body features of the support and query sets, (T, N, D) each, with the shared weights."""
+    return model.body(params, batch.x_support), model.body(params, batch.x_query)
 
-    name = "anil"
 
-    def features(self, meta_params, batch):
-        """Body features of support and query, computed once with the shared weights."""
-        params = self.model_params(meta_params)
-        return self.model.body(params, batch.x_support), self.model.body(params, batch.x_query)
+def anil_meta_loss(model, objective, params, batch, inner_lr, steps, first_order=False):
+    """(mean_i L_i^query(h_i'), metrics): MAML's meta-loss with only the head adapted (Sec. 4).
 
-    def _head_steps(self, meta_params, head, feats, batch, steps, create_graph, trace=None):
-        """``steps`` inner steps on the head alone, on precomputed support features."""
-        return inner_sgd(lambda h: self.objective.losses(self.model.head(h, feats), batch.y_support), head,
-                         self.inner_rates(meta_params), steps, create_graph=create_graph, trace=trace)
-
-    def _initial_head(self, meta_params, batch):
-        return expand(self.model_params(meta_params), batch.num_tasks, keys=self.model.head_keys())
-
-    def meta_loss(self, meta_params, batch):
-        fs, fq = self.features(meta_params, batch)
-        trace = []
-        head = self._head_steps(meta_params, self._initial_head(meta_params, batch), fs, batch,
-                                self.inner_steps, not self.first_order, trace)
-        return self.query_loss(self.model.head(head, fq), batch, trace)
-
-    def predictions(self, meta_params, batch, steps):
-        with no_grad():
-            fs, fq = self.features(meta_params, batch)
-        head = self._initial_head(meta_params, batch)
-        for step in range(steps + 1):
-            if step:
-                head = self._head_steps(meta_params, head, fs, batch, 1, create_graph=False)
-            with no_grad():
-                yield self.model.head(head, fq)
+    The meta-gradient ``grad(loss, params)`` reaches the body through the features.
+    """
+    fs, fq = body_features(model, params, batch)                            # once per meta-batch
+    head = per_task(params, batch.num_tasks, keys=model.head_keys())      # h, once per task
+    support_losses = []
+    head = inner_sgd(lambda h: objective.losses(model.head(h, fs), batch.y_support), head, inner_lr, steps,
+                     create_graph=not first_order, trace=support_losses)
+    losses, metrics = query_metrics(objective, model.head(head, fq), batch.y_query, support_losses)
+    return losses.mean(), metrics
 
 
 def nil_predict(fs: Tensor, ys: Tensor, fq: Tensor, n_way: int) -> Tensor:
@@ -60,12 +44,61 @@ def nil_predict(fs: Tensor, ys: Tensor, fq: Tensor, n_way: int) -> Tensor:
     return (sim @ onehot) / onehot.sum(axis=1, keepdims=True)                 # (T, Q, C)
 
 
-class NIL(ANIL):
-    """Trained as ANIL; evaluated without a head or an inner loop (accuracy only)."""
+class ANIL(MetaLearner):
+    """MAML whose inner loop adapts only the model's head."""
+
+    name = "anil"
+
+    def meta_loss(self, meta_params, batch):
+        return anil_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr, self.inner_steps,
+                              self.first_order)
+
+    def features(self, meta_params, batch):
+        """Body features of support and query, computed once with the shared weights."""
+        return body_features(self.model, meta_params, batch)
+
+    def _heads(self, meta_params, batch, steps):
+        """Query features, and the per-task head before adaptation and after each of ``steps`` steps."""
+        with no_grad():
+            fs, fq = self.features(meta_params, batch)
+        head = per_task(meta_params, batch.num_tasks, keys=self.model.head_keys())
+        yield fq, head
+        for _ in range(steps):
+            head = inner_sgd(lambda h: self.objective.losses(self.model.head(h, fs), batch.y_support), head,
+                             self.inner_lr, 1, create_graph=False)
+            yield fq, head
+
+    def adapt(self, meta_params, batch, steps):
+        """Yield theta_i' before and after each inner step: the body shared, the head adapted."""
+        body = per_task(meta_params, batch.num_tasks)
+        for _, head in self._heads(meta_params, batch, steps):
+            yield {**body, **head}
+
+    def predictions(self, meta_params, batch, steps):
+        for fq, head in self._heads(meta_params, batch, steps):
+            with no_grad():
+                yield self.model.head(head, fq)
+
+
+class NIL(MetaLearner):
+    """Trained as ANIL (the same meta-loss); evaluated without a head or an inner loop (accuracy only)."""
 
     name = "nil"
 
+    def meta_loss(self, meta_params, batch):
+        return anil_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr, self.inner_steps,
+                              self.first_order)
+
+    def features(self, meta_params, batch):
+        """Body features of support and query, computed once with the shared weights."""
+        return body_features(self.model, meta_params, batch)
+
+    def adapt(self, meta_params, batch, steps):
+        raise TypeError("NIL has no inner loop at test time: use NIL.evaluate (cosine similarity of features), "
+                        "or ANIL to adapt the head")
+
     def evaluate(self, meta_params, batch, steps=None):
+        """Query accuracy of every task, (1, T), by :func:`nil_predict` on the body's features."""
         if self.objective.kind != "classification":
             raise ValueError("NIL classifies by similarity to support classes: it needs classification tasks")
         with no_grad():

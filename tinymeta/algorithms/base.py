@@ -1,20 +1,29 @@
-"""The interface every meta-learner offers to the training loop."""
+"""The thin class every algorithm offers the training loop; the mathematics lives in each algorithm's file.
+
+Every algorithm is one direct subclass of :class:`MetaLearner` that calls its
+paper's function (``maml_meta_loss``, ``anil_meta_loss``, ...) from
+:meth:`MetaLearner.meta_loss` (or, for Reptile, :meth:`MetaLearner.meta_gradient`).
+"""
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from ..autograd import no_grad
-from ..tasks.base import MetaBatch
-from .common import Objective, expand, inner_sgd
+from ..autograd import grad, no_grad
+from ..ops import stack
+from .common import Objective, inner_sgd, per_task
+
+if TYPE_CHECKING:  # annotations only: the algorithms need no task family
+    from ..tasks.base import MetaBatch
 
 
 class MetaLearner:
     """A meta-learning algorithm over a model ``model(params, x)``.
 
-    The training loop asks for :meth:`meta_gradient` and hands it to an outer
-    optimizer; evaluation asks for :meth:`evaluate`. Subclasses override
-    :meth:`meta_loss` (gradient-based meta-learners) or :meth:`meta_gradient`
-    (Reptile), and :meth:`adapt` where their inner loop differs from SGD.
+    The training loop builds one with :meth:`from_config`, asks for
+    :meth:`meta_gradient` and hands it to an outer optimizer; evaluation asks
+    for :meth:`evaluate`. An algorithm defines :meth:`meta_loss` (or
+    :meth:`meta_gradient`, Reptile) and, where its inner loop is not plain SGD
+    on every weight, :meth:`adapt`.
     """
 
     name = "base"
@@ -25,6 +34,15 @@ class MetaLearner:
             raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
         self.model, self.objective = model, objective
         self.inner_lr, self.inner_steps, self.first_order = float(inner_lr), int(inner_steps), bool(first_order)
+
+    @classmethod
+    def from_config(cls, model, objective: Objective, cfg):
+        """The algorithm a run's config asks for; reads ``cfg.inner_lr``, ``cfg.inner_steps``, ``cfg.first_order``.
+
+        ``cfg`` is any object with those attributes (a run's Config). Every
+        algorithm is built this way: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
+        """
+        return cls(model, objective, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps, first_order=cfg.first_order)
 
     # ---- what is meta-learned --------------------------------------------------------------
     def init_meta_params(self, params: dict, rng=None) -> dict:
@@ -49,14 +67,13 @@ class MetaLearner:
 
         ``rng`` (a NumPy Generator) is for algorithms that draw inner mini-batches.
         """
-        from ..autograd import grad  # noqa: PLC0415
         loss, metrics = self.meta_loss(meta_params, batch)
         return grad(loss, meta_params), metrics
 
     # ---- evaluation ------------------------------------------------------------------------------
     def adapt(self, meta_params: dict, batch: MetaBatch, steps: int):
-        """Yield the per-task fast weights before adaptation and after each of ``steps`` steps."""
-        fast = expand(self.model_params(meta_params), batch.num_tasks)
+        """Yield the per-task fast weights before adaptation and after each of ``steps`` SGD steps."""
+        fast = per_task(self.model_params(meta_params), batch.num_tasks)
         rates = self.inner_rates(meta_params)
         x, y = batch.support
         yield fast
@@ -74,19 +91,20 @@ class MetaLearner:
     def evaluate(self, meta_params: dict, batch: MetaBatch, steps: int | None = None) -> dict:
         """Query loss (and accuracy) of every task before adaptation and after each inner step.
 
-        Returns NumPy arrays of shape (steps + 1, T) under 'loss' and 'accuracy'.
+        Returns NumPy arrays of shape (steps + 1, T) under 'loss' and 'accuracy'
+        (read from the device once, at the end).
         """
         steps = self.inner_steps if steps is None else steps
         losses, accs = [], []
         for pred in self.predictions(meta_params, batch, steps):
             with no_grad():
-                losses.append(self.objective.losses(pred, batch.y_query).numpy())
+                losses.append(self.objective.losses(pred, batch.y_query))
                 acc = self.objective.accuracies(pred, batch.y_query)
             if acc is not None:
-                accs.append(acc.numpy())
-        out = {"loss": np.stack(losses)}
+                accs.append(acc)
+        out = {"loss": stack(losses).numpy()}
         if accs:
-            out["accuracy"] = np.stack(accs)
+            out["accuracy"] = stack(accs).numpy()
         return out
 
     def __repr__(self):

@@ -1,4 +1,4 @@
-"""What every algorithm shares: per-task losses, the task axis, and the inner loop.
+"""What every algorithm shares: the per-task loss, the task axis, the inner step, the query metrics.
 
 Convention: the inner loss is a **mean within each task, summed over tasks**.
 Task t's loss depends only on slice t of the fast weights, so one ``grad``
@@ -7,6 +7,8 @@ shrink each task's step by T.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import functional as F
@@ -14,18 +16,23 @@ from ..autograd import enable_grad, grad
 from ..tensor import Tensor
 
 
-def expand(params: dict, num_tasks: int, keys=None) -> dict:
+def per_task(params: dict, num_tasks: int, keys=None) -> dict:
     """Per-task copies of the parameters, (T, ...) each, without copying memory.
 
     Broadcasting's backward is a sum over the task axis, so the gradient that
     reaches a shared parameter is the sum of every task's contribution.
+    Only ``keys`` are copied when given (ANIL: the head).
     """
     keys = params.keys() if keys is None else keys
     return {k: params[k].broadcast_to((num_tasks,) + params[k].shape) for k in keys}
 
 
 class Objective:
-    """Per-task loss and accuracy for a kind of task: 'regression' (MSE) or 'classification' (CE)."""
+    """Per-task loss and accuracy for a kind of task: 'regression' (MSE) or 'classification' (CE).
+
+    :meth:`losses` is the one per-task loss every algorithm uses, in its inner
+    loop and on the query set alike.
+    """
 
     def __init__(self, kind: str):
         if kind not in ("regression", "classification"):
@@ -72,8 +79,27 @@ def inner_sgd(loss_fn, fast: dict, lr, steps: int, create_graph: bool, keys=None
     return fast
 
 
+def query_metrics(objective: Objective, pred: Tensor, y: Tensor, support_losses=()):
+    """(per-task query losses (T,), metrics): what every meta-loss is built from and logs.
+
+    The losses stay in the graph (the meta-loss is made from them); the metrics
+    are constant 0-d Tensors on the device (no host read): ``query_loss``
+    (mean over tasks, always first), ``support_loss_pre`` (the support loss
+    before the first inner step, when there was one; ``support_losses`` is the
+    ``trace`` of :func:`inner_sgd`) and ``query_accuracy`` (classification).
+    """
+    losses = objective.losses(pred, y)
+    metrics = {"query_loss": losses.mean().detach()}
+    if support_losses:
+        metrics["support_loss_pre"] = support_losses[0].mean().detach()
+    acc = objective.accuracies(pred, y)
+    if acc is not None:
+        metrics["query_accuracy"] = acc.mean().detach()
+    return losses, metrics
+
+
 def summarize(values) -> dict:
-    """Mean and 95% confidence interval (1.96 std / sqrt(n)) of per-task values."""
+    """Mean and 95% confidence interval (1.96 std / sqrt(n)) of per-task values (host numbers)."""
     v = np.asarray(values, dtype=np.float64)
     n = v.size
-    return {"mean": float(v.mean()), "ci95": float(1.96 * v.std() / np.sqrt(n)) if n > 1 else 0.0, "n": int(n)}
+    return {"mean": float(v.mean()), "ci95": float(1.96 * v.std() / math.sqrt(n)) if n > 1 else 0.0, "n": int(n)}

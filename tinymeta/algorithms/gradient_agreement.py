@@ -23,69 +23,70 @@ zero (e.g. ``inner_steps=0``) the weights fall back to 1/T, i.e. MAML.
 
 Batched over the task axis: G is (T, P); the row sums of the Gram matrix G G^T
 are G (G^T 1) = G @ G.sum(0), one matrix-vector product (O(TP), without forming
-the T x T Gram matrix); no loop over tasks. ``first_order`` works as in MAML.
+the T x T Gram matrix); no loop over tasks. ``first_order`` works as in MAML
+and is passed to the inner loop explicitly.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .. import backend
 from ..autograd import no_grad
-from ..tensor import Tensor
-from .maml import MAML
+from ..ops import concatenate, where
+from ..tensor import Tensor, tensor
+from .base import MetaLearner
+from .common import query_metrics
+from .maml import maml_inner_loop
 
 
 def agreement_weights(updates):
     """w (T,) from the task updates G (T, ...): w_i = (G G^T 1)_i / sum_k |(G G^T 1)_k|.
 
-    ``updates`` is a NumPy/CuPy array or a Tensor (treated as a constant); the
-    result is a float64 array on the same device. All-zero updates give 1/T.
+    ``updates`` is a Tensor (treated as a constant: the result is a constant
+    float64 Tensor on its device) or a NumPy array (the result is a NumPy
+    array). All-zero updates give 1/T, decided on the device (no host read).
     """
-    g = updates.data if isinstance(updates, Tensor) else updates
-    xp = backend.get_xp(g)
-    g = g.astype(np.float64).reshape(g.shape[0], -1)
-    agreement = g @ g.sum(axis=0)              # sum_j g_i . g_j = row sums of the Gram matrix G G^T  (T,)
-    norm = xp.abs(agreement).sum()
-    # decided on the device: a Python `if` on norm would stall the GPU every iteration
-    return xp.where(norm > 0, agreement / xp.where(norm > 0, norm, 1.0), 1.0 / g.shape[0])
+    if not isinstance(updates, Tensor):
+        return agreement_weights(tensor(updates, dtype="float64", device="cpu")).numpy()
+    with no_grad():
+        g = updates.detach().astype("float64")
+        g = g.reshape(g.shape[0], -1)
+        agreement = g @ g.sum(axis=0)              # sum_j g_i . g_j = row sums of the Gram matrix G G^T  (T,)
+        norm = agreement.abs().sum()
+        # a Python `if` on norm would stall the GPU every iteration: where() keeps it on the device
+        return where(norm > 0, agreement / where(norm > 0, norm, 1.0), 1.0 / g.shape[0])
 
 
-class GradientAgreement(MAML):
+def task_updates(params, fast):
+    """G (T, P): each task's theta - theta_i', flattened over all parameters of ``params`` (a constant)."""
+    with no_grad():
+        num_tasks = fast[next(iter(params))].shape[0]
+        return concatenate([(params[k] - fast[k]).reshape(num_tasks, -1) for k in params], axis=1)
+
+
+def gradient_agreement_meta_loss(model, objective, params, batch, inner_lr, steps, first_order=False):
+    """(sum_i w_i L_i^query(theta_i'), metrics), the weights w_i = agreement_weights(G) held constant.
+
+    theta_i' is MAML's inner loop (recorded unless ``first_order``); the
+    metrics add ``weight_min``, the smallest weight of the meta-batch.
+    """
+    support_losses = []
+    fast = maml_inner_loop(model, objective, params, batch.support, inner_lr, steps, first_order,
+                           trace=support_losses)
+    losses, metrics = query_metrics(objective, model(fast, batch.x_query), batch.y_query, support_losses)
+    w = agreement_weights(task_updates(params, fast)).astype(losses.dtype)
+    metrics["weight_min"] = w.min()
+    return (w * losses).sum(), metrics
+
+
+class GradientAgreement(MetaLearner):
     """MAML whose meta-loss weighs each task by its agreement with the meta-batch (constant weights)."""
 
     name = "gradient-agreement"
 
-    def task_updates(self, meta_params, fast):
-        """G (T, P): each task's theta - theta_i', flattened over all parameters (a constant array)."""
-        theta = self.model_params(meta_params)
-        with no_grad():
-            parts = [(theta[k].data[None] - fast[k].data).reshape(fast[k].shape[0], -1) for k in theta]
-        xp = backend.get_xp(parts[0])
-        return xp.concatenate(parts, axis=1)
+    def meta_loss(self, meta_params, batch):
+        return gradient_agreement_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr,
+                                            self.inner_steps, self.first_order)
 
     def weights(self, meta_params, batch):
         """The agreement weights (T,) of a meta-batch, as a NumPy array (for plots)."""
-        fast = self._adapt_constant(meta_params, batch)
-        return backend.to_numpy(agreement_weights(self.task_updates(meta_params, fast)))
-
-    def _adapt_constant(self, meta_params, batch):
-        first_order, self.first_order = self.first_order, True
-        try:
-            return self.adapted(meta_params, batch)
-        finally:
-            self.first_order = first_order
-
-    def meta_loss(self, meta_params, batch):
-        trace = []
-        fast = self.adapted(meta_params, batch, trace=trace)
-        w = agreement_weights(self.task_updates(meta_params, fast))
-        pred = self.model(fast, batch.x_query)
-        losses = self.objective.losses(pred, batch.y_query)
-        w = Tensor(w.astype(losses.dtype))
-        metrics = {"query_loss": losses.mean().detach(), "weight_min": Tensor(w.data.min())}
-        if trace:
-            metrics["support_loss_pre"] = trace[0].mean().detach()
-        acc = self.objective.accuracies(pred, batch.y_query)
-        if acc is not None:
-            metrics["query_accuracy"] = acc.mean()
-        return (losses * w).sum(), metrics
+        fast = maml_inner_loop(self.model, self.objective, meta_params, batch.support, self.inner_lr,
+                               self.inner_steps, first_order=True)   # the weights are constants: no graph needed
+        return agreement_weights(task_updates(meta_params, fast)).numpy()

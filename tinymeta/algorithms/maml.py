@@ -13,7 +13,37 @@ Hessian term (first-order MAML, Sec. 5.2).
 from __future__ import annotations
 
 from .base import MetaLearner
-from .common import expand, inner_sgd
+from .common import inner_sgd, per_task, query_metrics
+
+
+def maml_inner_loop(model, objective, params, support, inner_lr, steps, first_order=False, trace=None) -> dict:
+    """theta_i' for every task: ``steps`` steps of Eq. 1 from theta on the support set (x, y).
+
+    ``inner_lr`` is alpha: a number, or a dict of per-parameter rates (Meta-SGD).
+    The steps are recorded (second order) unless ``first_order``; ``trace``, if a
+    list, receives the (T,) support losses before each step.
+    """
+    x, y = support
+    fast = per_task(params, x.shape[0])                                     # theta, once per task: (T, ...)
+    return inner_sgd(lambda f: objective.losses(model(f, x), y), fast, inner_lr, steps,
+                     create_graph=not first_order, trace=trace)
+
+
+def maml_meta_loss(model, objective, params, batch, inner_lr, steps, first_order=False):
+    """(mean_i L_i^query(theta_i'), metrics): MAML's meta-objective (Eq. 2-3) on a meta-batch.
+
+    ``params`` is theta (a dict of Tensors); the meta-gradient is ``grad(loss, params)``.
+
+    Example::
+
+        loss, metrics = maml_meta_loss(model, Objective("regression"), params, batch, inner_lr=0.01, steps=1)
+        grads = tinymeta.grad(loss, params)
+    """
+    support_losses = []
+    fast = maml_inner_loop(model, objective, params, batch.support, inner_lr, steps, first_order,
+                           trace=support_losses)
+    losses, metrics = query_metrics(objective, model(fast, batch.x_query), batch.y_query, support_losses)
+    return losses.mean(), metrics
 
 
 class MAML(MetaLearner):
@@ -21,37 +51,20 @@ class MAML(MetaLearner):
 
     name = "maml"
 
+    def meta_loss(self, meta_params, batch):
+        return maml_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr, self.inner_steps,
+                              self.first_order)
+
     def adapted(self, meta_params, batch, trace=None):
         """The fast weights after the inner loop on the support set (recorded unless first order)."""
-        x, y = batch.support
-        fast = expand(self.model_params(meta_params), batch.num_tasks)
-        return inner_sgd(lambda f: self.objective.losses(self.model(f, x), y), fast,
-                         self.inner_rates(meta_params), self.inner_steps,
-                         create_graph=not self.first_order, trace=trace)
-
-    def query_loss(self, pred, batch, trace):
-        """Mean query loss over tasks (the meta-loss), with constant metrics for the logs."""
-        yq = batch.y_query
-        losses = self.objective.losses(pred, yq)
-        metrics = {"query_loss": losses.mean().detach()}
-        if trace:
-            metrics["support_loss_pre"] = trace[0].mean().detach()
-        acc = self.objective.accuracies(pred, yq)
-        if acc is not None:
-            metrics["query_accuracy"] = acc.mean().detach()
-        return losses.mean(), metrics
-
-    def meta_loss(self, meta_params, batch):
-        trace = []
-        fast = self.adapted(meta_params, batch, trace=trace)
-        return self.query_loss(self.model(fast, batch.x_query), batch, trace)
+        return maml_inner_loop(self.model, self.objective, meta_params, batch.support, self.inner_lr,
+                               self.inner_steps, self.first_order, trace)
 
 
 class FOMAML(MAML):
-    """First-order MAML: MAML with the inner gradients treated as constants."""
+    """First-order MAML: MAML with the inner gradients treated as constants (``first_order`` fixed to True)."""
 
     name = "fomaml"
 
-    def __init__(self, *args, **kwargs):
-        kwargs["first_order"] = True
-        super().__init__(*args, **kwargs)
+    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=True):
+        super().__init__(model, objective, inner_lr, inner_steps, first_order=True)

@@ -12,18 +12,29 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import tensor
-from .maml import MAML
+from .base import MetaLearner
+from .maml import maml_meta_loss
 
 RATE_PREFIX = "lr/"
 
 
-class MetaSGD(MAML):
-    """MAML whose inner learning rate is a meta-learned tensor per parameter."""
+def meta_sgd_meta_loss(model, objective, params, rates, batch, steps=1, first_order=False):
+    """(mean_i L_i^query(theta_i'), metrics) with theta_i' = theta - alpha o grad L_i^support(theta) (Eq. 1-3).
+
+    MAML's meta-loss with the scalar inner rate replaced by ``rates``, a dict
+    of per-parameter tensors alpha (same keys and shapes as ``params``); the
+    meta-gradient ``grad(loss, {**params, **rates})`` trains both.
+    """
+    return maml_meta_loss(model, objective, params, batch, rates, steps, first_order)
+
+
+class MetaSGD(MetaLearner):
+    """MAML whose inner learning rate is a meta-learned tensor per parameter (stored as ``lr/<name>``)."""
 
     name = "meta-sgd"
 
-    def __init__(self, *args, lr_init=(0.005, 0.1), **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=False, *, lr_init=(0.005, 0.1)):
+        super().__init__(model, objective, inner_lr, inner_steps, first_order)
         self.lr_init = lr_init
 
     def init_meta_params(self, params, rng=None):
@@ -38,3 +49,7 @@ class MetaSGD(MAML):
 
     def inner_rates(self, meta_params):
         return {k[len(RATE_PREFIX):]: v for k, v in meta_params.items() if k.startswith(RATE_PREFIX)}
+
+    def meta_loss(self, meta_params, batch):
+        return meta_sgd_meta_loss(self.model, self.objective, self.model_params(meta_params),
+                                  self.inner_rates(meta_params), batch, self.inner_steps, self.first_order)

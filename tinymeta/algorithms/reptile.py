@@ -15,9 +15,18 @@ import numpy as np
 
 from ..autograd import grad, no_grad
 from ..optim import SGD, Adam
-from ..tensor import Tensor
+from ..tensor import tensor
 from .base import MetaLearner
 from .common import Objective
+
+
+def reptile_meta_gradient(theta: dict, phi: dict) -> dict:
+    """g = theta - mean_i phi_i (constants): theta - epsilon g = theta + epsilon mean_i (phi_i - theta).
+
+    ``phi`` holds each task's weights after its inner loop, with a leading task axis.
+    """
+    with no_grad():
+        return {k: theta[k] - phi[k].mean(axis=0) for k in theta}
 
 
 class Reptile(MetaLearner):
@@ -32,6 +41,21 @@ class Reptile(MetaLearner):
             raise ValueError(f"inner_optimizer must be 'adam' or 'sgd', got {inner_optimizer!r}")
         self.inner_optimizer, self.inner_batch, self.betas = inner_optimizer, inner_batch, tuple(betas)
 
+    @classmethod
+    def from_config(cls, model, objective, cfg):
+        """Reads ``cfg.inner_lr``, ``cfg.inner_steps``, ``cfg.inner_optimizer``, ``cfg.inner_batch`` (always first order)."""
+        return cls(model, objective, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
+                   inner_optimizer=cfg.inner_optimizer, inner_batch=cfg.inner_batch)
+
+    def make_inner_optimizer(self, phi: dict):
+        """The inner loop's optimizer over every task's weights phi (T, ...): Adam(beta1 = 0) or SGD.
+
+        Its state (Adam's moments, per task) is fresh for every meta-batch.
+        """
+        if self.inner_optimizer == "adam":
+            return Adam(phi, lr=self.inner_lr, betas=self.betas)
+        return SGD(phi, lr=self.inner_lr)
+
     def _minibatches(self, n, steps, rng):
         """Index arrays of the support examples each inner step uses (cycling through a permutation)."""
         b = n if self.inner_batch is None else min(int(self.inner_batch), n)
@@ -40,32 +64,31 @@ class Reptile(MetaLearner):
             yield order[(np.arange(b) + s * b) % n] if b < n else None
 
     def adapt(self, meta_params, batch, steps, rng=None):
-        """Yield phi before and after each inner step; phi are fresh leaves with a task axis."""
+        """Yield phi before and after each inner step; phi are fresh leaves with a task axis, updated in place."""
         T = batch.num_tasks
-        fast = {k: Tensor(v.data.copy()[None].repeat(T, axis=0), requires_grad=True)
-                for k, v in self.model_params(meta_params).items()}
-        opt = Adam(fast, lr=self.inner_lr, betas=self.betas) if self.inner_optimizer == "adam" \
-            else SGD(fast, lr=self.inner_lr)
+        with no_grad():  # each task's own copy of theta (tensor() copies), a leaf the optimizer can update
+            phi = {k: tensor(v.broadcast_to((T,) + v.shape), device=v.device, requires_grad=True)
+                   for k, v in self.model_params(meta_params).items()}
+        opt = self.make_inner_optimizer(phi)
         x, y = batch.support
-        yield fast
+        yield phi
         for idx in self._minibatches(x.shape[1], steps, rng):
             xb, yb = (x, y) if idx is None else (x[:, idx], y[:, idx])
-            loss = self.objective.losses(self.model(fast, xb), yb).sum()  # tasks independent: sum
-            opt.step(grad(loss, fast))
-            yield fast
+            loss = self.objective.losses(self.model(phi, xb), yb).sum()  # tasks independent: sum
+            opt.step(grad(loss, phi))
+            yield phi
 
     def meta_gradient(self, meta_params, batch, rng=None):
         """(theta - mean_i phi_i, metrics): an outer SGD step of size epsilon is Reptile's update."""
         theta = self.model_params(meta_params)
         x, y = batch.support
         with no_grad():
-            pre = self.objective.losses(self.model({k: v.detach() for k, v in theta.items()}, x), y).mean()
+            pre = self.objective.losses(self.model(theta, x), y).mean()
         for phi in self.adapt(meta_params, batch, self.inner_steps, rng):
             pass
         with no_grad():
-            g = {k: Tensor(theta[k].data - phi[k].data.mean(axis=0)) for k in theta}
             post = self.objective.losses(self.model(phi, x), y).mean()
-        return g, {"support_loss_pre": pre, "support_loss_post": post}
+        return reptile_meta_gradient(theta, phi), {"support_loss_pre": pre, "support_loss_post": post}
 
     def __repr__(self):
         return (f"Reptile(inner_lr={self.inner_lr}, inner_steps={self.inner_steps}, "

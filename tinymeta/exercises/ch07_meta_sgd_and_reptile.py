@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..algorithms import MetaSGD, Objective, expand
+from ..algorithms import MetaSGD, Objective, per_task
 from ..algorithms.meta_sgd import RATE_PREFIX
 from ..autograd import grad
 from ..tensor import Tensor, tensor
@@ -114,7 +114,7 @@ def rate_gradient_variants(model, params, rates, batch):
     # first-order pieces, per task: g_s,i (support gradient at theta), g_q,i (query gradient at theta_i')
     T = batch.num_tasks
     losses = Objective("regression").losses
-    fast = expand({k: v.detach() for k, v in params.items()}, T)
+    fast = per_task({k: v.detach() for k, v in params.items()}, T)
     fast = {k: v.detach().requires_grad_() for k, v in fast.items()}
     gs = grad(losses(model(fast, batch.x_support), batch.y_support).sum(), fast)
     adapted = {k: (fast[k].detach() - rates[k].detach() * gs[k]).detach().requires_grad_() for k in fast}
