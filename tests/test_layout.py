@@ -1,9 +1,8 @@
 """The package's shape (issue 11): engine imports point down, and the layers above the ops
-(functional, algorithms) never reach for raw arrays. Read from the source with ast."""
+(functional) never reaches for raw arrays (algorithms/: tests/test_algorithms_use_the_engine.py). Read from the source with ast."""
 import ast
 from pathlib import Path
 
-import pytest
 
 import tinymeta as tm
 
@@ -138,13 +137,6 @@ def _raw_array_uses(path: Path, forbid_numpy: bool):
 def test_functional_never_reaches_for_raw_arrays():
     uses = _raw_array_uses(PKG / "functional.py", forbid_numpy=True)
     assert not uses, "functional.py works on Tensors with ops only:\n" + "\n".join(uses)
-
-
-@pytest.mark.xfail(strict=False, reason="algorithms/ is being rewritten on its own branch (issue 11)")
-def test_algorithms_never_reach_for_raw_arrays():
-    # numpy stays allowed here: host-side sampling of indices and seeds is not tensor math
-    uses = [u for path in sorted((PKG / "algorithms").glob("*.py")) for u in _raw_array_uses(path, forbid_numpy=False)]
-    assert not uses, "algorithms work on Tensors with ops only:\n" + "\n".join(uses)
 
 
 def test_import_tinymeta_gives_the_layers_above_the_ops():
