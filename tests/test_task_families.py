@@ -1,6 +1,7 @@
 """The task-family protocol and its registry: what the loop, the config checks and the CLI rely on."""
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def test_the_registry_names_each_family_by_its_own_name():
         assert issubclass(family, TaskFamily) and family.name == name
         assert family.kind in ("regression", "classification")
         for method in ("from_config", "build_model", "sample"):
-            assert getattr(family, method) is not getattr(TaskFamily, method), (name, method)
+            assert inspect.getattr_static(family, method) is not TaskFamily.__dict__[method], (name, method)
 
 
 def test_cli_dataset_choices_come_from_the_registry():
