@@ -17,5 +17,5 @@ setup(
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13.6"],
     },
-    entry_points={"console_scripts": ["tinymeta=tinymeta.cli:main"]},
+    entry_points={"console_scripts": ["tinymeta=tinymeta.experiment.cli:main"]},
 )

@@ -1,12 +1,12 @@
-"""tinymeta.checkpoint: exact round trips, resuming, integrity checks, safety, atomic writes."""
+"""tinymeta.experiment.checkpoint: exact round trips, resuming, integrity checks, safety, atomic writes."""
 import os
 
 import numpy as np
 import pytest
 
 import tinymeta as tm
-from tinymeta import checkpoint as ckpt
-from tinymeta.checkpoint import (Checkpoint, CheckpointError, config_diff, load_checkpoint,
+from tinymeta.experiment import checkpoint as ckpt
+from tinymeta.experiment.checkpoint import (Checkpoint, CheckpointError, config_diff, load_checkpoint,
                                  restore_rng, save_checkpoint)
 from tinymeta.optim import SGD, Adam
 

@@ -12,11 +12,11 @@ import tinymeta as tm
 from tinymeta import backend
 from tinymeta import functional as F
 from tinymeta.algorithms import ALGORITHMS, Objective
-from tinymeta.config import PRESETS
+from tinymeta.experiment import PRESETS
 from tinymeta.nn import ConvNet
 from tinymeta.optim import Adam
 from tinymeta.tasks import MetaBatch
-from tinymeta.train import TaskSource, build_algorithm, build_model, read_log, train
+from tinymeta.experiment import TaskSource, build_algorithm, build_model, read_log, train
 
 from conftest import OMNIGLOT_DIR
 
@@ -140,7 +140,7 @@ def test_out_of_range_labels_on_a_gpu_give_nan_not_a_silent_loss(gpu_device):
 
 
 def test_checkpoints_hold_host_arrays_and_load_on_either_device(gpu_device, tmp_path):
-    from tinymeta.checkpoint import load_checkpoint, save_checkpoint
+    from tinymeta.experiment.checkpoint import load_checkpoint, save_checkpoint
     params = {"w": tm.tensor(np.arange(6.0).reshape(2, 3), device=gpu_device, requires_grad=True)}
     save_checkpoint(tmp_path / "c.npz", params, config={})
     with np.load(tmp_path / "c.npz", allow_pickle=False) as f:  # our own file, no pickle
@@ -171,7 +171,7 @@ def test_emulator_is_as_strict_as_cupy(monkeypatch):
 
 
 def test_bench_reports_time_and_peak_gpu_memory(gpu_device, capsys):
-    from tinymeta import cli
+    from tinymeta.experiment import cli
     assert cli.main(["bench", "--device", "cuda", "--only", "algorithms", "--repeat", "1",
                      "--presets", "maml-sine-10shot", "reptile-sine-10shot"]) == 0
     out = capsys.readouterr().out
@@ -181,7 +181,7 @@ def test_bench_reports_time_and_peak_gpu_memory(gpu_device, capsys):
 
 
 def test_bench_on_the_cpu_reports_time_only(capsys):
-    from tinymeta import cli
+    from tinymeta.experiment import cli
     assert cli.main(["bench", "--device", "cpu", "--only", "algorithms", "--repeat", "1",
                      "--presets", "fomaml-sine-10shot"]) == 0
     out = capsys.readouterr().out
@@ -192,8 +192,8 @@ def test_bench_on_the_cpu_reports_time_only(capsys):
 
 def test_a_whole_run_on_cuda_resumes_exactly_and_evaluates_on_either_device(gpu_device, tmp_path):
     """Train (validation, checkpoints, test, plot), stop and resume, evaluate on CPU and CUDA."""
-    from tinymeta.checkpoint import load_checkpoint
-    from tinymeta.train import evaluate_run
+    from tinymeta.experiment.checkpoint import load_checkpoint
+    from tinymeta.experiment import evaluate_run
     cfg = PRESETS["maml-sine-10shot"].replace(iterations=30, log_interval=10, val_interval=10, val_tasks=20,
                                               test_tasks=40, checkpoint_interval=10, eval_inner_steps=2)
     straight = train(cfg, tmp_path / "a", device="cuda", **QUIET)

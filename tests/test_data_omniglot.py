@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tinymeta.data import omniglot as og
-from tinymeta.data import load_omniglot
+from tinymeta.data import download_omniglot, load_omniglot
 
 from conftest import OMNIGLOT_DIR as REAL_DIR
 SMALL = {"images_background": 3, "images_evaluation": 2}  # character counts of the synthetic set
@@ -258,7 +258,7 @@ def test_corrupt_zip_is_an_error(tmp_path):
 def test_download_unreachable_gives_clear_error(tmp_path):
     dest = tmp_path / "dl"
     with pytest.raises(RuntimeError) as err:
-        og.download(dest, base_url="http://127.0.0.1:9/", timeout=5, verbose=False)
+        download_omniglot(dest, base_url="http://127.0.0.1:9/", timeout=5, verbose=False)
     msg = str(err.value)
     assert "http://127.0.0.1:9/images_background.zip" in msg and "offline" in msg
     assert "https://github.com/brendenlake/omniglot" in msg
@@ -289,12 +289,12 @@ def test_download_from_local_server(tmp_path, local_server):
     root, url = local_server
     dest = tmp_path / "dl"
     with pytest.raises(RuntimeError, match="md5"):  # not the official files: refused
-        og.download(dest, base_url=url, verbose=False)
+        download_omniglot(dest, base_url=url, verbose=False)
     assert list(dest.iterdir()) == []
-    paths = og.download(dest, base_url=url, verify=False, verbose=False)
+    paths = download_omniglot(dest, base_url=url, verify=False, verbose=False)
     assert [p.name for p in paths] == ["images_background.zip", "images_evaluation.zip"]
     for p in paths:
         assert p.read_bytes() == (root / p.name).read_bytes()
     assert sorted(x.name for x in dest.iterdir()) == ["images_background.zip", "images_evaluation.zip"]
     # present files are kept without touching the network
-    assert og.download(dest, base_url="http://127.0.0.1:9/", verbose=False) == paths
+    assert download_omniglot(dest, base_url="http://127.0.0.1:9/", verbose=False) == paths

@@ -5,7 +5,7 @@ import shlex
 import subprocess
 import sys
 
-from tinymeta.config import PRESETS
+from tinymeta.experiment import PRESETS
 
 from conftest import OMNIGLOT_DIR, REPO
 
@@ -63,6 +63,6 @@ def test_the_gpu_campaign_names_real_presets_and_parses():
     text = (REPO / "results" / "gpu.sh").read_text()
     block = text.split("PRESETS=(")[1].split(")")[0].split()
     assert block and all(name in PRESETS for name in block)
-    from tinymeta.report import OMNIGLOT_PAPER
+    from tinymeta.experiment.report import OMNIGLOT_PAPER
     assert block == list(OMNIGLOT_PAPER)  # the page lists the cells in the order they are run
     subprocess.run(["bash", "-n", str(REPO / "results" / "gpu.sh")], check=True)

@@ -8,10 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from tinymeta import cli
-from tinymeta.checkpoint import load_checkpoint
-from tinymeta.config import PRESETS, Config
-from tinymeta.train import read_log, train
+from tinymeta.experiment import PRESETS, Config, cli, load_checkpoint, read_log, train
 
 from conftest import OMNIGLOT_DIR, REPO
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinymeta import cli_data, viz
+from tinymeta.experiment import cli_data, viz
 from tinymeta.data import load_omniglot
 from tinymeta.tasks import MiniImageNet, Omniglot, Sinusoid
 

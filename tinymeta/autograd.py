@@ -127,7 +127,6 @@ def toposort(roots):
     return order
 
 
-_toposort = toposort  # the old private name, kept until bench.py uses toposort
 
 
 def _describe(t, names):

@@ -17,13 +17,14 @@ the same fingerprint and checksum checks as the Omniglot cache. The full dataset
 from __future__ import annotations
 
 import csv
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .omniglot import _say, candidate_dirs, load_cache, resolve_cache_dir, save_cache_or_warn
+from .cache import candidate_dirs, load_cache, resolve_cache_dir, save_cache_or_warn, say
 
 SPLITS = ("train", "val", "test")
 IMAGE_SIZE = 84
@@ -97,8 +98,6 @@ def _read_splits(folder: Path) -> list[tuple[str, str, list[str]]]:
 
 def _fingerprint(folder: Path, classes) -> str:
     """sha256 of the csv bytes plus the name and size of every listed image."""
-    import hashlib  # noqa: PLC0415
-
     h = hashlib.sha256()
     for split in SPLITS:
         h.update((folder / f"{split}.csv").read_bytes())
@@ -199,7 +198,7 @@ def load_miniimagenet(data_dir=None, cache_dir=None, *, rebuild: bool = False,
     cached = True
     if arrays is None:
         if reason != "no cache yet":
-            _say(verbose, f"rebuilding the mini-ImageNet cache: {reason}")
+            say(verbose, f"rebuilding the mini-ImageNet cache: {reason}")
         start = time.perf_counter()
         arrays = _build_arrays(folder, classes, verbose)
         arrays.update(source_fingerprint=np.array(fingerprint), preprocessing=np.array(PREPROCESSING),

@@ -18,27 +18,22 @@ so the images MAML trained on, and ours, are binary 28x28 pictures. They are the
 inverted so that ink = 1 and background = 0 (MAML's data generator computes
 ``1 - image / 255``). Anti-aliased grayscale images would be a different protocol.
 
-The helpers in the "cache and location helpers" section are shared with
-:mod:`tinymeta.data.miniimagenet`.
+Caching and locations: :mod:`tinymeta.data.cache`; downloading:
+:mod:`tinymeta.data.download`.
 """
 from __future__ import annotations
 
-import hashlib
-import http.client
 import io
 import os
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write
+from .cache import (candidate_dirs, file_sha256, folder_fingerprint, load_cache, resolve_cache_dir,
+                    save_cache_or_warn, say)
 
 # ---- facts about the official distribution --------------------------------------------
 SPLITS = ("images_background", "images_evaluation")
@@ -47,132 +42,10 @@ DRAWINGS_PER_CHARACTER = 20
 SOURCE_SIZE = 105  # official images are 105x105
 IMAGE_SIZE = 28  # the size MAML and most few-shot papers use
 HOME_URL = "https://github.com/brendenlake/omniglot"
-DOWNLOAD_BASE_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
-# md5 of the official zips (the same ones torchvision checks); a download must match.
-OFFICIAL_MD5 = {"images_background.zip": "68d2efa1b9178cc56df9314c21c6e718",
-                "images_evaluation.zip": "6b91aef0f799c5bb55b94e3f2daec811"}
 DEFAULT_DATA_DIR = Path("data") / "omniglot"  # relative to the working directory
 CACHE_VERSION = 2  # bump when the cache layout or the preprocessing changes
 CACHE_NAME = f"omniglot_{IMAGE_SIZE}x{IMAGE_SIZE}_v{CACHE_VERSION}.npz"
 PREPROCESSING = f"1;resize-as-MAML(nearest);{IMAGE_SIZE}x{IMAGE_SIZE};ink=255"
-
-
-# =======================================================================================
-# Cache and location helpers (shared with miniimagenet.py)
-# =======================================================================================
-def resolve_cache_dir(path=None) -> Path:
-    """Where caches go: ``path`` if given, else ``$TINYMETA_CACHE``, else ``~/.cache/tinymeta``."""
-    if path is not None:
-        return Path(path).expanduser()
-    env = os.environ.get("TINYMETA_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "tinymeta"
-
-
-def candidate_dirs(data_dir, default: Path, subfolder: str) -> tuple[list[Path], str]:
-    """The folders to look in for a dataset, and where that choice came from.
-
-    The first that is set wins: the explicit ``data_dir`` (the CLI's ``--data-dir``),
-    then ``$TINYMETA_DATA``, then ``default``. An explicit or environment folder may
-    hold the dataset itself or a ``subfolder`` of that name (so ``$TINYMETA_DATA`` can
-    point at a root holding several datasets). A wrong explicit folder is an error, not
-    a silent fall back to another one.
-    """
-    if data_dir is not None:
-        base, origin = Path(data_dir).expanduser(), "the data_dir argument / --data-dir"
-    elif os.environ.get("TINYMETA_DATA"):
-        base, origin = Path(os.environ["TINYMETA_DATA"]).expanduser(), "$TINYMETA_DATA"
-    else:
-        return [default], f"the default {default} (relative to the working directory)"
-    return [base, base / subfolder], origin
-
-
-def array_checksum(arrays: dict) -> str:
-    """sha256 over every array's name, dtype, shape and bytes (in name order)."""
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.data if a.size else b"")
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """sha256 over the relative names and sizes of every file below ``folder``.
-
-    Cheaper than hashing the bytes of tens of thousands of images, and enough to
-    notice added, removed, renamed or resized files.
-    """
-    h = hashlib.sha256()
-    entries = []
-    for dirpath, _, files in os.walk(folder):
-        for name in files:
-            p = Path(dirpath) / name
-            entries.append((p.relative_to(folder).as_posix(), p.stat().st_size))
-    for rel, size in sorted(entries):
-        h.update(f"{rel}\t{size}\n".encode())
-    return h.hexdigest()
-
-
-def save_cache(path: Path, arrays: dict) -> None:
-    """Write ``arrays`` (plus their checksum) to ``path`` atomically.
-
-    The file is written under a temporary name in the same folder and renamed into
-    place, so a crash or a full disk never leaves a half-written cache behind.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = dict(arrays, checksum=np.array(array_checksum(arrays)))
-    with atomic_write(path, "wb") as f:
-        np.savez(f, **payload)  # uncompressed: loads fastest
-
-
-def save_cache_or_warn(path: Path, arrays: dict, name: str, start: float, verbose: bool) -> bool:
-    """Write the cache; if the folder is not writable, say so and go on without one (False)."""
-    try:
-        save_cache(path, arrays)
-    except OSError as exc:
-        _say(verbose, f"could not write the {name} cache to {path} ({exc}); continuing without it "
-                      "(set $TINYMETA_CACHE to a writable folder)")
-        return False
-    _say(verbose, f"{name} cache written to {path} in {time.perf_counter() - start:.1f} s")
-    return True
-
-
-def load_cache(path: Path, fingerprint: str, preprocessing: str) -> tuple[dict | None, str]:
-    """Load a cache written by :func:`save_cache` if it is intact and matches its source.
-
-    Returns ``(arrays, "")`` on success, or ``(None, reason)`` when the cache is absent,
-    unreadable, truncated, fails its checksum, or was built from other data or with
-    other preprocessing (the caller then rebuilds it).
-    """
-    if not path.exists():
-        return None, "no cache yet"
-    try:
-        with np.load(path, allow_pickle=False) as z:  # never unpickle: a cache is just arrays
-            arrays = {k: z[k] for k in z.files}
-    except Exception as exc:  # BadZipFile, EOFError, ValueError, OSError, ...
-        return None, f"cache {path} is unreadable ({type(exc).__name__}: {exc})"
-    stored = arrays.pop("checksum", None)
-    if stored is None or str(stored) != array_checksum(arrays):
-        return None, f"cache {path} fails its checksum (corrupt or edited)"
-    if str(arrays.get("source_fingerprint")) != fingerprint:
-        return None, f"cache {path} was built from different source files"
-    if str(arrays.get("preprocessing")) != preprocessing:
-        return None, f"cache {path} was built with different preprocessing"
-    return arrays, ""
-
-
-def _say(verbose: bool, msg: str) -> None:
-    if verbose:
-        print(f"tinymeta: {msg}", file=sys.stderr, flush=True)
 
 
 # =======================================================================================
@@ -409,8 +282,8 @@ def load_omniglot(data_dir=None, cache_dir=None, *, rebuild: bool = False, verbo
     arrays, reason = (None, "rebuild requested") if rebuild else load_cache(path, fingerprint, PREPROCESSING)
     if arrays is None:
         if reason != "no cache yet":
-            _say(verbose, f"rebuilding the Omniglot cache: {reason}")
-        _say(verbose, f"building the Omniglot cache from {folder} (once; a few seconds)")
+            say(verbose, f"rebuilding the Omniglot cache: {reason}")
+        say(verbose, f"building the Omniglot cache from {folder} (once; a few seconds)")
         start = time.perf_counter()
         arrays = _build_arrays(splits, expected_characters)
         arrays.update(source_fingerprint=np.array(fingerprint), preprocessing=np.array(PREPROCESSING),
@@ -422,59 +295,5 @@ def load_omniglot(data_dir=None, cache_dir=None, *, rebuild: bool = False, verbo
                         cache_path=str(path) if cached else None)
 
 
-# =======================================================================================
-# Download (only when asked)
-# =======================================================================================
-def download(dest, *, base_url: str = DOWNLOAD_BASE_URL, timeout: float = 60.0,
-             verify: bool = True, overwrite: bool = False, verbose: bool = True) -> list[Path]:
-    """Fetch the two official zips into ``dest`` (created if needed); return their paths.
-
-    Each file is streamed to a temporary name in ``dest`` and renamed only when
-    complete (and, with ``verify``, only if its md5 matches the official file). Files
-    already present are kept unless ``overwrite``. Raises RuntimeError with manual
-    instructions when the server cannot be reached (e.g. offline).
-    """
-    dest = Path(dest).expanduser()
-    dest.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in SPLITS:
-        fname = f"{name}.zip"
-        target = dest / fname
-        paths.append(target)
-        if target.exists() and not overwrite:
-            _say(verbose, f"{target} already exists; keeping it")
-            continue
-        url = base_url.rstrip("/") + "/" + fname
-        _say(verbose, f"downloading {url}")
-        fd, tmp = tempfile.mkstemp(prefix=fname + ".", suffix=".part", dir=dest)
-        try:
-            md5 = hashlib.md5()
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                for chunk in iter(lambda: resp.read(1 << 20), b""):
-                    out.write(chunk)
-                    md5.update(chunk)
-            if verify and md5.hexdigest() != OFFICIAL_MD5[fname]:
-                raise RuntimeError(f"{url} gave a file with md5 {md5.hexdigest()}, but the official "
-                                   f"{fname} has md5 {OFFICIAL_MD5[fname]}; not saved")
-            os.replace(tmp, target)
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
-            _unlink(tmp)
-            raise RuntimeError(
-                f"could not download {url} ({exc}). Check the connection (are you offline?) and the "
-                f"URL, or download python/{fname} by hand from {HOME_URL} and put it in {dest}") from None
-        except BaseException:
-            _unlink(tmp)
-            raise
-    return paths
-
-
-def _unlink(path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-__all__ = ["OmniglotData", "load_omniglot", "find_omniglot", "download", "resolve_cache_dir",
-           "SPLITS", "EXPECTED_CHARACTERS", "DRAWINGS_PER_CHARACTER", "IMAGE_SIZE", "HOME_URL",
-           "CACHE_NAME"]
+__all__ = ["OmniglotData", "load_omniglot", "find_omniglot", "SPLITS", "EXPECTED_CHARACTERS",
+           "DRAWINGS_PER_CHARACTER", "IMAGE_SIZE", "HOME_URL", "CACHE_NAME"]

@@ -1,7 +1,14 @@
-"""Task families: each samples meta-batches with a leading task axis."""
-from .base import MetaBatch
+"""Task families: each samples meta-batches with a leading task axis.
+
+``TASK_FAMILIES`` maps a config's ``dataset`` to its family (a :class:`TaskFamily`);
+a new family is one module here and one line below.
+"""
+from .base import TEST_SEED, VAL_SEED, MetaBatch, TaskFamily
 from .miniimagenet import MiniImageNet
 from .omniglot import Omniglot, omniglot_splits
 from .sine import Sinusoid
 
-__all__ = ["MetaBatch", "Sinusoid", "Omniglot", "MiniImageNet", "omniglot_splits"]
+TASK_FAMILIES: dict[str, type[TaskFamily]] = {"sine": Sinusoid, "omniglot": Omniglot, "miniimagenet": MiniImageNet}
+
+__all__ = ["MetaBatch", "TaskFamily", "TASK_FAMILIES", "Sinusoid", "Omniglot", "MiniImageNet", "omniglot_splits",
+           "VAL_SEED", "TEST_SEED"]

@@ -17,6 +17,16 @@ class MiniImageNet(FewShotImageTasks):
     :meth:`FewShotImageTasks.sample` for the batch layout and ``info``.
     """
 
+    name = "miniimagenet"
+    examples_per_class = 600
+    input_shape = (3, 84, 84)
+
+    @classmethod
+    def from_config(cls, cfg, *, device=None, data_dir=None, verbose=True) -> "MiniImageNet":
+        """``cfg.ways``-way ``cfg.shots``-shot tasks with ``cfg.queries`` queries per class."""
+        return cls(cfg.ways, cfg.shots, cfg.queries, data_dir=data_dir, dtype=cfg.dtype, device=device,
+                   verbose=verbose)
+
     def __init__(self, n_way: int = 5, k_support: int = 1, k_query: int = 15, *, data=None,
                  data_dir=None, cache_dir=None, dtype="float32", device=None, verbose: bool = True):
         super().__init__(n_way, k_support, k_query, dtype, device)

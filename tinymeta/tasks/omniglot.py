@@ -26,8 +26,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..nn import ConvNet
 from ..tensor import Tensor
-from .base import MetaBatch
+from .base import MetaBatch, TaskFamily
 
 SPLIT_SEED = 1  # seeds the character split (MAML's code uses random.seed(1))
 MAML_SPLIT_SIZES = {"train": 1100, "val": 100, "test": 423}
@@ -44,7 +45,7 @@ def _to_device_tensor(array: np.ndarray, device: str) -> Tensor:
     return Tensor(backend.to_device(array, device))
 
 
-class FewShotImageTasks:
+class FewShotImageTasks(TaskFamily):
     """N-way K-shot classification tasks over classes of uint8 images (shared sampler).
 
     Subclasses provide ``images`` (n_images, channels, H, W) uint8, ``class_offsets``
@@ -56,6 +57,14 @@ class FewShotImageTasks:
     class_offsets: np.ndarray
     pools: dict
     rotate: bool = False
+    kind = "classification"
+    input_shape: tuple = ()  # (channels, side, side)
+
+    @classmethod
+    def build_model(cls, cfg) -> ConvNet:
+        """MAML's conv net for ``cfg.ways`` classes of ``input_shape`` images (``cfg.filters``, ``cfg.pool``)."""
+        channels, side, _ = cls.input_shape
+        return ConvNet(n_way=cfg.ways, in_channels=channels, filters=cfg.filters, pool=cfg.pool, image_size=side)
 
     def __init__(self, n_way: int, k_support: int, k_query: int, dtype, device):
         if n_way < 1 or k_support < 1 or k_query < 1:
@@ -171,6 +180,26 @@ class Omniglot(FewShotImageTasks):
         >>> batch.x_support.shape, batch.x_query.shape
         ((32, 5, 1, 28, 28), (32, 75, 1, 28, 28))
     """
+
+    name = "omniglot"
+    examples_per_class = 20
+    input_shape = (1, 28, 28)
+
+    @classmethod
+    def from_config(cls, cfg, *, device=None, data_dir=None, verbose=True) -> "Omniglot":
+        """``cfg.ways``-way ``cfg.shots``-shot tasks with ``cfg.queries`` queries, split by ``cfg.split_mode``."""
+        return cls(cfg.ways, cfg.shots, cfg.queries, data_dir=data_dir, split_mode=cfg.split_mode, dtype=cfg.dtype,
+                   device=device, verbose=verbose)
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        super().check_config(cfg)
+        if cfg.split_mode not in ("maml", "lake"):
+            raise ValueError(f"unknown split_mode {cfg.split_mode!r}: use 'maml' or 'lake'")
+        smallest = min(MAML_SPLIT_SIZES["val"], LAKE_VAL_SIZE)  # the validation split, in either mode
+        if cfg.ways > smallest:
+            raise ValueError(f"{cfg.ways} ways, but the Omniglot validation split has {smallest} characters; "
+                             f"use ways <= {smallest}")
 
     def __init__(self, n_way: int = 5, k_support: int = 1, k_query: int = 15, *, data=None,
                  data_dir=None, cache_dir=None, split_mode: str = "maml", rotate: bool = True,

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn import MLP
 from ..tensor import tensor
-from .base import MetaBatch
+from .base import TEST_SEED, VAL_SEED, MetaBatch, TaskFamily
 
 # The held-out evaluation set is drawn from this seed, so every run, on every machine,
 # evaluates on the same 600 tasks (20170309: MAML's arXiv submission date).
-EVAL_SEED = 20170309
+EVAL_SEED = TEST_SEED  # 20170309
 EVAL_TASKS = 600  # as in the MAML code
 
 
-class Sinusoid:
+class Sinusoid(TaskFamily):
     """The distribution of sine tasks; :meth:`sample` draws a :class:`MetaBatch`.
 
     ``k_support`` / ``k_query`` points per task; ``x`` and ``y`` are (T, K, 1) arrays
@@ -31,6 +32,11 @@ class Sinusoid:
         >>> batch.x_support.shape, batch.y_query.shape
         ((25, 10, 1), (25, 10, 1))
     """
+
+    name, aliases, kind = "sine", ("sinusoid",), "regression"
+    input_shape = (1,)
+    unused_fields = ("ways", "pool", "filters")
+    eval_chunk = 100  # small tasks: evaluate many at once
 
     def __init__(self, k_support: int = 10, k_query: int = 10, amp_range=(0.1, 5.0),
                  phase_range=(0.0, np.pi), x_range=(-5.0, 5.0), dtype="float32", device=None):
@@ -46,6 +52,16 @@ class Sinusoid:
         self.x_range = (float(x_range[0]), float(x_range[1]))
         self.dtype = np.dtype(dtype)
         self.device = device
+
+    @classmethod
+    def from_config(cls, cfg, *, device=None, data_dir=None, verbose=True) -> "Sinusoid":
+        """``cfg.shots`` support and ``cfg.queries`` query points per task (no data folder)."""
+        return cls(cfg.shots, cfg.queries, dtype=cfg.dtype, device=device)
+
+    @classmethod
+    def build_model(cls, cfg) -> MLP:
+        """MAML's regressor: an MLP 1 -> ``cfg.hidden`` -> 1 with ReLUs."""
+        return MLP((1, *cfg.hidden, 1))
 
     def __repr__(self):
         return (f"Sinusoid(k_support={self.k_support}, k_query={self.k_query}, "
@@ -70,14 +86,18 @@ class Sinusoid:
         x = np.linspace(*self.x_range, num)
         return x, self.function(x, amplitude, phase)
 
-    def sample(self, num_tasks: int, rng: np.random.Generator, k_support: int | None = None,
-               k_query: int | None = None) -> MetaBatch:
+    def sample(self, num_tasks: int, rng: np.random.Generator, split: str = "train", *,
+               k_support: int | None = None, k_query: int | None = None) -> MetaBatch:
         """Draw ``num_tasks`` tasks from ``rng`` (a :class:`numpy.random.Generator`).
 
         Draws in this order: amplitudes (T,), phases (T,), then the x of every task's
         support and query points (T, K + Q), so the same generator state always gives
-        the same batch. ``k_support`` / ``k_query`` override the constructor's.
+        the same batch. Sine tasks have no class split: every ``split`` ('train',
+        'val', 'test') is the same distribution (held-out sets differ by their seeds:
+        :meth:`fixed_tasks`). ``k_support`` / ``k_query`` override the constructor's.
         """
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {split!r}: use 'train', 'val' or 'test'")
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
                             f"got {type(rng).__name__}")
@@ -110,6 +130,12 @@ class Sinusoid:
         x_s = lo + support_rng.uniform(size=(num_tasks, k)) * (hi - lo)
         x_q = lo + query_rng.uniform(size=(num_tasks, q)) * (hi - lo)
         return self._batch(amplitude, phase, x_s, x_q)
+
+    def fixed_tasks(self, split: str, num_tasks: int, chunk: int):
+        """The fixed ``split`` set (:meth:`eval_set` from ``VAL_SEED`` / ``TEST_SEED``) in batches of ``chunk``."""
+        tasks = self.eval_set(num_tasks, seed=TEST_SEED if split == "test" else VAL_SEED)
+        for start in range(0, num_tasks, chunk):
+            yield tasks.tasks(slice(start, min(start + chunk, num_tasks)))
 
     def _batch(self, amplitude, phase, x_s, x_q) -> MetaBatch:
         y_s, y_q = self.function(x_s, amplitude, phase), self.function(x_q, amplitude, phase)

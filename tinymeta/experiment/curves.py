@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._io import atomic_write
-from .train import read_log
+from ..files import atomic_write
+from .runs import read_log
 
 
 def _series(rows, split, key, post_index=-1):

@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written file."""
+"""Atomic file writes: a reader (or a crash) never sees a half-written file (used by data/ and experiment/)."""
 from __future__ import annotations
 
 import contextlib

@@ -1,6 +1,6 @@
 """The data subcommands of the ``tinymeta`` command line: ``show-task`` and ``download``.
 
-``tinymeta.cli`` calls :func:`add_subcommands` on its argparse subparsers; each command's
+``tinymeta.experiment.cli`` calls :func:`add_subcommands` on its argparse subparsers; each command's
 ``func`` takes the parsed arguments and returns the exit code.
 
 Examples::
@@ -16,7 +16,10 @@ import sys
 
 import numpy as np
 
-DATASETS = ("omniglot", "sine", "miniimagenet")
+from ..data import download_omniglot
+from ..tasks import TASK_FAMILIES
+from . import viz
+from .presets import default_config
 
 
 def add_subcommands(subparsers) -> None:
@@ -25,18 +28,19 @@ def add_subcommands(subparsers) -> None:
         "show-task", help="sample one task and save a picture of it",
         description="Sample a meta-batch with a seed and save a picture of its first task "
                     "(support and query images per class, or sine curves).")
-    p.add_argument("--dataset", choices=DATASETS, default="omniglot")
+    p.add_argument("--dataset", choices=sorted(TASK_FAMILIES), default="omniglot")
     p.add_argument("--ways", type=int, default=5, help="classes per task (image datasets; default 5)")
     p.add_argument("--shots", type=int, default=None,
-                   help="support examples per class (default 1; sine: points per task, default 10)")
+                   help="support examples per class (default: the dataset's MAML preset, 1; sine: points per "
+                        "task, 10)")
     p.add_argument("--queries", type=int, default=None,
-                   help="query examples per class (default 15; sine: query points, default 10)")
+                   help="query examples per class (default: the dataset's MAML preset, 15; sine: query points, 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=("train", "val", "test"), default="train",
                    help="character/class split (image datasets)")
     p.add_argument("--split-mode", choices=("maml", "lake"), default="maml",
                    help="Omniglot character split (default maml: 1100/100/423)")
-    p.add_argument("--no-rotate", action="store_true", help="Omniglot: no 90-degree rotations")
+    p.add_argument("--no-rotate", action="store_true", help="no 90-degree rotations (datasets that rotate: Omniglot)")
     p.add_argument("--data-dir", default=None,
                    help="dataset folder (default $TINYMETA_DATA, then ./data/<dataset>)")
     p.add_argument("--out", default="task.png", help="where to write the PNG (default task.png)")
@@ -61,24 +65,18 @@ def _fail(exc: Exception) -> int:
 
 def show_task(args: argparse.Namespace) -> int:
     """``tinymeta show-task``: sample one meta-batch (seeded) and save a picture of task 0."""
-    from . import viz  # noqa: PLC0415
-    from .tasks import MiniImageNet, Omniglot, Sinusoid  # noqa: PLC0415
-
     rng = np.random.default_rng(args.seed)
+    cfg = default_config("maml", args.dataset, args.ways, args.shots)  # its shots and queries are the defaults
+    k = cfg.shots if args.shots is None else args.shots
+    q = cfg.queries if args.queries is None else args.queries
+    cfg = cfg.replace(ways=args.ways, shots=k, queries=q, split_mode=args.split_mode)
     try:
-        if args.dataset == "sine":
-            k = 10 if args.shots is None else args.shots
-            q = 10 if args.queries is None else args.queries
-            sine = Sinusoid(k_support=k, k_query=q, device="cpu")
-            path = viz.plot_sine_tasks(sine.sample(4, rng), args.out)
+        tasks = TASK_FAMILIES[args.dataset].from_config(cfg, device="cpu", data_dir=args.data_dir)
+        if args.no_rotate:
+            tasks.rotate = False
+        if tasks.kind == "regression":
+            path = viz.plot_sine_tasks(tasks.sample(4, rng, args.split), args.out)
         else:
-            k = 1 if args.shots is None else args.shots
-            q = 15 if args.queries is None else args.queries
-            if args.dataset == "omniglot":
-                tasks = Omniglot(args.ways, k, q, data_dir=args.data_dir, split_mode=args.split_mode,
-                                 rotate=not args.no_rotate, device="cpu")
-            else:
-                tasks = MiniImageNet(args.ways, k, q, data_dir=args.data_dir, device="cpu")
             batch = tasks.sample(1, rng, split=args.split)
             title = (f"{args.dataset} {args.split}, seed {args.seed}: {args.ways}-way {k}-shot, "
                      f"{q} queries per class")
@@ -91,11 +89,9 @@ def show_task(args: argparse.Namespace) -> int:
 
 def download(args: argparse.Namespace) -> int:
     """``tinymeta download omniglot --dest DIR``: fetch the two official zips."""
-    from .data import omniglot  # noqa: PLC0415
-
     kw = {} if args.base_url is None else {"base_url": args.base_url}
     try:
-        paths = omniglot.download(args.dest, overwrite=args.overwrite, **kw)
+        paths = download_omniglot(args.dest, overwrite=args.overwrite, **kw)
     except (RuntimeError, OSError) as exc:
         return _fail(exc)
     for path in paths:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write
-from .backend import to_numpy
+from ..files import atomic_write
+from ..backend import to_numpy
+from ..tasks.sine import Sinusoid
 
 _PAD = 0.82  # light grey between images, so white backgrounds stay visible
 
@@ -117,8 +118,6 @@ def plot_sine_tasks(source, path, num_tasks: int = 4, seed: int = 0, num_points:
     (its first ``num_tasks`` tasks; the curves need ``info['amplitude']`` and
     ``info['phase']``). Returns the path of the PNG.
     """
-    from .tasks.sine import Sinusoid  # noqa: PLC0415
-
     if isinstance(source, Sinusoid):
         sine, batch = source, source.sample(num_tasks, np.random.default_rng(seed))
     else:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .autograd import enable_grad, grad
-from .nn import MLP
-from .ops import tanh
-from .tensor import tensor
+from ..autograd import enable_grad, grad
+from ..nn import MLP
+from ..ops import tanh
+from ..tensor import tensor
 
 
 def f(x):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._io import atomic_write, write_text
+from ..files import atomic_write, write_text
+from .presets import PRESETS
 
 # Published values (../shared/REFERENCE.md)
 MAML_SINE_K5 = {1: 0.67, 5: 0.38, 10: 0.35}          # MAML paper, App. C
@@ -98,7 +99,6 @@ def meta_sgd_grid(runs: Path) -> list[str]:
 
 def omniglot_table(runs: Path) -> list[str]:
     """One row per Omniglot cell: a finished run's test.json, else a partial run's eval-test.json."""
-    from .config import PRESETS  # noqa: PLC0415
     lines = ["| cell | paper accuracy | tinymeta accuracy (600 test tasks, 95% CI) | iterations trained "
              "(paper) | device | train time | curves |", "|---|---|---|---|---|---|---|"]
     for name, (paper, source) in OMNIGLOT_PAPER.items():

@@ -2,10 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from .config import PRESETS, Config, default_config
+from ..files import write_text
+from ..tasks import TASK_FAMILIES
+from . import bench, cli_data, demo, report
+from .checkpoint import load_checkpoint
+from .config import Config
+from .curves import plot_runs
+from .evaluation import evaluate_run
+from .loop import train
+from .presets import PRESETS, default_config
 
 
 def _bool(text: str) -> bool:
@@ -18,20 +27,26 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
 
 
+def _dataset_names() -> str:
+    """'sine (sinusoid), omniglot, miniimagenet': the registry's names and their aliases."""
+    return ", ".join(name + (f" ({', '.join(f.aliases)})" if f.aliases else "") for name, f in TASK_FAMILIES.items())
+
+
 def _dataset(text: str) -> str:
-    value = {"sinusoid": "sine"}.get(text.lower(), text.lower())
-    if value not in ("sine", "omniglot", "miniimagenet"):
-        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}: use sine (sinusoid), omniglot or miniimagenet")
-    return value
+    value = text.lower()
+    for name, family in TASK_FAMILIES.items():
+        if value == name or value in family.aliases:
+            return name
+    raise argparse.ArgumentTypeError(f"unknown dataset {text!r}: use one of {_dataset_names()}")
 
 
 # (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
 CONFIG_FLAGS = [
     (["--algorithm"], "algorithm", str, "maml, fomaml, meta-sgd, reptile, anil, nil or gradient-agreement"),
-    (["--dataset", "--datasource"], "dataset", _dataset, "sine (sinusoid), omniglot or miniimagenet"),
+    (["--dataset", "--datasource"], "dataset", _dataset, _dataset_names()),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
-    (["--shots", "--update_batch_size"], "shots", int, "support examples per class (sine: points)"),
-    (["--queries"], "queries", int, "query examples per class (sine: points)"),
+    (["--shots", "--update_batch_size"], "shots", int, "support examples per class (regression: points per task)"),
+    (["--queries"], "queries", int, "query examples per class (regression: points per task)"),
     (["--train-shots"], "train_shots", int, "shots while meta-training, if different (Reptile)"),
     (["--meta-batch", "--meta_batch_size"], "meta_batch", int, "tasks per meta-iteration"),
     (["--inner-lr", "--update_lr"], "inner_lr", float, "inner learning rate alpha"),
@@ -78,7 +93,6 @@ def resolve_config(args, parser) -> Config:
         if args.resume:
             if args.preset:
                 parser.error("--resume takes the run's configuration from its checkpoint: drop --preset")
-            from .checkpoint import load_checkpoint  # noqa: PLC0415
             ckpt = Path(args.logdir or "") / "checkpoint.npz"
             if not args.logdir or not ckpt.exists():
                 parser.error(f"--resume needs --logdir of an existing run (no {ckpt})")
@@ -86,7 +100,7 @@ def resolve_config(args, parser) -> Config:
         elif args.preset:
             base = PRESETS[args.preset]
         else:
-            base = default_config(over.get("algorithm", "maml"), over.get("dataset", "sine"),
+            base = default_config(over.get("algorithm", "maml"), over.get("dataset", Config.dataset),
                                   over.get("ways"), over.get("shots"))
         cfg = base.replace(**over)
         if cfg.algorithm != "reptile":
@@ -95,15 +109,16 @@ def resolve_config(args, parser) -> Config:
                 parser.error(f"--{given[0].replace('_', '-')} applies to Reptile only (algorithm is {cfg.algorithm})")
         if cfg.algorithm == "reptile" and over.get("first_order"):
             parser.error("--first-order: Reptile is first order already")
-        if cfg.dataset == "sine" and ("ways" in over or "pool" in over or "filters" in over):
-            parser.error("--ways/--pool/--filters apply to image datasets, not sine")
+        unused = TASK_FAMILIES[cfg.dataset].unused_fields
+        if any(k in over for k in unused):
+            flags = "/".join(f"--{k.replace('_', '-')}" for k in unused)
+            parser.error(f"{flags} apply to image datasets, not {cfg.dataset}")
         return cfg.validate()
     except ValueError as exc:
         parser.error(str(exc))
 
 
 def _train(args, parser):
-    from .train import evaluate_run, train  # noqa: PLC0415
     cfg = resolve_config(args, parser)
     logdir = args.logdir or str(Path("runs") / (args.preset or f"{cfg.algorithm}-{cfg.dataset}"))
     if args.train is False:  # MAML's --train=False: evaluate the run in --logdir
@@ -120,19 +135,15 @@ def _train(args, parser):
 
 
 def _evaluate(args, parser):
-    from .train import evaluate_run  # noqa: PLC0415
-    import json  # noqa: PLC0415
     ev = evaluate_run(args.logdir, device=args.device, data_dir=args.data_dir, split=args.split,
                       num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots)
     if args.out:
-        from ._io import write_text  # noqa: PLC0415
         write_text(args.out, json.dumps(ev, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
 
 
 def _plot(args, parser):
-    from .curves import plot_runs  # noqa: PLC0415
     try:
         out = plot_runs(args.logdirs, args.out, labels=args.labels)
     except (FileNotFoundError, ValueError) as exc:
@@ -145,70 +156,65 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinymeta", description="Gradient-based meta-learning from scratch.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="derivatives of order 1-3 and a MAML meta-gradient next to finite differences")
-    demo.set_defaults(func=lambda args: __import__("tinymeta.demo", fromlist=["main"]).main(args))
+    p_demo = sub.add_parser("demo", help="derivatives of order 1-3 and a MAML meta-gradient next to finite differences")
+    p_demo.set_defaults(func=demo.main)
 
-    bench = sub.add_parser("bench", help="benchmarks: meta-gradient phases, each algorithm's meta-iteration, task sampling")
-    bench.add_argument("--device", default=None, help="cpu or cuda (default: $TINYMETA_DEVICE or cpu)")
-    bench.add_argument("--repeat", type=int, default=5, help="timed repeats per measurement (median reported)")
-    bench.add_argument("--only", choices=["engine", "algorithms", "tasks"], help="run one group only")
-    bench.add_argument("--quick", action="store_true", help="skip the slow Omniglot conv-net timing")
-    bench.add_argument("--presets", nargs="+", default=None,
-                       help="presets to time one meta-iteration of (default: sine and Omniglot 5w1s for each "
-                            "algorithm, plus 20w1s on a GPU)")
-    bench.add_argument("--data-dir", default=None, help="Omniglot folder (default: $TINYMETA_DATA, ./data/omniglot)")
-    bench.set_defaults(func=lambda args: __import__("tinymeta.bench", fromlist=["main"]).main(args))
+    p_bench = sub.add_parser("bench", help="benchmarks: meta-gradient phases, each algorithm's meta-iteration, task sampling")
+    p_bench.add_argument("--device", default=None, help="cpu or cuda (default: $TINYMETA_DEVICE or cpu)")
+    p_bench.add_argument("--repeat", type=int, default=5, help="timed repeats per measurement (median reported)")
+    p_bench.add_argument("--only", choices=["engine", "algorithms", "tasks"], help="run one group only")
+    p_bench.add_argument("--quick", action="store_true", help="skip the slow Omniglot conv-net timing")
+    p_bench.add_argument("--presets", nargs="+", default=None,
+                         help="presets to time one meta-iteration of (default: sine and Omniglot 5w1s for each "
+                              "algorithm, plus 20w1s on a GPU)")
+    p_bench.add_argument("--data-dir", default=None, help="Omniglot folder (default: $TINYMETA_DATA, ./data/omniglot)")
+    p_bench.set_defaults(func=bench.main)
 
-    train = sub.add_parser("train", help="meta-train (and finally evaluate) a preset or configuration",
-                           description="Meta-train with one of the papers' protocols (--preset), any field "
-                                       "overridden by flags. The original MAML code's flags are accepted too.")
-    train.add_argument("--preset", choices=sorted(PRESETS), metavar="PRESET",
-                       help="a cell of the papers' tables, e.g. maml-omniglot-5w1s, meta-sgd-sine-10shot "
-                            "(see `tinymeta presets`)")
-    train.add_argument("--logdir", help="run folder (default runs/PRESET)")
-    train.add_argument("--device", help="cpu or cuda")
-    train.add_argument("--data-dir", help="dataset folder (default $TINYMETA_DATA, then ./data/<dataset>)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --logdir from its checkpoint")
-    train.add_argument("--overwrite", action="store_true", help="replace a previous run in --logdir")
-    train.add_argument("--stop-at", type=int, help="end this sitting at this iteration (checkpoint saved)")
-    train.add_argument("--time-limit", type=float, help="end this sitting after this many seconds (checkpoint saved)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument("--train", type=_bool, default=True, help="MAML's flag: --train=False evaluates --logdir")
-    train.add_argument("--test_set", type=_bool, default=False, help="MAML's flag: with --train=False, use test tasks")
-    _add_config_flags(train)
-    train.set_defaults(func=lambda args: _train(args, train))
+    p_train = sub.add_parser("train", help="meta-train (and finally evaluate) a preset or configuration",
+                             description="Meta-train with one of the papers' protocols (--preset), any field "
+                                         "overridden by flags. The original MAML code's flags are accepted too.")
+    p_train.add_argument("--preset", choices=sorted(PRESETS), metavar="PRESET",
+                         help="a cell of the papers' tables, e.g. maml-omniglot-5w1s, meta-sgd-sine-10shot "
+                              "(see `tinymeta presets`)")
+    p_train.add_argument("--logdir", help="run folder (default runs/PRESET)")
+    p_train.add_argument("--device", help="cpu or cuda")
+    p_train.add_argument("--data-dir", help="dataset folder (default $TINYMETA_DATA, then ./data/<dataset>)")
+    p_train.add_argument("--resume", action="store_true", help="continue the run in --logdir from its checkpoint")
+    p_train.add_argument("--overwrite", action="store_true", help="replace a previous run in --logdir")
+    p_train.add_argument("--stop-at", type=int, help="end this sitting at this iteration (checkpoint saved)")
+    p_train.add_argument("--time-limit", type=float, help="end this sitting after this many seconds (checkpoint saved)")
+    p_train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p_train.add_argument("--train", type=_bool, default=True, help="MAML's flag: --train=False evaluates --logdir")
+    p_train.add_argument("--test_set", type=_bool, default=False, help="MAML's flag: with --train=False, use test tasks")
+    _add_config_flags(p_train)
+    p_train.set_defaults(func=lambda args: _train(args, p_train))
 
-    ev = sub.add_parser("evaluate", help="evaluate a run's checkpoint on held-out tasks")
-    ev.add_argument("--logdir", required=True)
-    ev.add_argument("--split", choices=["test", "val"], default="test")
-    ev.add_argument("--tasks", type=int, help="number of tasks (default: the run's test_tasks, 600)")
-    ev.add_argument("--steps", type=int, help="inner steps (default: the run's eval_inner_steps)")
-    ev.add_argument("--shots", type=int, help="evaluate with another number of shots")
-    ev.add_argument("--algorithm", choices=["nil"], help="nil: evaluate an ANIL run without its head")
-    ev.add_argument("--device")
-    ev.add_argument("--data-dir")
-    ev.add_argument("--out", help="also write the numbers as JSON here")
-    ev.set_defaults(func=lambda args: _evaluate(args, ev))
+    p_ev = sub.add_parser("evaluate", help="evaluate a run's checkpoint on held-out tasks")
+    p_ev.add_argument("--logdir", required=True)
+    p_ev.add_argument("--split", choices=["test", "val"], default="test")
+    p_ev.add_argument("--tasks", type=int, help="number of tasks (default: the run's test_tasks, 600)")
+    p_ev.add_argument("--steps", type=int, help="inner steps (default: the run's eval_inner_steps)")
+    p_ev.add_argument("--shots", type=int, help="evaluate with another number of shots")
+    p_ev.add_argument("--algorithm", choices=["nil"], help="nil: evaluate an ANIL run without its head")
+    p_ev.add_argument("--device")
+    p_ev.add_argument("--data-dir")
+    p_ev.add_argument("--out", help="also write the numbers as JSON here")
+    p_ev.set_defaults(func=lambda args: _evaluate(args, p_ev))
 
-    plot = sub.add_parser("plot", help="learning curves of one or more runs on one figure")
-    plot.add_argument("logdirs", nargs="+", metavar="LOGDIR")
-    plot.add_argument("--out", default="curves.png")
-    plot.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
-    plot.set_defaults(func=lambda args: _plot(args, plot))
+    p_plot = sub.add_parser("plot", help="learning curves of one or more runs on one figure")
+    p_plot.add_argument("logdirs", nargs="+", metavar="LOGDIR")
+    p_plot.add_argument("--out", default="curves.png")
+    p_plot.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
+    p_plot.set_defaults(func=lambda args: _plot(args, p_plot))
 
-    report = sub.add_parser("report", help="write RESULTS.md from the run folders in results/runs")
-    report.add_argument("--root", default=".", help="repository root (default: here)")
-    report.set_defaults(func=lambda args: __import__("tinymeta.report", fromlist=["main"]).main(args))
+    p_report = sub.add_parser("report", help="write RESULTS.md from the run folders in results/runs")
+    p_report.add_argument("--root", default=".", help="repository root (default: here)")
+    p_report.set_defaults(func=report.main)
 
-    presets = sub.add_parser("presets", help="list the presets and what they set")
-    presets.set_defaults(func=lambda args: _list_presets())
+    p_presets = sub.add_parser("presets", help="list the presets and what they set")
+    p_presets.set_defaults(func=lambda args: _list_presets())
 
-    try:
-        from . import cli_data  # noqa: PLC0415
-    except ImportError:
-        pass
-    else:
-        cli_data.add_subcommands(sub)
+    cli_data.add_subcommands(sub)
     return parser
 
 

@@ -14,11 +14,15 @@ import time
 
 import numpy as np
 
-from . import backend
-from . import functional as F
-from .autograd import _toposort, grad
-from .nn import MLP, ConvNet
-from .tensor import tensor
+from .. import backend
+from .. import functional as F
+from ..autograd import grad, toposort
+from ..nn import MLP, ConvNet
+from ..tasks import MetaBatch
+from ..tensor import tensor
+from .bench_tasks import task_benchmarks
+from .factories import build_algorithm, build_model, make_optimizer, task_family
+from .presets import PRESETS
 
 
 def _sync(device):
@@ -84,7 +88,7 @@ def time_meta_gradient(model, params, batch, task_loss, lr, steps=1, first_order
     t0 = time.perf_counter()
     loss = task_loss(model(fast, xq), yq).mean()
     mark("query forward", t0)
-    nodes = len(_toposort([loss]))
+    nodes = len(toposort([loss]))
     t0 = time.perf_counter()
     grad(loss, params)
     mark("outer backward", t0)
@@ -115,22 +119,22 @@ def engine_benchmarks(device="cpu", repeat=5, which=("sine", "omniglot")):
     return rows
 
 
-def _random_batch(cfg, device, rng):
-    """A meta-batch of the preset's shapes with random inputs (timing does not depend on pixels)."""
-    from .tasks import MetaBatch  # noqa: PLC0415
+def random_batch(cfg, device, rng):
+    """A meta-batch of the training shapes of ``cfg``'s task family, with random inputs
+    (timing does not depend on pixels): regression targets sin(x), class labels in order."""
+    family = task_family(cfg)
     T = cfg.meta_batch
-    shots = cfg.train_shots or cfg.shots
-    if cfg.dataset == "sine":
-        xs, xq = rng.uniform(-5, 5, (T, shots, 1)), rng.uniform(-5, 5, (T, cfg.queries, 1))
+    shots, queries = family.sizes(cfg, training=True)
+    if family.kind == "regression":
+        xs = rng.uniform(-5, 5, (T, shots, *family.input_shape))
+        xq = rng.uniform(-5, 5, (T, queries, *family.input_shape))
         arrays = (xs, np.sin(xs), xq, np.sin(xq))
         return MetaBatch(*(tensor(a, dtype=cfg.dtype, device=device) for a in arrays))
-    queries = max(1, min(cfg.queries, 20 - shots)) if cfg.algorithm == "reptile" else cfg.queries
-    side, ch = (28, 1) if cfg.dataset == "omniglot" else (84, 3)
     ys = np.tile(np.repeat(np.arange(cfg.ways), shots), (T, 1))
     yq = np.tile(np.repeat(np.arange(cfg.ways), queries), (T, 1))
-    return MetaBatch(tensor(rng.random((T, ys.shape[1], ch, side, side)), dtype=cfg.dtype, device=device),
+    return MetaBatch(tensor(rng.random((T, ys.shape[1], *family.input_shape)), dtype=cfg.dtype, device=device),
                      tensor(ys, device=device),
-                     tensor(rng.random((T, yq.shape[1], ch, side, side)), dtype=cfg.dtype, device=device),
+                     tensor(rng.random((T, yq.shape[1], *family.input_shape)), dtype=cfg.dtype, device=device),
                      tensor(yq, device=device))
 
 
@@ -150,8 +154,6 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
 
     On a GPU each row also gives the peak memory CuPy's pool held during the timed iterations.
     """
-    from .config import PRESETS  # noqa: PLC0415
-    from .train import _make_optimizer, build_algorithm, build_model  # noqa: PLC0415
     rows = []
     for name in presets or default_presets(device):
         if name not in PRESETS:
@@ -161,8 +163,8 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
         algo = build_algorithm(cfg, model)
         rng = np.random.default_rng(0)
         meta = algo.init_meta_params(model.init_params(0, cfg.dtype, device), rng)
-        opt = _make_optimizer(cfg, meta)
-        batch = _random_batch(cfg, device, rng)
+        opt = make_optimizer(cfg, meta)
+        batch = random_batch(cfg, device, rng)
         times = []
         with backend.track_peak_memory(device) as peak:
             for i in range(repeat + 1):  # the first is a warm-up
@@ -176,7 +178,7 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
             del grads
         detail = (f"T={cfg.meta_batch}, {cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}"
                   + (f", {cfg.ways}-way {cfg.train_shots or cfg.shots}-shot, Q={cfg.queries}"
-                     if cfg.dataset != "sine" else f", K={cfg.train_shots or cfg.shots}"))
+                     if task_family(cfg).kind == "classification" else f", K={cfg.train_shots or cfg.shots}"))
         row = {"name": f"{name} ({detail})", "value": statistics.median(times) * 1e3, "unit": "ms"}
         if device == "cuda":
             row["peak_memory_mib"] = peak.bytes / 2**20
@@ -205,10 +207,5 @@ def main(args) -> int:
         print_rows(algorithm_benchmarks(device, repeat=args.repeat, presets=presets),
                    "One meta-iteration (meta-gradient + outer step), each algorithm's preset, median")
     if args.only in (None, "tasks"):
-        try:
-            from .bench_tasks import task_benchmarks  # noqa: PLC0415
-        except ImportError:
-            print("\n(task-sampling benchmarks unavailable)")
-        else:
-            print_rows(task_benchmarks(data_dir=args.data_dir, device=device), "Task sampling")
+        print_rows(task_benchmarks(data_dir=args.data_dir, device=device), "Task sampling")
     return 0

@@ -12,7 +12,9 @@ import time
 
 import numpy as np
 
-from . import backend
+from .. import backend
+from ..data.omniglot import find_omniglot, load_omniglot
+from ..tasks import Omniglot, Sinusoid
 
 
 def _median_ms(fn, repeats: int, device: str, warmup: int = 3) -> float:
@@ -39,9 +41,6 @@ def task_benchmarks(data_dir=None, device: str = "cpu", repeats: int = 50) -> li
     The Omniglot rows are NaN with a ``note`` when the data is not found
     (``data_dir``, else ``$TINYMETA_DATA``, else ``./data/omniglot``).
     """
-    from .data.omniglot import find_omniglot, load_omniglot  # noqa: PLC0415
-    from .tasks import Omniglot, Sinusoid  # noqa: PLC0415
-
     device = backend.check_device(device)
     rows = []
     omniglot_rows = (("omniglot cache build", "s"), ("omniglot cache load", "ms"),
@@ -74,7 +73,7 @@ def task_benchmarks(data_dir=None, device: str = "cpu", repeats: int = 50) -> li
     return rows
 
 
-if __name__ == "__main__":  # python -m tinymeta.bench_tasks [DATA_DIR] [DEVICE]
+if __name__ == "__main__":  # python -m tinymeta.experiment.bench_tasks [DATA_DIR] [DEVICE]
     import sys
 
     for row in task_benchmarks(*(sys.argv[1:3])):

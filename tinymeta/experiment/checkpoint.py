@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import backend
-from ._io import atomic_write
-from .tensor import Tensor, tensor
+from .. import __version__, backend
+from ..files import atomic_write
+from ..tensor import Tensor, tensor
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint",
            "load_checkpoint", "restore_rng", "config_diff"]
@@ -54,8 +54,6 @@ _BIT_GENERATORS = {name: getattr(np.random, name)
 
 
 def _tinymeta_version() -> str:
-    from . import __version__  # noqa: PLC0415 (at call time: no import cycle with __init__)
-
     return __version__
 
 
