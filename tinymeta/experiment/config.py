@@ -41,7 +41,7 @@ class Config:
     hidden: tuple = (40, 40)           # MLP hidden sizes (sine)
     filters: int = 64                  # conv filters (Omniglot 64, mini-ImageNet 32)
     pool: bool = False                 # max-pool instead of strided conv (mini-ImageNet)
-    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile (1200/423)
+    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake
     # How the reference codes compute; tinymeta's own defaults first (see PROTOCOLS.md)
     task_loss: str = "mean"            # per-task loss: mean | sum | sum/shots (see TASK_LOSSES)
     adapt_norm: bool = True            # the inner loop adapts batch norm's parameters (MAML's code: no)
@@ -50,13 +50,6 @@ class Config:
     conv_padding: str = "symmetric"    # symmetric (1 pixel each side) | same (TensorFlow: the odd pixel after)
     features: str | None = None        # conv features: mean (spatial mean) | flatten; None: flatten iff pool
     head_init: str | None = None       # normal (N(0,1)) | glorot; None: glorot iff pool
-    ink: int = 1                       # Omniglot stroke value: 1 (MAML inverts the PNGs) | 0 (Reptile does not)
-    rotations: str = "per-task"        # Omniglot: per-task (a random turn per class per task, train and test)
-                                       # | train-classes (turned copies are extra training classes) | none
-    inner_state: str = "fresh"         # Reptile's inner Adam: fresh per meta-batch | persistent (tasks in sequence)
-    eval_inner_batch: int | None = None  # Reptile's inner mini-batch at evaluation (None: inner_batch)
-    transductive: bool = True          # query examples go through batch norm together (False: one at a time,
-                                       # each with the support set)
     val_interval: int = 1000
     val_tasks: int = 100
     test_tasks: int = 600
@@ -103,11 +96,6 @@ class Config:
             (self.conv_padding in ("symmetric", "same"), "conv_padding must be symmetric or same"),
             (self.features in (None, "mean", "flatten"), "features must be mean or flatten"),
             (self.head_init in (None, "normal", "glorot"), "head_init must be normal or glorot"),
-            (self.ink in (0, 1), "ink must be 1 (strokes 1, background 0) or 0 (strokes 0, background 1)"),
-            (self.rotations in ("per-task", "train-classes", "none"),
-             "rotations must be per-task, train-classes or none"),
-            (self.inner_state in ("fresh", "persistent"), "inner_state must be fresh or persistent"),
-            (self.eval_inner_batch is None or self.eval_inner_batch >= 1, "eval_inner_batch must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:

@@ -44,8 +44,6 @@ MAML_OMNIGLOT_SOURCES = {
     "conv_padding": "utils.py:33 tf.nn.conv2d(..., stride 2, 'SAME')",
     "features": "maml.py:223 reduce_mean over the spatial axes",
     "head_init": "maml.py:206 w5 ~ tf.random_normal (N(0, 1)); maml.py:189 conv Glorot-uniform",
-    "rotations": "data_generator.py:138,147 a rotation per class per task, at meta-test too",
-    "ink": "data_generator.py:118 image = 1.0 - image",
     "split_mode": "data_generator.py:46-54 random.seed(1) shuffle: 1100 train, 100 val, 423 test",
     "test_tasks": "main.py:163 NUM_TEST_POINTS = 600; 95% CI = 1.96 std / sqrt(600)",
 }
@@ -61,21 +59,12 @@ REPTILE_OMNIGLOT_SOURCES = {
     "meta_lr": "README --meta-step 1 --meta-step-final 0; train.py:54-55 linear in i / meta_iters",
     "iterations": "README --meta-iters 100000 (5-way) / 200000 (20-way)",
     "eval_inner_steps": "README --eval-iters 50",
-    "eval_inner_batch": "README --eval-batch 5 (5-way) / 10 (20-way)",
     "queries": "reptile.py:112-113 an evaluation task holds out one example per class",
     "task_loss": "models.py:27 per-example sparse CE; minimize() of the vector sums it over the mini-batch",
-    "inner_state": "reptile.py:62-72 only the trainable variables are saved and restored around each task, so "
-                   "Adam's moments and step count carry on from task to task (supervised-reptile issue #28: "
-                   "deliberate); reptile.py:114,122 evaluation restores the full state after each task",
     "conv_padding": "models.py:21 conv2d(64, 3, strides=2, padding='same')",
     "bn_eps": "models.py:22 tf.layers.batch_normalization(training=True): scale and shift, epsilon 0.001",
     "features": "models.py:24 flatten (2x2x64 = 256 features)",
     "head_init": "models.py:25 tf.layers.dense: Glorot-uniform kernel, zero bias",
-    "rotations": "omniglot.py:51-63 rotations as extra classes of the training characters; run_omniglot.py:24-26 "
-                 "test characters not rotated",
-    "ink": "omniglot.py:94 np.array(Image.open(..).resize((28, 28))): background 1, strokes 0",
-    "split_mode": "omniglot.py:37-49 random.seed(0) shuffle of the sorted characters: 1200 train, 423 test",
-    "transductive": "README --transductive; reptile.py:126-128 the query examples go through the net together",
     "test_tasks": "args.py:35 --eval-samples 10000",
 }
 
@@ -88,8 +77,7 @@ def _omniglot(algorithm, ways, shots):
                   inner_steps=1 if five else 5, eval_inner_steps=10, meta_lr=1e-3, iterations=60000,
                   filters=64, val_interval=1000, val_tasks=100, log_interval=100,
                   task_loss="sum/shots", adapt_norm=False, bn_scale=False, bn_eps=1e-3, conv_padding="same",
-                  features="mean", head_init="normal", ink=1, rotations="per-task", split_mode="maml",
-                  test_tasks=600)
+                  features="mean", head_init="normal", split_mode="maml", test_tasks=600)
     if algorithm == "fomaml":
         base = base.replace(first_order=True)
     if algorithm == "meta-sgd":  # its rates are learned for the one step it evaluates with
@@ -98,12 +86,43 @@ def _omniglot(algorithm, ways, shots):
         base = base.replace(inner_optimizer="adam", inner_lr=1e-3 if five else 5e-4,
                             inner_steps=5 if five else 10, inner_batch=10 if five else 20, train_shots=10,
                             queries=1, meta_batch=5, meta_optimizer="sgd", meta_lr=1.0, lr_schedule="linear",
-                            iterations=100000 if five else 200000, eval_inner_steps=50,
-                            eval_inner_batch=5 if five else 10, task_loss="sum", adapt_norm=True,
-                            bn_scale=True, bn_eps=1e-3, features="flatten", head_init="glorot", ink=0,
-                            rotations="train-classes", split_mode="reptile", inner_state="persistent",
-                            transductive=True, test_tasks=10000)
+                            iterations=100000 if five else 200000, eval_inner_steps=50, task_loss="sum",
+                            adapt_norm=True, bn_scale=True, bn_eps=1e-3, features="flatten", head_init="glorot",
+                            test_tasks=10000)
     return base
+
+
+# The papers' numbers for each Omniglot cell (REFERENCE.md), by algorithm and (ways, shots).
+PAPERS = {
+    "maml": ("Finn et al. 2017, arXiv:1703.03400, Table 1 (MAML)",
+             {(5, 1): "98.7 +- 0.4", (5, 5): "99.9 +- 0.1", (20, 1): "95.8 +- 0.3", (20, 5): "98.9 +- 0.2"}),
+    "fomaml": ("Finn et al. 2017, arXiv:1703.03400, Table 1 (MAML, first order approx.)",
+               {(5, 1): "98.3 +- 0.5", (5, 5): "99.2 +- 0.2", (20, 1): "89.4 +- 0.5", (20, 5): "97.9 +- 0.1"}),
+    "meta-sgd": ("Li et al. 2017, arXiv:1707.09835, Omniglot table",
+                 {(5, 1): "99.53 +- 0.26", (5, 5): "99.93 +- 0.09", (20, 1): "~95.9", (20, 5): "~99.0"}),
+    "reptile": ("Nichol et al. 2018, arXiv:1803.02999, Table 1 (Omniglot, Reptile + transduction)",
+                {(5, 1): "97.68 +- 0.04", (5, 5): "99.48 +- 0.06", (20, 1): "89.43 +- 0.14", (20, 5): "97.12 +- 0.32"}),
+    "anil": ("Raghu et al. 2019, arXiv:1909.09157, Table 2 (ANIL)", {(20, 1): "96.2 +- 0.5", (20, 5): "98.0 +- 0.3"}),
+    "nil": ("Raghu et al. 2019, arXiv:1909.09157, Table 4 (NIL)", {(20, 1): "96.7 +- 0.3", (20, 5): "98.0 +- 0.04"}),
+    "gradient-agreement": ("Eshratifar et al. 2018, arXiv:1810.08178", {}),
+}
+
+
+def preset_source(name: str) -> dict:
+    """Where a preset comes from: paper and cell, the paper's number, the original code and each setting's line.
+
+    ``{"paper", "cell", "paper_value", "code", "settings": {field: "file:line what"}}``;
+    ``settings`` is empty for presets that follow no original code line by line.
+    """
+    cfg = PRESETS[name]
+    if cfg.dataset != "omniglot":
+        return {"paper": None, "cell": None, "paper_value": None, "code": None, "settings": {}}
+    paper, values = PAPERS[cfg.algorithm]
+    reptile = cfg.algorithm == "reptile"
+    return {"paper": paper, "cell": f"Omniglot {cfg.ways}-way {cfg.shots}-shot",
+            "paper_value": values.get((cfg.ways, cfg.shots)),
+            "code": REPTILE_CODE if reptile else MAML_CODE,
+            "settings": dict(REPTILE_OMNIGLOT_SOURCES if reptile else MAML_OMNIGLOT_SOURCES)}
 
 
 def _miniimagenet(algorithm, shots):
