@@ -74,10 +74,12 @@ def test_maml_meta_loss_is_a_function_of_the_param_dict():
 @pytest.mark.parametrize("first_order", [False, True])
 def test_every_algorithm_is_built_from_a_config(name, first_order):
     cfg = SimpleNamespace(algorithm=name, inner_lr=0.3, inner_steps=4, first_order=first_order,
-                          inner_optimizer="sgd", inner_batch=7)
+                          inner_optimizer="sgd", inner_batch=7, adapt_norm=False)
     algo = ALGORITHMS[name].from_config(MLP(), REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
     assert (algo.inner_lr, algo.inner_steps) == (0.3, 4)
+    if name != "reptile":
+        assert algo.adapt_norm is False
     assert algo.first_order == (first_order or name in ("fomaml", "reptile"))  # those two are first order anyway
     if name == "reptile":
         assert (algo.inner_optimizer, algo.inner_batch) == ("sgd", 7)

@@ -165,7 +165,8 @@ def test_matmul_vectors(rng):
 
 
 # ---- unfold / fold, the convolution primitives ------------------------------------------------------
-@pytest.mark.parametrize("k,s,p", [(3, 1, 0), (3, 2, 1), (2, 2, 0), ((2, 3), (1, 2), (1, 0))])
+@pytest.mark.parametrize("k,s,p", [(3, 1, 0), (3, 2, 1), (2, 2, 0), ((2, 3), (1, 2), (1, 0)),
+                                   (3, 2, ((0, 1), (1, 0)))])
 def test_unfold_fold(k, s, p, rng):
     x = t64(rng.standard_normal((2, 2, 5, 6)))
     check_both(lambda x: tm.unfold(x * x, k, s, p), [x])
@@ -190,7 +191,8 @@ def test_linear(tasks, per_task, rng):
 
 @pytest.mark.parametrize("tasks,per_task,stride,padding", [(False, False, 1, 0), (False, False, 2, 1),
                                                            (True, False, 2, 1), (True, True, 2, 1),
-                                                           (True, True, 1, 1)])
+                                                           (True, True, 1, 1), (True, True, 2, "same"),
+                                                           (False, False, 2, ((0, 1), (1, 1)))])
 def test_conv2d(tasks, per_task, stride, padding, rng):
     T = 2
     x = rng.standard_normal((T, 2, 2, 5, 5) if tasks else (2, 2, 5, 5))
@@ -219,6 +221,18 @@ def test_conv2d_forward_matches_direct_loops(rng):
     for stride, padding in [(1, 0), (2, 1), (3, 2)]:
         got = F.conv2d(t64(x), t64(w), t64(b), stride=stride, padding=padding).numpy()
         np.testing.assert_allclose(got, _conv_reference(x, w, b, stride, padding), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [28, 14, 7, 4, 5])
+def test_conv2d_same_padding_is_tensorflows(size, rng):
+    """'same' pads as tf.nn.conv2d: ceil(size / 2) outputs; an odd padding pixel goes after (bottom/right)."""
+    x, w, b = rng.standard_normal((2, 3, size, size)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    total = max((-(-size // 2) - 1) * 2 + 3 - size, 0)
+    before, after = total // 2, total - total // 2
+    padded = np.pad(x, ((0, 0), (0, 0), (before, after), (before, after)))
+    got = F.conv2d(t64(x), t64(w), t64(b), stride=2, padding="same").numpy()
+    assert got.shape[-1] == -(-size // 2)
+    np.testing.assert_allclose(got, _conv_reference(padded, w, b, 2, 0), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [(2, None, 0), (3, 2, 1), (2, 1, 0)])

@@ -54,9 +54,10 @@ def test_the_family_checks_shots_and_queries_against_its_examples_per_class():
 
 
 def test_training_sizes_trim_queries_so_shots_and_queries_fit():
-    reptile = PRESETS["reptile-omniglot-5w1s"]  # trains on 10 shots, evaluates on 1
-    assert Omniglot.sizes(reptile) == (1, 15)
-    assert Omniglot.sizes(reptile, training=True) == (10, 10)
+    reptile = PRESETS["reptile-omniglot-5w1s"]  # trains on 10 shots, evaluates on 1 with 1 query per class
+    assert Omniglot.sizes(reptile) == (1, 1)
+    assert Omniglot.sizes(reptile, training=True) == (10, 1)
+    assert Omniglot.sizes(reptile.replace(queries=15), training=True) == (10, 10)
     assert Sinusoid.sizes(PRESETS["reptile-sine-10shot"], training=True) == (50, 10)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from . import ops
 from .ops.common import blend_into, const, operands
-from .ops.conv import out_size
+from .ops.conv import normalize_padding, out_size, same_padding
 from .tensor import Tensor
 
 one_hot = ops.one_hot  # torch.nn.functional's name for it
@@ -68,6 +68,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     input (N, C, H, W) or (T, N, C, H, W); weight (O, C, kh, kw) or (T, O, C, kh, kw).
     Computed as im2col (:func:`tinymeta.unfold`) followed by one batched matmul:
     out[n, o, p] = sum_k W[o, k] cols[n, k, p].
+    ``padding``: an int, (ph, pw), ((top, bottom), (left, right)), or ``"same"``:
+    TensorFlow's rule (output ceil(size / stride), an odd padding pixel goes after),
+    which is what MAML's and Reptile's reference code use.
     """
     if input.ndim not in (4, 5):
         raise ValueError(f"conv2d: input must be (N, C, H, W) or (T, N, C, H, W), got {input.shape}")
@@ -82,7 +85,11 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         raise ValueError(f"conv2d: per-task weight {weight.shape} needs input (T={weight.shape[0]}, N, C, H, W), "
                          f"got {input.shape}")
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
-    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    if isinstance(padding, str):
+        if padding != "same":
+            raise ValueError(f"conv2d: padding must be an int, a pair or 'same', got {padding!r}")
+        padding = (same_padding(H, kh, sh), same_padding(W, kw, sw))
+    ph, pw = normalize_padding(padding)
     Ho, Wo = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
     lead = input.shape[:-3]
     cols = ops.unfold(ops.reshape(input, (-1, C, H, W)), (kh, kw), (sh, sw), (ph, pw))

@@ -29,11 +29,12 @@ class MetaLearner:
     name = "base"
 
     def __init__(self, model, objective: Objective, inner_lr: float = 0.01, inner_steps: int = 1,
-                 first_order: bool = False):
+                 first_order: bool = False, adapt_norm: bool = True):
         if inner_steps < 0:
             raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
         self.model, self.objective = model, objective
         self.inner_lr, self.inner_steps, self.first_order = float(inner_lr), int(inner_steps), bool(first_order)
+        self.adapt_norm = bool(adapt_norm)
 
     @classmethod
     def from_config(cls, model, objective: Objective, cfg):
@@ -42,7 +43,8 @@ class MetaLearner:
         ``cfg`` is any object with those attributes (a run's Config). Every
         algorithm is built this way: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
         """
-        return cls(model, objective, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps, first_order=cfg.first_order)
+        return cls(model, objective, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps, first_order=cfg.first_order,
+                   adapt_norm=cfg.adapt_norm)
 
     # ---- what is meta-learned --------------------------------------------------------------
     def init_meta_params(self, params: dict, rng=None) -> dict:
@@ -52,6 +54,17 @@ class MetaLearner:
     def model_params(self, meta_params: dict) -> dict:
         """The model's weights within the meta-parameters."""
         return meta_params
+
+    def inner_keys(self, params: dict):
+        """The weights the inner loop adapts: all (None), or all but batch norm's when not ``adapt_norm``.
+
+        MAML's code keeps batch norm's shift outside the adapted weights: the
+        outer loop learns it, the inner loop leaves it alone (maml.py:94).
+        """
+        if self.adapt_norm:
+            return None
+        frozen = set(self.model.norm_keys())
+        return [k for k in params if k not in frozen]
 
     def inner_rates(self, meta_params: dict):
         """The inner learning rate: a number (Meta-SGD: a tensor per parameter)."""
@@ -74,12 +87,12 @@ class MetaLearner:
     def adapt(self, meta_params: dict, batch: MetaBatch, steps: int):
         """Yield the per-task fast weights before adaptation and after each of ``steps`` SGD steps."""
         fast = per_task(self.model_params(meta_params), batch.num_tasks)
-        rates = self.inner_rates(meta_params)
+        rates, keys = self.inner_rates(meta_params), self.inner_keys(self.model_params(meta_params))
         x, y = batch.support
         yield fast
         for _ in range(steps):
             fast = inner_sgd(lambda f: self.objective.losses(self.model(f, x), y), fast, rates, 1,
-                             create_graph=False)
+                             create_graph=False, keys=keys)
             yield fast
 
     def predictions(self, meta_params: dict, batch: MetaBatch, steps: int):
@@ -109,4 +122,4 @@ class MetaLearner:
 
     def __repr__(self):
         return (f"{type(self).__name__}(inner_lr={self.inner_lr}, inner_steps={self.inner_steps}, "
-                f"first_order={self.first_order})")
+                f"first_order={self.first_order}" + ("" if self.adapt_norm else ", adapt_norm=False") + ")")

@@ -31,20 +31,37 @@ class Objective:
     """Per-task loss and accuracy for a kind of task: 'regression' (MSE) or 'classification' (CE).
 
     :meth:`losses` is the one per-task loss every algorithm uses, in its inner
-    loop and on the query set alike.
+    loop and on the query set alike. ``reduction`` says how a task's per-example
+    losses l_1..l_n make its loss:
+
+    - ``"mean"``: (1/n) sum_j l_j (tinymeta's default; MAML's code for sine);
+    - ``"sum"``: sum_j l_j (Reptile's code minimises the vector of losses);
+    - ``"sum/shots"``: (1/K) sum_j l_j with K = ``shots`` (MAML's code for Omniglot:
+      ``xent`` is CE / K per example, summed by ``tf.gradients``). For N-way
+      K-shot this is N times the mean, so the inner step of size alpha on it is
+      a step of alpha N on the mean loss.
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, reduction: str = "mean", shots: int | None = None):
         if kind not in ("regression", "classification"):
             raise ValueError(f"objective must be 'regression' or 'classification', got {kind!r}")
-        self.kind = kind
+        if reduction not in ("mean", "sum", "sum/shots"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'sum/shots', got {reduction!r}")
+        if reduction == "sum/shots" and not (isinstance(shots, int) and shots >= 1):
+            raise ValueError(f"reduction 'sum/shots' needs the number of shots K >= 1, got shots={shots!r}")
+        self.kind, self.reduction, self.shots = kind, reduction, shots
 
     def losses(self, pred: Tensor, y: Tensor) -> Tensor:
-        """(T,) mean loss of each task; inputs carry the task axis first (T, N, ...)."""
+        """(T,) loss of each task (reduced as ``reduction`` says); inputs carry the task axis first (T, N, ...)."""
         if self.kind == "regression":
             d = pred - y
-            return (d * d).mean(axis=tuple(range(1, d.ndim)))
-        return F.cross_entropy(pred, y, reduction="none").mean(axis=-1)
+            per_example = (d * d).mean(axis=tuple(range(2, d.ndim))) if d.ndim > 2 else d * d
+        else:
+            per_example = F.cross_entropy(pred, y, reduction="none")
+        if self.reduction == "mean":
+            return per_example.mean(axis=-1)
+        total = per_example.sum(axis=-1)
+        return total if self.reduction == "sum" else total * (1.0 / self.shots)
 
     def accuracies(self, pred: Tensor, y: Tensor):
         """(T,) accuracy of each task, or None for regression."""
@@ -53,7 +70,9 @@ class Objective:
         return F.accuracy(pred, y, reduction="none").mean(axis=-1)
 
     def __repr__(self):
-        return f"Objective({self.kind!r})"
+        extra = "" if self.reduction == "mean" else f", reduction={self.reduction!r}" + (
+            f", shots={self.shots}" if self.reduction == "sum/shots" else "")
+        return f"Objective({self.kind!r}{extra})"
 
 
 def inner_sgd(loss_fn, fast: dict, lr, steps: int, create_graph: bool, keys=None, trace=None) -> dict:

@@ -61,7 +61,7 @@ def task_updates(params, fast):
         return concatenate([(params[k] - fast[k]).reshape(num_tasks, -1) for k in params], axis=1)
 
 
-def gradient_agreement_meta_loss(model, objective, params, batch, inner_lr, steps, first_order=False):
+def gradient_agreement_meta_loss(model, objective, params, batch, inner_lr, steps, first_order=False, keys=None):
     """(sum_i w_i L_i^query(theta_i'), metrics), the weights w_i = agreement_weights(G) held constant.
 
     theta_i' is MAML's inner loop (recorded unless ``first_order``); the
@@ -69,7 +69,7 @@ def gradient_agreement_meta_loss(model, objective, params, batch, inner_lr, step
     """
     support_losses = []
     fast = maml_inner_loop(model, objective, params, batch.support, inner_lr, steps, first_order,
-                           trace=support_losses)
+                           trace=support_losses, keys=keys)
     losses, metrics = query_metrics(objective, model(fast, batch.x_query), batch.y_query, support_losses)
     w = agreement_weights(task_updates(params, fast)).astype(losses.dtype)
     metrics["weight_min"] = w.min()
@@ -83,10 +83,10 @@ class GradientAgreement(MetaLearner):
 
     def meta_loss(self, meta_params, batch):
         return gradient_agreement_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr,
-                                            self.inner_steps, self.first_order)
+                                            self.inner_steps, self.first_order, self.inner_keys(meta_params))
 
     def weights(self, meta_params, batch):
         """The agreement weights (T,) of a meta-batch, as a NumPy array (for plots)."""
         fast = maml_inner_loop(self.model, self.objective, meta_params, batch.support, self.inner_lr,
-                               self.inner_steps, first_order=True)   # the weights are constants: no graph needed
+                               self.inner_steps, first_order=True, keys=self.inner_keys(meta_params))   # the weights are constants: no graph needed
         return agreement_weights(task_updates(meta_params, fast)).numpy()

@@ -16,20 +16,22 @@ from .base import MetaLearner
 from .common import inner_sgd, per_task, query_metrics
 
 
-def maml_inner_loop(model, objective, params, support, inner_lr, steps, first_order=False, trace=None) -> dict:
+def maml_inner_loop(model, objective, params, support, inner_lr, steps, first_order=False, trace=None,
+                    keys=None) -> dict:
     """theta_i' for every task: ``steps`` steps of Eq. 1 from theta on the support set (x, y).
 
     ``inner_lr`` is alpha: a number, or a dict of per-parameter rates (Meta-SGD).
     The steps are recorded (second order) unless ``first_order``; ``trace``, if a
-    list, receives the (T,) support losses before each step.
+    list, receives the (T,) support losses before each step. Only ``keys`` are
+    adapted when given (MAML's code leaves batch norm's shift to the outer loop).
     """
     x, y = support
     fast = per_task(params, x.shape[0])                                     # theta, once per task: (T, ...)
     return inner_sgd(lambda f: objective.losses(model(f, x), y), fast, inner_lr, steps,
-                     create_graph=not first_order, trace=trace)
+                     create_graph=not first_order, keys=keys, trace=trace)
 
 
-def maml_meta_loss(model, objective, params, batch, inner_lr, steps, first_order=False):
+def maml_meta_loss(model, objective, params, batch, inner_lr, steps, first_order=False, keys=None):
     """(mean_i L_i^query(theta_i'), metrics): MAML's meta-objective (Eq. 2-3) on a meta-batch.
 
     ``params`` is theta (a dict of Tensors); the meta-gradient is ``grad(loss, params)``.
@@ -41,7 +43,7 @@ def maml_meta_loss(model, objective, params, batch, inner_lr, steps, first_order
     """
     support_losses = []
     fast = maml_inner_loop(model, objective, params, batch.support, inner_lr, steps, first_order,
-                           trace=support_losses)
+                           trace=support_losses, keys=keys)
     losses, metrics = query_metrics(objective, model(fast, batch.x_query), batch.y_query, support_losses)
     return losses.mean(), metrics
 
@@ -53,12 +55,12 @@ class MAML(MetaLearner):
 
     def meta_loss(self, meta_params, batch):
         return maml_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr, self.inner_steps,
-                              self.first_order)
+                              self.first_order, self.inner_keys(meta_params))
 
     def adapted(self, meta_params, batch, trace=None):
         """The fast weights after the inner loop on the support set (recorded unless first order)."""
         return maml_inner_loop(self.model, self.objective, meta_params, batch.support, self.inner_lr,
-                               self.inner_steps, self.first_order, trace)
+                               self.inner_steps, self.first_order, trace, self.inner_keys(meta_params))
 
 
 class FOMAML(MAML):
@@ -66,5 +68,5 @@ class FOMAML(MAML):
 
     name = "fomaml"
 
-    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=True):
-        super().__init__(model, objective, inner_lr, inner_steps, first_order=True)
+    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=True, adapt_norm=True):
+        super().__init__(model, objective, inner_lr, inner_steps, first_order=True, adapt_norm=adapt_norm)

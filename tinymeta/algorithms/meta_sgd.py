@@ -18,14 +18,14 @@ from .maml import maml_meta_loss
 RATE_PREFIX = "lr/"
 
 
-def meta_sgd_meta_loss(model, objective, params, rates, batch, steps=1, first_order=False):
+def meta_sgd_meta_loss(model, objective, params, rates, batch, steps=1, first_order=False, keys=None):
     """(mean_i L_i^query(theta_i'), metrics) with theta_i' = theta - alpha o grad L_i^support(theta) (Eq. 1-3).
 
     MAML's meta-loss with the scalar inner rate replaced by ``rates``, a dict
     of per-parameter tensors alpha (same keys and shapes as ``params``); the
     meta-gradient ``grad(loss, {**params, **rates})`` trains both.
     """
-    return maml_meta_loss(model, objective, params, batch, rates, steps, first_order)
+    return maml_meta_loss(model, objective, params, batch, rates, steps, first_order, keys)
 
 
 class MetaSGD(MetaLearner):
@@ -33,8 +33,9 @@ class MetaSGD(MetaLearner):
 
     name = "meta-sgd"
 
-    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=False, *, lr_init=(0.005, 0.1)):
-        super().__init__(model, objective, inner_lr, inner_steps, first_order)
+    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=False, adapt_norm=True, *,
+                 lr_init=(0.005, 0.1)):
+        super().__init__(model, objective, inner_lr, inner_steps, first_order, adapt_norm)
         self.lr_init = lr_init
 
     def init_meta_params(self, params, rng=None):
@@ -52,4 +53,5 @@ class MetaSGD(MetaLearner):
 
     def meta_loss(self, meta_params, batch):
         return meta_sgd_meta_loss(self.model, self.objective, self.model_params(meta_params),
-                                  self.inner_rates(meta_params), batch, self.inner_steps, self.first_order)
+                                  self.inner_rates(meta_params), batch, self.inner_steps, self.first_order,
+                                  self.inner_keys(self.model_params(meta_params)))

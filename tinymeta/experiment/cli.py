@@ -14,7 +14,7 @@ from .config import Config
 from .curves import plot_runs
 from .evaluation import evaluate_run
 from .loop import train
-from .presets import PRESETS, default_config
+from .presets import PRESETS, default_config, preset_source
 
 
 def _bool(text: str) -> bool:
@@ -102,6 +102,8 @@ def resolve_config(args, parser) -> Config:
         else:
             base = default_config(over.get("algorithm", "maml"), over.get("dataset", Config.dataset),
                                   over.get("ways"), over.get("shots"))
+        if "shots" in over and "queries" not in over and base.queries == base.shots:
+            over["queries"] = over["shots"]  # a protocol with K queries per class keeps them tied (MAML: main.py:249)
         cfg = base.replace(**over)
         if cfg.algorithm != "reptile":
             given = [k for k in REPTILE_ONLY if k in over]
@@ -212,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.set_defaults(func=report.main)
 
     p_presets = sub.add_parser("presets", help="list the presets and what they set")
-    p_presets.set_defaults(func=lambda args: _list_presets())
+    p_presets.add_argument("--json", action="store_true",
+                           help="one JSON object per preset: its whole configuration and its sources")
+    p_presets.set_defaults(func=lambda args: _presets_json() if args.json else _list_presets())
 
     cli_data.add_subcommands(sub)
     return parser
@@ -222,6 +226,13 @@ def _list_presets() -> int:
     for name, cfg in PRESETS.items():
         print(f"{name:28} {cfg.meta_batch:>3} tasks/it  inner {cfg.inner_steps} x {cfg.inner_lr:g}  "
               f"meta {cfg.meta_optimizer} {cfg.meta_lr:g}  {cfg.iterations} its")
+    return 0
+
+
+def _presets_json() -> int:
+    """Every preset as one line of JSON: {"name", "config", "source"} (source: paper, cell, code lines)."""
+    for name, cfg in PRESETS.items():
+        print(json.dumps({"name": name, "config": cfg.to_dict(), "source": preset_source(name)}))
     return 0
 
 

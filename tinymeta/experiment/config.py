@@ -12,6 +12,11 @@ from ..algorithms import ALGORITHMS
 from ..tasks import TASK_FAMILIES
 
 
+# Per-task losses: the mean over the task's examples (tinymeta's default), the sum (Reptile's
+# minimize() of a vector), or the sum divided by the shots K (MAML's xent, utils.py:58).
+TASK_LOSSES = ("mean", "sum", "sum/shots")
+
+
 @dataclass
 class Config:
     """Everything that defines a meta-training run (saved with every checkpoint)."""
@@ -37,6 +42,14 @@ class Config:
     filters: int = 64                  # conv filters (Omniglot 64, mini-ImageNet 32)
     pool: bool = False                 # max-pool instead of strided conv (mini-ImageNet)
     split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake
+    # How the reference codes compute; tinymeta's own defaults first (see PROTOCOLS.md)
+    task_loss: str = "mean"            # per-task loss: mean | sum | sum/shots (see TASK_LOSSES)
+    adapt_norm: bool = True            # the inner loop adapts batch norm's parameters (MAML's code: no)
+    bn_scale: bool = True              # batch norm with a scale and a shift, or the shift only (tf.contrib default)
+    bn_eps: float = 1e-5               # 1e-5 (PyTorch) | 1e-3 (TensorFlow, both reference codes)
+    conv_padding: str = "symmetric"    # symmetric (1 pixel each side) | same (TensorFlow: the odd pixel after)
+    features: str | None = None        # conv features: mean (spatial mean) | flatten; None: flatten iff pool
+    head_init: str | None = None       # normal (N(0,1)) | glorot; None: glorot iff pool
     val_interval: int = 1000
     val_tasks: int = 100
     test_tasks: int = 600
@@ -77,6 +90,12 @@ class Config:
             (self.inner_steps >= 0 and self.eval_inner_steps >= 0, "inner steps must be >= 0"),
             (self.log_interval >= 1 and self.val_interval >= 0 and self.checkpoint_interval >= 0,
              "log_interval >= 1, val_interval >= 0 and checkpoint_interval >= 0 are needed"),
+            # the reference codes' ways of computing (PROTOCOLS.md)
+            (self.task_loss in TASK_LOSSES, f"task_loss must be one of {TASK_LOSSES}"),
+            (self.bn_eps > 0, "bn_eps must be > 0"),
+            (self.conv_padding in ("symmetric", "same"), "conv_padding must be symmetric or same"),
+            (self.features in (None, "mean", "flatten"), "features must be mean or flatten"),
+            (self.head_init in (None, "normal", "glorot"), "head_init must be normal or glorot"),
         ]
         for ok, message in checks:
             if not ok:

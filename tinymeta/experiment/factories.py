@@ -23,7 +23,7 @@ def build_model(cfg: Config):
 
 def build_algorithm(cfg: Config, model):
     """``cfg.algorithm`` over ``model``, with the objective of ``cfg``'s task family."""
-    objective = Objective(task_family(cfg).kind)
+    objective = Objective(task_family(cfg).kind, reduction=cfg.task_loss, shots=cfg.shots)
     return ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)
 
 

@@ -23,22 +23,106 @@ def _sine(algorithm, shots):
     return base
 
 
+# Original code the Omniglot presets follow, at the commits read (file:line citations below).
+MAML_CODE = "cbfinn/maml@a7f45f1"
+REPTILE_CODE = "openai/supervised-reptile@8f2b71c"
+
+MAML_OMNIGLOT_SOURCES = {
+    "queries": "main.py:249 DataGenerator(update_batch_size*2): K support + K query per class, train and test",
+    "meta_batch": "main.py:7-11 usage (32 for 5-way, 16 for 20-way); paper App. A.1",
+    "inner_lr": "main.py:7-11 usage, --update_lr 0.4 (5-way) / 0.1 (20-way)",
+    "inner_steps": "main.py:7-11 usage, --num_updates 1 (5-way) / 5 (20-way)",
+    "eval_inner_steps": "main.py:230 test_num_updates = 10",
+    "meta_lr": "main.py:50 meta_lr 0.001, maml.py:145 Adam",
+    "iterations": "main.py:7-11 usage, --metatrain_iterations 60000",
+    "task_loss": "utils.py:58 xent = softmax CE / update_batch_size per example; maml.py:90 tf.gradients of that "
+                 "vector sums it; maml.py:136 meta-loss reduce_sum / meta_batch_size",
+    "adapt_norm": "maml.py:94 the inner step updates `weights` only; batch norm's variables (utils.py:41) live "
+                  "outside them: meta-learned, not adapted",
+    "bn_scale": "utils.py:41 tf.contrib.layers.batch_norm defaults: center=True, scale=False",
+    "bn_eps": "utils.py:41 tf.contrib.layers.batch_norm default epsilon 0.001",
+    "conv_padding": "utils.py:33 tf.nn.conv2d(..., stride 2, 'SAME')",
+    "features": "maml.py:223 reduce_mean over the spatial axes",
+    "head_init": "maml.py:206 w5 ~ tf.random_normal (N(0, 1)); maml.py:189 conv Glorot-uniform",
+    "split_mode": "data_generator.py:46-54 random.seed(1) shuffle: 1100 train, 100 val, 423 test",
+    "test_tasks": "main.py:163 NUM_TEST_POINTS = 600; 95% CI = 1.96 std / sqrt(600)",
+}
+
+REPTILE_OMNIGLOT_SOURCES = {
+    "command": "README.md 'Reproducing training runs': run_omniglot.py flags of each cell",
+    "inner_optimizer": "models.py:10 tf.train.AdamOptimizer(beta1=0)",
+    "inner_lr": "README --learning-rate 0.001 (5-way) / 0.0005 (20-way)",
+    "inner_steps": "README --inner-iters 5 (5-way) / 10 (20-way)",
+    "inner_batch": "README --inner-batch 10 (5-way) / 20 (20-way); reptile.py:223-248 without replacement",
+    "train_shots": "README --train-shots 10",
+    "meta_batch": "README --meta-batch 5",
+    "meta_lr": "README --meta-step 1 --meta-step-final 0; train.py:54-55 linear in i / meta_iters",
+    "iterations": "README --meta-iters 100000 (5-way) / 200000 (20-way)",
+    "eval_inner_steps": "README --eval-iters 50",
+    "queries": "reptile.py:112-113 an evaluation task holds out one example per class",
+    "task_loss": "models.py:27 per-example sparse CE; minimize() of the vector sums it over the mini-batch",
+    "conv_padding": "models.py:21 conv2d(64, 3, strides=2, padding='same')",
+    "bn_eps": "models.py:22 tf.layers.batch_normalization(training=True): scale and shift, epsilon 0.001",
+    "features": "models.py:24 flatten (2x2x64 = 256 features)",
+    "head_init": "models.py:25 tf.layers.dense: Glorot-uniform kernel, zero bias",
+    "test_tasks": "args.py:35 --eval-samples 10000",
+}
+
+
 def _omniglot(algorithm, ways, shots):
+    """An Omniglot cell under its original code's protocol (MAML's, or Reptile's for Reptile)."""
     five = ways == 5
-    base = Config(algorithm=algorithm, dataset="omniglot", ways=ways, shots=shots, queries=15,
+    base = Config(algorithm=algorithm, dataset="omniglot", ways=ways, shots=shots, queries=shots,
                   meta_batch=32 if five else 16, inner_lr=0.4 if five else 0.1,
                   inner_steps=1 if five else 5, eval_inner_steps=10, meta_lr=1e-3, iterations=60000,
-                  filters=64, val_interval=1000, val_tasks=100, log_interval=100)
+                  filters=64, val_interval=1000, val_tasks=100, log_interval=100,
+                  task_loss="sum/shots", adapt_norm=False, bn_scale=False, bn_eps=1e-3, conv_padding="same",
+                  features="mean", head_init="normal", split_mode="maml", test_tasks=600)
     if algorithm == "fomaml":
         base = base.replace(first_order=True)
-    if algorithm == "meta-sgd":
+    if algorithm == "meta-sgd":  # its rates are learned for the one step it evaluates with
         base = base.replace(eval_inner_steps=1)
-    if algorithm == "reptile":  # Reptile paper, App. A: Adam(beta1=0) inner loop, epsilon 1 -> 0
+    if algorithm == "reptile":
         base = base.replace(inner_optimizer="adam", inner_lr=1e-3 if five else 5e-4,
                             inner_steps=5 if five else 10, inner_batch=10 if five else 20, train_shots=10,
-                            meta_batch=5, meta_optimizer="sgd", meta_lr=1.0, lr_schedule="linear",
-                            iterations=100000 if five else 200000, eval_inner_steps=50)
+                            queries=1, meta_batch=5, meta_optimizer="sgd", meta_lr=1.0, lr_schedule="linear",
+                            iterations=100000 if five else 200000, eval_inner_steps=50, task_loss="sum",
+                            adapt_norm=True, bn_scale=True, bn_eps=1e-3, features="flatten", head_init="glorot",
+                            test_tasks=10000)
     return base
+
+
+# The papers' numbers for each Omniglot cell (REFERENCE.md), by algorithm and (ways, shots).
+PAPERS = {
+    "maml": ("Finn et al. 2017, arXiv:1703.03400, Table 1 (MAML)",
+             {(5, 1): "98.7 +- 0.4", (5, 5): "99.9 +- 0.1", (20, 1): "95.8 +- 0.3", (20, 5): "98.9 +- 0.2"}),
+    "fomaml": ("Finn et al. 2017, arXiv:1703.03400, Table 1 (MAML, first order approx.)",
+               {(5, 1): "98.3 +- 0.5", (5, 5): "99.2 +- 0.2", (20, 1): "89.4 +- 0.5", (20, 5): "97.9 +- 0.1"}),
+    "meta-sgd": ("Li et al. 2017, arXiv:1707.09835, Omniglot table",
+                 {(5, 1): "99.53 +- 0.26", (5, 5): "99.93 +- 0.09", (20, 1): "~95.9", (20, 5): "~99.0"}),
+    "reptile": ("Nichol et al. 2018, arXiv:1803.02999, Table 1 (Omniglot, Reptile + transduction)",
+                {(5, 1): "97.68 +- 0.04", (5, 5): "99.48 +- 0.06", (20, 1): "89.43 +- 0.14", (20, 5): "97.12 +- 0.32"}),
+    "anil": ("Raghu et al. 2019, arXiv:1909.09157, Table 2 (ANIL)", {(20, 1): "96.2 +- 0.5", (20, 5): "98.0 +- 0.3"}),
+    "nil": ("Raghu et al. 2019, arXiv:1909.09157, Table 4 (NIL)", {(20, 1): "96.7 +- 0.3", (20, 5): "98.0 +- 0.04"}),
+    "gradient-agreement": ("Eshratifar et al. 2018, arXiv:1810.08178", {}),
+}
+
+
+def preset_source(name: str) -> dict:
+    """Where a preset comes from: paper and cell, the paper's number, the original code and each setting's line.
+
+    ``{"paper", "cell", "paper_value", "code", "settings": {field: "file:line what"}}``;
+    ``settings`` is empty for presets that follow no original code line by line.
+    """
+    cfg = PRESETS[name]
+    if cfg.dataset != "omniglot":
+        return {"paper": None, "cell": None, "paper_value": None, "code": None, "settings": {}}
+    paper, values = PAPERS[cfg.algorithm]
+    reptile = cfg.algorithm == "reptile"
+    return {"paper": paper, "cell": f"Omniglot {cfg.ways}-way {cfg.shots}-shot",
+            "paper_value": values.get((cfg.ways, cfg.shots)),
+            "code": REPTILE_CODE if reptile else MAML_CODE,
+            "settings": dict(REPTILE_OMNIGLOT_SOURCES if reptile else MAML_OMNIGLOT_SOURCES)}
 
 
 def _miniimagenet(algorithm, shots):

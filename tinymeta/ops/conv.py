@@ -17,8 +17,29 @@ def _pair(v):
     return (int(v), int(v)) if not isinstance(v, (tuple, list)) else (int(v[0]), int(v[1]))
 
 
+def normalize_padding(padding):
+    """Padding as ((top, bottom), (left, right)) from an int, a pair, or per-side pairs."""
+    if not isinstance(padding, (tuple, list)):
+        padding = (padding, padding)
+    return tuple((int(p), int(p)) if not isinstance(p, (tuple, list)) else (int(p[0]), int(p[1]))
+                 for p in padding)
+
+
 def out_size(size, k, stride, padding):
-    return (size + 2 * padding - k) // stride + 1
+    """Output length along one axis; ``padding`` is one int (both sides) or (before, after)."""
+    before, after = (padding, padding) if not isinstance(padding, (tuple, list)) else padding
+    return (size + before + after - k) // stride + 1
+
+
+def same_padding(size, k, stride):
+    """TensorFlow's 'SAME' padding along one axis: output ceil(size / stride), the odd pixel after.
+
+    pad_total = max((out - 1) * stride + k - size, 0), split as (total // 2, total - total // 2),
+    so a stride-2 3x3 conv on an even size pads only after (as tf.nn.conv2d does).
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2
 
 
 def _window(offset, stride, pad, size, out):
@@ -39,9 +60,9 @@ def _window(offset, stride, pad, size, out):
 def _windows(kernel_size, stride, padding, in_hw, out_hw):
     """(i, j, output slices, input slices) for every kernel offset that touches the input."""
     for i in range(kernel_size[0]):
-        rows = _window(i, stride[0], padding[0], in_hw[0], out_hw[0])
+        rows = _window(i, stride[0], padding[0][0], in_hw[0], out_hw[0])
         for j in range(kernel_size[1]):
-            cols = _window(j, stride[1], padding[1], in_hw[1], out_hw[1])
+            cols = _window(j, stride[1], padding[1][0], in_hw[1], out_hw[1])
             if rows is not None and cols is not None:
                 yield i, j, (rows[0], cols[0]), (rows[1], cols[1])
 
@@ -57,7 +78,7 @@ class Unfold(Function):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         B, C, H, W = x.shape
         Ho, Wo = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
-        alloc = xp.zeros if (ph or pw) else xp.empty  # padded positions stay zero
+        alloc = xp.zeros if any(ph + pw) else xp.empty  # padded positions stay zero
         cols = alloc((B, C, kh, kw, Ho, Wo), dtype=x.dtype)
         # kh*kw strided copies: no scatter, the same code on NumPy and CuPy
         for i, j, (oy, ox), (iy, ix) in _windows(self.kernel_size, self.stride, self.padding, (H, W), (Ho, Wo)):
@@ -94,12 +115,15 @@ class Fold(Function):
 
 
 def unfold(x: Tensor, kernel_size, stride=1, padding=0) -> Tensor:
-    """Sliding kxk patches of ``x`` (B, C, H, W) as columns: (B, C*kh*kw, Ho*Wo)."""
+    """Sliding kxk patches of ``x`` (B, C, H, W) as columns: (B, C*kh*kw, Ho*Wo).
+
+    ``padding``: an int, (ph, pw), or ((top, bottom), (left, right)) of zeros around the input.
+    """
     if x.ndim != 4:
         raise ValueError(f"unfold: expected input of shape (B, C, H, W), got {x.shape}")
-    k, s, p = _pair(kernel_size), _pair(stride), _pair(padding)
+    k, s, p = _pair(kernel_size), _pair(stride), normalize_padding(padding)
     H, W = x.shape[2:]
-    if min(s) < 1 or min(p) < 0 or out_size(H, k[0], s[0], p[0]) < 1 or out_size(W, k[1], s[1], p[1]) < 1:
+    if min(s) < 1 or min(p[0] + p[1]) < 0 or out_size(H, k[0], s[0], p[0]) < 1 or out_size(W, k[1], s[1], p[1]) < 1:
         raise ValueError(f"unfold: kernel {k} with stride {s} and padding {p} does not fit an "
                          f"input of spatial size {(H, W)}")
     return Unfold.apply(x, kernel_size=k, stride=s, padding=p)
@@ -107,7 +131,7 @@ def unfold(x: Tensor, kernel_size, stride=1, padding=0) -> Tensor:
 
 def fold(cols: Tensor, output_size, kernel_size, stride=1, padding=0) -> Tensor:
     """Sum columns (B, C*kh*kw, L) back into an image (B, C, H, W): the adjoint of unfold."""
-    k, s, p = _pair(kernel_size), _pair(stride), _pair(padding)
+    k, s, p = _pair(kernel_size), _pair(stride), normalize_padding(padding)
     H, W = _pair(output_size)
     L = out_size(H, k[0], s[0], p[0]) * out_size(W, k[1], s[1], p[1])
     if cols.ndim != 3 or cols.shape[1] % (k[0] * k[1]) or cols.shape[2] != L:

@@ -62,9 +62,11 @@ class FewShotImageTasks(TaskFamily):
 
     @classmethod
     def build_model(cls, cfg) -> ConvNet:
-        """MAML's conv net for ``cfg.ways`` classes of ``input_shape`` images (``cfg.filters``, ``cfg.pool``)."""
+        """The few-shot conv net for ``cfg.ways`` classes of ``input_shape`` images, as ``cfg`` describes it."""
         channels, side, _ = cls.input_shape
-        return ConvNet(n_way=cfg.ways, in_channels=channels, filters=cfg.filters, pool=cfg.pool, image_size=side)
+        return ConvNet(n_way=cfg.ways, in_channels=channels, filters=cfg.filters, pool=cfg.pool, image_size=side,
+                       padding="same" if cfg.conv_padding == "same" else 1, bn_scale=cfg.bn_scale,
+                       bn_eps=cfg.bn_eps, features=cfg.features, head_init=cfg.head_init)
 
     def __init__(self, n_way: int, k_support: int, k_query: int, dtype, device):
         if n_way < 1 or k_support < 1 or k_query < 1:
