@@ -99,7 +99,7 @@ def meta_sgd_grid(runs: Path) -> list[str]:
 
 def omniglot_table(runs: Path) -> list[str]:
     """One row per Omniglot cell: a finished run's test.json, else a partial run's eval-test.json."""
-    lines = ["| cell | paper accuracy | tinymeta accuracy (600 test tasks, 95% CI) | iterations trained "
+    lines = ["| cell | paper accuracy | tinymeta accuracy (test tasks, 95% CI) | iterations trained "
              "(paper) | device | train time | curves |", "|---|---|---|---|---|---|---|"]
     for name, (paper, source) in OMNIGLOT_PAPER.items():
         run = runs / name
@@ -115,9 +115,28 @@ def omniglot_table(runs: Path) -> list[str]:
         trained = f"{ev['iteration']} ({PRESETS[name].iterations})" + (", stopped early" if partial else "")
         curves = f"[png](results/runs/{name}/curves.png)" if (run / "curves.png").exists() else ""
         lines.append(f"| {name} | {paper} ({source}) | {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f} "
-                     f"after {steps} step{'s' * (steps != 1)} | {trained} | {ev['device']} | "
+                     f"after {steps} step{'s' * (steps != 1)} ({ev['tasks']} tasks) | {trained} | {ev['device']} | "
                      f"{seconds / 60:.0f} min | {curves} |")
     return lines
+
+
+def old_protocol_lines(runs: Path) -> list[str]:
+    """The Omniglot runs trained before the presets followed the original code (results/runs/old-protocol/)."""
+    old = runs / "old-protocol"
+    rows = []
+    for run in sorted(old.glob("*")) if old.exists() else []:
+        ev = _load(run / "eval-test.json")
+        if ev is not None:
+            acc = ev["accuracy"][-1]
+            rows.append(f"{run.name}: {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f} after "
+                        f"{len(ev['accuracy']) - 1} steps, {ev['iteration']} iterations")
+    if not rows:
+        return []
+    return ["Earlier runs, trained before the presets followed the original code (15 queries per class, a mean "
+            "inner loss, batch norm with an adapted scale and shift; Reptile with a fresh Adam per meta-batch "
+            "and MAML's network), are kept in `results/runs/old-protocol/` and are **not comparable** with the "
+            "papers: " + "; ".join(rows) + ". [PROTOCOLS.md](PROTOCOLS.md) lists every setting of the presets "
+            "next to the original code's line."]
 
 
 def figure2(runs: Path, out: Path) -> Path | None:
@@ -195,9 +214,11 @@ def make_report(root: Path = Path(".")) -> str:
         *omniglot_table(runs),
         "",
         "Commands: rows trained on the CPU are the Omniglot lines of `results/cpu.sh` (a run stopped before "
-        "the paper's iterations is evaluated on the same 600 test tasks by `tinymeta evaluate`, written to "
+        "the paper's iterations is evaluated on the same fixed test tasks by `tinymeta evaluate`, written to "
         "`eval-test.json`); rows trained on a GPU come from `results/gpu.sh`, which runs the cells in this "
         "order and resumes unfinished runs.",
+        "",
+        *old_protocol_lines(runs),
         "",
     ]
     if notes.exists():
