@@ -130,6 +130,8 @@ def run_summary(logdir) -> dict:
         seconds = ev.get("train_seconds", seconds)
     what = f"{cfg.algorithm} {cfg.dataset}" + (f" {cfg.ways}w{cfg.shots}s" if cfg.dataset != "sine"
                                                  else f" {cfg.shots}-shot")
+    if cfg.inner_steps == 0:  # no inner step while training: the pretrained baseline
+        what += ", no inner step"
     return {"run": logdir.name, "what": what, "status": status,
             "iterations": f"{state['iteration']}/{cfg.iterations}",
             "best val": "-" if best_val is None else f"{kind} {_figure(best_val, kind)}",
