@@ -198,8 +198,10 @@ def print_rows(rows, title):
 
 
 def main(args) -> int:
-    from .cli import check_device  # noqa: PLC0415 (the cli imports this module)
+    from .cli import check_device, check_preset  # noqa: PLC0415 (the cli imports this module)
     device = check_device(args.device)
+    for name in args.presets or ():  # before any timing starts
+        check_preset(name)
     print(f"tinymeta bench on {device}: numpy {np.__version__}"
           + (f", cupy {backend.xp_for('cuda').__version__}" if device == "cuda" else ""))
     if args.only in (None, "engine"):
