@@ -109,8 +109,10 @@ def _skip_reason(report) -> str:
 
 
 def _device_family(report) -> str:
-    found = re.search(r"\[(?:[^\]]*-)?(cpu|cuda-emu|cuda)(?:-[^\]]*)?\]$", report.nodeid)
-    return found.group(1) if found else "cuda"
+    """The device a skipped test was for: the last device name among its parameters (cuda if none)."""
+    params = report.nodeid.rpartition("[")[2] if report.nodeid.endswith("]") else ""
+    names = re.findall(r"cuda-emu|cuda|cpu", params)
+    return names[-1] if names else "cuda"
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -123,4 +125,4 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.stats["skipped per device"] = per_device  # still counted on the final line
     terminalreporter.write_sep("=", "skipped per device")
     for (family, reason), n in sorted(Counter((_device_family(r), _skip_reason(r)) for r in per_device).items()):
-        terminalreporter.write_line(f"{n} tests on device {family}: {reason}")
+        terminalreporter.write_line(f"{n} test{'s' * (n != 1)} on device {family}: {reason}")

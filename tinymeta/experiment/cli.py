@@ -286,8 +286,8 @@ def _list_presets() -> int:
 
 # Errors that a user's input or setup causes: one ``error:`` line, no traceback (set
 # TINYMETA_DEBUG=1 to see it). Exit 2 for a setting or file to fix, 1 for a run that diverged.
-USER_ERRORS = ((ValueError, FileNotFoundError, FileExistsError, NotADirectoryError), 2), \
-              ((FloatingPointError, MemoryError), 1)
+USER_ERRORS = [((ValueError, FileNotFoundError, FileExistsError, NotADirectoryError), 2),
+               ((FloatingPointError, MemoryError), 1)]
 
 
 def main(argv=None) -> int:

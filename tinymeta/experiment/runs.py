@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from ..files import write_text
+from ..tasks import TASK_FAMILIES
 from .checkpoint import config_diff
 from .config import Config
 
@@ -128,8 +129,8 @@ def run_summary(logdir) -> dict:
         key = "accuracy" if "accuracy" in ev else "loss"
         test = f"{_figure(ev[key][-1]['mean'], key)} ± {_figure(ev[key][-1]['ci95'], key)}"
         seconds = ev.get("train_seconds", seconds)
-    what = f"{cfg.algorithm} {cfg.dataset}" + (f" {cfg.ways}w{cfg.shots}s" if cfg.dataset != "sine"
-                                                 else f" {cfg.shots}-shot")
+    classification = TASK_FAMILIES[cfg.dataset].kind == "classification"
+    what = f"{cfg.algorithm} {cfg.dataset}" + (f" {cfg.ways}w{cfg.shots}s" if classification else f" {cfg.shots}-shot")
     if cfg.inner_steps == 0:  # no inner step while training: the pretrained baseline
         what += ", no inner step"
     return {"run": logdir.name, "what": what, "status": status,
