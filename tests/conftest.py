@@ -109,7 +109,9 @@ def _skip_reason(report) -> str:
 
 
 def _device_family(report) -> str:
-    """The device a skipped test was for: the last device name among its parameters (cuda if none)."""
+    """The device a skipped test was for: cuda when it needs a GPU, else the last device among its parameters."""
+    if _skip_reason(report) == NEEDS_GPU:  # a GPU-only test may run under another default device
+        return "cuda"
     params = report.nodeid.rpartition("[")[2] if report.nodeid.endswith("]") else ""
     names = re.findall(r"cuda-emu|cuda|cpu", params)
     return names[-1] if names else "cuda"
