@@ -12,7 +12,7 @@ setup(
     packages=find_packages(include=["tinymeta", "tinymeta.*"]),
     install_requires=["numpy>=1.24", "matplotlib>=3.6", "tqdm>=4.60", "pillow>=9.0"],
     extras_require={
-        "dev": ["pytest>=7", "hypothesis>=6.70", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6"],
+        "dev": ["pytest>=7", "hypothesis>=6.70", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6", "pdoc>=14"],
         "notebooks": ["jupyter"],
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13.6"],

@@ -9,6 +9,8 @@ runs once per device with that device as tinymeta's default, so tensors made
 without a ``device=`` land there.
 """
 import os
+import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +19,12 @@ import pytest
 import emulated_cupy
 import tinymeta as tm
 
+NEEDS_GPU = "needs CuPy and a CUDA GPU"
 DEVICES = [pytest.param("cpu", id="cpu"),
            pytest.param("cuda-emu", id="cuda-emu"),
            pytest.param("cuda", id="cuda", marks=[
                pytest.mark.gpu,
-               pytest.mark.skipif(not tm.cuda_available(), reason="needs CuPy and a CUDA GPU")])]
+               pytest.mark.skipif(not tm.cuda_available(), reason=NEEDS_GPU)])]
 DEVICE_MODULES = {"test_op_gradients", "test_autograd", "test_meta_gradient", "test_algorithms", "test_nn",
                   "test_gradient_agreement"}
 
@@ -91,3 +94,37 @@ def omniglot_real(omniglot_cache):
     """The real Omniglot as an OmniglotData (from the session's cache)."""
     from tinymeta.data import load_omniglot
     return load_omniglot(OMNIGLOT_DIR, omniglot_cache, verbose=False)
+
+
+# ---- the skip summary: per-device skips collapse to one line per device family and reason ----------
+# Without a GPU every [cuda] test skips for the same reason; listed one by one (pytest -ra) they
+# would bury the skips that say something. Unexpected skips are still listed as usual.
+DEVICE_SKIP_REASONS = (NEEDS_GPU, "CUDA is usable here (a GPU, or the CuPy emulator)")
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return text.removeprefix("Skipped: ")
+
+
+def _device_family(report) -> str:
+    """The device a skipped test was for: cuda when it needs a GPU, else the last device among its parameters."""
+    if _skip_reason(report) == NEEDS_GPU:  # a GPU-only test may run under another default device
+        return "cuda"
+    params = report.nodeid.rpartition("[")[2] if report.nodeid.endswith("]") else ""
+    names = re.findall(r"cuda-emu|cuda|cpu", params)
+    return names[-1] if names else "cuda"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Move the per-device skips out of the skip list and say once which device families were skipped and why."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    per_device = [r for r in skipped if _skip_reason(r) in DEVICE_SKIP_REASONS]
+    if not per_device:
+        return
+    terminalreporter.stats["skipped"] = [r for r in skipped if r not in per_device]
+    terminalreporter.stats["skipped per device"] = per_device  # still counted on the final line
+    terminalreporter.write_sep("=", "skipped per device")
+    for (family, reason), n in sorted(Counter((_device_family(r), _skip_reason(r)) for r in per_device).items()):
+        terminalreporter.write_line(f"{n} test{'s' * (n != 1)} on device {family}: {reason}")

@@ -186,8 +186,10 @@ def test_bench_on_the_cpu_reports_time_only(capsys):
                      "--presets", "fomaml-sine-10shot"]) == 0
     out = capsys.readouterr().out
     assert "fomaml-sine-10shot (T=25, 1 inner step, K=10)" in out and "GPU memory" not in out
-    with pytest.raises(ValueError, match="unknown preset 'nope'"):
-        cli.main(["bench", "--device", "cpu", "--only", "algorithms", "--presets", "nope"])
+    assert cli.main(["bench", "--device", "cpu", "--presets", "fomaml-sine-10shot", "maml-sine-10shoot"]) == 2
+    err = capsys.readouterr()
+    assert "unknown preset 'maml-sine-10shoot'; did you mean maml-sine-10shot" in err.err
+    assert "MAML meta-gradient" not in err.out  # refused before any timing
 
 
 def test_a_whole_run_on_cuda_resumes_exactly_and_evaluates_on_either_device(gpu_device, tmp_path):

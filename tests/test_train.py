@@ -42,21 +42,24 @@ def test_short_omniglot_run_beats_chance(tmp_path, omniglot_cache, monkeypatch):
     assert acc[1] > 0.3 and acc[2] > 0.4  # held-out characters after one and two inner steps (seen: 0.36, 0.47)
 
 
-@pytest.mark.parametrize("algorithm", ["maml", "meta-sgd", "reptile"])
-def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, algorithm):
+@pytest.mark.parametrize("algorithm,stop", [("maml", 20), ("maml", 15), ("meta-sgd", 25), ("reptile", 15)])
+def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, algorithm, stop):
+    """The same parameters, test figures and log rows, also when the stop falls inside a log row (15, 25)."""
     preset = {"maml": "maml-sine-10shot", "meta-sgd": "meta-sgd-sine-10shot", "reptile": "reptile-sine-10shot"}
     cfg = PRESETS[preset[algorithm]].replace(iterations=40, log_interval=10, val_interval=20, val_tasks=20,
                                              test_tasks=50, checkpoint_interval=15, eval_inner_steps=2,
                                              inner_steps=1 if algorithm != "reptile" else 4)
     straight = train(cfg, tmp_path / "a", **QUIET)
-    first = train(cfg, tmp_path / "b", stop_at=20, **QUIET)
-    assert first["status"] == "stopped" and first["iteration"] == 20
+    first = train(cfg, tmp_path / "b", stop_at=stop, **QUIET)
+    assert first["status"] == "stopped" and first["iteration"] == stop
     second = train(cfg, tmp_path / "b", resume=True, **QUIET)
     a, b = load_checkpoint(tmp_path / "a" / "checkpoint.npz"), load_checkpoint(tmp_path / "b" / "checkpoint.npz")
     for k in a.params:
         np.testing.assert_array_equal(a.params[k].numpy(), b.params[k].numpy())
     strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
-    assert strip(read_log(tmp_path / "a")) == strip(read_log(tmp_path / "b"))
+    rows = strip(read_log(tmp_path / "a"))
+    assert [r["iteration"] for r in rows if r["split"] == "train"] == [10, 20, 30, 40]
+    assert rows == strip(read_log(tmp_path / "b"))
     assert straight["test"]["loss"] == second["test"]["loss"]
 
 
@@ -69,14 +72,14 @@ def test_resume_with_another_config_lists_the_differences(tmp_path):
 
 def test_a_fresh_run_refuses_to_overwrite(tmp_path):
     train(sine_cfg(iterations=10), tmp_path / "r", evaluate_at_end=False, **QUIET)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
         train(sine_cfg(iterations=10), tmp_path / "r", **QUIET)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_nan_meta_loss_stops_with_the_iteration_and_keeps_the_last_checkpoint(tmp_path):
     cfg = sine_cfg(iterations=200, inner_lr=1.0, meta_lr=1e3, checkpoint_interval=1)
-    with pytest.raises(FloatingPointError, match=r"at iteration (\d+).*last good checkpoint"):
+    with pytest.raises(FloatingPointError, match=r"at iteration (\d+).*last good checkpoint \(iteration \d+\) is kept"):
         train(cfg, tmp_path / "r", **QUIET)
     ckpt = load_checkpoint(tmp_path / "r" / "checkpoint.npz")
     assert all(np.all(np.isfinite(p.numpy())) for p in ckpt.params.values())
@@ -126,12 +129,23 @@ def test_maml_flags_are_accepted():
     ("--preset maml-omniglot-5w1s --shots 20", "no query"),
     ("--dataset imagenet", "unknown dataset"),
     ("--resume", "--logdir"),
+    ("--preset maml-sine-10shoot", "did you mean maml-sine-10shot"),
+    ("--preset maml-sine-10shot --val-tasks 0", "val_tasks (--val-tasks) must be an integer >= 1"),
+    ("--preset maml-sine-10shot --test-tasks -3", "test_tasks (--test-tasks) must be an integer >= 1"),
+    ("--preset maml-sine-10shot --dtype int32", "must be float32 or float64"),
+    ("--preset maml-sine-10shot --dtype float16", "float16 is unsupported"),
+    ("--preset maml-sine-10shot --meta-lr nan", "meta_lr (--meta-lr) must be a finite number"),
+    ("--preset maml-omniglot-5w1s --ways 200 --data-dir /nonexistent", "validation split has"),
 ])
 def test_invalid_flag_combinations_are_argparse_errors(flags, reason, capsys):
+    """An error line naming the setting (before any data loads: --data-dir does not exist); past argparse's
+    own checks (an unknown flag or dataset shows the usage), no usage block."""
     with pytest.raises(SystemExit) as exc:
         cli.main(["train"] + flags.split())
     assert exc.value.code == 2
-    assert reason in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert reason in err and "tinymeta train: error:" in err
+    assert "usage:" not in err or "unknown dataset" in err
 
 
 def test_cli_train_evaluate_plot(tmp_path, capsys):

@@ -190,12 +190,18 @@ def print_rows(rows, title):
     print(f"\n{title}")
     width = max(len(r["name"]) for r in rows) if rows else 0
     for r in rows:
+        if "note" in r:  # not measured (no data): say why instead of printing nan
+            print(f"  {r['name']:<{width}}  {r['note']}")
+            continue
         memory = f"   peak GPU memory {r['peak_memory_mib']:9.1f} MiB" if "peak_memory_mib" in r else ""
         print(f"  {r['name']:<{width}}  {r['value']:10.3f} {r['unit']}{memory}")
 
 
 def main(args) -> int:
-    device = backend.check_device(args.device)
+    from .cli import check_device, check_preset  # noqa: PLC0415 (the cli imports this module)
+    device = check_device(args.device)
+    for name in args.presets or ():  # before any timing starts
+        check_preset(name)
     print(f"tinymeta bench on {device}: numpy {np.__version__}"
           + (f", cupy {backend.xp_for('cuda').__version__}" if device == "cuda" else ""))
     if args.only in (None, "engine"):

@@ -48,7 +48,9 @@ def task_benchmarks(data_dir=None, device: str = "cpu", repeats: int = 50) -> li
     try:
         find_omniglot(data_dir)
     except FileNotFoundError as exc:
-        note = "skipped: Omniglot data not found (" + str(exc).splitlines()[1].strip() + " ...)"
+        where = str(exc).splitlines()[1].split("  (")[0].strip()
+        note = (f"not measured: Omniglot data not found in {where} "
+                "(tinymeta download omniglot --dest DIR, then --data-dir DIR)")
         rows += [{"name": n, "value": math.nan, "unit": u, "note": note} for n, u in omniglot_rows]
     else:
         with tempfile.TemporaryDirectory(prefix="tinymeta-bench-cache-") as tmp:

@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
 import sys
 from pathlib import Path
 
+from .. import __version__, backend
 from ..files import write_text
 from ..tasks import TASK_FAMILIES
-from . import bench, cli_data, demo, report
+from . import bench, cli_data, demo, docs, report, runs
 from .checkpoint import load_checkpoint
 from .config import Config
 from .curves import plot_runs
 from .evaluation import evaluate_run
+from .factories import task_family
 from .loop import train
 from .presets import PRESETS, default_config, preset_source
 
@@ -86,19 +90,41 @@ def _overrides(args) -> dict:
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
+def fail(parser, message: str):
+    """End the command with one ``error:`` line (exit status 2), without the usage block."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+def check_preset(name: str) -> str:
+    """``name`` if it is a preset; else ValueError suggesting the closest names."""
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ValueError(f"unknown preset {name!r}; {hint}`tinymeta presets` lists them")
+    return name
+
+
+def check_device(name):
+    """tinymeta's name for the device asked for; ValueError saying how to get it when it cannot be used."""
+    try:
+        return backend.check_device(name)
+    except RuntimeError as exc:  # CuPy missing or no GPU: a setting to change, not a bug
+        raise ValueError(f"{exc}; or run on the CPU with --device cpu") from None
+
+
 def resolve_config(args, parser) -> Config:
-    """The run's Config: preset (or the nearest one), then the flags given; argparse errors on bad combinations."""
+    """The run's Config: preset (or the nearest one), then the flags given; one error line on bad settings."""
     over = _overrides(args)
     try:
         if args.resume:
             if args.preset:
-                parser.error("--resume takes the run's configuration from its checkpoint: drop --preset")
+                fail(parser, "--resume takes the run's configuration from its checkpoint: drop --preset")
             ckpt = Path(args.logdir or "") / "checkpoint.npz"
             if not args.logdir or not ckpt.exists():
-                parser.error(f"--resume needs --logdir of an existing run (no {ckpt})")
+                fail(parser, f"--resume needs --logdir of an existing run (no {ckpt})")
             base = Config.from_dict(load_checkpoint(ckpt).config)
         elif args.preset:
-            base = PRESETS[args.preset]
+            base = PRESETS[check_preset(args.preset)]
         else:
             base = default_config(over.get("algorithm", "maml"), over.get("dataset", Config.dataset),
                                   over.get("ways"), over.get("shots"))
@@ -108,36 +134,36 @@ def resolve_config(args, parser) -> Config:
         if cfg.algorithm != "reptile":
             given = [k for k in REPTILE_ONLY if k in over]
             if given:
-                parser.error(f"--{given[0].replace('_', '-')} applies to Reptile only (algorithm is {cfg.algorithm})")
+                fail(parser, f"--{given[0].replace('_', '-')} applies to Reptile only (algorithm is {cfg.algorithm})")
         if cfg.algorithm == "reptile" and over.get("first_order"):
-            parser.error("--first-order: Reptile is first order already")
+            fail(parser, "--first-order: Reptile is first order already")
         unused = TASK_FAMILIES[cfg.dataset].unused_fields
         if any(k in over for k in unused):
             flags = "/".join(f"--{k.replace('_', '-')}" for k in unused)
-            parser.error(f"{flags} apply to image datasets, not {cfg.dataset}")
+            fail(parser, f"{flags} apply to image datasets, not {cfg.dataset}")
         return cfg.validate()
     except ValueError as exc:
-        parser.error(str(exc))
+        fail(parser, str(exc))
 
 
 def _train(args, parser):
+    if args.resume and args.overwrite:
+        fail(parser, "--resume continues the run in --logdir, --overwrite replaces it: choose one")
+    device = check_device(args.device)
     cfg = resolve_config(args, parser)
     logdir = args.logdir or str(Path("runs") / (args.preset or f"{cfg.algorithm}-{cfg.dataset}"))
     if args.train is False:  # MAML's --train=False: evaluate the run in --logdir
         split = "test" if args.test_set else "val"
-        evaluate_run(logdir, device=args.device, data_dir=args.data_dir, split=split,
-                     num_tasks=cfg.test_tasks if split == "test" else cfg.val_tasks)
+        evaluate_run(logdir, device=device, data_dir=args.data_dir, split=split, progress=not args.no_progress)
         return 0
     print(f"run: {logdir}\nconfig: {cfg}")
-    if args.resume and args.overwrite:
-        parser.error("--resume continues the run in --logdir, --overwrite replaces it: choose one")
-    result = train(cfg, logdir, device=args.device, data_dir=args.data_dir, resume=args.resume, overwrite=args.overwrite,
+    result = train(cfg, logdir, device=device, data_dir=args.data_dir, resume=args.resume, overwrite=args.overwrite,
                    stop_at=args.stop_at, time_limit=args.time_limit, progress=not args.no_progress)
     return 0 if result["status"] in ("finished", "stopped", "time limit") else 130
 
 
 def _evaluate(args, parser):
-    ev = evaluate_run(args.logdir, device=args.device, data_dir=args.data_dir, split=args.split,
+    ev = evaluate_run(args.logdir, device=check_device(args.device), data_dir=args.data_dir, split=args.split,
                       num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots)
     if args.out:
         write_text(args.out, json.dumps(ev, indent=2) + "\n")
@@ -146,16 +172,23 @@ def _evaluate(args, parser):
 
 
 def _plot(args, parser):
+    print(f"wrote {plot_runs(args.logdirs, args.out, labels=args.labels)}")
+    return 0
+
+
+def _docs(args, parser):
+    """The API reference, generated from the docstrings by pdoc (one HTML page per module)."""
     try:
-        out = plot_runs(args.logdirs, args.out, labels=args.labels)
-    except (FileNotFoundError, ValueError) as exc:
-        parser.error(str(exc))
-    print(f"wrote {out}")
+        import pdoc  # noqa: F401, PLC0415
+    except ImportError:
+        fail(parser, "pdoc is not installed: pip install -e '.[dev]' (or pip install pdoc)")
+    print(f"wrote the API reference: {docs.build_docs(args.out)}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinymeta", description="Gradient-based meta-learning from scratch.")
+    parser.add_argument("--version", action="version", version=f"tinymeta {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p_demo = sub.add_parser("demo", help="derivatives of order 1-3 and a MAML meta-gradient next to finite differences")
@@ -175,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_train = sub.add_parser("train", help="meta-train (and finally evaluate) a preset or configuration",
                              description="Meta-train with one of the papers' protocols (--preset), any field "
                                          "overridden by flags. The original MAML code's flags are accepted too.")
-    p_train.add_argument("--preset", choices=sorted(PRESETS), metavar="PRESET",
+    p_train.add_argument("--preset", metavar="PRESET",
                          help="a cell of the papers' tables, e.g. maml-omniglot-5w1s, meta-sgd-sine-10shot "
                               "(see `tinymeta presets`)")
     p_train.add_argument("--logdir", help="run folder (default runs/PRESET)")
@@ -185,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--overwrite", action="store_true", help="replace a previous run in --logdir")
     p_train.add_argument("--stop-at", type=int, help="end this sitting at this iteration (checkpoint saved)")
     p_train.add_argument("--time-limit", type=float, help="end this sitting after this many seconds (checkpoint saved)")
-    p_train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p_train.add_argument("--no-progress", action="store_true",
+                         help="no progress output (default: a bar on a terminal, else a line per log row)")
     p_train.add_argument("--train", type=_bool, default=True, help="MAML's flag: --train=False evaluates --logdir")
     p_train.add_argument("--test_set", type=_bool, default=False, help="MAML's flag: with --train=False, use test tasks")
     _add_config_flags(p_train)
@@ -194,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_ev = sub.add_parser("evaluate", help="evaluate a run's checkpoint on held-out tasks")
     p_ev.add_argument("--logdir", required=True)
     p_ev.add_argument("--split", choices=["test", "val"], default="test")
-    p_ev.add_argument("--tasks", type=int, help="number of tasks (default: the run's test_tasks, 600)")
+    p_ev.add_argument("--tasks", type=int, help="number of tasks (default: the run's test_tasks or val_tasks)")
     p_ev.add_argument("--steps", type=int, help="inner steps (default: the run's eval_inner_steps)")
     p_ev.add_argument("--shots", type=int, help="evaluate with another number of shots")
     p_ev.add_argument("--algorithm", choices=["nil"], help="nil: evaluate an ANIL run without its head")
@@ -205,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_plot = sub.add_parser("plot", help="learning curves of one or more runs on one figure")
     p_plot.add_argument("logdirs", nargs="+", metavar="LOGDIR")
-    p_plot.add_argument("--out", default="curves.png")
+    p_plot.add_argument("--out", help="the PNG to write (default: curves.png in the run folder, or in the "
+                                      "folder holding all the runs)")
     p_plot.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
     p_plot.set_defaults(func=lambda args: _plot(args, p_plot))
 
@@ -218,14 +253,38 @@ def build_parser() -> argparse.ArgumentParser:
                            help="one JSON object per preset: its whole configuration and its sources")
     p_presets.set_defaults(func=lambda args: _presets_json() if args.json else _list_presets())
 
+    p_runs = sub.add_parser("runs", help="list the runs in a folder: status, iterations, best figures, train time")
+    p_runs.add_argument("folder", nargs="?", default="runs", help="folder of run folders (default: runs)")
+    p_runs.set_defaults(func=lambda args: runs.main(args.folder))
+
+    p_docs = sub.add_parser("docs", help="build the API reference from the docstrings (needs pdoc: the dev extra)")
+    p_docs.add_argument("--out", default="docs/api", help="output folder (default: docs/api)")
+    p_docs.set_defaults(func=lambda args: _docs(args, p_docs))
+
     cli_data.add_subcommands(sub)
+    parser.subcommands = sub.choices  # name -> its parser, for errors in a subcommand's own words
     return parser
 
 
-def _list_presets() -> int:
+def preset_table() -> list[str]:
+    """One aligned line per preset with the fields that tell presets apart."""
+    head = ("preset", "algorithm", "order", "dataset", "ways", "shots", "queries", "meta-batch", "inner",
+            "meta", "iterations")
+    rows = [head]
     for name, cfg in PRESETS.items():
-        print(f"{name:28} {cfg.meta_batch:>3} tasks/it  inner {cfg.inner_steps} x {cfg.inner_lr:g}  "
-              f"meta {cfg.meta_optimizer} {cfg.meta_lr:g}  {cfg.iterations} its")
+        order = "first" if cfg.first_order or cfg.algorithm == "reptile" else "second"
+        kind = task_family(cfg).kind
+        shots = str(cfg.shots) + (f" ({cfg.train_shots} train)" if cfg.train_shots else "")
+        rows.append((name, cfg.algorithm, order, cfg.dataset, str(cfg.ways) if kind == "classification" else "-",
+                     shots, str(cfg.queries), str(cfg.meta_batch), f"{cfg.inner_steps} x {cfg.inner_lr:g}" + (" adam" if cfg.inner_optimizer == "adam" else ""),
+                     f"{cfg.meta_optimizer} {cfg.meta_lr:g}" + (" linear" if cfg.lr_schedule == "linear" else ""),
+                     str(cfg.iterations)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _list_presets() -> int:
+    print("\n".join(preset_table()))
     return 0
 
 
@@ -236,9 +295,18 @@ def _presets_json() -> int:
     return 0
 
 
+# Errors that a user's input or setup causes: one ``error:`` line, no traceback (set
+# TINYMETA_DEBUG=1 to see it). Exit 2 for a setting or file to fix, 1 for a run that diverged.
+USER_ERRORS = [((ValueError, FileNotFoundError, FileExistsError, NotADirectoryError), 2),
+               ((FloatingPointError, MemoryError), 1)]
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    command = getattr(args, "command", None)
+    if extra:  # say it in the subcommand's words, with its usage
+        (parser.subcommands[command] if command else parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
@@ -247,6 +315,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        for kinds, code in USER_ERRORS:
+            if isinstance(exc, kinds) and not os.environ.get("TINYMETA_DEBUG"):
+                print(f"tinymeta {command}: error: {exc}", file=sys.stderr)
+                return code
+        raise
 
 
 if __name__ == "__main__":

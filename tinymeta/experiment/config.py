@@ -6,6 +6,8 @@ override any field.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 
 from ..algorithms import ALGORITHMS
@@ -78,24 +80,56 @@ class Config:
         return cls(**d)
 
     def validate(self) -> "Config":
-        """Raise ValueError naming the first inconsistent setting; the task family checks its own."""
+        """Raise ValueError naming the first bad setting and its fix; the task family checks its own.
+
+        Every numeric and enumerated field is checked here, before any data loads or training starts.
+        """
+        def flag(name):  # the field and the command-line flag that sets it
+            return f"{name} (--{name.replace('_', '-')})"
+
+        def integer(v):  # bool is an int in Python: refuse it
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        def count(name, low):
+            v = getattr(self, name)
+            return (integer(v) and v >= low, f"{flag(name)} must be an integer >= {low}, got {v!r}")
+
+        def optional(name):
+            v = getattr(self, name)
+            return (v is None or (integer(v) and v >= 1), f"{flag(name)} must be None or an integer >= 1, got {v!r}")
+
+        def rate(name):
+            v = getattr(self, name)
+            return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
+                    f"{flag(name)} must be a finite number >= 0, got {v!r}")
+
+        def one_of(name, options):
+            return (getattr(self, name) in options, f"{flag(name)} must be one of {', '.join(options)}, got {getattr(self, name)!r}")
+
         checks = [
-            (self.algorithm in ALGORITHMS, f"algorithm must be one of {sorted(ALGORITHMS)}"),
-            (self.dataset in TASK_FAMILIES, f"dataset must be one of {sorted(TASK_FAMILIES)}"),
-            (self.meta_optimizer in ("adam", "sgd"), "meta_optimizer must be adam or sgd"),
-            (self.lr_schedule in ("constant", "linear"), "lr_schedule must be constant or linear"),
-            (self.inner_optimizer in ("adam", "sgd"), "inner_optimizer must be adam or sgd"),
-            (self.iterations >= 0 and self.meta_batch >= 1, "iterations >= 0 and meta_batch >= 1 are needed"),
-            (self.shots >= 1 and self.queries >= 1 and self.ways >= 1, "ways, shots and queries must be >= 1"),
-            (self.inner_steps >= 0 and self.eval_inner_steps >= 0, "inner steps must be >= 0"),
-            (self.log_interval >= 1 and self.val_interval >= 0 and self.checkpoint_interval >= 0,
-             "log_interval >= 1, val_interval >= 0 and checkpoint_interval >= 0 are needed"),
+            one_of("algorithm", sorted(ALGORITHMS)), one_of("dataset", sorted(TASK_FAMILIES)),
+            one_of("meta_optimizer", ("adam", "sgd")), one_of("lr_schedule", ("constant", "linear")),
+            one_of("inner_optimizer", ("adam", "sgd")), one_of("split_mode", ("maml", "lake")),
+            (self.dtype in ("float32", "float64"), f"dtype (--dtype) must be float32 or float64, got {self.dtype!r}"
+             + (": float16 is unsupported (about 3 significant digits and a largest value of 65504: "
+                "meta-gradients overflow to NaN within a few iterations)" if self.dtype == "float16" else "")),
+            count("ways", 1), count("shots", 1), count("queries", 1), optional("train_shots"),
+            count("meta_batch", 1), count("inner_steps", 0), count("eval_inner_steps", 0), count("iterations", 0),
+            optional("inner_batch"), count("filters", 1), count("val_interval", 0), count("val_tasks", 1),
+            count("test_tasks", 1), count("log_interval", 1), count("checkpoint_interval", 0), count("seed", 0),
+            rate("inner_lr"), rate("meta_lr"),
+            (isinstance(self.first_order, bool), f"first_order must be True or False, got {self.first_order!r}"),
+            (isinstance(self.pool, bool), f"pool must be True or False, got {self.pool!r}"),
+            (len(self.hidden) >= 1 and all(integer(h) and h >= 1 for h in self.hidden),
+             f"hidden must be one or more layer sizes >= 1, got {self.hidden!r}"),
             # the reference codes' ways of computing (PROTOCOLS.md)
-            (self.task_loss in TASK_LOSSES, f"task_loss must be one of {TASK_LOSSES}"),
-            (self.bn_eps > 0, "bn_eps must be > 0"),
-            (self.conv_padding in ("symmetric", "same"), "conv_padding must be symmetric or same"),
-            (self.features in (None, "mean", "flatten"), "features must be mean or flatten"),
-            (self.head_init in (None, "normal", "glorot"), "head_init must be normal or glorot"),
+            one_of("task_loss", TASK_LOSSES), one_of("conv_padding", ("symmetric", "same")),
+            (isinstance(self.adapt_norm, bool), f"adapt_norm must be True or False, got {self.adapt_norm!r}"),
+            (isinstance(self.bn_scale, bool), f"bn_scale must be True or False, got {self.bn_scale!r}"),
+            (isinstance(self.bn_eps, (int, float)) and self.bn_eps > 0, f"{flag('bn_eps')} must be > 0, got {self.bn_eps!r}"),
+            (self.features in (None, "mean", "flatten"), f"{flag('features')} must be mean or flatten, got {self.features!r}"),
+            (self.head_init in (None, "normal", "glorot"),
+             f"{flag('head_init')} must be normal or glorot, got {self.head_init!r}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -1,6 +1,7 @@
 """Learning curves of one or more runs on one figure (``tinymeta plot LOGDIR...``)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..files import atomic_write
@@ -19,16 +20,34 @@ def _series(rows, split, key, post_index=-1):
     return xs_it, xs_t, ys
 
 
-def plot_runs(logdirs, out, labels=None) -> Path:
+def default_out(logdirs) -> Path:
+    """Where ``tinymeta plot`` writes without --out: in the run folder, or in the folder holding all the runs."""
+    folders = [Path(d).resolve() for d in logdirs]
+    if len(folders) == 1:
+        return folders[0] / "curves.png"
+    return Path(os.path.commonpath(folders)) / "curves.png"
+
+
+def plot_runs(logdirs, out=None, labels=None) -> Path:
     """Meta-train and meta-val post-update loss (and accuracy) against iteration and wall-clock time.
 
     Solid lines are validation (held-out tasks, after the training number of
-    inner steps), dashed lines the meta-training batches. Writes a PNG and returns its path.
+    inner steps), dashed lines the meta-training batches. Writes a PNG (``out``,
+    default :func:`default_out`) and returns its path. Raises ValueError when
+    ``labels`` does not give one label per run, or no run has a log row yet.
     """
+    logdirs = list(logdirs)
+    if labels is not None and len(labels) != len(logdirs):
+        raise ValueError(f"{len(labels)} label(s) for {len(logdirs)} run(s): give one --labels entry per run, "
+                         "or none to use the folder names")
+    runs = [(Path(d), read_log(d)) for d in logdirs]
+    if not any(rows for _, rows in runs):
+        raise ValueError(f"nothing to plot: {', '.join(str(d) for d, _ in runs)} "
+                         f"{'has' if len(runs) == 1 else 'have'} no log rows yet (the first is written after "
+                         "--log-interval iterations)")
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
 
-    runs = [(Path(d), read_log(d)) for d in logdirs]
     labels = labels or [d.name or str(d) for d, _ in runs]
     has_acc = any("query_accuracy" in r or "accuracy" in r for _, rows in runs for r in rows)
     metrics = [("loss", "query_loss", "post-update loss")] + (
@@ -56,7 +75,7 @@ def plot_runs(logdirs, out, labels=None) -> Path:
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    out = Path(out)
+    out = Path(out) if out is not None else default_out(logdirs)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out, "wb") as f:
         fig.savefig(f, format="png", dpi=110)

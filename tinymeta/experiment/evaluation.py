@@ -1,9 +1,11 @@
 """Evaluation on fixed held-out tasks: the numbers, their table, and a run's checkpoint evaluated."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .. import backend
 from ..algorithms import summarize
@@ -13,17 +15,28 @@ from .factories import TaskSource, build_algorithm, build_model, task_family
 
 
 def evaluate_tasks(algo, meta_params, tasks: TaskSource, split: str, num_tasks: int, steps: int,
-                   chunk: int | None = None) -> dict:
+                   chunk: int | None = None, progress: bool = False) -> dict:
     """Mean and 95% CI of query loss and accuracy before adaptation and after each inner step.
 
     ``chunk``: tasks per batch (default: the task family's evaluation chunk).
+    ``progress``: a progress bar over the chunks (shown on a terminal only).
     """
-    parts = [algo.evaluate(meta_params, batch, steps) for batch in tasks.fixed(split, num_tasks, chunk)]
+    chunk = chunk or tasks.eval_chunk
+    batches = tasks.fixed(split, num_tasks, chunk)
+    if progress:
+        batches = tqdm(batches, total=math.ceil(num_tasks / chunk), desc=f"evaluating {num_tasks} {split} tasks",
+                       unit="chunk", disable=None, leave=False, dynamic_ncols=True)
+    parts = [algo.evaluate(meta_params, batch, steps) for batch in batches]
     out = {"split": split, "tasks": num_tasks, "steps": steps}
     for key in parts[0]:
         values = np.concatenate([p[key] for p in parts], axis=1)  # (steps + 1, num_tasks)
         out[key] = [summarize(row) for row in values]
     return out
+
+
+def is_finite(ev: dict) -> bool:
+    """Whether every mean of an evaluation is a finite number (a diverged adaptation gives NaN or inf)."""
+    return all(math.isfinite(s["mean"]) for k in ("loss", "accuracy") for s in ev.get(k, []))
 
 
 def format_evaluation(ev: dict, cfg: Config | None = None) -> str:
@@ -46,25 +59,32 @@ def format_evaluation(ev: dict, cfg: Config | None = None) -> str:
 
 
 def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=None, steps=None,
-                 algorithm=None, shots=None, echo=print) -> dict:
-    """Evaluate a run's checkpoint on fixed ``split`` tasks (``algorithm='nil'`` for NIL on an ANIL run)."""
+                 algorithm=None, shots=None, progress=True, echo=print) -> dict:
+    """Evaluate a run's checkpoint on fixed ``split`` tasks (``algorithm='nil'`` for NIL on an ANIL run).
+
+    Every setting is checked (:meth:`Config.validate`) before the data loads; ``progress``
+    shows a progress bar on a terminal. A non-finite result raises FloatingPointError.
+    """
     logdir = Path(logdir)
     ckpt_path = logdir / "checkpoint.npz"
     if not ckpt_path.exists():
-        raise FileNotFoundError(f"no checkpoint at {ckpt_path}: train first (tinymeta train --logdir {logdir})")
+        raise FileNotFoundError(f"no checkpoint at {ckpt_path}: is {logdir} a run folder? Train first "
+                                f"(tinymeta train --logdir {logdir})")
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     device = backend.check_device(device)
     ckpt = load_checkpoint(ckpt_path, device=device)
     cfg = Config.from_dict(ckpt.config)
-    if algorithm:
-        cfg = cfg.replace(algorithm=algorithm)
-    if shots:
-        cfg = cfg.replace(shots=shots)
-    cfg.validate()
+    changes = {"algorithm": algorithm, "shots": shots, "eval_inner_steps": steps,
+               f"{split}_tasks": num_tasks}  # validated like every other setting
+    cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None}).validate()
     algo = build_algorithm(cfg, build_model(cfg))
-    tasks = TaskSource(cfg, device, data_dir)
-    steps = cfg.eval_inner_steps if steps is None else steps
-    n = cfg.test_tasks if num_tasks is None else num_tasks
-    ev = evaluate_tasks(algo, ckpt.params, tasks, split, n, steps)
+    tasks = TaskSource(cfg, device, data_dir, verbose=progress)
+    steps, n = cfg.eval_inner_steps, getattr(cfg, f"{split}_tasks")
+    ev = evaluate_tasks(algo, ckpt.params, tasks, split, n, steps, progress=progress)
+    if not is_finite(ev):
+        raise FloatingPointError(f"the evaluation of {ckpt_path} is not finite: its adaptation diverges "
+                                 f"(inner_lr {cfg.inner_lr:g}, {steps} steps); try fewer --steps")
     ev.update({"iteration": int(ckpt.extra["iteration"]), "train_seconds": round(float(ckpt.extra["elapsed"]), 2),
                "device": device, "algorithm": cfg.algorithm, "shots": cfg.shots})
     echo(format_evaluation(ev, cfg))
