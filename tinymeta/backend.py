@@ -166,3 +166,30 @@ def track_peak_memory(device: str):
         yield peak
     finally:
         cuda.set_allocator(pool.malloc)
+
+
+class ElementwiseKernel:
+    """One elementwise pass over arrays, written twice: a NumPy reference and a CUDA body.
+
+    On the CPU, ``reference(*arrays_and_scalars)`` runs as it is (it is the
+    specification, and it updates its output arrays in place). On a GPU, the
+    same arguments go to one ``cupy.ElementwiseKernel(in_params, out_params,
+    operation, name)``, compiled on first use: one launch instead of one per
+    arithmetic operation. Output parameters are passed in and updated in place,
+    so they may be read in ``operation`` (an in-out buffer). Keep ``operation``
+    to plain assignments (``x = ...;``, ``x += ...;``, ``T t = ...;``) of
+    arithmetic and ``sqrt``, so that the tests' CuPy emulator can run it too.
+    """
+
+    def __init__(self, reference, in_params: str, out_params: str, operation: str, name: str):
+        self.reference = reference
+        self.in_params, self.out_params, self.operation, self.name = in_params, out_params, operation, name
+        self._compiled = None
+
+    def __call__(self, *args):
+        if get_xp(*args) is np:
+            return self.reference(*args)
+        if self._compiled is None:
+            self._compiled = _load_cupy().ElementwiseKernel(self.in_params, self.out_params,
+                                                            self.operation, self.name)
+        return self._compiled(*args)
