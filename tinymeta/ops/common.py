@@ -47,6 +47,11 @@ def promote(a: Tensor, b: Tensor):
 
 def operands(a, b, name: str, broadcast: bool = True):
     """Make ``a`` and ``b`` tensors of one device and dtype, and check their shapes."""
+    # the common case first, cheaply: two tensors of one array type, dtype and shape
+    if type(a) is Tensor and type(b) is Tensor:
+        xa, xb = a.array, b.array
+        if type(xa) is type(xb) and xa.dtype == xb.dtype and xa.shape == xb.shape:
+            return a, b
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{name}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
     a = const(a, b) if not isinstance(a, Tensor) else a
