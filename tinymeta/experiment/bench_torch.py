@@ -74,7 +74,7 @@ class TorchMAML:
                     for t in range(T)) / T
         total.backward()
         self.opt.step()
-        return float(total)
+        return total.item() if not total.requires_grad else total.detach().item()
 
     def vmapped(self):
         """All tasks at once with torch.func: vmap over tasks of (inner grad step, query loss)."""
@@ -95,7 +95,7 @@ class TorchMAML:
         total = losses.mean()
         total.backward()
         self.opt.step()
-        return float(total)
+        return total.item() if not total.requires_grad else total.detach().item()
 
 
 def torch_version() -> str:

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from .. import backend
 from ..files import write_text
 from ..tasks import TASK_FAMILIES
 from . import bench, cli_data, demo, report
@@ -234,6 +235,8 @@ def main(argv=None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    if args.command in ("train", "bench"):  # tinymeta's own long-running processes
+        backend.retain_freed_memory()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
