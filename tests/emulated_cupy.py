@@ -13,6 +13,12 @@ discipline a GPU demands, and it is as strict as CuPy (stricter where unsure):
   tinymeta that caused each, and inside ``cupyx.allow_synchronize(False)`` they
   raise ``cupyx.DeviceSynchronized``, the check CuPy offers on a real GPU.
 
+It also counts kernel launches (``LAUNCHES``): every operation that would start
+a kernel on a GPU (an elementwise ufunc, a reduction, a matmul, a copy or a fill),
+by kind. Views (slices, transposes, reshapes of contiguous arrays, broadcasts)
+launch nothing. On a real GPU each launch costs ~15-30 us of host time, so this
+count, unlike a time, is what a test can hold tinymeta to.
+
 ``install(monkeypatch)`` makes ``tinymeta.backend`` use it as CuPy for one test.
 """
 from __future__ import annotations
@@ -49,6 +55,56 @@ class _SyncLog:
 
 
 SYNCS = _SyncLog()
+
+
+class _LaunchLog:
+    """Kernel launches by kind: elementwise, reduction, matmul, copy, fill."""
+
+    def __init__(self):
+        self.by_kind: dict[str, int] = {}
+
+    def hit(self, kind: str):
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+    @property
+    def count(self) -> int:
+        return sum(self.by_kind.values())
+
+    def clear(self):
+        self.by_kind.clear()
+
+
+LAUNCHES = _LaunchLog()
+
+_REDUCTIONS = {"sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod", "any", "all",
+               "var", "std", "cumsum", "count_nonzero", "linalg.norm", "norm"}
+_MATMULS = {"matmul", "einsum", "dot", "tensordot", "inner", "outer", "vdot"}
+_VIEWS = {"reshape", "broadcast_to", "transpose", "swapaxes", "moveaxis", "expand_dims", "squeeze",
+          "ravel", "view", "shape", "ndim", "size", "dtype", "result_type", "broadcast_shapes",
+          "isscalar", "may_share_memory", "shares_memory", "iscomplexobj"}
+_ALLOCS = {"empty", "empty_like"}  # memory only, no kernel
+
+
+def _count_call(name: str, result, inputs=()):
+    """Record the launch a call named ``name`` would make, judged from its result."""
+    if name in _ALLOCS:
+        return
+    if name in _VIEWS:  # a view unless the array had to be copied (CuPy copies then too)
+        if isinstance(result, np.ndarray) and not any(
+                isinstance(a, np.ndarray) and np.may_share_memory(result, a) for a in inputs):
+            LAUNCHES.hit("copy")
+        return
+    if name in _REDUCTIONS:
+        LAUNCHES.hit("reduction")
+    elif name in _MATMULS:
+        LAUNCHES.hit("matmul")
+    elif name in ("zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "arange", "eye"):
+        LAUNCHES.hit("fill")
+    elif name in ("copy", "ascontiguousarray", "astype", "concatenate", "stack", "pad", "take",
+                  "__setitem__", "asarray", "array", "repeat", "tile"):
+        LAUNCHES.hit("copy")
+    else:
+        LAUNCHES.hit("elementwise")
 
 
 _PLUMBING = ("/numpy/", "tinymeta/backend.py", "tinymeta/tensor.py")  # they read only when asked to
@@ -156,13 +212,17 @@ class ndarray:  # noqa: N801  (CuPy's name)
         if out is not None:
             kwargs["out"] = tuple(_unwrap(list(out), what))
         result = getattr(ufunc, method)(*args, **kwargs)
+        LAUNCHES.hit("matmul" if ufunc is np.matmul else "elementwise" if method == "__call__" else "reduction")
         if out is not None:
             return out[0] if len(out) == 1 else out
         return _wrap(result)
 
     def __array_function__(self, func, types_, args, kwargs):
         what = func.__name__
-        return _wrap(func(*_unwrap(list(args), what), **_unwrap(kwargs, what)))
+        args = _unwrap(list(args), what)
+        result = func(*args, **_unwrap(kwargs, what))
+        _count_call(what, result, args)
+        return _wrap(result)
 
     # attributes and methods of the buffer, through the same checks
     def __getattr__(self, name):
@@ -173,7 +233,11 @@ class ndarray:  # noqa: N801  (CuPy's name)
             return _wrap(attr) if isinstance(attr, np.ndarray) else attr
 
         def method(*args, **kwargs):
-            return _wrap(attr(*_unwrap(list(args), name), **_unwrap(kwargs, name)))
+            result = attr(*_unwrap(list(args), name), **_unwrap(kwargs, name))
+            if name == "astype" and result is self._a:
+                return self  # astype to its own dtype without a copy
+            _count_call(name, result, (self._a,))
+            return _wrap(result)
         return method
 
     @property
@@ -192,10 +256,14 @@ class ndarray:  # noqa: N801  (CuPy's name)
 
     def __getitem__(self, index):
         index = self._index(index)
-        return _wrap(self._a[index])
+        result = self._a[index]
+        if isinstance(result, np.ndarray) and not np.may_share_memory(result, self._a):
+            LAUNCHES.hit("copy")  # advanced indexing gathers
+        return _wrap(result)
 
     def __setitem__(self, index, value):
         self._a[self._index(index)] = _unwrap(value, "__setitem__")
+        LAUNCHES.hit("copy")
 
     def _index(self, index):
         parts = index if isinstance(index, tuple) else (index,)
@@ -250,7 +318,10 @@ def _to_device(x, dtype=None, copy=True):
     """What xp.asarray / xp.array do: a host->device copy (no synchronisation), or a device cast."""
     if isinstance(x, ndarray):
         a = x._a if dtype is None else x._a.astype(dtype, copy=False)
+        if a is not x._a or copy:
+            LAUNCHES.hit("copy")
         return ndarray(a.copy() if copy and a is x._a else a)
+    LAUNCHES.hit("transfer")  # host -> device
     return ndarray(np.array(x, dtype=dtype, copy=True))
 
 
@@ -266,6 +337,7 @@ class _UFunc:
         result = self._uf(*_unwrap(list(args), self.__name__), **_unwrap(kwargs, self.__name__),
                           **({} if out is None else {"out": tuple(_unwrap(list(
                               out if isinstance(out, tuple) else (out,)), self.__name__))}))
+        LAUNCHES.hit("elementwise")
         if out is not None:
             return out
         return _wrap(result)
@@ -276,12 +348,18 @@ class _UFunc:
         attr = getattr(self._uf, name)
         if not callable(attr):
             return attr
-        return lambda *a, **k: _wrap(attr(*_unwrap(list(a), name), **_unwrap(k, name)))
+        def method(*a, **k):
+            LAUNCHES.hit("reduction" if name in ("reduce", "accumulate", "reduceat") else "elementwise")
+            return _wrap(attr(*_unwrap(list(a), name), **_unwrap(k, name)))
+        return method
 
 
 def _function(fn, name):
     def f(*args, **kwargs):
-        return _wrap(fn(*_unwrap(list(args), name), **_unwrap(kwargs, name)))
+        args = _unwrap(list(args), name)
+        result = fn(*args, **_unwrap(kwargs, name))
+        _count_call(name, result, args)
+        return _wrap(result)
     f.__name__ = name
     return f
 
@@ -343,7 +421,16 @@ cupy.__version__ = f"emulated (numpy {np.__version__})"
 cupy.ndarray = ndarray
 cupy.asarray = lambda a, dtype=None: _to_device(a, dtype, copy=False)
 cupy.array = lambda a, dtype=None, copy=True: _to_device(a, dtype, copy=copy)
-cupy.ascontiguousarray = lambda a, dtype=None: _to_device(a, dtype, copy=False)
+
+
+def _ascontiguousarray(a, dtype=None):
+    if isinstance(a, ndarray) and dtype is None and not a._a.flags.c_contiguous:
+        LAUNCHES.hit("copy")
+        return ndarray(np.ascontiguousarray(a._a))
+    return _to_device(a, dtype, copy=False)
+
+
+cupy.ascontiguousarray = _ascontiguousarray
 cupy.asnumpy = lambda a: a.get() if isinstance(a, ndarray) else np.asarray(a)
 cupy.get_default_memory_pool = lambda: _POOL
 cupy.cuda = types.SimpleNamespace(
@@ -354,6 +441,41 @@ cupy.cuda = types.SimpleNamespace(
     memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError),
     OutOfMemoryError=OutOfMemoryError,
 )
+
+
+class ElementwiseKernel:
+    """CuPy's ElementwiseKernel, emulated: the CUDA body is run as Python over NumPy arrays.
+
+    Only plain statements are understood (``x = expr;``, ``x op= expr;``, ``T x = expr;``
+    with arithmetic and ``sqrt``/``exp``/``log``): enough for tinymeta's kernels, and it
+    means the tests run the kernel's own text, not only its NumPy twin. One call, one launch.
+    """
+
+    def __init__(self, in_params, out_params, operation, name="kernel"):
+        self.inputs = [p.split()[-1] for p in in_params.split(",")]
+        self.outputs = [p.split()[-1] for p in out_params.split(",")]
+        self.statements = [s.strip() for s in operation.split(";") if s.strip()]
+        self.name = name
+
+    def __call__(self, *args):
+        names = self.inputs + self.outputs
+        if len(args) != len(names):
+            raise TypeError(f"{self.name}: expected {len(names)} arguments ({', '.join(names)}), got {len(args)}")
+        scope = {"sqrt": np.sqrt, "exp": np.exp, "log": np.log}
+        for n, a in zip(names, args):
+            scope[n] = _unwrap(a, self.name) if isinstance(a, ndarray) else a
+        outs = {n: scope[n] for n in self.outputs}
+        for statement in self.statements:
+            if statement.startswith("T "):  # a local of the kernel's type
+                statement = statement[2:]
+            exec(statement, {}, scope)  # noqa: S102 (the kernel text is tinymeta's own)
+        for n, array in outs.items():
+            array[...] = scope[n]
+        LAUNCHES.hit("elementwise")
+        return None
+
+
+cupy.ElementwiseKernel = ElementwiseKernel
 
 
 def _scatter_add(target, index, values):
@@ -384,3 +506,4 @@ def install(monkeypatch):
     monkeypatch.setattr(backend, "_cupy_error", None)
     SYNCS.events.clear()
     SYNCS.allowed = True
+    LAUNCHES.clear()

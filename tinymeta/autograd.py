@@ -77,16 +77,18 @@ class Function:
     def apply(cls, *inputs, **params):
         fn = cls(**params)
         out = Tensor(fn.forward(*[t.array for t in inputs]))
-        if _grad_enabled and any(t.requires_grad for t in inputs):
-            out.requires_grad = True
-            out._ctx = fn
-            fn.inputs = inputs
-            fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
-            if cls.saves_inputs:
-                fn.versions = [t.version for t in inputs]
-            # A weak reference: the output owns its Function, not the other way round,
-            # so a graph is freed as soon as nothing refers to its result.
-            fn._out = weakref.ref(out)
+        if _grad_enabled:
+            needs = tuple([t.requires_grad for t in inputs])
+            if True in needs:
+                out.requires_grad = True
+                out._ctx = fn
+                fn.inputs = inputs
+                fn.needs_input_grad = needs
+                if cls.saves_inputs:
+                    fn.versions = [t.version for t in inputs]
+                # A weak reference: the output owns its Function, not the other way round,
+                # so a graph is freed as soon as nothing refers to its result.
+                fn._out = weakref.ref(out)
         return out
 
     @property

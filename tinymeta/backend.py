@@ -7,7 +7,9 @@ cupy for array math, so swapping backends never touches the engine.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import sys
 import types
 
 import numpy as np
@@ -166,3 +168,52 @@ def track_peak_memory(device: str):
         yield peak
     finally:
         cuda.set_allocator(pool.malloc)
+
+
+class ElementwiseKernel:
+    """One elementwise pass over arrays, written twice: a NumPy reference and a CUDA body.
+
+    On the CPU, ``reference(*arrays_and_scalars)`` runs as it is (it is the
+    specification, and it updates its output arrays in place). On a GPU, the
+    same arguments go to one ``cupy.ElementwiseKernel(in_params, out_params,
+    operation, name)``, compiled on first use: one launch instead of one per
+    arithmetic operation. Output parameters are passed in and updated in place,
+    so they may be read in ``operation`` (an in-out buffer). Keep ``operation``
+    to plain assignments (``x = ...;``, ``x += ...;``, ``T t = ...;``) of
+    arithmetic and ``sqrt``, so that the tests' CuPy emulator can run it too.
+    """
+
+    def __init__(self, reference, in_params: str, out_params: str, operation: str, name: str):
+        self.reference = reference
+        self.in_params, self.out_params, self.operation, self.name = in_params, out_params, operation, name
+        self._compiled = None
+
+    def __call__(self, *args):
+        if get_xp(*args) is np:
+            return self.reference(*args)
+        if self._compiled is None:
+            self._compiled = _load_cupy().ElementwiseKernel(self.in_params, self.out_params,
+                                                            self.operation, self.name)
+        return self._compiled(*args)
+
+
+def retain_freed_memory() -> bool:
+    """Ask the C allocator to keep freed memory for reuse instead of returning it to the OS.
+
+    A CPU meta-iteration allocates and frees the same large activations every time
+    (120 MB with 15 queries per class). By default glibc hands each block over a few
+    MB straight back to the kernel, so the next iteration page-faults and zeroes it
+    all again: about as much system time as arithmetic. Raising glibc's mmap and trim
+    thresholds keeps those pages in the process (measured: 19% less CPU time per
+    Omniglot iteration); the price is that the process keeps its peak memory.
+    Process-wide, so only tinymeta's own commands (train, bench) call it. Returns
+    whether it took effect (glibc on Linux only; elsewhere it does nothing).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters, from glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))

@@ -335,16 +335,31 @@ class Adam(Optimizer):
         return ("exp_avg", "exp_avg_sq")
 
     def _update(self, name, p, g):
-        xp = backend.get_xp(p)
         b1, b2, t = self.beta1, self.beta2, self.step_count
-        if self.weight_decay != 0:
-            g = g + self.weight_decay * p
-        m = self.state["exp_avg"][name]
-        v = self.state["exp_avg_sq"][name]
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * (g * g)
-        m_hat = m / (1 - b1 ** t)
-        v_hat = v / (1 - b2 ** t)
-        p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+        # the bias corrections folded into two scalars: lr m̂ / (sqrt(v̂) + eps)
+        #   = step_size * m / (sqrt(v) + eps * sqrt(1 - b2^t)) with step_size = lr sqrt(1 - b2^t) / (1 - b1^t)
+        root = math.sqrt(1 - b2 ** t)
+        _adam_kernel(g, self.lr * root / (1 - b1 ** t), b1, b2, self.eps * root, self.weight_decay,
+                     p, self.state["exp_avg"][name], self.state["exp_avg_sq"][name])
+
+
+def _adam_reference(g, step_size, b1, b2, eps, weight_decay, p, m, v):
+    """Adam's update of one parameter in place: what ``_adam_kernel`` does in one pass on a GPU."""
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * (g * g)
+    p -= step_size * m / (np.sqrt(v) + eps)
+
+
+_adam_kernel = backend.ElementwiseKernel(
+    _adam_reference,
+    "T g, float64 step_size, float64 b1, float64 b2, float64 eps, float64 weight_decay",
+    "T p, T m, T v",
+    """T gg = g + weight_decay * p;
+    m = b1 * m + (1 - b1) * gg;
+    v = b2 * v + (1 - b2) * gg * gg;
+    p -= step_size * m / (sqrt(v) + eps);""",
+    "tinymeta_adam")

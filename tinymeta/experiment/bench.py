@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import timeit
 
 import numpy as np
 
@@ -186,6 +187,86 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
     return rows
 
 
+def op_overhead(repeat=5, number=20000):
+    """tinymeta's own host cost per op: a recorded add / mul / relu of 4x4 float64 arrays
+    minus NumPy's time for the same operation (median of ``repeat`` timings, in us)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((4, 4)), rng.random((4, 4))
+    ta, tb = tensor(a, requires_grad=True), tensor(b, requires_grad=True)
+    pairs = {"add": (lambda: a + b, lambda: ta + tb), "mul": (lambda: a * b, lambda: ta * tb),
+             "relu": (lambda: np.maximum(a, 0), lambda: F.relu(ta))}
+    rows = []
+    for name, (raw, ours) in pairs.items():
+        t_raw, t_ours = [], []
+        for _ in range(repeat):  # interleaved, so a change in load hits both alike
+            t_raw.append(timeit.timeit(raw, number=number) / number)
+            t_ours.append(timeit.timeit(ours, number=number) / number)
+        extra = statistics.median(t_ours) - statistics.median(t_raw)
+        rows.append({"name": f"host cost per op above NumPy's: {name} (4x4, recorded)", "value": extra * 1e6,
+                     "unit": f"us (NumPy {statistics.median(t_raw) * 1e6:.2f} us)"})
+    return rows
+
+
+GOAL_PROBLEMS = (  # (label, preset, changes): issue 14's goal figures
+    ("sine, second order", "maml-sine-10shot", {}),
+    ("Omniglot 5w1s, 1 query/class, second order", "maml-omniglot-5w1s", {"queries": 1}),
+    ("Omniglot 5w1s, 1 query/class, first order", "fomaml-omniglot-5w1s", {"queries": 1}),
+    ("Omniglot 5w1s, 15 queries/class, second order", "maml-omniglot-5w1s", {"queries": 15}),
+)
+
+
+def goal_benchmarks(device="cpu", repeat=5, compare_torch=False, quick=False):
+    """Median ms per meta-iteration (meta-gradient + Adam step) of the goal problems; with
+    ``compare_torch`` the same iteration in PyTorch (a task loop, and torch.func.vmap), timed
+    interleaved with tinymeta's in one process, and the ratios."""
+    if compare_torch:
+        from . import bench_torch  # PyTorch only when asked for: never a dependency
+        print(f"  comparing with {bench_torch.torch_version()}")
+    rows, medians = [], {}
+    problems = GOAL_PROBLEMS[:1] if quick else GOAL_PROBLEMS
+    for label, preset, changes in problems:
+        cfg = PRESETS[preset].replace(**changes)
+        model = build_model(cfg)
+        algo = build_algorithm(cfg, model)
+        rng = np.random.default_rng(0)
+        init = model.init_params(0, cfg.dtype, device)
+        meta = algo.init_meta_params(dict(init), rng)
+        opt = make_optimizer(cfg, meta)
+        batch = random_batch(cfg, device, rng)
+
+        def ours():
+            grads, _ = algo.meta_gradient(meta, batch, rng=rng)
+            opt.step(grads)
+
+        runners = {"tinymeta": ours}
+        if compare_torch:
+            kind = "mlp" if task_family(cfg).kind == "regression" else "conv"
+            ref = bench_torch.TorchMAML(kind, model, init, batch, cfg.inner_lr, cfg.meta_lr, cfg.first_order)
+            runners["torch loop"] = ref.loop
+            runners["torch vmap"] = ref.vmapped
+        times = {k: [] for k in runners}
+        for i in range(repeat + 1):  # the first round warms up
+            for name, run in runners.items():  # interleaved: load changes hit every runner alike
+                _sync(device)
+                t0 = time.perf_counter()
+                run()
+                _sync(device)
+                if i:
+                    times[name].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        medians[label] = med
+        rows.append({"name": f"{label} (T={cfg.meta_batch})", "value": med["tinymeta"] * 1e3, "unit": "ms"})
+        for name in runners:
+            if name != "tinymeta":
+                rows.append({"name": f"  {name}", "value": med[name] * 1e3,
+                             "unit": f"ms   tinymeta / {name} = {med['tinymeta'] / med[name]:.2f}"})
+    first, second = (medians.get(f"Omniglot 5w1s, 1 query/class, {o} order") for o in ("first", "second"))
+    if first and second:
+        rows.append({"name": "Omniglot 5w1s first / second order", "value": first["tinymeta"] / second["tinymeta"],
+                     "unit": "(goal <= 0.5)"})
+    return rows
+
+
 def print_rows(rows, title):
     print(f"\n{title}")
     width = max(len(r["name"]) for r in rows) if rows else 0
@@ -204,6 +285,14 @@ def main(args) -> int:
         check_preset(name)
     print(f"tinymeta bench on {device}: numpy {np.__version__}"
           + (f", cupy {backend.xp_for('cuda').__version__}" if device == "cuda" else ""))
+    compare = getattr(args, "compare", None) == "torch"
+    if args.only in (None, "goals"):
+        print_rows(op_overhead(), "Host cost per op (goal: <= 5 us above the array library's)")
+        print_rows(goal_benchmarks(device, repeat=args.repeat, compare_torch=compare, quick=args.quick),
+                   "Issue 14 goals: one meta-iteration (meta-gradient + Adam step), median"
+                   + (", interleaved with PyTorch" if compare else ""))
+        if args.only == "goals":
+            return 0
     if args.only in (None, "engine"):
         which = ("sine",) if args.quick else ("sine", "omniglot")
         print_rows(engine_benchmarks(device, repeat=args.repeat, which=which),

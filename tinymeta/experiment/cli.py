@@ -197,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench = sub.add_parser("bench", help="benchmarks: meta-gradient phases, each algorithm's meta-iteration, task sampling")
     p_bench.add_argument("--device", default=None, help="cpu or cuda (default: $TINYMETA_DEVICE or cpu)")
     p_bench.add_argument("--repeat", type=int, default=5, help="timed repeats per measurement (median reported)")
-    p_bench.add_argument("--only", choices=["engine", "algorithms", "tasks"], help="run one group only")
+    p_bench.add_argument("--only", choices=["goals", "engine", "algorithms", "tasks"], help="run one group only")
+    p_bench.add_argument("--compare", choices=["torch"], default=None,
+                         help="also time the goal problems in PyTorch (a task loop and torch.func.vmap), "
+                              "interleaved in the same run, and print the ratios (needs PyTorch installed)")
     p_bench.add_argument("--quick", action="store_true", help="skip the slow Omniglot conv-net timing")
     p_bench.add_argument("--presets", nargs="+", default=None,
                          help="presets to time one meta-iteration of (default: sine and Omniglot 5w1s for each "
@@ -310,6 +313,8 @@ def main(argv=None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    if args.command in ("train", "bench"):  # tinymeta's own long-running processes
+        backend.retain_freed_memory()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -28,11 +28,30 @@ def const(value, like: Tensor) -> Tensor:
             dtype = like.dtype
         else:
             dtype = np.float32 if isinstance(value, float) else like.dtype
-        return Tensor(xp.asarray(value, dtype=dtype))
+        return Tensor(_scalar_array(value, dtype, xp))
     if isinstance(value, (list, tuple)):
         value = np.asarray(value, dtype=like.dtype if like.dtype.kind == "f" else None)
     return Tensor(backend.to_device(value, like.device) if hasattr(value, "__array__")
                   or hasattr(value, "__cuda_array_interface__") else xp.asarray(value))
+
+
+_SCALARS: dict = {}
+
+
+def _scalar_array(value, dtype, xp):
+    """A 0-d array holding ``value``, made once per (value, dtype, device) and then reused.
+
+    On a GPU each new one is a host-to-device copy (a synchronous transfer), and the
+    same few numbers (learning rates, 0.5, -1) recur in every iteration. Sharing is
+    safe: tensors are values, and the engine never writes into a constant's array.
+    """
+    key = (type(value), repr(value), np.dtype(dtype).str, xp)  # repr: -0.0 and nan are their own keys
+    array = _SCALARS.get(key)
+    if array is None:
+        if len(_SCALARS) > 4096:  # a bound, for code that makes ever new constants
+            _SCALARS.clear()
+        array = _SCALARS[key] = xp.asarray(value, dtype=dtype)
+    return array
 
 
 def promote(a: Tensor, b: Tensor):
@@ -47,6 +66,11 @@ def promote(a: Tensor, b: Tensor):
 
 def operands(a, b, name: str, broadcast: bool = True):
     """Make ``a`` and ``b`` tensors of one device and dtype, and check their shapes."""
+    # the common case first, cheaply: two tensors of one array type, dtype and shape
+    if type(a) is Tensor and type(b) is Tensor:
+        xa, xb = a.array, b.array
+        if type(xa) is type(xb) and xa.dtype == xb.dtype and xa.shape == xb.shape:
+            return a, b
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{name}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
     a = const(a, b) if not isinstance(a, Tensor) else a

@@ -59,6 +59,11 @@ def transpose(a: Tensor, axes=None) -> Tensor:
         raise ValueError(f"transpose: {axes} is not a permutation of the {a.ndim} axes")
     if axes == tuple(range(a.ndim)):
         return a
+    src = a._ctx
+    if type(src) is Transpose and all(src.axes[ax] == i for i, ax in enumerate(axes)):
+        # undoing a recorded transpose (matmul's backward does, for linear's W^T): the tensor
+        # it came from, same values and same graph, one op and one copy fewer at every order
+        return src.inputs[0]
     return Transpose.apply(a, axes=axes)
 
 

@@ -1,0 +1,103 @@
+"""The same MAML meta-iteration written in PyTorch, for ``bench --compare torch``.
+
+Two versions, as a PyTorch user would write them: a loop over tasks (torch.autograd)
+and one batched call with torch.func (``vmap`` over tasks of an inner step made with
+``grad``). Both start from tinymeta's initial parameters and batch, take one inner
+SGD step, differentiate the query loss through it (second order unless
+``first_order``) and make one Adam step, as tinymeta's meta-iteration does.
+
+PyTorch is never a dependency: this module is imported only when asked for, and
+only here. The networks mirror :class:`tinymeta.nn.ConvNet` (strided Omniglot
+variant) and :class:`tinymeta.nn.MLP`; they must follow those if they change.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as TF
+from torch.func import grad, vmap
+
+
+def _conv_forward(p, x, model):
+    """ConvNet.body + head for one task: x (N, C, H, W)."""
+    for i in range(1, model.blocks + 1):
+        x = TF.conv2d(x, p[f"conv{i}"], p[f"conv{i}_b"], stride=2, padding=1)
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+        x = (x - mean) / torch.sqrt(var + model_eps(model))
+        if f"bn{i}_w" in p:
+            x = x * p[f"bn{i}_w"].view(1, -1, 1, 1)
+        x = torch.relu(x + p[f"bn{i}_b"].view(1, -1, 1, 1))
+    return x.mean(dim=(2, 3)) @ p["head"].T + p["head_b"]
+
+
+def model_eps(model):
+    return getattr(model, "bn_eps", 1e-5)
+
+
+def _mlp_forward(p, x, n_layers):
+    for i in range(1, n_layers):
+        x = torch.relu(x @ p[f"w{i}"].T + p[f"b{i}"])
+    return x @ p[f"w{n_layers}"].T + p[f"b{n_layers}"]
+
+
+class TorchMAML:
+    """One MAML meta-iteration (1 inner step) in PyTorch: ``loop()`` and ``vmapped()``."""
+
+    def __init__(self, kind, model, params, batch, inner_lr, meta_lr, first_order=False):
+        self.first_order = first_order
+        self.inner_lr = inner_lr
+        self.params = {k: torch.tensor(v.numpy(), requires_grad=True) for k, v in params.items()}
+        xs, ys, xq, yq = (torch.tensor(b.numpy()) for b in (*batch.support, *batch.query))
+        self.xs, self.ys, self.xq, self.yq = xs, ys, xq, yq
+        if kind == "conv":
+            self.forward = lambda p, x: _conv_forward(p, x, model)
+            self.loss = lambda out, y: TF.cross_entropy(out, y)
+        else:
+            n = len(model.sizes) - 1
+            self.forward = lambda p, x: _mlp_forward(p, x, n)
+            self.loss = lambda out, y: ((out - y) ** 2).mean()
+        self.opt = torch.optim.Adam(list(self.params.values()), lr=meta_lr)
+
+    def _task_loss(self, p, xs, ys, xq, yq):
+        """Query loss of one task after one inner step (as a function of the meta-parameters)."""
+        inner = self.loss(self.forward(p, xs), ys)
+        names = list(p)
+        g = torch.autograd.grad(inner, [p[k] for k in names], create_graph=not self.first_order)
+        fast = {k: p[k] - self.inner_lr * gk for k, gk in zip(names, g)}
+        return self.loss(self.forward(fast, xq), yq)
+
+    def loop(self):
+        """A Python loop over tasks, the way most MAML code is written."""
+        self.opt.zero_grad()
+        T = self.xs.shape[0]
+        total = sum(self._task_loss(self.params, self.xs[t], self.ys[t], self.xq[t], self.yq[t])
+                    for t in range(T)) / T
+        total.backward()
+        self.opt.step()
+        return total.item() if not total.requires_grad else total.detach().item()
+
+    def vmapped(self):
+        """All tasks at once with torch.func: vmap over tasks of (inner grad step, query loss)."""
+        lr, fo = self.inner_lr, self.first_order
+
+        def inner_loss(p, xs, ys):
+            return self.loss(self.forward(p, xs), ys)
+
+        def task(p, xs, ys, xq, yq):
+            g = grad(inner_loss)(p, xs, ys)
+            if fo:
+                g = {k: v.detach() for k, v in g.items()}
+            fast = {k: p[k] - lr * g[k] for k in p}
+            return self.loss(self.forward(fast, xq), yq)
+
+        self.opt.zero_grad()
+        losses = vmap(task, in_dims=(None, 0, 0, 0, 0))(self.params, self.xs, self.ys, self.xq, self.yq)
+        total = losses.mean()
+        total.backward()
+        self.opt.step()
+        return total.item() if not total.requires_grad else total.detach().item()
+
+
+def torch_version() -> str:
+    return f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
