@@ -16,11 +16,17 @@ import torch
 import torch.nn.functional as TF
 from torch.func import grad, vmap
 
+from ..ops.conv import same_padding
+
 
 def _conv_forward(p, x, model):
     """ConvNet.body + head for one task: x (N, C, H, W)."""
     for i in range(1, model.blocks + 1):
-        x = TF.conv2d(x, p[f"conv{i}"], p[f"conv{i}_b"], stride=2, padding=1)
+        if model.padding == "same":  # TensorFlow's rule, as ConvNet(padding="same"): the odd pixel after
+            (top, bottom), (left, right) = (same_padding(s, 3, 2) for s in x.shape[-2:])
+            x = TF.conv2d(TF.pad(x, (left, right, top, bottom)), p[f"conv{i}"], p[f"conv{i}_b"], stride=2)
+        else:
+            x = TF.conv2d(x, p[f"conv{i}"], p[f"conv{i}_b"], stride=2, padding=model.padding)
         mean = x.mean(dim=(0, 2, 3), keepdim=True)
         var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
         x = (x - mean) / torch.sqrt(var + model_eps(model))
@@ -31,7 +37,7 @@ def _conv_forward(p, x, model):
 
 
 def model_eps(model):
-    return getattr(model, "bn_eps", 1e-5)
+    return model.bn_eps
 
 
 def _mlp_forward(p, x, n_layers):
