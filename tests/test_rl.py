@@ -347,3 +347,11 @@ def test_run_refuses_to_resume_with_other_settings(tmp_path):
         _run(tmp_path, "c", "--iterations", "2", "--resume", "--fast-lr", "0.1", "--no-eval")
     with pytest.raises(FileExistsError, match="--resume"):
         _run(tmp_path, "c", "--iterations", "2", "--no-eval")
+
+
+def test_presets_set_defaults_and_flags_override():
+    from tinymeta.rl.run import parse_args
+    a = parse_args(["--preset", "nav2d-maml", "--logdir", "x"])
+    assert (a.meta_batch, a.fast_batch, a.fast_lr, a.max_kl, a.hidden, a.iterations) == (40, 20, 0.5, 0.01,
+                                                                                          [100, 100], 100)
+    assert parse_args(["--preset", "nav2d-smoke", "--logdir", "x", "--meta-batch", "3"]).meta_batch == 3

@@ -19,6 +19,14 @@ maml_npo.py:80-140 (inner surrogate line 102, ratio surrogate 120-124, mean KL 1
 old distribution = the post-update sampling policy, ``kl_constrain_step = -1`` line 40);
 the iteration, sandbox/rocky/tf/algos/batch_maml_polopt.py:152-189; the inner step
 on every parameter, sandbox/rocky/tf/policies/maml_minimal_gauss_mlp_policy.py:163-206, 278-301.
+
+Deliberate differences from that code:
+- "pretrained" is this same TRPO with no inner step; the original's pretrained
+  policy (``use_maml=False``) swapped TRPO for a first-order optimizer (maml_npo.py:31-36);
+- Meta-SGD's rates start at MAML's fast rate (0.5 everywhere), so iteration 0 is
+  MAML's; the Meta-SGD paper's U[0.005, 0.1] is its supervised setting (``lr_init``);
+- sampling, the baseline and TRPO differ as their modules say (fixed trajectory
+  count per task; exact Hessian-vector products).
 """
 from __future__ import annotations
 

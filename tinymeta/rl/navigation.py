@@ -138,7 +138,7 @@ def discounted_cumsum(x: np.ndarray, discount: float) -> np.ndarray:
 def process(paths: Paths, baseline, discount: float = 0.99, center: bool = True) -> Paths:
     """Returns, baseline and advantages of every task, as rllab's ``process_samples``.
 
-    returns: discounted (0.99, rllab/algos ... batch_maml_polopt.py:39) reward-to-go;
+    returns: discounted reward-to-go (discount 0.99: sandbox/rocky/tf/algos/batch_maml_polopt.py:39);
     the baseline is fitted to each task's own paths and then evaluated on them
     (rllab/sampler/base.py:53-67); with GAE lambda = 1 (batch_maml_polopt.py:40)
     the advantage telescopes to ``return - baseline``; ``center`` standardises the

@@ -14,6 +14,15 @@ test_maml_point.py): 40 goals drawn with seed 1 (lines 26-28), 40 trajectories
 per goal and step (batch_size=4000 of horizon 100, line 72), inner rate 0.5 for
 the first step and half of it after (line 75), the same for every policy
 (lines 35-36); the original plots steps 0-3 (icml/make_point_plots.py:18).
+The goals differ (drawn with NumPy's Generator, not ``np.random.seed(1)``), and the
+random initialisation is this ReLU policy freshly initialised (the original's
+random policy used rllab's default tanh network, test_maml_point.py:56-60).
+
+``PAPER_RETURNS`` holds the numbers behind the MAML paper's Fig. 4 (left), the
+mean over 40 goals of the files icml/icml_point_results_{maml,sens0,random,oracle}.pkl
+in cbfinn/maml_rl (read as data with ``pickletools``, never unpickled; "sens0" is the
+pretrained policy, ``maml0`` in test_maml_point.py:36-38). That MAML policy was
+trained with 20 tasks per meta-batch (test_maml_point.py:21), the launcher says 40.
 """
 from __future__ import annotations
 
@@ -34,10 +43,32 @@ from .policy import GaussianMLPPolicy
 
 CHECKPOINT, LOG, RESULTS = "checkpoint.npz", "log.jsonl", "results.json"
 PAPER_ITERATIONS = 100  # maml_examples/maml_trpo_point.py:54 (n_itr=100)
+PAPER_RETURNS = {  # average return after 0, 1, 2, 3 steps (see the module docstring)
+    "meta-learned": [-40.41, -11.68, -3.33, -3.23],
+    "pretrained": [-40.81, -19.73, -11.72, -8.47],
+    "random": [-82.66, -57.96, -53.84, -46.81],
+    "oracle": [-2.29],
+}
+
+
+# Settings by name; explicit flags override a preset's values.
+PRESETS = {
+    # the original's point-robot run: maml_examples/maml_trpo_point.py:15-23, 38, 54, 63
+    "nav2d-maml": {"algorithm": "maml", "iterations": 100, "seed": 1, "meta_batch": 40, "fast_batch": 20,
+                   "fast_lr": 0.5, "inner_steps": 1, "max_kl": 0.01, "horizon": 100, "hidden": [100, 100]},
+    "nav2d-meta-sgd": {"algorithm": "meta-sgd", "iterations": 100, "seed": 1, "meta_batch": 40, "fast_batch": 20,
+                       "fast_lr": 0.5, "inner_steps": 1, "max_kl": 0.01, "horizon": 100, "hidden": [100, 100]},
+    "nav2d-pretrained": {"algorithm": "pretrained", "iterations": 100, "seed": 1, "meta_batch": 40,
+                         "fast_batch": 20, "fast_lr": 0.5, "max_kl": 0.01, "horizon": 100, "hidden": [100, 100]},
+    # seconds on a laptop: to see every part run, not to learn anything
+    "nav2d-smoke": {"iterations": 3, "meta_batch": 4, "fast_batch": 5, "horizon": 20, "hidden": [16],
+                    "eval_tasks": 4, "eval_trajectories": 5},
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tinymeta.rl.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="named settings (flags override)")
     p.add_argument("--algorithm", choices=ALGORITHMS, default="maml")
     p.add_argument("--iterations", type=int, default=PAPER_ITERATIONS, help="meta-iterations (original: 100)")
     p.add_argument("--seed", type=int, default=1, help="training seed (original: 1, maml_trpo_point.py:63)")
@@ -142,11 +173,15 @@ def plot(results: dict, paths: dict, folder: str, title: str) -> list[str]:
     for name, r in results.items():
         c, ls, m = styles.get(name, ("r", "-", "v"))
         ax.errorbar(r["steps"], r["mean"], yerr=r["ci95"], color=c, linestyle=ls, marker=m, label=name, capsize=3)
+        paper = PAPER_RETURNS[name][:len(r["steps"])]
+        ax.plot(range(len(paper)), paper, color=c, linestyle=ls, marker=m, alpha=0.3,
+                label=f"{name}, MAML paper" if name == "meta-learned" else None)
+    ax.axhline(PAPER_RETURNS["oracle"][0], color="r", alpha=0.3, linestyle="-.", label="oracle, MAML paper")
     ax.set_xlabel("number of gradient steps")
     ax.set_ylabel("average return")
     ax.set_xticks(results[next(iter(results))]["steps"])
-    ax.set_title(title)
-    ax.legend()
+    ax.set_title(title + "\n(faint: the MAML paper's Fig. 4 data)", fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     out = [str(_save_png(fig, os.path.join(folder, "returns.png")))]
 
@@ -177,8 +212,18 @@ def plot(results: dict, paths: dict, folder: str, title: str) -> list[str]:
     return out
 
 
+def parse_args(argv=None) -> argparse.Namespace:
+    """Flags, with ``--preset``'s values as the defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.preset:
+        parser.set_defaults(**PRESETS[args.preset])
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     if args.pretrained and not os.path.exists(os.path.join(args.pretrained, CHECKPOINT)):
         raise SystemExit(f"--pretrained {args.pretrained}: no {CHECKPOINT} there; train one with "
                          "--algorithm pretrained --logdir DIR first")
@@ -198,7 +243,7 @@ def main(argv=None) -> int:
                "seconds_per_iteration": state["train_seconds"] / iters if iters else None,
                "eval_seconds": time.monotonic() - t0, "pretrained_from": args.pretrained,
                "eval": {"tasks": args.eval_tasks, "trajectories": args.eval_trajectories, "seed": args.eval_seed},
-               "average_return": results}
+               "average_return": results, "paper_average_return": PAPER_RETURNS}
     write_text(os.path.join(args.logdir, RESULTS), json.dumps(summary, indent=2) + "\n")
     figs = plot(results, paths, args.logdir, f"2D navigation, {args.algorithm}, {iters} iterations")
     for name, r in results.items():
