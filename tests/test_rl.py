@@ -298,23 +298,25 @@ def test_trpo_step_on_a_quadratic_is_the_closed_form_natural_step():
 
 
 def test_trpo_rejects_a_step_that_cannot_improve():
-    x = {"x": tm.tensor(np.zeros(2), dtype="float64", requires_grad=True)}
+    """loss = -x + 1e4 x^2 improves only for 0 < x < 1e-4; even 0.8^14 of the KL-sized step overshoots."""
+    x = {"x": tm.tensor(np.zeros(1), dtype="float64", requires_grad=True)}
 
-    def objective(p):  # the loss is minimal at 0 already: no backtrack improves it
-        return (p["x"] * p["x"]).sum() + (p["x"]).sum() * 0.0, 0.5 * (p["x"] * p["x"]).sum()
+    def objective(p):
+        return (1e4 * p["x"] * p["x"] - p["x"]).sum(), 0.5 * (p["x"] * p["x"]).sum()
 
-    info = trpo_step(x, objective, max_kl=0.01)
-    assert not info["accepted"]
-    np.testing.assert_array_equal(x["x"].numpy(), [0, 0])
+    info = trpo_step(x, objective, max_kl=0.01, reg_coeff=0.0)
+    assert not info["accepted"] and info["backtracks"] == 14
+    np.testing.assert_array_equal(x["x"].numpy(), [0.0])
 
 
 # ---- the training loop ------------------------------------------------------------------------
 def test_iteration_improves_meta_objective_and_respects_kl():
     learner = MetaRL(GaussianMLPPolicy(sizes=(2, 8, 2)), meta_batch=3, fast_batch=3, horizon=10)
     p = learner.init_params(0, dtype="float64")
+    before = flatten(p)
     info = learner.iteration(p, np.random.default_rng(0))
-    if info["accepted"]:
-        assert info["loss_after"] < info["loss_before"] and info["kl"] <= 0.01
+    assert info["accepted"] and info["loss_after"] < info["loss_before"] and 0 < info["kl"] <= 0.01
+    assert not np.array_equal(flatten(p), before)
 
 
 def _run(tmp_path, name, *extra):
