@@ -320,7 +320,7 @@ def test_iteration_improves_meta_objective_and_respects_kl():
 
 
 def _run(tmp_path, name, *extra):
-    from tinymeta.rl.run import main
+    from tinymeta.experiment.rl import main
     args = ["--logdir", str(tmp_path / name), "--meta-batch", "2", "--fast-batch", "2", "--horizon", "8",
             "--hidden", "6", "--dtype", "float64", "--eval-tasks", "4", "--eval-trajectories", "2", *extra]
     assert main(args) == 0
@@ -328,7 +328,7 @@ def _run(tmp_path, name, *extra):
 
 
 def test_run_trains_evaluates_and_resumes_exactly(tmp_path):
-    from tinymeta.checkpoint import load_checkpoint
+    from tinymeta.experiment.checkpoint import load_checkpoint
     pre = _run(tmp_path, "pre", "--algorithm", "pretrained", "--iterations", "2")
     straight = _run(tmp_path, "a", "--iterations", "3", "--pretrained", str(pre), "--no-eval")
     _run(tmp_path, "b", "--iterations", "2", "--no-eval")
@@ -352,7 +352,7 @@ def test_run_refuses_to_resume_with_other_settings(tmp_path):
 
 
 def test_presets_set_defaults_and_flags_override():
-    from tinymeta.rl.run import parse_args
+    from tinymeta.experiment.rl import parse_args
     a = parse_args(["--preset", "nav2d-maml", "--logdir", "x"])
     assert (a.meta_batch, a.fast_batch, a.fast_lr, a.max_kl, a.hidden, a.iterations) == (40, 20, 0.5, 0.01,
                                                                                           [100, 100], 100)

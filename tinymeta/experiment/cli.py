@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import __version__, backend
 from ..files import write_text
 from ..tasks import TASK_FAMILIES
-from . import bench, cli_data, demo, docs, report, runs
+from . import bench, cli_data, demo, docs, report, rl, runs
 from .checkpoint import load_checkpoint
 from .config import Config
 from .curves import plot_runs
@@ -264,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_docs.add_argument("--out", default="docs/api", help="output folder (default: docs/api)")
     p_docs.set_defaults(func=lambda args: _docs(args, p_docs))
 
+    p_rl = sub.add_parser("rl", add_help=False, help="MAML / Meta-SGD on the MAML paper's 2D navigation "
+                          "(reinforcement learning; `tinymeta rl --help`)")
+    p_rl.set_defaults(func=lambda args: rl.main([]))  # main() hands `rl ...` to rl.main whole
+
     cli_data.add_subcommands(sub)
     parser.subcommands = sub.choices  # name -> its parser, for errors in a subcommand's own words
     return parser
@@ -305,6 +309,9 @@ USER_ERRORS = [((ValueError, FileNotFoundError, FileExistsError, NotADirectoryEr
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["rl"]:  # its own parser takes every flag (argparse would eat --help before it)
+        return rl.main(argv[1:])
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     command = getattr(args, "command", None)

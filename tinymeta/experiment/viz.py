@@ -18,7 +18,7 @@ from ..tasks.sine import Sinusoid
 _PAD = 0.82  # light grey between images, so white backgrounds stay visible
 
 
-def _new_figure(figsize):
+def new_figure(figsize):
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
 
@@ -27,7 +27,7 @@ def _new_figure(figsize):
     return fig
 
 
-def _save_png(fig, path) -> Path:
+def save_png(fig, path) -> Path:
     """Save ``fig`` as a PNG at ``path`` atomically; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def save_task_grid(batch, path, task: int = 0, max_query: int | None = None, tit
             canvas[y0:y0 + h, q0 + j * cell_w:q0 + j * cell_w + w] = img
 
     scale = 1.6 if h < 50 else 0.9  # inches per 100 px: small images are drawn bigger
-    fig = _new_figure((1.6 + canvas.shape[1] * scale / 100, 0.75 + canvas.shape[0] * scale / 100))
+    fig = new_figure((1.6 + canvas.shape[1] * scale / 100, 0.75 + canvas.shape[0] * scale / 100))
     ax = fig.add_axes([1.5 / fig.get_figwidth(), 0.15 / fig.get_figheight(),
                        1 - 1.6 / fig.get_figwidth(), 1 - 0.7 / fig.get_figheight()])
     ax.imshow(canvas, interpolation="nearest")
@@ -101,7 +101,7 @@ def save_task_grid(batch, path, task: int = 0, max_query: int | None = None, tit
     for spine in ax.spines.values():
         spine.set_visible(False)
     fig.suptitle(title or f"task {task}: {len(labels)}-way {k}-shot", fontsize=10, y=0.995)
-    return _save_png(fig, path)
+    return save_png(fig, path)
 
 
 def batch_rotates(info: dict) -> bool:
@@ -133,7 +133,7 @@ def plot_sine_tasks(source, path, num_tasks: int = 4, seed: int = 0, num_points:
     hi = max(sine.x_range[1], float(xs.max()), float(xq.max()))
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig = _new_figure((3.6 * cols, 2.8 * rows + 0.4))
+    fig = new_figure((3.6 * cols, 2.8 * rows + 0.4))
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True)  # one scale: amplitudes compare
     for t, ax in enumerate(axes.flat):
         if t >= n:
@@ -153,7 +153,7 @@ def plot_sine_tasks(source, path, num_tasks: int = 4, seed: int = 0, num_points:
     axes.flat[0].legend(fontsize=7, loc="lower left")
     fig.suptitle(title or f"{n} sine tasks  y = A sin(x - \N{GREEK SMALL LETTER PHI})", fontsize=10)
     fig.tight_layout()
-    return _save_png(fig, path)
+    return save_png(fig, path)
 
 
 __all__ = ["save_task_grid", "plot_sine_tasks"]

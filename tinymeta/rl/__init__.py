@@ -5,5 +5,5 @@ baseline.py    rllab's linear feature baseline, fitted per task
 policy.py      Gaussian MLP policy over a parameter dict; log-likelihood and KL
 trpo.py        conjugate gradient, exact Hessian-vector products of the KL, line search
 maml_rl.py     the inner policy-gradient step and the meta-objective on the task axis
-run.py         ``python -m tinymeta.rl.run``: train, checkpoint, evaluate, plot
+(the command ``python -m tinymeta rl`` lives in tinymeta/experiment/rl.py: train, checkpoint, evaluate, plot)
 """

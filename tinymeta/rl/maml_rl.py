@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..algorithms.common import expand
+from ..algorithms.common import per_task
 from ..autograd import enable_grad, grad, is_grad_enabled, no_grad
 from ..tensor import Tensor, tensor
 from . import navigation
@@ -91,7 +91,7 @@ def meta_objective(policy, meta_params: dict, inner_paths: list, outer_paths, ra
     (empty: plain TRPO). Under ``no_grad`` (the line search) nothing is recorded.
     """
     model = {k: v for k, v in meta_params.items() if not k.startswith(RATE_PREFIX)}
-    fast = expand(model, outer_paths.num_tasks)
+    fast = per_task(model, outer_paths.num_tasks)
     for paths in inner_paths:
         fast = adapt(policy, fast, paths, rates, create_graph=True)
     like = meta_params["w1"]
@@ -164,7 +164,7 @@ class MetaRL:
         test_maml_point.py:75: first step ``init_learning_rate``, then half of it).
         """
         rates = self.rates(meta_params) if rates is None else rates
-        fast = {k: v.detach() for k, v in expand(self.policy_params(meta_params), len(goals)).items()}
+        fast = {k: v.detach() for k, v in per_task(self.policy_params(meta_params), len(goals)).items()}
         all_paths = [self.sample(fast, goals, rng, num_trajectories)]
         for k in range(steps):
             scale = 1.0 if k == 0 else 0.5
@@ -178,7 +178,7 @@ class MetaRL:
         """Sample a meta-batch, adapt, and take one TRPO step on the meta-objective (in place)."""
         goals = navigation.sample_goals(rng, self.meta_batch)
         rates = self.rates(meta_params)
-        fast = {k: v.detach() for k, v in expand(self.policy_params(meta_params), self.meta_batch).items()}
+        fast = {k: v.detach() for k, v in per_task(self.policy_params(meta_params), self.meta_batch).items()}
         paths = [self.sample(fast, goals, rng, self.fast_batch)]
         for _ in range(self.inner_steps):  # fast weights as numbers, only to sample with
             fast = adapt(self.policy, fast, paths[-1], rates, create_graph=False)

@@ -1,6 +1,6 @@
 """Train and evaluate MAML / Meta-SGD / pretrained TRPO on 2D navigation, resumably.
 
-    python -m tinymeta.rl.run --algorithm maml --iterations 100 --seed 1 --logdir DIR \\
+    python -m tinymeta rl --algorithm maml --iterations 100 --seed 1 --logdir DIR \\
         [--time-limit SECONDS] [--resume] [--pretrained PRETRAINED_DIR]
 
 Writes into DIR: ``checkpoint.npz`` (after every iteration; ``--resume`` continues
@@ -34,12 +34,12 @@ import time
 
 import numpy as np
 
-from .._io import write_text
+from ..files import write_text
 from ..algorithms.common import summarize
-from ..checkpoint import load_checkpoint, save_checkpoint  # the one place the checkpoint module is named
-from . import navigation
-from .maml_rl import ALGORITHMS, MetaRL
-from .policy import GaussianMLPPolicy
+from ..rl import navigation
+from ..rl.maml_rl import ALGORITHMS, MetaRL
+from ..rl.policy import GaussianMLPPolicy
+from .checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT, LOG, RESULTS = "checkpoint.npz", "log.jsonl", "results.json"
 PAPER_ITERATIONS = 100  # maml_examples/maml_trpo_point.py:54 (n_itr=100)
@@ -67,7 +67,7 @@ PRESETS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tinymeta.rl.run", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="tinymeta rl", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="named settings (flags override)")
     p.add_argument("--algorithm", choices=ALGORITHMS, default="maml")
     p.add_argument("--iterations", type=int, default=PAPER_ITERATIONS, help="meta-iterations (original: 100)")
@@ -165,9 +165,9 @@ def evaluate_policies(learner: MetaRL, policies: dict, args) -> tuple[dict, dict
 
 def plot(results: dict, paths: dict, folder: str, title: str) -> list[str]:
     """returns.png (average return vs inner steps) and trajectories.png (before/after adaptation)."""
-    from ..viz import _new_figure, _save_png  # noqa: PLC0415 (matplotlib only when plotting)
+    from .viz import new_figure, save_png  # noqa: PLC0415 (matplotlib only when plotting)
 
-    fig = _new_figure((5.5, 4))
+    fig = new_figure((5.5, 4))
     ax = fig.add_subplot(1, 1, 1)
     styles = {"meta-learned": ("g", "-", "o"), "pretrained": ("b", "--", "s"), "random": ("k", ":", "^")}
     for name, r in results.items():
@@ -183,10 +183,10 @@ def plot(results: dict, paths: dict, folder: str, title: str) -> list[str]:
     ax.set_title(title + "\n(faint: the MAML paper's Fig. 4 data)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    out = [str(_save_png(fig, os.path.join(folder, "returns.png")))]
+    out = [str(save_png(fig, os.path.join(folder, "returns.png")))]
 
     runs = paths["meta-learned"]
-    fig = _new_figure((12, 3.4))
+    fig = new_figure((12, 3.4))
     shown = min(4, runs[0].num_tasks)
     for j in range(shown):
         ax = fig.add_subplot(1, shown, j + 1)
@@ -208,7 +208,7 @@ def plot(results: dict, paths: dict, folder: str, title: str) -> list[str]:
             ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"{title}: trajectories before (red) and after one policy-gradient step (blue)")
     fig.tight_layout()
-    out.append(str(_save_png(fig, os.path.join(folder, "trajectories.png"))))
+    out.append(str(save_png(fig, os.path.join(folder, "trajectories.png"))))
     return out
 
 
