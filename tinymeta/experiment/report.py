@@ -120,6 +120,35 @@ def omniglot_table(runs: Path) -> list[str]:
     return lines
 
 
+def rl_table(runs: Path) -> list[str]:
+    """2D navigation: average return after 0-3 inner steps, tinymeta's runs beside the MAML paper's Fig. 4 data."""
+    maml = _load(runs / "rl-nav2d-maml" / "results.json")
+    if maml is None:
+        return ["(not run yet)"]
+
+    def row(label, r, iters=""):
+        cells = " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in zip(r["mean"], r["ci95"]))
+        return f"| {label} | {iters} | {cells} |"
+
+    lines = ["| policy | iterations (paper's) | 0 steps | 1 step | 2 steps | 3 steps |", "|---|---|---|---|---|---|"]
+    lines.append(row("MAML", maml["average_return"]["meta-learned"],
+                     f"{maml['iterations_done']} ({maml['paper_iterations']})"))
+    sgd = _load(runs / "rl-nav2d-meta-sgd" / "results.json")
+    if sgd is not None:
+        lines.append(row("Meta-SGD", sgd["average_return"]["meta-learned"],
+                         f"{sgd['iterations_done']} ({sgd['paper_iterations']}), stopped early"
+                         if sgd["iterations_done"] < sgd["paper_iterations"] else str(sgd["iterations_done"])))
+    pre = _load(runs / "rl-nav2d-pretrained" / "results.json")
+    if "pretrained" in maml["average_return"]:
+        its = "" if pre is None else f"{pre['iterations_done']} ({pre['paper_iterations']})"
+        lines.append(row("pretrained (TRPO on all goals)", maml["average_return"]["pretrained"], its))
+    lines.append(row("random initialisation", maml["average_return"]["random"]))
+    for name, label in (("meta-learned", "MAML"), ("pretrained", "pretrained"), ("random", "random")):
+        paper = maml["paper_average_return"][name]
+        lines.append(f"| *MAML paper, {label}* | | " + " | ".join(f"{v:.2f}" for v in paper) + " |")
+    return lines
+
+
 def old_protocol_lines(runs: Path) -> list[str]:
     """The Omniglot runs trained before the presets followed the original code (results/runs/old-protocol/)."""
     old = runs / "old-protocol"
@@ -219,6 +248,17 @@ def make_report(root: Path = Path(".")) -> str:
         "order and resumes unfinished runs.",
         "",
         *old_protocol_lines(runs),
+        "",
+        "## Reinforcement learning: 2D navigation (MAML paper, Sec. 5.3, Fig. 4)",
+        "",
+        "Average return over 40 test goals x 40 trajectories (95% CI) after 0-3 policy-gradient steps; "
+        "the paper's rows are the data behind its Fig. 4 (cbfinn/maml_rl `icml/icml_point_results_*.pkl`).",
+        "",
+        *rl_table(runs),
+        "",
+        "Commands: `results/runs/rl-nav2d-*/command.txt` (`python -m tinymeta rl ...`); curves and "
+        "trajectories before and after adaptation: `results/runs/rl-nav2d-maml/returns.png`, "
+        "`trajectories.png`.",
         "",
     ]
     if notes.exists():
