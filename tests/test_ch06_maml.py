@@ -201,6 +201,10 @@ def surrogate_unmasked(logp, adv, valid):
     return -(logp * tm.tensor(adv)).sum((1, 2)) / tm.tensor(valid.sum(axis=(1, 2)))
 
 
+def surrogate_plain_mean(logp, adv, valid):
+    return -(logp * tm.tensor(adv)).mean((1, 2))
+
+
 def surrogate_one_number(logp, adv, valid):
     return solution.reinforce_surrogate(logp, adv, valid).mean()
 
@@ -221,6 +225,7 @@ def surrogate_no_advantage(logp, adv, valid):
     (surrogate_flipped, "the sign is flipped"),
     (surrogate_all_steps, "you divided by all N x H"),
     (surrogate_unmasked, "steps after the end of a trajectory were counted"),
+    (surrogate_plain_mean, "valid was ignored"),
     (surrogate_one_number, "one loss per task"),
     (surrogate_numpy, "should be a Tensor on the graph"),
     (surrogate_detached, "does not depend on logp"),
