@@ -151,3 +151,164 @@ def test_meta_gradient_case_separates_first_and_second_order():
     fo = mistakes[0][0]
     rel = max(np.abs(fo[k] - ref[k]).max() / np.abs(ref[k]).max() for k in ref)
     assert rel > 0.1
+
+
+# ==== MAML for reinforcement learning (chapter 06_maml_for_rl): its three checkers ================================
+from tinymeta.exercises.ch06_maml import (check_discounted_returns, check_hessian_vector_product,  # noqa: E402
+                                          check_reinforce_surrogate)
+from tinymeta.rl.navigation import discounted_cumsum  # noqa: E402
+
+
+@pytest.mark.parametrize("checker, fn", [
+    (check_reinforce_surrogate, solution.reinforce_surrogate),
+    (check_discounted_returns, solution.discounted_returns),
+    (check_hessian_vector_product, solution.hessian_vector_product),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_rl_reference_passes(checker, fn, capsys):
+    assert checker(fn) is True
+    checker(fn, raise_on_failure=True)
+    assert "correct!" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("checker, nargs", [(check_reinforce_surrogate, 3), (check_discounted_returns, 2),
+                                            (check_hessian_vector_product, 3)])
+def test_rl_not_attempted(checker, nargs, capsys):
+    def stub(*args):
+        assert len(args) == nargs
+        raise NotImplementedError("Exercise")
+    assert checker(stub) is False
+    assert "not attempted" in capsys.readouterr().out
+
+
+def test_reinforce_surrogate_by_hand():
+    """One task, one trajectory of 3 steps, the last invalid: -(l0 a0 + l1 a1) / 2, gradient -a / 2."""
+    logp = tm.tensor(np.array([[[-1.0, -2.0, -3.0]]]), requires_grad=True)
+    adv, valid = np.array([[[2.0, -1.0, 5.0]]]), np.array([[[1.0, 1.0, 0.0]]])
+    loss = solution.reinforce_surrogate(logp, adv, valid)
+    assert np.allclose(loss.numpy(), [-(-2.0 + 2.0) / 2])
+    assert np.allclose(tm.grad(loss.sum(), logp).numpy(), [[[-1.0, 0.5, 0.0]]])
+
+
+def surrogate_flipped(logp, adv, valid):
+    return -solution.reinforce_surrogate(logp, adv, valid)
+
+
+def surrogate_all_steps(logp, adv, valid):
+    return -(logp * tm.tensor(adv * valid)).sum((1, 2)) / float(valid[0].size)
+
+
+def surrogate_unmasked(logp, adv, valid):
+    return -(logp * tm.tensor(adv)).sum((1, 2)) / tm.tensor(valid.sum(axis=(1, 2)))
+
+
+def surrogate_plain_mean(logp, adv, valid):
+    return -(logp * tm.tensor(adv)).mean((1, 2))
+
+
+def surrogate_one_number(logp, adv, valid):
+    return solution.reinforce_surrogate(logp, adv, valid).mean()
+
+
+def surrogate_numpy(logp, adv, valid):
+    return solution.reinforce_surrogate(logp, adv, valid).numpy()
+
+
+def surrogate_detached(logp, adv, valid):
+    return tm.tensor(solution.reinforce_surrogate(logp, adv, valid).numpy())
+
+
+def surrogate_no_advantage(logp, adv, valid):
+    return solution.reinforce_surrogate(logp, np.ones_like(adv), valid)
+
+
+@pytest.mark.parametrize("fn, message", [
+    (surrogate_flipped, "the sign is flipped"),
+    (surrogate_all_steps, "you divided by all N x H"),
+    (surrogate_unmasked, "steps after the end of a trajectory were counted"),
+    (surrogate_plain_mean, "valid was ignored"),
+    (surrogate_one_number, "one loss per task"),
+    (surrogate_numpy, "should be a Tensor on the graph"),
+    (surrogate_detached, "does not depend on logp"),
+    (surrogate_no_advantage, "the advantages are missing"),
+])
+def test_reinforce_surrogate_mistakes(fn, message, capsys):
+    assert_fails(check_reinforce_surrogate, fn, message, capsys)
+
+
+def test_discounted_returns_by_hand():
+    assert np.allclose(solution.discounted_returns(np.array([1.0, 2.0, 4.0]), 0.5), [1 + 1 + 1, 2 + 2, 4])
+
+
+def returns_forward(rewards, discount):
+    return np.cumsum(rewards * discount ** np.arange(rewards.shape[-1]), axis=-1)
+
+
+def returns_shifted(rewards, discount):
+    return discount * discounted_cumsum(rewards, discount)
+
+
+def returns_from_zero(rewards, discount):
+    return discounted_cumsum(rewards * discount ** np.arange(rewards.shape[-1]), 1.0)
+
+
+def returns_total(rewards, discount):
+    total = (rewards * discount ** np.arange(rewards.shape[-1])).sum(-1, keepdims=True)
+    return np.broadcast_to(total, rewards.shape)
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda r, d: discounted_cumsum(r, 1.0), "there is no discount"),
+    (returns_forward, "sums the rewards BEFORE t"),
+    (lambda r, d: np.cumsum(r, axis=-1), "running sum from the start, undiscounted"),
+    (returns_total, "the whole trajectory's discounted return"),
+    (returns_shifted, "the exponent is off by one"),
+    (returns_from_zero, "counted from step 0"),
+    (lambda r, d: discounted_cumsum(r, d)[..., 0], "one return per step"),
+])
+def test_discounted_returns_mistakes(fn, message, capsys):
+    assert_fails(check_discounted_returns, fn, message, capsys)
+
+
+def test_hessian_vector_product_against_finite_differences():
+    """The reference H v agrees with a central difference of gradients (float64)."""
+    from tinymeta.exercises.ch06_maml import hvp_case
+    f, params, vector = hvp_case(0)
+    hv = solution.hessian_vector_product(f, params, vector)
+    eps = 1e-6
+
+    def grads_at(sign):
+        shifted = {k: tm.tensor(p.numpy() + sign * eps * vector[k], requires_grad=True) for k, p in params.items()}
+        return {k: g.numpy() for k, g in tm.grad(f(shifted), shifted).items()}
+
+    plus, minus = grads_at(1.0), grads_at(-1.0)
+    for k in params:
+        assert np.allclose(hv[k].numpy(), (plus[k] - minus[k]) / (2 * eps), rtol=1e-5, atol=1e-7)
+
+
+def hvp_gradient_only(f, params, vector):
+    return tm.grad(f(params), params)
+
+
+def hvp_ignores_vector(f, params, vector):
+    return solution.hessian_vector_product(f, params, {k: np.ones_like(v) for k, v in vector.items()})
+
+
+def hvp_elementwise(f, params, vector):
+    g = tm.grad(f(params), params)
+    return {k: g[k].numpy() * vector[k] for k in params}
+
+
+def hvp_missing_key(f, params, vector):
+    out = solution.hessian_vector_product(f, params, vector)
+    out.pop("log_std")
+    return out
+
+
+@pytest.mark.parametrize("fn, message", [
+    (hvp_gradient_only, "this is the gradient g itself"),
+    (hvp_ignores_vector, "the vector was not used"),
+    (hvp_elementwise, "this is g * v elementwise"),
+    (hvp_missing_key, "has the wrong keys"),
+])
+def test_hessian_vector_product_mistakes(fn, message, capsys):
+    assert_fails(check_hessian_vector_product, fn, message, capsys)

@@ -171,3 +171,202 @@ def check_maml_meta_gradient(student_fn, raise_on_failure: bool = False) -> bool
 
 
 __all__ = ["check_maml_inner_step", "check_maml_meta_gradient"]
+
+
+# ==== MAML for reinforcement learning (chapter 06_maml_for_rl) =====================================================
+# Three checkers for the RL chapter (Finn et al. 2017, Sec. 3.2 and 5.3; tinymeta.rl):
+# - check_reinforce_surrogate(student_fn): student_fn(logp, advantages, valid) -> (T,) surrogate losses
+#   -sum_{n,t} valid log pi(a|s) A / sum_{n,t} valid, whose gradient is the policy gradient (Eq. 4);
+# - check_discounted_returns(student_fn): student_fn(rewards, discount) -> the reward-to-go
+#   R_t = sum_{k >= t} discount^(k - t) r_k along the last axis;
+# - check_hessian_vector_product(student_fn): student_fn(f, params, vector) -> H v, H the Hessian of the
+#   scalar f(params), from gradients of gradients (what TRPO's conjugate gradient needs).
+from ..rl.navigation import discounted_cumsum as _rl_discounted_cumsum
+from ..rl.policy import GaussianMLPPolicy as _RLPolicy
+from ..rl.policy import kl_divergence as _rl_kl
+from ..rl.trpo import flatten as _rl_flatten
+from ..rl.trpo import hessian_vector_product as _rl_hvp
+
+
+def reinforce_case(seed: int = 0):
+    """(logp leaf (T, N, H), advantages (T, N, H), valid (T, N, H)): 3 tasks, trajectories ending at random steps."""
+    rng = np.random.default_rng(seed)
+    T, N, H = 3, 4, 6
+    ends = rng.integers(2, H + 1, size=(T, N))                      # each trajectory is valid up to its end
+    valid = (np.arange(H) < ends[..., None]).astype(np.float64)
+    return _leaf(rng.normal(size=(T, N, H)) - 2.0), rng.normal(size=(T, N, H)), valid
+
+
+def reinforce_variants(logp: np.ndarray, adv: np.ndarray, valid: np.ndarray):
+    """The reference surrogates and their gradients, and the usual mistakes with their hints."""
+    n_valid = valid.sum(axis=(1, 2))
+    N, H = valid.shape[1:]
+
+    def answer(weights, denom):     # a surrogate sum(weights * logp) / denom: its gradient is weights / denom
+        return {"loss": (weights * logp).sum(axis=(1, 2)) / denom, "grad": weights / denom[:, None, None]}
+
+    ref = answer(-adv * valid, n_valid)
+    mistakes = [
+        (answer(adv * valid, n_valid),
+         "the sign is flipped: the policy gradient ASCENDS mean log pi * A, so the loss to minimise is MINUS it"),
+        (answer(-adv * valid, np.full_like(n_valid, N * H)),
+         (f"you divided by all N x H = {N * H} steps: average over each task's VALID steps only "
+          "(sum of valid), since steps after a trajectory reached its goal did not happen")),
+        (answer(-adv, n_valid),
+         "steps after the end of a trajectory were counted: multiply by valid before summing"),
+        (answer(-adv, np.full_like(n_valid, N * H)),
+         "valid was ignored: multiply log pi * A by valid and divide by the number of valid steps of each task"),
+        (answer(-np.ones_like(adv) * valid, n_valid),
+         "the advantages are missing: each log pi(a_t|s_t) is weighted by its advantage A_t"),
+    ]
+    return ref, mistakes
+
+
+def check_reinforce_surrogate(student_fn, raise_on_failure: bool = False) -> bool:
+    """Check ``student_fn(logp, advantages, valid) -> (T,) Tensor`` (MAML Eq. 4 with a baseline).
+
+    ``logp``: float64 leaf Tensor (T, N, H) of log pi(a_t | s_t); ``advantages``, ``valid``: NumPy
+    (T, N, H) (advantages are constants; valid is 1 up to a trajectory's last step, 0 after).
+    The answer, per task: -sum_{n,t} valid * logp * A / sum_{n,t} valid. Its value is compared,
+    and so is its gradient with respect to logp (it must stay on the graph).
+    """
+
+    def body():
+        for seed in (0, 1):
+            logp, adv, valid = reinforce_case(seed)
+            T = valid.shape[0]
+            what = f"the surrogate of {T} tasks (seed {seed})"
+            out = student_fn(logp, adv.copy(), valid.copy())
+            if not isinstance(out, Tensor):
+                raise Mismatch(f"{what} should be a Tensor on the graph (computed from logp with tinymeta ops), "
+                               f"got {type(out).__name__}: without the graph there is no policy gradient")
+            if out.shape != (T,):
+                hint = " (one loss per task: average within each task, do not reduce over tasks)" \
+                    if out.shape in ((), (1,)) else ""
+                raise Mismatch(f"{what} has shape {out.shape}, expected ({T},){hint}")
+            g = grad(out.sum(), logp, allow_unused=True)
+            if g is None:
+                raise Mismatch(f"{what} does not depend on logp: keep it on the graph (no .numpy(), no detach)")
+            ref, mistakes = reinforce_variants(logp.numpy(), adv, valid)
+            diagnose({"loss": out.numpy(), "grad": g.numpy()}, ref, mistakes, what, rtol=1e-8, atol=1e-10)
+
+    return run_checker("check_reinforce_surrogate", body, raise_on_failure)
+
+
+def returns_case(seed: int = 0):
+    """(rewards (T, N, H), discount): negative distances, as on the navigation task."""
+    rng = np.random.default_rng(seed)
+    return -rng.uniform(0.0, 1.0, size=(2, 3, 7)), 0.9
+
+
+def returns_variants(rewards: np.ndarray, discount: float):
+    """The reward-to-go and the usual mistakes with their hints."""
+    H = rewards.shape[-1]
+    ref = _rl_discounted_cumsum(rewards, discount)
+    powers = discount ** np.arange(H)
+    mistakes = [
+        ({"R": _rl_discounted_cumsum(rewards, 1.0)},
+         "there is no discount: each later reward r_k is weighted by discount^(k - t)"),
+        ({"R": np.cumsum(rewards * powers, axis=-1)},
+         "this sums the rewards BEFORE t (a running sum from the start): the return-to-go sums rewards from t on"),
+        ({"R": np.cumsum(rewards, axis=-1)},
+         "this is a running sum from the start, undiscounted: the return-to-go sums rewards from t to the end"),
+        ({"R": np.broadcast_to((rewards * powers).sum(-1, keepdims=True), rewards.shape)},
+         "every step got the whole trajectory's discounted return: step t only gets the rewards from t on"),
+        ({"R": discount * ref},
+         "the exponent is off by one: r_t itself counts fully (discount^0), r_{t+1} with discount^1"),
+        ({"R": _rl_discounted_cumsum(rewards * powers, 1.0)},
+         "the discount is counted from step 0 (discount^k) instead of from t (discount^(k - t))"),
+    ]
+    return {"R": ref}, mistakes
+
+
+def check_discounted_returns(student_fn, raise_on_failure: bool = False) -> bool:
+    """Check ``student_fn(rewards, discount) -> R`` with R_t = sum_{k >= t} discount^(k - t) r_k (last axis).
+
+    ``rewards``: NumPy (T, N, H); the answer: an array (or Tensor) of the same shape.
+    """
+
+    def body():
+        for seed in (0, 1):
+            rewards, discount = returns_case(seed)
+            what = f"the returns-to-go (discount {discount}, seed {seed})"
+            out = student_fn(rewards.copy(), discount)
+            got = as_array(out, what)
+            if got.shape != rewards.shape:
+                raise Mismatch(f"{what} has shape {got.shape}, expected {rewards.shape} (one return per step)")
+            ref, mistakes = returns_variants(rewards, discount)
+            diagnose({"R": got}, ref, mistakes, what, rtol=1e-8, atol=1e-10)
+
+    return run_checker("check_discounted_returns", body, raise_on_failure)
+
+
+def hvp_case(seed: int = 0):
+    """(f, params, vector): f = mean KL(old || pi_params) of a small float64 Gaussian policy, away from old.
+
+    The old distribution differs from the policy, so f's gradient is not zero and the gradient
+    itself cannot pass for H v.
+    """
+    rng = np.random.default_rng(seed)
+    policy = _RLPolicy((2, 8, 8, 2))
+    params = policy.init_params(seed, dtype="float64")
+    obs = tensor(rng.normal(size=(16, 2)) * 0.3)
+    old_mean, old_log_std = tensor(rng.normal(size=(16, 2)) * 0.5), tensor(rng.normal(size=(16, 2)) * 0.2)
+
+    def f(p):
+        mean, log_std = policy.distribution(p, obs)
+        return _rl_kl(old_mean, old_log_std, mean, log_std).mean()
+
+    vector = {k: rng.normal(size=v.shape) for k, v in params.items()}
+    return f, params, vector
+
+
+def hvp_variants(f, params: dict, vector: dict):
+    """H v from tinymeta.rl.trpo, and the usual mistakes (the gradient, H 1, g * v) with their hints."""
+    def unflat(x):
+        out, i = {}, 0
+        for k, p in params.items():
+            out[k] = x[i:i + p.size].reshape(p.shape)
+            i += p.size
+        return out
+
+    g = grad(f(params), params, create_graph=True)
+    flat_v = np.concatenate([np.asarray(vector[k], dtype=np.float64).reshape(-1) for k in params])
+    ref = unflat(_rl_hvp(g, params, flat_v))
+    ones = unflat(_rl_hvp(g, params, np.ones_like(flat_v)))
+    gradient = unflat(_rl_flatten(g))
+    mistakes = [
+        (gradient, "this is the gradient g itself: differentiate again, the gradient of <g, v> with respect to params"),
+        (ones, "the vector was not used (this is H times a vector of ones): take the gradient of sum_k (g_k * v_k).sum()"),
+        ({k: gradient[k] * vector[k] for k in params},
+         "this is g * v elementwise: H v is the gradient of the scalar <g, v> = sum_k (g_k * v_k).sum() "
+         "(with create_graph=True on the first tm.grad)"),
+    ]
+    return ref, mistakes
+
+
+def check_hessian_vector_product(student_fn, raise_on_failure: bool = False) -> bool:
+    """Check ``student_fn(f, params, vector) -> dict`` of H v, H the Hessian of the scalar ``f(params)``.
+
+    ``f``: callable dict -> scalar Tensor; ``params``: dict of float64 leaf Tensors; ``vector``: dict of
+    NumPy arrays with params' keys and shapes. The answer: a dict with params' keys (the Perlmutter
+    product: the gradient of <grad f, v>, two tm.grad calls, the first with create_graph=True).
+    """
+
+    def body():
+        for seed in (0, 1):
+            f, params, vector = hvp_case(seed)
+            what = f"H v of a policy's KL (seed {seed})"
+            out = student_fn(f, params, {k: v.copy() for k, v in vector.items()})
+            got = dict_answer(out, list(params), what)
+            got = {k: as_array(v, f"{what}[{k!r}]") for k, v in got.items()}
+            for k, p in params.items():
+                if got[k].shape != p.shape:
+                    raise Mismatch(f"{what}[{k!r}] has shape {got[k].shape}, expected {p.shape}")
+            ref, mistakes = hvp_variants(f, params, vector)
+            diagnose(got, ref, mistakes, what, rtol=1e-6, atol=1e-9)
+
+    return run_checker("check_hessian_vector_product", body, raise_on_failure)
+
+
+__all__ += ["check_reinforce_surrogate", "check_discounted_returns", "check_hessian_vector_product"]
