@@ -42,7 +42,8 @@ def _dataset(text: str) -> str:
 
 # (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
 CONFIG_FLAGS = [
-    (["--algorithm"], "algorithm", str, "maml, fomaml, meta-sgd, reptile, anil, nil or gradient-agreement"),
+    (["--algorithm"], "algorithm", str,
+     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml or caml"),
     (["--dataset", "--datasource"], "dataset", _dataset, _dataset_names()),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
     (["--shots", "--update_batch_size"], "shots", int, "support examples per class (regression: points per task)"),
@@ -68,6 +69,8 @@ CONFIG_FLAGS = [
     (["--checkpoint-interval"], "checkpoint_interval", int, "iterations between checkpoints (0: only at the end)"),
     (["--seed"], "seed", int, "training seed (task sampling and initialisation)"),
     (["--dtype"], "dtype", str, "float32 or float64"),
+    (["--adv-epsilon"], "adv_epsilon", float, "ADML: FGSM epsilon (images in [0, 1])"),
+    (["--context-size"], "context_size", int, "CAML: context parameters per task"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots")
 

@@ -16,7 +16,7 @@ from ..tasks import TASK_FAMILIES
 class Config:
     """Everything that defines a meta-training run (saved with every checkpoint)."""
 
-    algorithm: str = "maml"            # maml | fomaml | meta-sgd | reptile | anil | nil | gradient-agreement
+    algorithm: str = "maml"            # maml | fomaml | meta-sgd | reptile | anil | nil | gradient-agreement | adml | caml
     dataset: str = "sine"              # a key of tinymeta.tasks.TASK_FAMILIES
     ways: int = 5                      # classes per task (classification)
     shots: int = 10                    # support examples per class (sine: support points)
@@ -44,6 +44,9 @@ class Config:
     checkpoint_interval: int = 1000
     seed: int = 0
     dtype: str = "float32"
+    # ---- ADML and CAML (issue 15) ----
+    adv_epsilon: float = 0.2           # ADML: FGSM step epsilon on [0, 1] images (see presets.py for its source)
+    context_size: int = 5              # CAML: context parameters per task at the first layer (CAVIA code default)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -77,6 +80,9 @@ class Config:
             (self.inner_steps >= 0 and self.eval_inner_steps >= 0, "inner steps must be >= 0"),
             (self.log_interval >= 1 and self.val_interval >= 0 and self.checkpoint_interval >= 0,
              "log_interval >= 1, val_interval >= 0 and checkpoint_interval >= 0 are needed"),
+            # ADML and CAML (issue 15)
+            (self.adv_epsilon >= 0, "adv_epsilon (ADML's FGSM epsilon) must be >= 0"),
+            (self.context_size >= 1, "context_size (CAML's context parameters per task) must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -84,5 +90,8 @@ class Config:
         family = TASK_FAMILIES[self.dataset]
         if self.algorithm == "nil" and family.kind != "classification":
             raise ValueError(f"NIL needs a classification dataset ({self.dataset} is {family.kind})")
+        if self.algorithm == "caml" and family.kind != "regression":
+            raise ValueError(f"CAML here conditions an MLP regressor on its context: it needs a regression dataset "
+                             f"({self.dataset} is {family.kind})")
         family.check_config(self)
         return self
