@@ -41,7 +41,8 @@ def adml_meta_loss(model, objective, params, batch, inner_lr, steps, epsilon, fi
     """(mean_i [L_i(theta_clean,i; adv query) + L_i(theta_adv,i; clean query)], metrics): Alg. 1's meta-objective.
 
     The adversarial support and query sets are made by :func:`fgsm` against theta.
-    Metrics: ``query_loss`` (the meta-loss), the two cross terms' losses and accuracies.
+    Metrics: ``query_loss`` (the meta-loss), ``query_accuracy`` (the mean of the two cross terms'
+    accuracies), and each cross term's loss and accuracy.
     """
     theta = per_task(params, batch.num_tasks)
     xs_adv = fgsm(model, objective, theta, batch.x_support, batch.y_support, epsilon)
@@ -54,10 +55,11 @@ def adml_meta_loss(model, objective, params, batch, inner_lr, steps, epsilon, fi
     loss = loss_ca + loss_ac
     metrics = {"query_loss": loss.detach(), "loss_clean_adapted_adv_query": loss_ca.detach(),
                "loss_adv_adapted_clean_query": loss_ac.detach()}
-    for name, pred in (("clean_adapted_adv_query", pred_ca), ("adv_adapted_clean_query", pred_ac)):
-        acc = objective.accuracies(pred, batch.y_query)
-        if acc is not None:
-            metrics[f"accuracy_{name}"] = acc.mean().detach()
+    accs = [objective.accuracies(pred, batch.y_query) for pred in (pred_ca, pred_ac)]
+    if accs[0] is not None:
+        metrics["query_accuracy"] = ((accs[0].mean() + accs[1].mean()) / 2).detach()   # of the two cross terms
+        metrics["accuracy_clean_adapted_adv_query"] = accs[0].mean().detach()
+        metrics["accuracy_adv_adapted_clean_query"] = accs[1].mean().detach()
     return loss, metrics
 
 

@@ -139,7 +139,8 @@ def _train(args, parser):
 
 def _evaluate(args, parser):
     ev = evaluate_run(args.logdir, device=args.device, data_dir=args.data_dir, split=args.split,
-                      num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots)
+                      num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots,
+                      attack_epsilon=args.attack_epsilon)
     if args.out:
         write_text(args.out, json.dumps(ev, indent=2) + "\n")
         print(f"wrote {args.out}")
@@ -199,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_ev.add_argument("--steps", type=int, help="inner steps (default: the run's eval_inner_steps)")
     p_ev.add_argument("--shots", type=int, help="evaluate with another number of shots")
     p_ev.add_argument("--algorithm", choices=["nil"], help="nil: evaluate an ANIL run without its head")
+    p_ev.add_argument("--attack-epsilon", type=float,
+                      help="also FGSM-attacked accuracy, the attack made against each adapted model (ADML's test)")
     p_ev.add_argument("--device")
     p_ev.add_argument("--data-dir")
     p_ev.add_argument("--out", help="also write the numbers as JSON here")
