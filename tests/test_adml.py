@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import tinymeta as tm
-from tinymeta.algorithms import ADML, MAML, Objective, adml_meta_loss, evaluate_under_attack, fgsm, maml_meta_loss, per_task
+from tinymeta.algorithms import (ADML, MAML, Objective, adml_meta_loss, evaluate_under_attack, fgsm, maml_meta_loss,
+                                 per_task)
 from tinymeta.experiment import PRESETS
 from tinymeta.nn import MLP
 from tinymeta.tasks import MetaBatch

@@ -11,8 +11,8 @@ from tinymeta.exercises.ch06_maml_variants import check_caml_inner_step, check_f
 pytestmark = pytest.mark.ch06
 
 
-@pytest.mark.parametrize("checker, fn", [(check_fgsm, solution.fgsm), (check_caml_inner_step, solution.caml_inner_step)],
-                         ids=["fgsm", "caml"])
+@pytest.mark.parametrize("checker, fn", [(check_fgsm, solution.fgsm),
+                                         (check_caml_inner_step, solution.caml_inner_step)], ids=["fgsm", "caml"])
 def test_reference_passes(checker, fn, capsys):
     assert checker(fn) is True
     checker(fn, raise_on_failure=True)

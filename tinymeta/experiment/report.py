@@ -298,7 +298,8 @@ def make_report(root: Path = Path(".")) -> str:
         "every weight. MAML's rows are the MAML runs of this page (inner rate 0.01, MAML's protocol); CAML's follow "
         "the CAVIA code's defaults (`tinymeta.experiment.presets._caml_sine`). The CAVIA paper's own table "
         "(arXiv:1810.03642, sine results for 5/10/20 shots and several context sizes) could not be read with this "
-        "project's search tools: its numbers are not reproduced here (unconfirmed); the settings and their sources are in `results/protocols-adml-caml.md`.",
+        "project's search tools: its numbers are not reproduced here (unconfirmed); the settings and their sources "
+        "are in `results/protocols-adml-caml.md`.",
         "",
         ("![CAML vs MAML](results/figure_caml_sine.png)" if caml_fig else "(figure: not run yet)"),
         "",
