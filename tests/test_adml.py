@@ -116,5 +116,7 @@ def test_preset_is_mamls_omniglot_protocol_plus_the_epsilon():
     assert adml.replace(algorithm="maml", adv_epsilon=maml.adv_epsilon) == maml
     with pytest.raises(ValueError, match="adv_epsilon"):
         adml.replace(adv_epsilon=-0.1).validate()
+    with pytest.raises(ValueError, match="classification"):
+        PRESETS["maml-sine-10shot"].replace(algorithm="adml").validate()
     with pytest.raises(ValueError, match="epsilon"):
         ADML(MLP((2, 2)), CLS, epsilon=-1.0)

@@ -90,6 +90,9 @@ class Config:
         family = TASK_FAMILIES[self.dataset]
         if self.algorithm == "nil" and family.kind != "classification":
             raise ValueError(f"NIL needs a classification dataset ({self.dataset} is {family.kind})")
+        if self.algorithm == "adml" and family.kind != "classification":
+            raise ValueError(f"ADML attacks images of a classification task with FGSM (clipped to [0, 1]); "
+                             f"{self.dataset} is {family.kind}")
         if self.algorithm == "caml" and family.kind != "regression":
             raise ValueError(f"CAML here conditions an MLP regressor on its context: it needs a regression dataset "
                              f"({self.dataset} is {family.kind})")
