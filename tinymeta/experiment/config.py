@@ -16,7 +16,7 @@ from ..tasks import TASK_FAMILIES
 class Config:
     """Everything that defines a meta-training run (saved with every checkpoint)."""
 
-    algorithm: str = "maml"            # maml | fomaml | meta-sgd | reptile | anil | nil | gradient-agreement | adml | caml
+    algorithm: str = "maml"            # a key of tinymeta.algorithms.ALGORITHMS (maml, fomaml, adml, caml, ...)
     dataset: str = "sine"              # a key of tinymeta.tasks.TASK_FAMILIES
     ways: int = 5                      # classes per task (classification)
     shots: int = 10                    # support examples per class (sine: support points)
@@ -45,7 +45,7 @@ class Config:
     seed: int = 0
     dtype: str = "float32"
     # ---- ADML and CAML (issue 15) ----
-    adv_epsilon: float = 0.2           # ADML: FGSM step epsilon on [0, 1] images (see presets.py for its source)
+    adv_epsilon: float = 0.2           # ADML: FGSM step epsilon on [0, 1] images (source: presets.py)
     context_size: int = 5              # CAML: context parameters per task at the first layer (CAVIA code default)
 
     def replace(self, **changes) -> "Config":

@@ -85,8 +85,8 @@ def _build_presets():
         for context in (2, 50):
             presets[f"caml-sine-{k}shot-context{context}"] = _caml_sine(k, context)
     # ADML on Omniglot: MAML's protocol for the cell (whatever MAML's preset is), plus the FGSM epsilon.
-    # epsilon 0.2 on images in [0, 1]: the ADML paper's smaller FGSM epsilon is 0.2 (unconfirmed: its pixel
-    # scale is not stated in what we could read); the paper's experiments are on MiniImageNet and CIFAR-100.
+    # epsilon 0.2 on images in [0, 1], as the book's ADML notebook; the paper's values and pixel scale are
+    # unconfirmed (its text could not be read here), and its experiments are on MiniImageNet and CIFAR-100.
     for ways in (5, 20):
         for shots in (1, 5):
             presets[f"adml-omniglot-{ways}w{shots}s"] = presets[f"maml-omniglot-{ways}w{shots}s"].replace(
