@@ -26,8 +26,8 @@ from .reptile import Reptile, reptile_meta_gradient
 
 ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML)}
 
-__all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "adml_meta_loss", "caml_inner_loop", "caml_meta_loss",
-           "evaluate_under_attack", "fgsm", "FOMAML", "GradientAgreement", "MAML", "MetaLearner", "MetaSGD", "NIL", "Objective",
-           "Reptile", "agreement_weights", "anil_meta_loss", "gradient_agreement_meta_loss", "inner_sgd",
-           "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss", "nil_predict", "per_task", "query_metrics",
-           "reptile_meta_gradient", "summarize"]
+__all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GradientAgreement", "MAML",
+           "MetaLearner", "MetaSGD", "NIL", "Objective", "Reptile", "adml_meta_loss", "agreement_weights",
+           "anil_meta_loss", "caml_inner_loop", "caml_meta_loss", "evaluate_under_attack", "fgsm",
+           "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss",
+           "nil_predict", "per_task", "query_metrics", "reptile_meta_gradient", "summarize"]

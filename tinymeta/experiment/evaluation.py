@@ -40,7 +40,8 @@ def format_evaluation(ev: dict, cfg: Config | None = None) -> str:
     has_loss, has_acc, has_att = "loss" in ev, "accuracy" in ev, "attacked_accuracy" in ev
     metric = "MSE" if cfg is not None and task_family(cfg).kind == "regression" else "loss"
     header = f"  {'inner steps':>16}" + (f"  {metric:>18}" if has_loss else "") + (f"  {'accuracy':>18}" if has_acc else "")
-    header += f"  {'FGSM-attacked accuracy':>22}" if has_att else ""
+    if has_att:
+        header += f"  {'FGSM-attacked accuracy':>22}"
     lines.append(header)
     rows = len(ev["loss"] if has_loss else ev["accuracy"])
     for s in range(rows):
