@@ -49,6 +49,8 @@ python -m tinymeta plot results/runs/reptile-omniglot-5w1s --out results/runs/re
 python -m tinymeta train --preset caml-sine-5shot --logdir results/runs/caml-sine-5shot --overwrite --no-progress
 python -m tinymeta train --preset caml-sine-10shot --logdir results/runs/caml-sine-10shot --overwrite --no-progress
 python -m tinymeta train --preset caml-sine-20shot --logdir results/runs/caml-sine-20shot --overwrite --no-progress
+python -m tinymeta train --preset caml-sine-5shot-context2 --logdir results/runs/caml-sine-5shot-context2 --overwrite --no-progress
+python -m tinymeta train --preset caml-sine-5shot-context50 --logdir results/runs/caml-sine-5shot-context50 --overwrite --no-progress
 python -m tinymeta train --preset maml-omniglot-5w1s --queries 1 --val-interval 200 --logdir results/runs/maml-omniglot-5w1s-attack --data-dir ../shared/data/omniglot --time-limit 3000 --no-progress --overwrite
 python -m tinymeta train --preset adml-omniglot-5w1s --queries 1 --val-interval 200 --logdir results/runs/adml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 3000 --no-progress --overwrite
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s-attack --data-dir ../shared/data/omniglot --attack-epsilon 0.2 --out results/runs/maml-omniglot-5w1s-attack/eval-attack-test.json
