@@ -74,7 +74,8 @@ def test_maml_meta_loss_is_a_function_of_the_param_dict():
 @pytest.mark.parametrize("first_order", [False, True])
 def test_every_algorithm_is_built_from_a_config(name, first_order):
     cfg = SimpleNamespace(algorithm=name, inner_lr=0.3, inner_steps=4, first_order=first_order,
-                          inner_optimizer="sgd", inner_batch=7, adapt_norm=False)
+                          inner_optimizer="sgd", inner_batch=7, adapt_norm=False, adv_epsilon=0.1,
+                          context_size=3)
     algo = ALGORITHMS[name].from_config(MLP(), REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
     assert (algo.inner_lr, algo.inner_steps) == (0.3, 4)
@@ -83,6 +84,10 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
     assert algo.first_order == (first_order or name in ("fomaml", "reptile"))  # those two are first order anyway
     if name == "reptile":
         assert (algo.inner_optimizer, algo.inner_batch) == ("sgd", 7)
+    if name == "adml":
+        assert algo.epsilon == 0.1
+    if name == "caml":
+        assert algo.n_context == 3
 
 
 def test_fomaml_is_maml_first_order():
@@ -186,7 +191,11 @@ def make(name, model, objective, **kw):
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_batched_equals_per_task_loop(name):
     model, params, batch = small_conv_problem(np.random.default_rng(5), T=4)
-    algo = make(name, model, CLS)
+    objective = CLS
+    if name == "caml":  # CAML conditions an MLP regressor on its context
+        model, objective = MLP((3, 8, 1)), REG
+        batch, params = linear_tasks(np.random.default_rng(5), T=4), model.init_params(5, dtype="float64")
+    algo = make(name, model, objective)
     meta = algo.init_meta_params(params, np.random.default_rng(0))
     grads, metrics = algo.meta_gradient(meta, batch)
     if name == "gradient-agreement":  # its weights couple the tasks: tests/test_gradient_agreement.py checks it

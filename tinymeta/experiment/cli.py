@@ -46,7 +46,8 @@ def _dataset(text: str) -> str:
 
 # (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
 CONFIG_FLAGS = [
-    (["--algorithm"], "algorithm", str, "maml, fomaml, meta-sgd, reptile, anil, nil or gradient-agreement"),
+    (["--algorithm"], "algorithm", str,
+     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml or caml"),
     (["--dataset", "--datasource"], "dataset", _dataset, _dataset_names()),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
     (["--shots", "--update_batch_size"], "shots", int, "support examples per class (regression: points per task)"),
@@ -72,6 +73,8 @@ CONFIG_FLAGS = [
     (["--checkpoint-interval"], "checkpoint_interval", int, "iterations between checkpoints (0: only at the end)"),
     (["--seed"], "seed", int, "training seed (task sampling and initialisation)"),
     (["--dtype"], "dtype", str, "float32 or float64"),
+    (["--adv-epsilon"], "adv_epsilon", float, "ADML: FGSM epsilon (images in [0, 1])"),
+    (["--context-size"], "context_size", int, "CAML: context parameters per task"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots")
 
@@ -164,7 +167,8 @@ def _train(args, parser):
 
 def _evaluate(args, parser):
     ev = evaluate_run(args.logdir, device=check_device(args.device), data_dir=args.data_dir, split=args.split,
-                      num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots)
+                      num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots,
+                      attack_epsilon=args.attack_epsilon)
     if args.out:
         write_text(args.out, json.dumps(ev, indent=2) + "\n")
         print(f"wrote {args.out}")
@@ -235,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_ev.add_argument("--steps", type=int, help="inner steps (default: the run's eval_inner_steps)")
     p_ev.add_argument("--shots", type=int, help="evaluate with another number of shots")
     p_ev.add_argument("--algorithm", choices=["nil"], help="nil: evaluate an ANIL run without its head")
+    p_ev.add_argument("--attack-epsilon", type=float,
+                      help="also FGSM-attacked accuracy, the attack made against each adapted model (ADML's test)")
     p_ev.add_argument("--device")
     p_ev.add_argument("--data-dir")
     p_ev.add_argument("--out", help="also write the numbers as JSON here")

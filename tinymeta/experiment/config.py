@@ -23,7 +23,7 @@ TASK_LOSSES = ("mean", "sum", "sum/shots")
 class Config:
     """Everything that defines a meta-training run (saved with every checkpoint)."""
 
-    algorithm: str = "maml"            # maml | fomaml | meta-sgd | reptile | anil | nil | gradient-agreement
+    algorithm: str = "maml"            # a key of tinymeta.algorithms.ALGORITHMS (maml, fomaml, adml, caml, ...)
     dataset: str = "sine"              # a key of tinymeta.tasks.TASK_FAMILIES
     ways: int = 5                      # classes per task (classification)
     shots: int = 10                    # support examples per class (sine: support points)
@@ -59,6 +59,9 @@ class Config:
     checkpoint_interval: int = 1000
     seed: int = 0
     dtype: str = "float32"
+    # ---- ADML and CAML (issue 15) ----
+    adv_epsilon: float = 0.2           # ADML: FGSM step epsilon on [0, 1] images (source: presets.py)
+    context_size: int = 5              # CAML: context parameters per task at the first layer (CAVIA code default)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -130,6 +133,8 @@ class Config:
             (self.features in (None, "mean", "flatten"), f"{flag('features')} must be mean or flatten, got {self.features!r}"),
             (self.head_init in (None, "normal", "glorot"),
              f"{flag('head_init')} must be normal or glorot, got {self.head_init!r}"),
+            # ADML and CAML (issue 15)
+            rate("adv_epsilon"), count("context_size", 1),
         ]
         for ok, message in checks:
             if not ok:
@@ -137,5 +142,11 @@ class Config:
         family = TASK_FAMILIES[self.dataset]
         if self.algorithm == "nil" and family.kind != "classification":
             raise ValueError(f"NIL needs a classification dataset ({self.dataset} is {family.kind})")
+        if self.algorithm == "adml" and family.kind != "classification":
+            raise ValueError(f"ADML attacks images of a classification task with FGSM (clipped to [0, 1]); "
+                             f"{self.dataset} is {family.kind}")
+        if self.algorithm == "caml" and family.kind != "regression":
+            raise ValueError(f"CAML here conditions an MLP regressor on its context: it needs a regression dataset "
+                             f"({self.dataset} is {family.kind})")
         family.check_config(self)
         return self

@@ -8,26 +8,33 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import backend
-from ..algorithms import summarize
+from ..algorithms import evaluate_under_attack, summarize
 from .checkpoint import load_checkpoint
 from .config import Config
 from .factories import TaskSource, build_algorithm, build_model, task_family
 
 
 def evaluate_tasks(algo, meta_params, tasks: TaskSource, split: str, num_tasks: int, steps: int,
-                   chunk: int | None = None, progress: bool = False) -> dict:
+                   chunk: int | None = None, progress: bool = False, attack_epsilon: float | None = None) -> dict:
     """Mean and 95% CI of query loss and accuracy before adaptation and after each inner step.
 
     ``chunk``: tasks per batch (default: the task family's evaluation chunk).
     ``progress``: a progress bar over the chunks (shown on a terminal only).
+    ``attack_epsilon``: also the FGSM-attacked query loss and accuracy, the attack made
+    against each adapted model (ADML's evaluation, for any algorithm).
     """
     chunk = chunk or tasks.eval_chunk
     batches = tasks.fixed(split, num_tasks, chunk)
     if progress:
         batches = tqdm(batches, total=math.ceil(num_tasks / chunk), desc=f"evaluating {num_tasks} {split} tasks",
                        unit="chunk", disable=None, leave=False, dynamic_ncols=True)
-    parts = [algo.evaluate(meta_params, batch, steps) for batch in batches]
+    if attack_epsilon is None:
+        parts = [algo.evaluate(meta_params, batch, steps) for batch in batches]
+    else:
+        parts = [evaluate_under_attack(algo, meta_params, batch, steps, attack_epsilon) for batch in batches]
     out = {"split": split, "tasks": num_tasks, "steps": steps}
+    if attack_epsilon is not None:
+        out["attack_epsilon"] = attack_epsilon
     for key in parts[0]:
         values = np.concatenate([p[key] for p in parts], axis=1)  # (steps + 1, num_tasks)
         out[key] = [summarize(row) for row in values]
@@ -42,9 +49,11 @@ def is_finite(ev: dict) -> bool:
 def format_evaluation(ev: dict, cfg: Config | None = None) -> str:
     """A table of the evaluation: one row per inner step (0 = before adaptation)."""
     lines = [f"{ev['split']} tasks: {ev['tasks']}, mean ± 95% CI (1.96 std / sqrt(n))"]
-    has_loss, has_acc = "loss" in ev, "accuracy" in ev
+    has_loss, has_acc, has_att = "loss" in ev, "accuracy" in ev, "attacked_accuracy" in ev
     metric = "MSE" if cfg is not None and task_family(cfg).kind == "regression" else "loss"
     header = f"  {'inner steps':>16}" + (f"  {metric:>18}" if has_loss else "") + (f"  {'accuracy':>18}" if has_acc else "")
+    if has_att:
+        header += f"  {'FGSM-attacked accuracy':>22}"
     lines.append(header)
     rows = len(ev["loss"] if has_loss else ev["accuracy"])
     for s in range(rows):
@@ -54,16 +63,20 @@ def format_evaluation(ev: dict, cfg: Config | None = None) -> str:
             line += f"  {ev['loss'][s]['mean']:>9.4f} ± {ev['loss'][s]['ci95']:<6.4f}"
         if has_acc:
             line += f"  {100 * ev['accuracy'][s]['mean']:>8.2f}% ± {100 * ev['accuracy'][s]['ci95']:<5.2f}%"
+        if has_att:
+            a = ev["attacked_accuracy"][s]
+            line += f"  {100 * a['mean']:>12.2f}% ± {100 * a['ci95']:<5.2f}%"
         lines.append(line)
     return "\n".join(lines)
 
 
 def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=None, steps=None,
-                 algorithm=None, shots=None, progress=True, echo=print) -> dict:
+                 algorithm=None, shots=None, attack_epsilon=None, progress=True, echo=print) -> dict:
     """Evaluate a run's checkpoint on fixed ``split`` tasks (``algorithm='nil'`` for NIL on an ANIL run).
 
     Every setting is checked (:meth:`Config.validate`) before the data loads; ``progress``
     shows a progress bar on a terminal. A non-finite result raises FloatingPointError.
+    ``attack_epsilon``: also report FGSM-attacked accuracy (attack against each adapted model).
     """
     logdir = Path(logdir)
     ckpt_path = logdir / "checkpoint.npz"
@@ -79,9 +92,11 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
                f"{split}_tasks": num_tasks}  # validated like every other setting
     cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None}).validate()
     algo = build_algorithm(cfg, build_model(cfg))
+    if attack_epsilon is not None and task_family(cfg).kind != "classification":
+        raise ValueError("--attack-epsilon: FGSM attacks images of a classification task")
     tasks = TaskSource(cfg, device, data_dir, verbose=progress)
     steps, n = cfg.eval_inner_steps, getattr(cfg, f"{split}_tasks")
-    ev = evaluate_tasks(algo, ckpt.params, tasks, split, n, steps, progress=progress)
+    ev = evaluate_tasks(algo, ckpt.params, tasks, split, n, steps, progress=progress, attack_epsilon=attack_epsilon)
     if not is_finite(ev):
         raise FloatingPointError(f"the evaluation of {ckpt_path} is not finite: its adaptation diverges "
                                  f"(inner_lr {cfg.inner_lr:g}, {steps} steps); try fewer --steps")

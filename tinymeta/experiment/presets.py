@@ -134,6 +134,20 @@ def _miniimagenet(algorithm, shots):
     return base
 
 
+def _caml_sine(shots, context=5):
+    """CAVIA's sine protocol (lmzintgraf/cavia, regression/arguments.py; line numbers at that repository's HEAD).
+
+    iterations 50000 (arguments.py:11), 25 tasks per meta-update (:13), 10 query points while
+    meta-training (k_meta_test, :16), inner lr 1.0 (:19), meta lr 0.001 with Adam (:20; cavia.py:59),
+    1 inner step (:22), 5 context parameters (:24), hidden layers 40, 40 (:25), second order
+    (first_order False, :27; cavia.py:99 create_graph=not first_order). K support points for the
+    table's K-shot column (k_meta_train / k_shot_eval, :15, :17; the code's default is 10).
+    """
+    return Config(algorithm="caml", dataset="sine", shots=shots, queries=10, meta_batch=25, inner_lr=1.0,
+                  inner_steps=1, eval_inner_steps=10, meta_lr=1e-3, iterations=50000, hidden=(40, 40),
+                  context_size=context, val_interval=1000, val_tasks=100, log_interval=100)
+
+
 def _build_presets():
     presets = {}
     for algo in ("maml", "fomaml", "meta-sgd", "reptile", "anil", "gradient-agreement"):
@@ -148,6 +162,19 @@ def _build_presets():
     for algo in ("maml", "fomaml"):
         for shots in (1, 5):
             presets[f"{algo}-miniimagenet-5w{shots}s"] = _miniimagenet(algo, shots)
+    # CAML (CAVIA) on sine: 5 context parameters (the code's default), and the other context sizes of the
+    # paper's sine table (2 and 50: unconfirmed against the paper's PDF)
+    for k in (5, 10, 20):
+        presets[f"caml-sine-{k}shot"] = _caml_sine(k)
+        for context in (2, 50):
+            presets[f"caml-sine-{k}shot-context{context}"] = _caml_sine(k, context)
+    # ADML on Omniglot: MAML's protocol for the cell (whatever MAML's preset is), plus the FGSM epsilon.
+    # epsilon 0.2 on images in [0, 1], as the book's ADML notebook; the paper's values and pixel scale are
+    # unconfirmed (its text could not be read here), and its experiments are on MiniImageNet and CIFAR-100.
+    for ways in (5, 20):
+        for shots in (1, 5):
+            presets[f"adml-omniglot-{ways}w{shots}s"] = presets[f"maml-omniglot-{ways}w{shots}s"].replace(
+                algorithm="adml", adv_epsilon=0.2)
     return presets
 
 

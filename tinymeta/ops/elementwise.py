@@ -88,6 +88,8 @@ def maximum(a, b):
 
 
 def minimum(a, b):
+    """Elementwise minimum, as -max(-a, -b) (numbers accepted on either side, as in maximum)."""
+    a, b = operands(a, b, "minimum")
     return neg(maximum(neg(a), neg(b)))
 
 
