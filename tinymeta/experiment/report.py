@@ -223,6 +223,8 @@ def adml_table(runs: Path) -> list[str]:
         clean, att = ev["accuracy"][-1], ev["attacked_accuracy"][-1]
         curves = f"[png](results/runs/{name}/curves.png)" if (run / "curves.png").exists() else ""
         total = cfg["iterations"] if cfg else ""
+        if cfg is not None and "task_loss" not in cfg:  # made before the presets followed MAML's code
+            total = f"{total}; old protocol: mean inner loss, adapted BN scale and shift, padding 1"
         lines.append(f"| {name} | {ev['iteration']} ({total}) | {eps} | {100 * clean['mean']:.2f} ± "
                      f"{100 * clean['ci95']:.2f} | {100 * att['mean']:.2f} ± {100 * att['ci95']:.2f} | {steps} | "
                      f"{ev['device']} | {ev['train_seconds'] / 60:.0f} min | {curves} |")
