@@ -37,7 +37,7 @@ def fgsm(model, objective, params, x, y, epsilon, clip=(0.0, 1.0)):
     return minimum(maximum(x.detach() + epsilon * sign, lo), hi).detach()
 
 
-def adml_meta_loss(model, objective, params, batch, inner_lr, steps, epsilon, first_order=False):
+def adml_meta_loss(model, objective, params, batch, inner_lr, steps, epsilon, first_order=False, keys=None):
     """(mean_i [L_i(theta_clean,i; adv query) + L_i(theta_adv,i; clean query)], metrics): Alg. 1's meta-objective.
 
     The adversarial support and query sets are made by :func:`fgsm` against theta.
@@ -47,8 +47,9 @@ def adml_meta_loss(model, objective, params, batch, inner_lr, steps, epsilon, fi
     theta = per_task(params, batch.num_tasks)
     xs_adv = fgsm(model, objective, theta, batch.x_support, batch.y_support, epsilon)
     xq_adv = fgsm(model, objective, theta, batch.x_query, batch.y_query, epsilon)
-    clean = maml_inner_loop(model, objective, params, batch.support, inner_lr, steps, first_order)
-    adv = maml_inner_loop(model, objective, params, (xs_adv, batch.y_support), inner_lr, steps, first_order)
+    clean = maml_inner_loop(model, objective, params, batch.support, inner_lr, steps, first_order, keys=keys)
+    adv = maml_inner_loop(model, objective, params, (xs_adv, batch.y_support), inner_lr, steps, first_order,
+                          keys=keys)
     pred_ca, pred_ac = model(clean, xq_adv), model(adv, batch.x_query)
     loss_ca = objective.losses(pred_ca, batch.y_query).mean()          # clean-adapted on adversarial queries
     loss_ac = objective.losses(pred_ac, batch.y_query).mean()          # adversarial-adapted on clean queries
@@ -89,21 +90,22 @@ class ADML(MetaLearner):
 
     name = "adml"
 
-    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=False, *, epsilon=0.2):
-        super().__init__(model, objective, inner_lr, inner_steps, first_order)
+    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=False, adapt_norm=True, *,
+                 epsilon=0.2):
+        super().__init__(model, objective, inner_lr, inner_steps, first_order, adapt_norm)
         if not epsilon >= 0:
             raise ValueError(f"the FGSM epsilon must be >= 0, got {epsilon}")
         self.epsilon = float(epsilon)
 
     @classmethod
     def from_config(cls, model, objective, cfg):
-        """Reads ``cfg.inner_lr``, ``cfg.inner_steps``, ``cfg.first_order`` and ``cfg.adv_epsilon``."""
+        """Reads ``cfg.inner_lr``, ``cfg.inner_steps``, ``cfg.first_order``, ``cfg.adapt_norm``, ``cfg.adv_epsilon``."""
         return cls(model, objective, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
-                   first_order=cfg.first_order, epsilon=cfg.adv_epsilon)
+                   first_order=cfg.first_order, adapt_norm=cfg.adapt_norm, epsilon=cfg.adv_epsilon)
 
     def meta_loss(self, meta_params, batch):
         return adml_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr, self.inner_steps,
-                              self.epsilon, self.first_order)
+                              self.epsilon, self.first_order, self.inner_keys(meta_params))
 
     def evaluate(self, meta_params, batch, steps=None):
         """Clean and FGSM-attacked query loss and accuracy (attack on the adapted model), (steps + 1, T) each."""
