@@ -109,3 +109,18 @@ def test_presets_json_prints_every_preset_with_its_configuration_and_source(caps
     maml = next(r for r in rows if r["name"] == "maml-omniglot-5w1s")
     assert maml["config"]["queries"] == 1 and maml["config"]["task_loss"] == "sum/shots"
     assert maml["source"]["paper_value"] == "98.7 +- 0.4" and "main.py:249" in maml["source"]["settings"]["queries"]
+
+
+def test_meta_sgd_learns_rates_only_for_the_weights_its_inner_loop_adapts():
+    """On MAML's Omniglot protocol batch norm's shift is not adapted, so it gets no learned rate."""
+    cfg = PRESETS["meta-sgd-omniglot-5w1s"].replace(filters=2, dtype="float64")
+    model = build_model(cfg)
+    algo = build_algorithm(cfg, model)
+    meta = algo.init_meta_params(model.init_params(0, dtype="float64"), 0)
+    rates = {k[len("lr/"):] for k in meta if k.startswith("lr/")}
+    assert rates == {k for k in model.init_params(0) if not k.startswith("bn")}
+    x = np.zeros((2, 5, 1, 28, 28))
+    x[:, :, :, 10:14, 10:14] = np.arange(5)[None, :, None, None, None] / 5
+    y = np.tile(np.arange(5), (2, 1))
+    grads, _ = algo.meta_gradient(meta, MetaBatch(tm.tensor(x), tm.tensor(y), tm.tensor(x), tm.tensor(y)))
+    assert set(grads) == set(meta)

@@ -41,8 +41,9 @@ class MetaSGD(MetaLearner):
     def init_meta_params(self, params, rng=None):
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         lo, hi = (self.lr_init, self.lr_init) if np.isscalar(self.lr_init) else self.lr_init
-        rates = {RATE_PREFIX + k: tensor(rng.uniform(lo, hi, v.shape), dtype=v.dtype, device=v.device,
-                                         requires_grad=True) for k, v in params.items()}
+        adapted = self.inner_keys(params) or list(params)  # a rate for each weight the inner loop adapts
+        rates = {RATE_PREFIX + k: tensor(rng.uniform(lo, hi, params[k].shape), dtype=params[k].dtype,
+                                         device=params[k].device, requires_grad=True) for k in adapted}
         return {**params, **rates}
 
     def model_params(self, meta_params):

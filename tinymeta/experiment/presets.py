@@ -105,6 +105,7 @@ PAPERS = {
     "anil": ("Raghu et al. 2019, arXiv:1909.09157, Table 2 (ANIL)", {(20, 1): "96.2 +- 0.5", (20, 5): "98.0 +- 0.3"}),
     "nil": ("Raghu et al. 2019, arXiv:1909.09157, Table 4 (NIL)", {(20, 1): "96.7 +- 0.3", (20, 5): "98.0 +- 0.04"}),
     "gradient-agreement": ("Eshratifar et al. 2018, arXiv:1810.08178", {}),
+    "adml": ("Yin et al. 2018, arXiv:1806.03316 (no Omniglot cell: MAML's Omniglot protocol with FGSM)", {}),
 }
 
 
