@@ -42,12 +42,15 @@ def test_short_omniglot_run_beats_chance(tmp_path, omniglot_cache, monkeypatch):
     assert acc[1] > 0.3 and acc[2] > 0.4  # held-out characters after one and two inner steps (seen: 0.36, 0.47)
 
 
-@pytest.mark.parametrize("algorithm", ["maml", "meta-sgd", "reptile"])
+@pytest.mark.parametrize("algorithm", ["maml", "meta-sgd", "reptile", "reptile-persistent"])
 def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, algorithm):
-    preset = {"maml": "maml-sine-10shot", "meta-sgd": "meta-sgd-sine-10shot", "reptile": "reptile-sine-10shot"}
+    preset = {"maml": "maml-sine-10shot", "meta-sgd": "meta-sgd-sine-10shot", "reptile": "reptile-sine-10shot",
+              "reptile-persistent": "reptile-sine-10shot"}
     cfg = PRESETS[preset[algorithm]].replace(iterations=40, log_interval=10, val_interval=20, val_tasks=20,
                                              test_tasks=50, checkpoint_interval=15, eval_inner_steps=2,
-                                             inner_steps=1 if algorithm != "reptile" else 4)
+                                             inner_steps=1 if algorithm == "maml" or algorithm == "meta-sgd" else 4)
+    if algorithm == "reptile-persistent":  # Adam's state carried across tasks and meta-iterations, checkpointed
+        cfg = cfg.replace(inner_optimizer="adam", inner_lr=0.01, inner_state="persistent", eval_inner_batch=5)
     straight = train(cfg, tmp_path / "a", **QUIET)
     first = train(cfg, tmp_path / "b", stop_at=20, **QUIET)
     assert first["status"] == "stopped" and first["iteration"] == 20
@@ -58,6 +61,12 @@ def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, algorithm):
     strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
     assert strip(read_log(tmp_path / "a")) == strip(read_log(tmp_path / "b"))
     assert straight["test"]["loss"] == second["test"]["loss"]
+    if algorithm == "reptile-persistent":
+        assert a.algorithm_state["inner/step"] == 40 * cfg.meta_batch * 4
+        for k, v in a.algorithm_state.items():
+            np.testing.assert_array_equal(np.asarray(v), np.asarray(b.algorithm_state[k]))
+    else:
+        assert a.algorithm_state is None
 
 
 def test_resume_with_another_config_lists_the_differences(tmp_path):

@@ -41,7 +41,7 @@ class Config:
     hidden: tuple = (40, 40)           # MLP hidden sizes (sine)
     filters: int = 64                  # conv filters (Omniglot 64, mini-ImageNet 32)
     pool: bool = False                 # max-pool instead of strided conv (mini-ImageNet)
-    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake
+    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile (1200/423)
     # How the reference codes compute; tinymeta's own defaults first (see PROTOCOLS.md)
     task_loss: str = "mean"            # per-task loss: mean | sum | sum/shots (see TASK_LOSSES)
     adapt_norm: bool = True            # the inner loop adapts batch norm's parameters (MAML's code: no)
@@ -50,6 +50,11 @@ class Config:
     conv_padding: str = "symmetric"    # symmetric (1 pixel each side) | same (TensorFlow: the odd pixel after)
     features: str | None = None        # conv features: mean (spatial mean) | flatten; None: flatten iff pool
     head_init: str | None = None       # normal (N(0,1)) | glorot; None: glorot iff pool
+    inner_state: str = "fresh"         # Reptile's inner optimizer state: fresh per meta-batch | persistent (the original)
+    eval_inner_batch: int | None = None  # Reptile's inner mini-batch at evaluation (None: inner_batch)
+    transductive: bool = True          # queries through batch norm together; False: each with the support set
+    rotations: str = "per-task"        # Omniglot: per-task (MAML) | train-classes (Reptile) | none
+    ink: int = 1                       # Omniglot pixel value of the strokes: 1 (MAML) | 0 (Reptile: PNGs as read)
     val_interval: int = 1000
     val_tasks: int = 100
     test_tasks: int = 600
@@ -96,6 +101,13 @@ class Config:
             (self.conv_padding in ("symmetric", "same"), "conv_padding must be symmetric or same"),
             (self.features in (None, "mean", "flatten"), "features must be mean or flatten"),
             (self.head_init in (None, "normal", "glorot"), "head_init must be normal or glorot"),
+            (self.inner_state in ("fresh", "persistent"), "inner_state must be fresh or persistent"),
+            (self.eval_inner_batch is None or self.eval_inner_batch >= 1, "eval_inner_batch must be >= 1 (or None)"),
+            (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
+             "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
+            (isinstance(self.transductive, bool), "transductive must be True or False"),
+            (self.transductive or self.algorithm not in ("anil", "nil"),
+             "transductive=False is not implemented for anil and nil (their evaluation works on features)"),
         ]
         for ok, message in checks:
             if not ok:

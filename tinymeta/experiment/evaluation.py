@@ -61,6 +61,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
         cfg = cfg.replace(shots=shots)
     cfg.validate()
     algo = build_algorithm(cfg, build_model(cfg))
+    algo.load_state_dict(ckpt.algorithm_state or {})  # Reptile's persistent inner state: evaluation starts from it
     tasks = TaskSource(cfg, device, data_dir)
     steps = cfg.eval_inner_steps if steps is None else steps
     n = cfg.test_tasks if num_tasks is None else num_tasks

@@ -70,6 +70,7 @@ def _begin(cfg: Config, logdir: Path, model, algo, device: str, resume: bool, ov
         check_resume(cfg, Config.from_dict(ckpt.config), ckpt_path)
         opt = make_optimizer(cfg, ckpt.params)
         opt.load_state_dict(ckpt.optimizer_state)
+        algo.load_state_dict(ckpt.algorithm_state or {})  # e.g. Reptile's persistent inner optimizer
         start = int(ckpt.extra["iteration"])
         truncate_log(logdir, start)
         echo(f"resuming {logdir} at iteration {start}")
@@ -111,7 +112,7 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
 
     def save(iteration):
         save_checkpoint(ckpt_path, meta_params, optimizer=opt, rng=rng, config=cfg.to_dict(),
-                        extra={"iteration": iteration, "elapsed": elapsed})
+                        extra={"iteration": iteration, "elapsed": elapsed}, algorithm_state=algo.state_dict() or None)
 
     end = cfg.iterations if stop_at is None else min(cfg.iterations, int(stop_at))
     check_every = 1 if device == "cpu" else cfg.log_interval  # a finiteness check syncs the GPU
