@@ -301,3 +301,28 @@ def test_reptile_rotations_make_classes_of_the_training_characters_only(omniglot
     pairs = b.info["classes"] * 4 + b.info["rotations"]
     assert all(len(set(p)) == 20 for p in pairs)  # distinct classes; one character may come twice, turned
     assert any(len(set(c)) < 20 for c in b.info["classes"])
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(inner_state="kept"), "inner_state must be fresh or persistent"),
+    (dict(algorithm="maml", inner_state="fresh", eval_inner_batch=5), "Reptile's settings"),
+    (dict(algorithm="maml", inner_state="persistent", eval_inner_batch=None), "Reptile's settings"),
+    (dict(eval_inner_batch=0), "eval_inner_batch must be >= 1"),
+    (dict(algorithm="anil", inner_state="fresh", eval_inner_batch=None, transductive=False), "not implemented"),
+    (dict(rotations="sometimes"), "unknown rotations"),
+    (dict(ink=255), "ink must be 1"),
+    (dict(split_mode="random"), "unknown split_mode"),
+])
+def test_the_reptile_protocol_fields_refuse_bad_values(change, message):
+    with pytest.raises(ValueError, match=message):
+        PRESETS["reptile-omniglot-5w1s"].replace(**change).validate()
+
+
+def test_the_reptile_presets_take_the_original_settings():
+    for ways, shots in [(5, 1), (5, 5), (20, 1), (20, 5)]:
+        cfg = PRESETS[f"reptile-omniglot-{ways}w{shots}s"]
+        assert (cfg.inner_state, cfg.transductive, cfg.rotations, cfg.ink, cfg.split_mode) == \
+            ("persistent", True, "train-classes", 0, "reptile")
+        assert cfg.eval_inner_batch == (5 if ways == 5 else 10)  # README --eval-batch
+        maml = PRESETS[f"maml-omniglot-{ways}w{shots}s"]
+        assert (maml.inner_state, maml.rotations, maml.ink, maml.split_mode) == ("fresh", "per-task", 1, "maml")

@@ -120,6 +120,8 @@ class Reptile(MetaLearner):
         """The inner loop's optimizer over every task's weights phi (T, ...): Adam(beta1 = 0) or SGD.
 
         ``state``: a state_dict to start from (persistent state); else a fresh optimizer.
+        tinymeta's Adam adds eps after the bias correction (PyTorch's form); TensorFlow's,
+        which the original uses, adds it before (PROTOCOLS.md, "Adam's epsilon").
         """
         opt = Adam(phi, lr=self.inner_lr, betas=self.betas) if self.inner_optimizer == "adam" else \
             SGD(phi, lr=self.inner_lr)

@@ -74,13 +74,16 @@ class FewShotImageTasks(TaskFamily):
 
     Subclasses provide ``images`` (n_images, channels, H, W) uint8, ``class_offsets``
     (C + 1,) so that class ``c`` owns ``images[class_offsets[c]:class_offsets[c+1]]``,
-    and ``pools``: {split: class indices}. ``ink_scale`` maps uint8 to [0, 1].
+    and ``pools``: {split: class indices}. Images are uint8 with ink 255: ``ink`` 1 maps
+    them to [0, 1] as they are, ``ink`` 0 inverts them. ``rotations``: 'per-task',
+    'train-classes' or 'none' (see the Omniglot module docstring; mini-ImageNet: none).
     """
 
     images: np.ndarray
     class_offsets: np.ndarray
     pools: dict
-    rotate: bool = False
+    rotations: str = "none"
+    ink: int = 1
     kind = "classification"
     input_shape: tuple = ()  # (channels, side, side)
 
