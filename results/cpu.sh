@@ -5,7 +5,10 @@
 # by `python -m tinymeta report`. The Omniglot runs stop long before the papers' iterations (a CPU
 # budget of one sitting): MAML in two sittings of 50 minutes (the second resumes the first), Reptile in
 # one of 80 minutes; each is evaluated where it stopped, then plotted. They ran side by side, one core
-# each (OPENBLAS_NUM_THREADS=1).
+# each (OPENBLAS_NUM_THREADS=1). Reptile's run is the corrected protocol (issue 12): one sitting on a
+# shared, busy CPU (1-2 s per iteration), stopped at iteration 3000, evaluated there after 50 steps on 100
+# validation and 100 test tasks (of the preset's 10,000: a CPU budget), then resumed for a few more
+# iterations (their validation is in the log).
 # The CAML sine runs and the MAML-vs-ADML Omniglot pair (issue 15) ran three at a time beside other jobs,
 # niced (nice -n 5) with OPENBLAS_NUM_THREADS=1; the Omniglot pair trained with one query per class
 # (--queries 1: the MAML code's K queries) and stopped at its --time-limit, then was evaluated under FGSM.
@@ -43,8 +46,10 @@ python -m tinymeta train --preset maml-omniglot-5w1s --logdir results/runs/maml-
 python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 3000 --no-progress --resume
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s/eval-test.json
 python -m tinymeta plot results/runs/maml-omniglot-5w1s --out results/runs/maml-omniglot-5w1s/curves.png
-python -m tinymeta train --preset reptile-omniglot-5w1s --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 4800 --no-progress --overwrite
-python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/reptile-omniglot-5w1s/eval-test.json
+python -m tinymeta train --preset reptile-omniglot-5w1s --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --stop-at 3000 --val-interval 500 --val-tasks 100 --no-progress --overwrite
+python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --split val --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-val.json
+python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-test.json
+python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --stop-at 4000 --time-limit 900 --no-progress
 python -m tinymeta plot results/runs/reptile-omniglot-5w1s --out results/runs/reptile-omniglot-5w1s/curves.png
 python -m tinymeta train --preset caml-sine-5shot --logdir results/runs/caml-sine-5shot --overwrite --no-progress
 python -m tinymeta train --preset caml-sine-10shot --logdir results/runs/caml-sine-10shot --overwrite --no-progress

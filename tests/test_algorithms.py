@@ -75,15 +75,18 @@ def test_maml_meta_loss_is_a_function_of_the_param_dict():
 def test_every_algorithm_is_built_from_a_config(name, first_order):
     cfg = SimpleNamespace(algorithm=name, inner_lr=0.3, inner_steps=4, first_order=first_order,
                           inner_optimizer="sgd", inner_batch=7, adapt_norm=False, adv_epsilon=0.1,
-                          context_size=3)
+                          context_size=3, transductive=name in ("anil", "nil"), inner_state="persistent",
+                          eval_inner_batch=3)
     algo = ALGORITHMS[name].from_config(MLP(), REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
     assert (algo.inner_lr, algo.inner_steps) == (0.3, 4)
     if name not in ("reptile", "caml"):  # Reptile adapts everything; CAML adapts only its context
         assert algo.adapt_norm is False
     assert algo.first_order == (first_order or name in ("fomaml", "reptile"))  # those two are first order anyway
+    assert algo.transductive == (name in ("anil", "nil"))
     if name == "reptile":
         assert (algo.inner_optimizer, algo.inner_batch) == ("sgd", 7)
+        assert (algo.inner_state, algo.eval_inner_batch) == ("persistent", 3)
     if name == "adml":
         assert algo.epsilon == 0.1
     if name == "caml":
@@ -176,9 +179,10 @@ def test_reptile_one_inner_step_matches_hand_computation(optimizer):
 
 
 def test_reptile_minibatches_cycle_through_the_support_set():
-    algo = Reptile(MLP((3, 1)), REG, inner_batch=3)
-    batches = list(algo._minibatches(5, 4, None))
+    from tinymeta.algorithms.reptile import minibatches
+    batches = list(minibatches(5, 3, 4, None))  # without a generator: the given order, pass after pass
     np.testing.assert_array_equal(np.concatenate(batches), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1])
+    assert list(minibatches(5, 8, 2, None)) == [None, None]  # a batch is at most the whole set
 
 
 def make(name, model, objective, **kw):

@@ -89,7 +89,7 @@ def test_omniglot_task_source_shares_data_between_training_and_evaluation(omnigl
     assert tasks.training.data is tasks.evaluation.data
     batch = tasks.train(np.random.default_rng(0))
     assert batch.x_support.shape == (3, 50, 1, 28, 28) and batch.x_query.shape == (3, 5, 1, 28, 28)
-    test = next(tasks.fixed("test", 4, 2))
-    assert test.x_support.shape == (2, 5, 1, 28, 28) and test.x_query.shape == (2, 5, 1, 28, 28)  # 1 query/class
+    test = next(tasks.fixed("test", 4, 2))  # Reptile's evaluation: one held-out query per class
+    assert test.x_support.shape == (2, 5, 1, 28, 28) and test.x_query.shape == (2, 5, 1, 28, 28)
     again = next(tasks.fixed("test", 4, 2))
     np.testing.assert_array_equal(test.info["classes"], again.info["classes"])  # fixed: TEST_SEED

@@ -96,7 +96,7 @@ def test_rotations_drawn_per_class_and_can_be_disabled(omniglot_real):
     counts = np.bincount(b.info["rotations"].ravel(), minlength=4)
     assert counts.min() > 150  # all four angles, roughly uniform (1000 draws), at test too
     assert len({tuple(r) for r in b.info["rotations"]}) > 100  # per class per task, not per batch
-    flat = Omniglot(5, 1, 1, data=omniglot_real, rotate=False).sample(20, np.random.default_rng(0))
+    flat = Omniglot(5, 1, 1, data=omniglot_real, rotations="none").sample(20, np.random.default_rng(0))
     assert (flat.info["rotations"] == 0).all()
     t, idx = 3, flat.info["support_images"][3]
     assert np.array_equal(flat.x_support.numpy()[t, :, 0],

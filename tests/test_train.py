@@ -42,13 +42,17 @@ def test_short_omniglot_run_beats_chance(tmp_path, omniglot_cache, monkeypatch):
     assert acc[1] > 0.3 and acc[2] > 0.4  # held-out characters after one and two inner steps (seen: 0.36, 0.47)
 
 
-@pytest.mark.parametrize("algorithm,stop", [("maml", 20), ("maml", 15), ("meta-sgd", 25), ("reptile", 15)])
+@pytest.mark.parametrize("algorithm,stop", [("maml", 20), ("maml", 15), ("meta-sgd", 25), ("reptile", 15),
+                                            ("reptile-persistent", 15)])
 def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, algorithm, stop):
     """The same parameters, test figures and log rows, also when the stop falls inside a log row (15, 25)."""
-    preset = {"maml": "maml-sine-10shot", "meta-sgd": "meta-sgd-sine-10shot", "reptile": "reptile-sine-10shot"}
+    preset = {"maml": "maml-sine-10shot", "meta-sgd": "meta-sgd-sine-10shot", "reptile": "reptile-sine-10shot",
+              "reptile-persistent": "reptile-sine-10shot"}
     cfg = PRESETS[preset[algorithm]].replace(iterations=40, log_interval=10, val_interval=20, val_tasks=20,
                                              test_tasks=50, checkpoint_interval=15, eval_inner_steps=2,
-                                             inner_steps=1 if algorithm != "reptile" else 4)
+                                             inner_steps=1 if algorithm == "maml" or algorithm == "meta-sgd" else 4)
+    if algorithm == "reptile-persistent":  # Adam's state carried across tasks and meta-iterations, checkpointed
+        cfg = cfg.replace(inner_optimizer="adam", inner_lr=0.01, inner_state="persistent", eval_inner_batch=5)
     straight = train(cfg, tmp_path / "a", **QUIET)
     first = train(cfg, tmp_path / "b", stop_at=stop, **QUIET)
     assert first["status"] == "stopped" and first["iteration"] == stop
@@ -61,6 +65,12 @@ def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path, algorithm, s
     assert [r["iteration"] for r in rows if r["split"] == "train"] == [10, 20, 30, 40]
     assert rows == strip(read_log(tmp_path / "b"))
     assert straight["test"]["loss"] == second["test"]["loss"]
+    if algorithm == "reptile-persistent":
+        assert a.algorithm_state["inner/step"] == 40 * cfg.meta_batch * 4
+        for k, v in a.algorithm_state.items():
+            np.testing.assert_array_equal(np.asarray(v), np.asarray(b.algorithm_state[k]))
+    else:
+        assert a.algorithm_state is None
 
 
 def test_resume_with_another_config_lists_the_differences(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..autograd import grad, no_grad
-from ..ops import stack
+from ..ops import concatenate, stack
 from .common import Objective, inner_sgd, per_task
 
 if TYPE_CHECKING:  # annotations only: the algorithms need no task family
@@ -29,12 +29,12 @@ class MetaLearner:
     name = "base"
 
     def __init__(self, model, objective: Objective, inner_lr: float = 0.01, inner_steps: int = 1,
-                 first_order: bool = False, adapt_norm: bool = True):
+                 first_order: bool = False, adapt_norm: bool = True, transductive: bool = True):
         if inner_steps < 0:
             raise ValueError(f"inner_steps must be >= 0, got {inner_steps}")
         self.model, self.objective = model, objective
         self.inner_lr, self.inner_steps, self.first_order = float(inner_lr), int(inner_steps), bool(first_order)
-        self.adapt_norm = bool(adapt_norm)
+        self.adapt_norm, self.transductive = bool(adapt_norm), bool(transductive)
 
     @classmethod
     def from_config(cls, model, objective: Objective, cfg):
@@ -44,7 +44,22 @@ class MetaLearner:
         algorithm is built this way: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
         """
         return cls(model, objective, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps, first_order=cfg.first_order,
-                   adapt_norm=cfg.adapt_norm)
+                   adapt_norm=cfg.adapt_norm, transductive=cfg.transductive)
+
+    # ---- state carried between meta-iterations (checkpointed with the run) ----------------------
+    def state_dict(self) -> dict:
+        """What the algorithm itself carries from one meta-iteration to the next: nothing here.
+
+        Reptile with ``inner_state='persistent'`` keeps its inner optimizer's state.
+        The training loop saves this dict in every checkpoint and restores it on resume.
+        """
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (an algorithm without state takes only an empty dict)."""
+        if state:
+            raise ValueError(f"{type(self).__name__} carries no state between meta-iterations, but the checkpoint "
+                             f"holds {sorted(state)}; was it saved by another algorithm or setting?")
 
     # ---- what is meta-learned --------------------------------------------------------------
     def init_meta_params(self, params: dict, rng=None) -> dict:
@@ -99,7 +114,31 @@ class MetaLearner:
         """Yield the query predictions before adaptation and after each inner step."""
         for fast in self.adapt(meta_params, batch, steps):
             with no_grad():
-                yield self.model(fast, batch.x_query)
+                yield self.query_predictions(meta_params, fast, batch)
+
+    def query_predictions(self, meta_params: dict, fast: dict, batch: MetaBatch):
+        """The model's outputs on the query set with the fast weights, (T, n_query, ...).
+
+        Transductive (default): a task's query examples go through the net together, so
+        batch norm pools their statistics (and nothing else). Otherwise each query
+        example goes through the net together with its task's support set, and the
+        output for it is kept (supervised-reptile reptile.py:129-134); all T * Q of
+        these passes run at once, as T * Q tasks that share their task's weights.
+        """
+        if self.transductive:
+            return self.model(fast, batch.x_query)
+        xs, xq = batch.x_support, batch.x_query
+        T, Q, S = xq.shape[0], xq.shape[1], xs.shape[1]
+        shared = self.model_params(meta_params)
+        weights = {}
+        for k, w in fast.items():  # per task (T, ...) -> (T * Q, ...); a shared weight stays shared
+            if w.ndim == shared[k].ndim + 1:
+                w = w.unsqueeze(1).broadcast_to((T, Q) + w.shape[1:]).reshape((T * Q,) + w.shape[1:])
+            weights[k] = w
+        support = xs.unsqueeze(1).broadcast_to((T, Q) + xs.shape[1:])  # (T, Q, S, ...)
+        x = concatenate([support, xq.unsqueeze(2)], axis=2).reshape((T * Q, S + 1) + xs.shape[2:])
+        out = self.model(weights, x)[:, S]  # the query example's output: the last of each pass
+        return out.reshape((T, Q) + out.shape[1:])
 
     def evaluate(self, meta_params: dict, batch: MetaBatch, steps: int | None = None) -> dict:
         """Query loss (and accuracy) of every task before adaptation and after each inner step.
@@ -122,4 +161,5 @@ class MetaLearner:
 
     def __repr__(self):
         return (f"{type(self).__name__}(inner_lr={self.inner_lr}, inner_steps={self.inner_steps}, "
-                f"first_order={self.first_order}" + ("" if self.adapt_norm else ", adapt_norm=False") + ")")
+                f"first_order={self.first_order}" + ("" if self.adapt_norm else ", adapt_norm=False")
+                + ("" if self.transductive else ", transductive=False") + ")")

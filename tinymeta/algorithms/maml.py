@@ -68,5 +68,7 @@ class FOMAML(MAML):
 
     name = "fomaml"
 
-    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=True, adapt_norm=True):
-        super().__init__(model, objective, inner_lr, inner_steps, first_order=True, adapt_norm=adapt_norm)
+    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=True, adapt_norm=True,
+                 transductive=True):
+        super().__init__(model, objective, inner_lr, inner_steps, first_order=True, adapt_norm=adapt_norm,
+                         transductive=transductive)

@@ -33,9 +33,9 @@ class MetaSGD(MetaLearner):
 
     name = "meta-sgd"
 
-    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=False, adapt_norm=True, *,
-                 lr_init=(0.005, 0.1)):
-        super().__init__(model, objective, inner_lr, inner_steps, first_order, adapt_norm)
+    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=False, adapt_norm=True,
+                 transductive=True, *, lr_init=(0.005, 0.1)):
+        super().__init__(model, objective, inner_lr, inner_steps, first_order, adapt_norm, transductive)
         self.lr_init = lr_init
 
     def init_meta_params(self, params, rng=None):

@@ -7,6 +7,7 @@ Layout of a checkpoint file (a plain NumPy ``.npz``, i.e. a zip of ``.npy`` file
                                          RNG state, config, extra
     param/<name>     array               each parameter, as a host (NumPy) array
     optim/<key>      array               each array of ``optimizer.state_dict()``
+    algo/<key>       array               each array of the algorithm's own state (``algorithm_state``)
     checksum         uint8 array         ASCII hex SHA-256 over all other entries
 
 Safety: files are always read with ``np.load(..., allow_pickle=False)``, so a
@@ -68,12 +69,14 @@ class Checkpoint:
     ``params``: name -> Tensor leaf on the requested device (requires_grad as saved);
     ``optimizer_state``: a dict for ``optimizer.load_state_dict`` (None if none was saved);
     ``rng_state``: a ``bit_generator.state`` dict for :func:`restore_rng` (or None);
+    ``algorithm_state``: a dict for the algorithm's ``load_state_dict`` (None if none was saved);
     ``config`` and ``extra``: the dicts given to :func:`save_checkpoint` ({} if none).
     """
 
     params: dict[str, Tensor]
     optimizer_state: dict | None = None
     rng_state: dict | None = None
+    algorithm_state: dict | None = None
     config: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     path: str = ""
@@ -169,7 +172,23 @@ def _optimizer_state(optimizer) -> dict | None:
                     f"{type(optimizer).__name__}")
 
 
-def _entries(params, optimizer, rng, config, extra) -> dict[str, np.ndarray]:
+def _state_entries(state: dict | None, prefix: str, what: str, entries: dict) -> dict | None:
+    """Put a state dict's arrays into ``entries`` as ``prefix/<key>``; return the metadata for the rest."""
+    if state is None:
+        return None
+    meta = {"keys": [], "scalars": {}}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{what} key {key!r} is not a string")
+        meta["keys"].append(key)
+        if isinstance(value, np.ndarray) or backend.device_of(value) == "cuda":
+            entries[f"{prefix}/{key}"] = backend.to_numpy(value)
+        else:
+            meta["scalars"][key] = _to_json(value, f"{what} {key!r}")
+    return meta
+
+
+def _entries(params, optimizer, rng, config, extra, algorithm_state=None) -> dict[str, np.ndarray]:
     """Every array the file will hold, checksum included (raises before any file is touched)."""
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict name -> Tensor, got {type(params).__name__}")
@@ -182,18 +201,9 @@ def _entries(params, optimizer, rng, config, extra) -> dict[str, np.ndarray]:
         entries[f"param/{name}"] = backend.to_numpy(p.data)
         requires_grad[name] = bool(p.requires_grad)
 
-    optim_meta = None
-    state = _optimizer_state(optimizer)
-    if state is not None:
-        optim_meta = {"keys": [], "scalars": {}}
-        for key, value in state.items():
-            if not isinstance(key, str):
-                raise TypeError(f"optimizer state key {key!r} is not a string")
-            optim_meta["keys"].append(key)
-            if isinstance(value, np.ndarray) or backend.device_of(value) == "cuda":
-                entries[f"optim/{key}"] = backend.to_numpy(value)
-            else:
-                optim_meta["scalars"][key] = _to_json(value, f"optimizer state {key!r}")
+    optim_meta = _state_entries(_optimizer_state(optimizer), "optim", "optimizer state", entries)
+    algo_meta = _state_entries(None if algorithm_state is None else dict(algorithm_state), "algo",
+                               "algorithm state", entries)
 
     rng_state = None
     if rng is not None:
@@ -204,7 +214,7 @@ def _entries(params, optimizer, rng, config, extra) -> dict[str, np.ndarray]:
 
     meta = {"format": _FORMAT_NAME, "tinymeta_version": _tinymeta_version(),
             "params": list(requires_grad), "requires_grad": requires_grad,
-            "optimizer": optim_meta, "rng_state": rng_state,
+            "optimizer": optim_meta, "rng_state": rng_state, "algorithm": algo_meta,
             "config": _to_json(dict(config or {}), "config"),
             "extra": _to_json(dict(extra or {}), "extra")}
     entries["meta"] = _json_bytes(meta)
@@ -219,19 +229,20 @@ def _write_npz(f, entries) -> None:
 
 def save_checkpoint(path, params: Mapping[str, Tensor], optimizer=None,
                     rng: np.random.Generator | None = None, config: dict | None = None,
-                    extra: dict | None = None) -> str:
+                    extra: dict | None = None, algorithm_state: dict | None = None) -> str:
     """Write everything needed to resume training to one ``.npz`` file, atomically.
 
     ``params``: the model's parameter dict (saved as host arrays, whatever the device);
     ``optimizer``: an optimizer from :mod:`tinymeta.optim` (or its ``state_dict()``);
     ``rng``: a ``np.random.Generator`` whose exact state is saved;
     ``config``, ``extra``: dicts of JSON-like values (numbers, strings, bools, None,
-    lists, tuples, dicts with string keys, small NumPy arrays), restored exactly.
+    lists, tuples, dicts with string keys, small NumPy arrays), restored exactly;
+    ``algorithm_state``: the algorithm's ``state_dict()`` (arrays and plain values), when it has one.
 
     The file is written at ``path`` exactly (no ``.npz`` is appended). Returns the path.
     """
     path = os.fspath(path)
-    entries = _entries(params, optimizer, rng, config, extra)
+    entries = _entries(params, optimizer, rng, config, extra, algorithm_state)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save {path!r}: the folder {folder!r} does not exist "
@@ -338,22 +349,29 @@ def _decode(path: str, entries: dict, meta: dict, device: str) -> Checkpoint:
             t.requires_grad_(True)
         params[name] = t
 
-    optimizer_state = None
-    if meta["optimizer"] is not None:
-        om = meta["optimizer"]
-        optimizer_state = {}
-        for key in om["keys"]:
-            if key in om["scalars"]:
-                optimizer_state[key] = _from_json(om["scalars"][key])
-            elif f"optim/{key}" in entries:
-                optimizer_state[key] = entries[f"optim/{key}"]
-            else:
-                raise CheckpointError(f"{path!r}: optimizer state {key!r} is missing")
+    optimizer_state = _decode_state(path, entries, meta["optimizer"], "optim", "optimizer state")
+    algorithm_state = _decode_state(path, entries, meta.get("algorithm"), "algo", "algorithm state")
 
     rng_state = None if meta["rng_state"] is None else _from_json(meta["rng_state"])
     return Checkpoint(params=params, optimizer_state=optimizer_state, rng_state=rng_state,
+                      algorithm_state=algorithm_state,
                       config=_from_json(meta["config"]), extra=_from_json(meta["extra"]),
                       path=path, format_version=int(entries["format_version"]))
+
+
+def _decode_state(path: str, entries: dict, meta: dict | None, prefix: str, what: str) -> dict | None:
+    """Undo :func:`_state_entries` (None when no such state was saved; older files have no algorithm state)."""
+    if meta is None:
+        return None
+    state = {}
+    for key in meta["keys"]:
+        if key in meta["scalars"]:
+            state[key] = _from_json(meta["scalars"][key])
+        elif f"{prefix}/{key}" in entries:
+            state[key] = entries[f"{prefix}/{key}"]
+        else:
+            raise CheckpointError(f"{path!r}: {what} {key!r} is missing")
+    return state
 
 
 def restore_rng(state: Mapping) -> np.random.Generator:

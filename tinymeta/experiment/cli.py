@@ -65,7 +65,12 @@ CONFIG_FLAGS = [
     (["--inner-batch"], "inner_batch", int, "Reptile's inner mini-batch size"),
     (["--filters", "--num_filters"], "filters", int, "conv filters per layer"),
     (["--pool", "--max_pool"], "pool", _bool, "max-pool instead of strided conv (True/False)"),
-    (["--split-mode"], "split_mode", str, "Omniglot split: maml or lake"),
+    (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake or reptile"),
+    (["--rotations"], "rotations", str, "Omniglot rotations: per-task (MAML), train-classes (Reptile) or none"),
+    (["--ink"], "ink", int, "Omniglot stroke value: 1 (MAML) or 0 (Reptile: the PNGs as read)"),
+    (["--inner-state"], "inner_state", str, "Reptile's inner optimizer state: fresh or persistent (the original)"),
+    (["--eval-inner-batch"], "eval_inner_batch", int, "Reptile's inner mini-batch at evaluation"),
+    (["--transductive"], "transductive", _bool, "query examples through batch norm together (True/False)"),
     (["--val-interval"], "val_interval", int, "iterations between validations (0: never)"),
     (["--val-tasks"], "val_tasks", int, "validation tasks"),
     (["--test-tasks"], "test_tasks", int, "test tasks of the final evaluation"),
@@ -76,7 +81,7 @@ CONFIG_FLAGS = [
     (["--adv-epsilon"], "adv_epsilon", float, "ADML: FGSM epsilon (images in [0, 1])"),
     (["--context-size"], "context_size", int, "CAML: context parameters per task"),
 ]
-REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots")
+REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 
 
 def _add_config_flags(p):

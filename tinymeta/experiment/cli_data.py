@@ -38,7 +38,7 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=("train", "val", "test"), default="train",
                    help="character/class split (image datasets)")
-    p.add_argument("--split-mode", choices=("maml", "lake"), default="maml",
+    p.add_argument("--split-mode", choices=("maml", "lake", "reptile"), default="maml",
                    help="Omniglot character split (default maml: 1100/100/423)")
     p.add_argument("--no-rotate", action="store_true", help="no 90-degree rotations (datasets that rotate: Omniglot)")
     p.add_argument("--data-dir", default=None,
@@ -70,10 +70,10 @@ def show_task(args: argparse.Namespace) -> int:
     k = cfg.shots if args.shots is None else args.shots
     q = cfg.queries if args.queries is None else args.queries
     cfg = cfg.replace(ways=args.ways, shots=k, queries=q, split_mode=args.split_mode)
+    if args.no_rotate:
+        cfg = cfg.replace(rotations="none")
     try:
         tasks = TASK_FAMILIES[args.dataset].from_config(cfg, device="cpu", data_dir=args.data_dir)
-        if args.no_rotate:
-            tasks.rotate = False
         if tasks.kind == "regression":
             path = viz.plot_sine_tasks(tasks.sample(4, rng, args.split), args.out)
         else:

@@ -43,7 +43,7 @@ class Config:
     hidden: tuple = (40, 40)           # MLP hidden sizes (sine)
     filters: int = 64                  # conv filters (Omniglot 64, mini-ImageNet 32)
     pool: bool = False                 # max-pool instead of strided conv (mini-ImageNet)
-    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake
+    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile (1200/423)
     # How the reference codes compute; tinymeta's own defaults first (see PROTOCOLS.md)
     task_loss: str = "mean"            # per-task loss: mean | sum | sum/shots (see TASK_LOSSES)
     adapt_norm: bool = True            # the inner loop adapts batch norm's parameters (MAML's code: no)
@@ -52,6 +52,11 @@ class Config:
     conv_padding: str = "symmetric"    # symmetric (1 pixel each side) | same (TensorFlow: the odd pixel after)
     features: str | None = None        # conv features: mean (spatial mean) | flatten; None: flatten iff pool
     head_init: str | None = None       # normal (N(0,1)) | glorot; None: glorot iff pool
+    inner_state: str = "fresh"         # Reptile's inner optimizer state: fresh per meta-batch | persistent (the original)
+    eval_inner_batch: int | None = None  # Reptile's inner mini-batch at evaluation (None: inner_batch)
+    transductive: bool = True          # queries through batch norm together; False: each with the support set
+    rotations: str = "per-task"        # Omniglot: per-task (MAML) | train-classes (Reptile) | none
+    ink: int = 1                       # Omniglot pixel value of the strokes: 1 (MAML) | 0 (Reptile: PNGs as read)
     val_interval: int = 1000
     val_tasks: int = 100
     test_tasks: int = 600
@@ -112,7 +117,7 @@ class Config:
         checks = [
             one_of("algorithm", sorted(ALGORITHMS)), one_of("dataset", sorted(TASK_FAMILIES)),
             one_of("meta_optimizer", ("adam", "sgd")), one_of("lr_schedule", ("constant", "linear")),
-            one_of("inner_optimizer", ("adam", "sgd")), one_of("split_mode", ("maml", "lake")),
+            one_of("inner_optimizer", ("adam", "sgd")), one_of("split_mode", ("maml", "lake", "reptile")),
             (self.dtype in ("float32", "float64"), f"dtype (--dtype) must be float32 or float64, got {self.dtype!r}"
              + (": float16 is unsupported (about 3 significant digits and a largest value of 65504: "
                 "meta-gradients overflow to NaN within a few iterations)" if self.dtype == "float16" else "")),
@@ -135,6 +140,12 @@ class Config:
              f"{flag('head_init')} must be normal or glorot, got {self.head_init!r}"),
             # ADML and CAML (issue 15)
             rate("adv_epsilon"), count("context_size", 1),
+            one_of("inner_state", ("fresh", "persistent")), optional("eval_inner_batch"),
+            (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
+             "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
+            (isinstance(self.transductive, bool), f"transductive must be True or False, got {self.transductive!r}"),
+            (self.transductive or self.algorithm not in ("anil", "nil"),
+             "transductive=False is not implemented for anil and nil (their evaluation works on features)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -92,6 +92,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
                f"{split}_tasks": num_tasks}  # validated like every other setting
     cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None}).validate()
     algo = build_algorithm(cfg, build_model(cfg))
+    algo.load_state_dict(ckpt.algorithm_state or {})  # Reptile's persistent inner state: evaluation starts from it
     if attack_epsilon is not None and task_family(cfg).kind != "classification":
         raise ValueError("--attack-epsilon: FGSM attacks images of a classification task")
     tasks = TaskSource(cfg, device, data_dir, verbose=progress)

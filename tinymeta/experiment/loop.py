@@ -88,6 +88,7 @@ def _begin(cfg: Config, logdir: Path, model, algo, device: str, ckpt, overwrite:
         params = ckpt.params
         opt = make_optimizer(cfg, params)
         opt.load_state_dict(ckpt.optimizer_state)
+        algo.load_state_dict(ckpt.algorithm_state or {})  # e.g. Reptile's persistent inner optimizer
         start = int(ckpt.extra["iteration"])
         truncate_log(logdir, start)
         sums = {k: tensor(np.asarray(v), device=device) for k, v in ckpt.extra.get("log_sums", {}).items()}
@@ -141,7 +142,8 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
     def save(iteration):
         log_sums = {k: np.asarray(v.numpy()) for k, v in sums.items()}  # the log row in progress
         save_checkpoint(ckpt_path, meta_params, optimizer=opt, rng=rng, config=cfg.to_dict(),
-                        extra={"iteration": iteration, "elapsed": elapsed, "log_sums": log_sums, "log_count": count})
+                        extra={"iteration": iteration, "elapsed": elapsed, "log_sums": log_sums, "log_count": count},
+                        algorithm_state=algo.state_dict() or None)
 
     def fail(message, iteration):
         write_status(logdir, "nan", iteration, message)

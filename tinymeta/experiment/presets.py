@@ -45,6 +45,8 @@ MAML_OMNIGLOT_SOURCES = {
     "features": "maml.py:223 reduce_mean over the spatial axes",
     "head_init": "maml.py:206 w5 ~ tf.random_normal (N(0, 1)); maml.py:189 conv Glorot-uniform",
     "split_mode": "data_generator.py:46-54 random.seed(1) shuffle: 1100 train, 100 val, 423 test",
+    "rotations": "data_generator.py:138,147 a rotation per class per task, at meta-test too",
+    "ink": "data_generator.py:118 image = 1.0 - image (strokes 1)",
     "test_tasks": "main.py:163 NUM_TEST_POINTS = 600; 95% CI = 1.96 std / sqrt(600)",
 }
 
@@ -66,6 +68,16 @@ REPTILE_OMNIGLOT_SOURCES = {
     "features": "models.py:24 flatten (2x2x64 = 256 features)",
     "head_init": "models.py:25 tf.layers.dense: Glorot-uniform kernel, zero bias",
     "test_tasks": "args.py:35 --eval-samples 10000",
+    "inner_state": "reptile.py:62-72 only the trainable variables are saved and restored around a task: Adam's "
+                   "second moment and step count carry on, tasks run one after another; reptile.py:114,122 "
+                   "evaluation starts from the training state and restores the full state after each task",
+    "eval_inner_batch": "README --eval-batch 5 (5-way) / 10 (20-way); reptile.py:115 _mini_batches at evaluation",
+    "transductive": "README --transductive; reptile.py:126-128 a task's test inputs through the net together",
+    "rotations": "omniglot.py:51-63 augment_dataset: 0/90/180/270 as extra classes; run_omniglot.py:24-26 "
+                 "only the training characters are augmented",
+    "ink": "omniglot.py:94 Image.open(...).resize((28, 28)) as read: background 1, strokes 0",
+    "split_mode": "omniglot.py:28-35 sorted alphabets then characters; run_omniglot.py:22 random.seed(0); "
+                  "omniglot.py:47-49 random.shuffle, first 1200 train, 423 test (no validation split)",
 }
 
 
@@ -77,7 +89,8 @@ def _omniglot(algorithm, ways, shots):
                   inner_steps=1 if five else 5, eval_inner_steps=10, meta_lr=1e-3, iterations=60000,
                   filters=64, val_interval=1000, val_tasks=100, log_interval=100,
                   task_loss="sum/shots", adapt_norm=False, bn_scale=False, bn_eps=1e-3, conv_padding="same",
-                  features="mean", head_init="normal", split_mode="maml", test_tasks=600)
+                  features="mean", head_init="normal", split_mode="maml", rotations="per-task", ink=1,
+                  test_tasks=600)
     if algorithm == "fomaml":
         base = base.replace(first_order=True)
     if algorithm == "meta-sgd":  # its rates are learned for the one step it evaluates with
@@ -88,7 +101,8 @@ def _omniglot(algorithm, ways, shots):
                             queries=1, meta_batch=5, meta_optimizer="sgd", meta_lr=1.0, lr_schedule="linear",
                             iterations=100000 if five else 200000, eval_inner_steps=50, task_loss="sum",
                             adapt_norm=True, bn_scale=True, bn_eps=1e-3, features="flatten", head_init="glorot",
-                            test_tasks=10000)
+                            test_tasks=10000, inner_state="persistent", eval_inner_batch=5 if five else 10,
+                            transductive=True, rotations="train-classes", ink=0, split_mode="reptile")
     return base
 
 

@@ -35,7 +35,6 @@ class MiniImageNet(FewShotImageTasks):
 
             data = load_miniimagenet(data_dir, cache_dir, verbose=verbose)
         self.data = data
-        self.rotate = False
         self.images = data.images
         self.class_offsets = data.class_offsets
         self.pools = {split: data.indices(split) for split in ("train", "val", "test")}

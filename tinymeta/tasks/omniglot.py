@@ -1,10 +1,23 @@
-"""N-way K-shot Omniglot tasks with MAML's protocol (Finn et al. 2017, App. A.1 and code).
+"""N-way K-shot Omniglot tasks, with MAML's protocol (Finn et al. 2017, App. A.1 and code) or Reptile's.
 
-A task picks N characters, turns each by a random multiple of 90 degrees (a rotated
-character counts as a new class, at meta-test too), and draws K support and Q query
-drawings per class from the character's 20 drawings, without replacement, so support
-and query never share a drawing. The N classes get the labels 0..N-1 in random order,
-and the examples are shuffled.
+A task picks N classes and draws K support and Q query drawings per class from the
+character's 20 drawings, without replacement, so support and query never share a
+drawing. The N classes get the labels 0..N-1 in random order, and the examples are
+shuffled.
+
+Rotations (``rotations``):
+
+- ``'per-task'`` (MAML's code, data_generator.py:138, 147): a class is a character,
+  turned by a random multiple of 90 degrees drawn per class per task, at meta-test too.
+- ``'train-classes'`` (Reptile's code, omniglot.py:51-63, run_omniglot.py:24-26): each
+  training character's four rotations are four classes, sampled like any class (a
+  task may hold two rotations of one character); validation and test characters are
+  never rotated.
+- ``'none'``: no rotations.
+
+Pixels (``ink``): 1 puts strokes at 1.0 and background at 0.0 (MAML's ``1 - image``,
+data_generator.py:118); 0 keeps the PNGs as read, background 1.0 and strokes 0.0
+(Reptile's omniglot.py:94). Both read the same 28x28 nearest-neighbour resize.
 
 Character splits (``split_mode``):
 
@@ -16,12 +29,20 @@ Character splits (``split_mode``):
 - ``'lake'``: Lake et al.'s alphabet split. Test = the 659 evaluation characters.
   The 964 background characters are permuted with ``SPLIT_SEED``; the last 100 of that
   permutation are validation, the other 864 train.
+- ``'reptile'``: exactly Reptile's split (omniglot.py:15-49, run_omniglot.py:22-24): the
+  characters in the order its ``read_dataset`` gives (the alphabet folders of both
+  zips merged and sorted by name, the characters of each sorted by name), shuffled
+  with Python's ``random.seed(0); random.shuffle``; the first 1200 are train, the other
+  423 test. The original has no validation split: the 'val' tasks here are other
+  fixed tasks of the test characters, for monitoring only (no model is selected on them).
 
 The sampler gathers uint8 images with one fancy index per set, rotates the examples in
-groups (one ``np.rot90`` per rotation angle), converts to float32 in [0, 1] (ink = 1)
+groups (one ``np.rot90`` per rotation angle), converts to float32 in [0, 1]
 and moves each array to the device in one transfer.
 """
 from __future__ import annotations
+
+import random
 
 import numpy as np
 
@@ -33,7 +54,10 @@ from .base import MetaBatch, TaskFamily
 SPLIT_SEED = 1  # seeds the character split (MAML's code uses random.seed(1))
 MAML_SPLIT_SIZES = {"train": 1100, "val": 100, "test": 423}
 LAKE_VAL_SIZE = 100
+REPTILE_SPLIT_SEED, REPTILE_TRAIN_SIZE = 0, 1200  # run_omniglot.py:22 random.seed(args.seed = 0); omniglot.py:37
 TASK_SPLITS = ("train", "val", "test")
+SPLIT_MODES = ("maml", "lake", "reptile")
+ROTATIONS = ("per-task", "train-classes", "none")
 
 
 def _to_device_tensor(array: np.ndarray, device: str) -> Tensor:
@@ -50,13 +74,16 @@ class FewShotImageTasks(TaskFamily):
 
     Subclasses provide ``images`` (n_images, channels, H, W) uint8, ``class_offsets``
     (C + 1,) so that class ``c`` owns ``images[class_offsets[c]:class_offsets[c+1]]``,
-    and ``pools``: {split: class indices}. ``ink_scale`` maps uint8 to [0, 1].
+    and ``pools``: {split: class indices}. Images are uint8 with ink 255: ``ink`` 1 maps
+    them to [0, 1] as they are, ``ink`` 0 inverts them. ``rotations``: 'per-task',
+    'train-classes' or 'none' (see the Omniglot module docstring; mini-ImageNet: none).
     """
 
     images: np.ndarray
     class_offsets: np.ndarray
     pools: dict
-    rotate: bool = False
+    rotations: str = "none"
+    ink: int = 1
     kind = "classification"
     input_shape: tuple = ()  # (channels, side, side)
 
@@ -121,13 +148,16 @@ class FewShotImageTasks(TaskFamily):
         self._check(split, n, k, q)
         pool = self.pools[split]
         T = num_tasks
+        # Reptile's training classes: every character of the pool four times, once per rotation
+        as_classes = self.rotations == "train-classes" and split == "train"
+        size = 4 * len(pool) if as_classes else len(pool)
 
         # N distinct classes per task, in random order: the N smallest of iid random keys,
         # sorted, are a uniform random ordered sample; position n gets label n.
-        keys = rng.random((T, len(pool)))
+        keys = rng.random((T, size))
         pick = np.argpartition(keys, n - 1, axis=1)[:, :n]
         pick = np.take_along_axis(pick, np.argsort(np.take_along_axis(keys, pick, 1), axis=1), 1)
-        classes = pool[pick]  # (T, N)
+        classes = pool[pick % len(pool)]  # (T, N)
 
         # K + Q distinct images per class, the same trick along each class's images;
         # positions past a (smaller) class's size get an infinite key so they are never drawn.
@@ -137,8 +167,12 @@ class FewShotImageTasks(TaskFamily):
         draws = np.argsort(keys, axis=2, kind="stable")[..., :k + q]  # (T, N, K+Q)
         index = self.class_offsets[classes][..., None] + draws  # into self.images
 
-        rotations = (rng.integers(0, 4, size=(T, n)) if self.rotate
-                     else np.zeros((T, n), dtype=np.int64))
+        if as_classes:
+            rotations = pick // len(pool)
+        elif self.rotations == "per-task":
+            rotations = rng.integers(0, 4, size=(T, n))
+        else:
+            rotations = np.zeros((T, n), dtype=np.int64)
 
         parts, info = [], {"classes": classes, "rotations": rotations}
         for name, sl, per in (("support", slice(0, k), k), ("query", slice(k, k + q), q)):
@@ -155,25 +189,27 @@ class FewShotImageTasks(TaskFamily):
         return MetaBatch(*(_to_device_tensor(a, device) for a in (xs, ys, xq, yq)), info=info)
 
     def _images(self, idx: np.ndarray, rot: np.ndarray) -> np.ndarray:
-        """Gather (T, S) images, rotate each by ``rot`` quarter turns, scale to float [0, 1]."""
+        """Gather (T, S) images, rotate each by ``rot`` quarter turns, scale to float [0, 1] (``ink``)."""
         imgs = self.images[idx]  # (T, S, channels, H, W) uint8: one gather of whole images
-        if self.rotate:
-            for r in (1, 2, 3):  # one vectorised rotation per angle, not one per image
-                sel = rot == r
-                if sel.any():
-                    imgs[sel] = np.rot90(imgs[sel], r, axes=(-2, -1))
+        for r in (1, 2, 3):  # one vectorised rotation per angle, not one per image
+            sel = rot == r
+            if sel.any():
+                imgs[sel] = np.rot90(imgs[sel], r, axes=(-2, -1))
+        if self.ink == 0:  # strokes 0, background 1: the PNGs as read (images are binary: exact)
+            imgs = np.subtract(np.uint8(255), imgs, dtype=np.uint8)
         return np.divide(imgs, self.dtype.type(255), dtype=self.dtype)
 
 
 class Omniglot(FewShotImageTasks):
-    """Omniglot N-way K-shot tasks (MAML protocol); x is (T, N*K, 1, 28, 28), ink = 1.0.
+    """Omniglot N-way K-shot tasks (MAML's protocol by default); x is (T, N*K, 1, 28, 28).
 
     ``data``: an :class:`~tinymeta.data.OmniglotData` (else loaded with
     :func:`~tinymeta.data.load_omniglot` from ``data_dir`` / ``cache_dir``).
-    ``split_mode``: 'maml' (1100/100/423 characters drawn irrespective of alphabet) or
-    'lake' (background 864 train + 100 val, evaluation 659 test); see the module
-    docstring. ``rotate``: rotations by multiples of 90 degrees as new classes (train
-    and test). ``k_query`` defaults to 15 as in MAML's code; K + Q <= 20.
+    ``split_mode``: 'maml' (1100/100/423 characters drawn irrespective of alphabet),
+    'lake' (background 864 train + 100 val, evaluation 659 test) or 'reptile' (Reptile's
+    exact 1200/423 split); ``rotations``: 'per-task', 'train-classes' or 'none';
+    ``ink``: 1 (strokes 1.0) or 0 (strokes 0.0); see the module docstring.
+    ``k_query`` defaults to 15; K + Q <= 20.
 
     Example::
 
@@ -190,29 +226,37 @@ class Omniglot(FewShotImageTasks):
     @classmethod
     def from_config(cls, cfg, *, device=None, data_dir=None, verbose=True) -> "Omniglot":
         """``cfg.ways``-way ``cfg.shots``-shot tasks with ``cfg.queries`` queries, split by ``cfg.split_mode``."""
-        return cls(cfg.ways, cfg.shots, cfg.queries, data_dir=data_dir, split_mode=cfg.split_mode, dtype=cfg.dtype,
-                   device=device, verbose=verbose)
+        return cls(cfg.ways, cfg.shots, cfg.queries, data_dir=data_dir, split_mode=cfg.split_mode,
+                   rotations=cfg.rotations, ink=cfg.ink, dtype=cfg.dtype, device=device, verbose=verbose)
 
     @classmethod
     def check_config(cls, cfg) -> None:
         super().check_config(cfg)
-        if cfg.split_mode not in ("maml", "lake"):
-            raise ValueError(f"unknown split_mode {cfg.split_mode!r}: use 'maml' or 'lake'")
-        smallest = min(MAML_SPLIT_SIZES["val"], LAKE_VAL_SIZE)  # the validation split, in either mode
+        if cfg.split_mode not in SPLIT_MODES:
+            raise ValueError(f"unknown split_mode {cfg.split_mode!r}: use one of {SPLIT_MODES}")
+        if cfg.rotations not in ROTATIONS:
+            raise ValueError(f"unknown rotations {cfg.rotations!r}: use one of {ROTATIONS}")
+        if cfg.ink not in (0, 1) or isinstance(cfg.ink, bool):
+            raise ValueError(f"ink must be 1 (strokes 1.0, MAML) or 0 (strokes 0.0, Reptile), got {cfg.ink!r}")
+        smallest = min(MAML_SPLIT_SIZES["val"], LAKE_VAL_SIZE)  # the validation split, in any mode
         if cfg.ways > smallest:
             raise ValueError(f"{cfg.ways} ways, but the Omniglot validation split has {smallest} characters; "
                              f"use ways <= {smallest}")
 
     def __init__(self, n_way: int = 5, k_support: int = 1, k_query: int = 15, *, data=None,
-                 data_dir=None, cache_dir=None, split_mode: str = "maml", rotate: bool = True,
-                 dtype="float32", device=None, verbose: bool = True):
+                 data_dir=None, cache_dir=None, split_mode: str = "maml", rotations: str = "per-task",
+                 ink: int = 1, dtype="float32", device=None, verbose: bool = True):
         super().__init__(n_way, k_support, k_query, dtype, device)
+        if rotations not in ROTATIONS:
+            raise ValueError(f"unknown rotations {rotations!r}: use one of {ROTATIONS}")
+        if ink not in (0, 1) or isinstance(ink, bool):
+            raise ValueError(f"ink must be 1 (strokes 1.0) or 0 (strokes 0.0), got {ink!r}")
         if data is None:
             from ..data.omniglot import load_omniglot  # noqa: PLC0415
 
             data = load_omniglot(data_dir, cache_dir, verbose=verbose)
         self.data = data
-        self.rotate = bool(rotate)
+        self.rotations, self.ink = rotations, int(ink)
         self.split_mode = split_mode
         c, d, h, w = data.images.shape
         self.images = data.images.reshape(c * d, 1, h, w)  # a view: drawing d of c is row c*d + d
@@ -228,7 +272,7 @@ class Omniglot(FewShotImageTasks):
 
     def __repr__(self):
         return (f"Omniglot(n_way={self.n_way}, k_support={self.k_support}, k_query={self.k_query}, "
-                f"split_mode={self.split_mode!r}, rotate={self.rotate}, device={self.device!r})")
+                f"split_mode={self.split_mode!r}, rotations={self.rotations!r}, ink={self.ink}, device={self.device!r})")
 
     def sample(self, num_tasks, rng, split="train", **kw) -> MetaBatch:
         batch = super().sample(num_tasks, rng, split, **kw)
@@ -243,8 +287,32 @@ class Omniglot(FewShotImageTasks):
         "example's drawing (0..19) of its character ``images_index // 20``.\n")
 
 
+def reptile_character_order(data) -> list:
+    """Character indices in the order Reptile's ``read_dataset`` yields them (omniglot.py:28-35).
+
+    Its data folder holds the alphabet folders of both zips side by side; it sorts
+    them by name, then each alphabet's character folders by name.
+    """
+    return sorted(range(data.num_characters), key=lambda c: (str(data.alphabets[c]), str(data.characters[c])))
+
+
+def reptile_split(data) -> tuple[list, list]:
+    """(train, test) character indices of Reptile's split, in its order (run_omniglot.py:22-24).
+
+    ``random.seed(0)`` then ``random.shuffle`` of the characters (omniglot.py:47-48):
+    the first 1200 train, the rest test. Python's own generator, so the same characters.
+    """
+    order = reptile_character_order(data)
+    random.Random(REPTILE_SPLIT_SEED).shuffle(order)
+    return order[:REPTILE_TRAIN_SIZE], order[REPTILE_TRAIN_SIZE:]
+
+
 def omniglot_splits(data, split_mode: str = "maml") -> dict:
-    """{'train', 'val', 'test'} -> sorted character indices of ``data``, disjoint and covering."""
+    """{'train', 'val', 'test'} -> sorted character indices of ``data``.
+
+    Disjoint and covering, except in 'reptile' mode, which has no validation split:
+    'val' is the test characters there (monitoring on other fixed tasks).
+    """
     n = data.num_characters
     rng = np.random.default_rng(SPLIT_SEED)
     if split_mode == "maml":
@@ -256,9 +324,15 @@ def omniglot_splits(data, split_mode: str = "maml") -> dict:
     elif split_mode == "lake":
         background = data.indices("background")[rng.permutation(len(data.indices("background")))]
         parts = background[:-LAKE_VAL_SIZE], background[-LAKE_VAL_SIZE:], data.indices("evaluation")
+    elif split_mode == "reptile":
+        if n != sum(MAML_SPLIT_SIZES.values()):
+            raise ValueError(f"split_mode='reptile' needs all 1623 Omniglot characters, the data has {n}")
+        train, test = reptile_split(data)
+        parts = np.array(train), np.array(test), np.array(test)
     else:
-        raise ValueError(f"unknown split_mode {split_mode!r}: use 'maml' or 'lake'")
+        raise ValueError(f"unknown split_mode {split_mode!r}: use one of {SPLIT_MODES}")
     return {name: np.sort(p).astype(np.int64) for name, p in zip(TASK_SPLITS, parts)}
 
 
-__all__ = ["Omniglot", "FewShotImageTasks", "omniglot_splits", "SPLIT_SEED", "MAML_SPLIT_SIZES"]
+__all__ = ["Omniglot", "FewShotImageTasks", "omniglot_splits", "reptile_split", "reptile_character_order",
+           "SPLIT_SEED", "MAML_SPLIT_SIZES"]
