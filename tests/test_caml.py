@@ -137,7 +137,7 @@ def test_the_class_widens_the_first_layer_and_keeps_the_input_columns():
     base = MLP((1, 40, 40, 1))
     params = base.init_params(0, dtype="float64")
     algo = CAML.from_config(base, REG, SimpleNamespace(inner_lr=1.0, inner_steps=1, first_order=False,
-                                                       context_size=5))
+                                                       adapt_norm=True, transductive=True, context_size=5))
     meta = algo.init_meta_params(params, np.random.default_rng(0))
     assert meta["w1"].shape == (40, 6) and meta["w1"].is_leaf and meta["w1"].requires_grad
     np.testing.assert_array_equal(meta["w1"].numpy()[:, :1], params["w1"].numpy())

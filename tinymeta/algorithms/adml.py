@@ -90,9 +90,9 @@ class ADML(MetaLearner):
 
     name = "adml"
 
-    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=False, adapt_norm=True, *,
-                 epsilon=0.2):
-        super().__init__(model, objective, inner_lr, inner_steps, first_order, adapt_norm)
+    def __init__(self, model, objective, inner_lr=0.01, inner_steps=1, first_order=False, adapt_norm=True,
+                 transductive=True, *, epsilon=0.2):
+        super().__init__(model, objective, inner_lr, inner_steps, first_order, adapt_norm, transductive)
         if not epsilon >= 0:
             raise ValueError(f"the FGSM epsilon must be >= 0, got {epsilon}")
         self.epsilon = float(epsilon)
@@ -101,7 +101,8 @@ class ADML(MetaLearner):
     def from_config(cls, model, objective, cfg):
         """Reads ``cfg.inner_lr``, ``cfg.inner_steps``, ``cfg.first_order``, ``cfg.adapt_norm``, ``cfg.adv_epsilon``."""
         return cls(model, objective, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
-                   first_order=cfg.first_order, adapt_norm=cfg.adapt_norm, epsilon=cfg.adv_epsilon)
+                   first_order=cfg.first_order, adapt_norm=cfg.adapt_norm, transductive=cfg.transductive,
+                   epsilon=cfg.adv_epsilon)
 
     def meta_loss(self, meta_params, batch):
         return adml_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr, self.inner_steps,

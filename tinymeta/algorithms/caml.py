@@ -107,19 +107,21 @@ class CAML(MetaLearner):
 
     name = "caml"
 
-    def __init__(self, model, objective, inner_lr=1.0, inner_steps=1, first_order=False, *, n_context=5):
+    def __init__(self, model, objective, inner_lr=1.0, inner_steps=1, first_order=False, adapt_norm=True,
+                 transductive=True, *, n_context=5):
         if not isinstance(model, MLP):
             raise TypeError(f"CAML conditions an MLP's first layer on the context; got {type(model).__name__} "
                             "(use a regression task family such as 'sine')")
         super().__init__(ContextModel(MLP((model.sizes[0] + n_context,) + model.sizes[1:], model.init_std),
-                                      n_context), objective, inner_lr, inner_steps, first_order)
+                                      n_context), objective, inner_lr, inner_steps, first_order, adapt_norm, transductive)
         self.n_context = int(n_context)
 
     @classmethod
     def from_config(cls, model, objective, cfg):
         """Reads ``cfg.inner_lr``, ``cfg.inner_steps``, ``cfg.first_order`` and ``cfg.context_size``."""
         return cls(model, objective, inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
-                   first_order=cfg.first_order, n_context=cfg.context_size)
+                   first_order=cfg.first_order, adapt_norm=cfg.adapt_norm, transductive=cfg.transductive,
+                   n_context=cfg.context_size)
 
     def init_meta_params(self, params, rng=None):
         """The MLP's weights with ``n_context`` more input columns in ``w1`` (the context's weights)."""
