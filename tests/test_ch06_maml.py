@@ -1,12 +1,11 @@
 """Chapter 6's checkers (MAML's inner step and meta-gradient): the reference passes, typical mistakes fail."""
 import numpy as np
 import pytest
-from exercise_helpers import assert_fails
+from exercise_helpers import assert_fails, assert_not_attempted, assert_passes
 
 import tinymeta as tm
 from chapters.solutions import ch06_maml as solution
 from tinymeta.algorithms import per_task
-from tinymeta.exercises import ExerciseError
 from tinymeta.exercises.ch06_maml import check_maml_inner_step, check_maml_meta_gradient
 
 pytestmark = pytest.mark.ch06
@@ -17,20 +16,12 @@ pytestmark = pytest.mark.ch06
     (check_maml_meta_gradient, solution.maml_meta_gradient),
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_reference_passes(checker, fn, capsys):
-    assert checker(fn) is True
-    checker(fn, raise_on_failure=True)
-    assert "correct!" in capsys.readouterr().out
+    assert_passes(checker, fn, capsys)
 
 
 @pytest.mark.parametrize("checker, nargs", [(check_maml_inner_step, 3), (check_maml_meta_gradient, 8)])
 def test_not_attempted(checker, nargs, capsys):
-    def stub(*args):
-        assert len(args) == nargs
-        raise NotImplementedError("Exercise")
-    assert checker(stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
-    with pytest.raises(ExerciseError, match="not attempted"):
-        checker(stub, raise_on_failure=True)
+    assert_not_attempted(checker, nargs, capsys)
 
 
 # ---- chapter 6, exercise 1: the inner step --------------------------------------------------------------

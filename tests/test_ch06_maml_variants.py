@@ -1,11 +1,10 @@
 """Chapter 6 (continued)'s checkers (ADML's FGSM step, CAML's inner step): the reference passes, typical mistakes
 fail with their diagnosis."""
 import pytest
-from exercise_helpers import assert_fails
+from exercise_helpers import assert_fails, assert_not_attempted, assert_passes
 
 import tinymeta as tm
 from chapters.solutions import ch06_maml_variants as solution
-from tinymeta.exercises import ExerciseError
 from tinymeta.exercises.ch06_maml_variants import check_caml_inner_step, check_fgsm
 
 pytestmark = pytest.mark.ch06
@@ -14,20 +13,12 @@ pytestmark = pytest.mark.ch06
 @pytest.mark.parametrize("checker, fn", [(check_fgsm, solution.fgsm),
                                          (check_caml_inner_step, solution.caml_inner_step)], ids=["fgsm", "caml"])
 def test_reference_passes(checker, fn, capsys):
-    assert checker(fn) is True
-    checker(fn, raise_on_failure=True)
-    assert "correct!" in capsys.readouterr().out
+    assert_passes(checker, fn, capsys)
 
 
 @pytest.mark.parametrize("checker, nargs", [(check_fgsm, 6), (check_caml_inner_step, 7)], ids=["fgsm", "caml"])
 def test_not_attempted(checker, nargs, capsys):
-    def stub(*args):
-        assert len(args) == nargs
-        raise NotImplementedError("Exercise")
-    assert checker(stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
-    with pytest.raises(ExerciseError, match="not attempted"):
-        checker(stub, raise_on_failure=True)
+    assert_not_attempted(checker, nargs, capsys)
 
 
 # ---- FGSM ---------------------------------------------------------------------------------------------------

@@ -2,12 +2,11 @@
 reference passes, typical mistakes fail."""
 import numpy as np
 import pytest
-from exercise_helpers import assert_fails
+from exercise_helpers import assert_fails, assert_not_attempted, assert_passes
 
 import tinymeta as tm
 from chapters.solutions import ch07_meta_sgd_and_reptile as solution
 from tinymeta.algorithms import per_task
-from tinymeta.exercises import ExerciseError
 from tinymeta.exercises.ch07_meta_sgd_and_reptile import (
     check_meta_sgd_init,
     check_meta_sgd_rate_gradient,
@@ -25,20 +24,12 @@ pytestmark = pytest.mark.ch07
     (check_reptile_update, solution.reptile_update),
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_reference_passes(checker, fn, capsys):
-    assert checker(fn) is True
-    checker(fn, raise_on_failure=True)
-    assert "correct!" in capsys.readouterr().out
+    assert_passes(checker, fn, capsys)
 
 
 @pytest.mark.parametrize("checker, nargs", [(check_meta_sgd_update, 3), (check_meta_sgd_rate_gradient, 8), (check_meta_sgd_init, 2), (check_reptile_update, 3)])
 def test_not_attempted(checker, nargs, capsys):
-    def stub(*args):
-        assert len(args) == nargs
-        raise NotImplementedError("Exercise")
-    assert checker(stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
-    with pytest.raises(ExerciseError, match="not attempted"):
-        checker(stub, raise_on_failure=True)
+    assert_not_attempted(checker, nargs, capsys)
 
 
 # ---- chapter 7: Meta-SGD -----------------------------------------------------------------------------------
