@@ -42,7 +42,8 @@ python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-10shot --shots 2
 python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-20shot --shots 5 --steps 1 --out results/runs/meta-sgd-sine-20shot/eval-5shot-1step.json
 python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-20shot --shots 10 --steps 1 --out results/runs/meta-sgd-sine-20shot/eval-10shot-1step.json
 python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-20shot --shots 20 --steps 1 --out results/runs/meta-sgd-sine-20shot/eval-20shot-1step.json
-# MAML 5w1s, corrected protocol: one sitting of 5900 s (6,755 iterations); each later sitting is the --resume line
+# MAML 5w1s, corrected protocol: a sitting of 5900 s (6,755 iterations), then one of 840 s (to 8,933) with the
+# --resume line (--time-limit 840); each later sitting is that line again
 python -m tinymeta train --preset maml-omniglot-5w1s --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 5900 --no-progress --overwrite
 python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 5900 --no-progress --resume
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s/eval-test.json
