@@ -4,7 +4,6 @@ from __future__ import annotations
 import http.server
 import io
 import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -103,10 +102,9 @@ def test_real_pixels_match_npz_originals(omniglot_real, split, npz_index, drawin
     assert np.allclose(floats, 1 - resized / 255, atol=1e-6)
 
 
-def test_real_cache_reload_is_fast_and_identical(omniglot_real):
-    start = time.perf_counter()
+def test_real_cache_reload_is_identical(omniglot_real):
+    """The second load reads the cache (its speed is measured by `bench --only tasks`, not here)."""
     again = load_omniglot(REAL_DIR, Path(omniglot_real.cache_path).parent, verbose=False)
-    assert time.perf_counter() - start < 1.0
     assert np.array_equal(again.images, omniglot_real.images)
     assert np.array_equal(again.file_names, omniglot_real.file_names)
 
