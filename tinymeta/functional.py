@@ -157,21 +157,22 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tenso
     trailing = input.ndim - c_axis - 1
     use_batch = training or running_mean is None
     if use_batch:
-        mean = ops.mean(input, stat_axes, keepdims=True)
-        centered = input - mean
-        var = ops.mean(centered * centered, stat_axes, keepdims=True)
+        y = ops.standardize(input, stat_axes, eps)  # one op, with one op for its gradient
         if training and running_mean is not None:
+            x = input.detach()
+            mean = ops.mean(x, stat_axes, keepdims=True)
+            var = ops.mean((x - mean) * (x - mean), stat_axes, keepdims=True)
             _update_running(running_mean, running_var, mean, var, stat_axes, input, momentum)
+        if weight is not None:
+            y = y * ops.reshape(weight, _bias_shape(weight, c_axis - 1, trailing))
     else:
         shape = (C,) + (1,) * trailing
         rm = ops.astype(const(running_mean, input), input.dtype)  # constants: arrays or Tensors
         rv = ops.astype(const(running_var, input), input.dtype)
-        centered = input - ops.reshape(rm.detach(), shape)
-        var = ops.reshape(rv.detach(), shape)
-    scale = (var + eps) ** -0.5
-    if weight is not None:  # fold the scale into the small per-channel factor: one full-size multiply
-        scale = scale * ops.reshape(weight, _bias_shape(weight, c_axis - 1, trailing))
-    y = centered * scale
+        scale = (ops.reshape(rv.detach(), shape) + eps) ** -0.5
+        if weight is not None:  # fold the scale into the small per-channel factor: one full-size multiply
+            scale = scale * ops.reshape(weight, _bias_shape(weight, c_axis - 1, trailing))
+        y = (input - ops.reshape(rm.detach(), shape)) * scale
     if bias is not None:
         y = y + ops.reshape(bias, _bias_shape(bias, c_axis - 1, trailing))
     return y

@@ -3,7 +3,8 @@ except the constant ones in :mod:`.compare` (comparisons, argmax, one_hot).
 
 The primitives a backend must provide are few: elementwise arithmetic and
 functions, sum and max reductions, reshape/transpose/broadcast/index/pad/
-concatenate, matmul, and unfold/fold. Everything else (mean, var, conv2d,
+concatenate, matmul, and unfold/fold. Standardisation (batch norm's core) is one op too, for speed
+(see :mod:`.norm`). Everything else (mean, var, conv2d,
 pooling, softmax, losses) is composed from them.
 
 ``__all__`` below is the one list of op names; ``tinymeta`` exports it too.
@@ -15,6 +16,7 @@ from .conv import fold, unfold
 from .elementwise import (abs, add, div, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid, sqrt, sub,
                           tanh, where)
 from .matmul import matmul
+from .norm import standardize
 from .reduce import max, mean, min, sum, var
 from .shape import (broadcast_to, concatenate, expand, flatten, getitem, pad, reshape, squeeze, stack, sum_to,
                     swapaxes, transpose, unsqueeze)
@@ -22,5 +24,5 @@ from .shape import (broadcast_to, concatenate, expand, flatten, getitem, pad, re
 __all__ = ["abs", "add", "argmax", "astype", "broadcast_to", "concatenate", "div", "equal", "exp", "expand",
            "flatten", "fold", "getitem", "greater", "greater_equal", "less", "less_equal", "log", "matmul",
            "max", "maximum", "mean", "min", "minimum", "mul", "neg", "not_equal", "one_hot", "pad", "pow",
-           "relu", "reshape", "sigmoid", "sqrt", "squeeze", "stack", "sub", "sum", "sum_to", "swapaxes", "tanh",
+           "relu", "reshape", "sigmoid", "sqrt", "squeeze", "stack", "standardize", "sub", "sum", "sum_to", "swapaxes", "tanh",
            "to_device", "transpose", "unfold", "unsqueeze", "var", "where"]
