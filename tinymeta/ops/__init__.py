@@ -24,5 +24,5 @@ from .shape import (broadcast_to, concatenate, expand, flatten, getitem, pad, re
 __all__ = ["abs", "add", "argmax", "astype", "broadcast_to", "concatenate", "div", "equal", "exp", "expand",
            "flatten", "fold", "getitem", "greater", "greater_equal", "less", "less_equal", "log", "matmul",
            "max", "maximum", "mean", "min", "minimum", "mul", "neg", "not_equal", "one_hot", "pad", "pow",
-           "relu", "reshape", "sigmoid", "sqrt", "squeeze", "stack", "standardize", "sub", "sum", "sum_to", "swapaxes", "tanh",
-           "to_device", "transpose", "unfold", "unsqueeze", "var", "where"]
+           "relu", "reshape", "sigmoid", "sqrt", "squeeze", "stack", "standardize", "sub", "sum", "sum_to",
+           "swapaxes", "tanh", "to_device", "transpose", "unfold", "unsqueeze", "var", "where"]

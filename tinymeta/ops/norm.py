@@ -24,6 +24,24 @@ from .common import normalize_axis
 from .reduce import mean
 
 
+def _centre_reference(x, mu, centered, squared):
+    np.subtract(x, mu, out=centered)
+    np.multiply(centered, centered, out=squared)
+
+
+_centre_kernel = backend.ElementwiseKernel(  # x - m(x) and its square in one pass on a GPU
+    _centre_reference, "T x, T mu", "T centered, T squared", "centered = x - mu; squared = centered * centered;",
+    "tinymeta_standardize_centre")
+
+
+def _rsqrt_reference(var, eps, r):
+    np.divide(1, np.sqrt(var + eps), out=r)
+
+
+_rsqrt_kernel = backend.ElementwiseKernel(
+    _rsqrt_reference, "T var, T eps", "T r", "r = 1 / sqrt(var + eps);", "tinymeta_standardize_rsqrt")
+
+
 class Standardize(Function):
     saves_inputs = saves_output = True
 
@@ -32,10 +50,12 @@ class Standardize(Function):
         self.eps = eps
 
     def forward(self, x):
-        mu = x.mean(axis=self.axes, keepdims=True)
-        centered = x - mu
-        var = (centered * centered).mean(axis=self.axes, keepdims=True)
-        self.r = (var + x.dtype.type(self.eps)) ** x.dtype.type(-0.5)  # kept: the gradient needs it
+        xp = backend.get_xp(x)
+        centered, squared = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)
+        _centre_kernel(x, x.mean(axis=self.axes, keepdims=True), centered, squared)
+        var = squared.mean(axis=self.axes, keepdims=True)
+        self.r = xp.empty(var.shape, dtype=var.dtype)  # kept: the gradient needs it
+        _rsqrt_kernel(var, x.dtype.type(self.eps), self.r)
         centered *= self.r  # in place: ``centered`` is this op's own fresh array
         return centered
 
@@ -44,10 +64,7 @@ class Standardize(Function):
         return (StandardizeGrad.apply(x, g, standardize=self, xhat=self.out),)
 
     def r_tensor(self, x: Tensor) -> Tensor:
-        """r as a tensor: recomputed from ``x`` when a graph is being recorded (third and
-        higher derivatives need r's dependence on x), the saved array otherwise."""
-        if not autograd.is_grad_enabled():
-            return Tensor(self.r)
+        """r recomputed from ``x`` as a graph: what third and higher derivatives differentiate."""
         centered = x - mean(x, self.axes, keepdims=True)
         return (mean(centered * centered, self.axes, keepdims=True) + self.eps) ** -0.5
 
@@ -61,6 +78,16 @@ _gradient_kernel = backend.ElementwiseKernel(  # r (g - m(g) - xhat q) in one pa
     "tinymeta_standardize_grad")
 
 
+def _second_reference(xhat, jh, jg, r, p, q, mean_hg, mean_h, mean_g, out):
+    np.multiply(-r, (mean_hg - mean_h * mean_g - p * q) * r * xhat + q * jh + p * jg, out=out)
+
+
+_second_kernel = backend.ElementwiseKernel(  # d<h, J g>/dx in one pass on a GPU
+    _second_reference, "T xhat, T jh, T jg, T r, T p, T q, T mean_hg, T mean_h, T mean_g", "T out",
+    "out = -r * ((mean_hg - mean_h * mean_g - p * q) * r * xhat + q * jh + p * jg);",
+    "tinymeta_standardize_grad_grad")
+
+
 class StandardizeGrad(Function):
     """The gradient of :class:`Standardize` at x for the upstream gradient g: J g.
 
@@ -68,7 +95,9 @@ class StandardizeGrad(Function):
     a = m(h g) - m(h) m(g)):
         d f / d g = J h
         d f / d x = -r ((a - p q) r xhat + q J h + p J g)
-    (from dr/dx = -(r^2/n) xhat and d xhat/dx = J).
+    (from dr/dx = -(r^2/n) xhat and d xhat/dx = J). When nothing records (second-order
+    MAML's outer backward) that is one kernel on arrays; when a graph is recorded, the
+    same formula in differentiable ops.
     """
     saves_inputs = saves_output = True
 
@@ -78,16 +107,25 @@ class StandardizeGrad(Function):
 
     def forward(self, x, g):
         axes, r, xhat = self.standardize.axes, self.standardize.r, self.xhat.array
-        q = (g * xhat).mean(axis=axes, keepdims=True)
+        self.q = (g * xhat).mean(axis=axes, keepdims=True)
+        self.mean_g = g.mean(axis=axes, keepdims=True)
         out = backend.get_xp(g).empty(g.shape, dtype=g.dtype)
-        _gradient_kernel(g, xhat, r, g.mean(axis=axes, keepdims=True), q, out)
+        _gradient_kernel(g, xhat, r, self.mean_g, self.q, out)
         return out
 
     def backward(self, h):
         x, g = self.inputs
-        axes, xhat = self.standardize.axes, self.xhat
-        r = self.standardize.r_tensor(x)
-        jh = StandardizeGrad.apply(x, h, standardize=self.standardize, xhat=xhat)
+        std, xhat = self.standardize, self.xhat
+        jh = StandardizeGrad.apply(x, h, standardize=std, xhat=xhat)
+        if not autograd.is_grad_enabled():
+            hh, axes = h.array, std.axes
+            p = (hh * xhat.array).mean(axis=axes, keepdims=True)
+            mean_hg = (hh * g.array).mean(axis=axes, keepdims=True)
+            out = backend.get_xp(hh).empty(hh.shape, dtype=hh.dtype)
+            _second_kernel(xhat.array, jh.array, self.out.array, std.r, p, self.q, mean_hg,
+                           hh.mean(axis=axes, keepdims=True), self.mean_g, out)
+            return Tensor(out), jh
+        axes, r = std.axes, std.r_tensor(x)
         p = mean(h * xhat, axes, keepdims=True)
         q = mean(g * xhat, axes, keepdims=True)
         a = mean(h * g, axes, keepdims=True) - mean(h, axes, keepdims=True) * mean(g, axes, keepdims=True)

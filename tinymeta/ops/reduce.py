@@ -1,4 +1,4 @@
-"""Reductions: sum and max are primitives; mean, var and min are composed from them."""
+"""Reductions: sum, mean and max are primitives; var and min are composed from them."""
 from __future__ import annotations
 
 import builtins
@@ -22,6 +22,24 @@ class Sum(Function):
         if not self.keepdims:
             g = reshape(g, keepdims_shape(self.in_shape, self.axes))
         return (broadcast_to(g, self.in_shape),)
+
+
+class Mean(Function):
+    """A primitive rather than sum times 1/n: one pass (one kernel on a GPU) instead of two."""
+
+    def __init__(self, axes, keepdims, n):
+        self.axes = axes
+        self.keepdims = keepdims
+        self.n = n
+
+    def forward(self, a):
+        self.in_shape = a.shape
+        return a.mean(axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, g):
+        if not self.keepdims:
+            g = reshape(g, keepdims_shape(self.in_shape, self.axes))
+        return (broadcast_to(g * (1.0 / self.n), self.in_shape),)
 
 
 class Max(Function):
@@ -51,11 +69,14 @@ def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
 
 def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis``; 0 over no elements (a sum of nothing, divided by 1)."""
     axes = normalize_axis(axis, a.ndim)
     n = 1
     for ax in axes:
         n *= a.shape[ax]
-    return sum(a, axes, keepdims) * (1.0 / builtins.max(n, 1))
+    if n == 0:
+        return sum(a, axes, keepdims)
+    return Mean.apply(a, axes=axes, keepdims=keepdims, n=n)
 
 
 def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
