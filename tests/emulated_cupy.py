@@ -465,10 +465,11 @@ class ElementwiseKernel:
         for n, a in zip(names, args):
             scope[n] = _unwrap(a, self.name) if isinstance(a, ndarray) else a
         outs = {n: scope[n] for n in self.outputs}
-        for statement in self.statements:
-            if statement.startswith("T "):  # a local of the kernel's type
-                statement = statement[2:]
-            exec(statement, {}, scope)  # noqa: S102 (the kernel text is tinymeta's own)
+        with np.errstate(all="ignore"):  # a CUDA kernel never warns: 0/0 is NaN, silently
+            for statement in self.statements:
+                if statement.startswith("T "):  # a local of the kernel's type
+                    statement = statement[2:]
+                exec(statement, {}, scope)  # noqa: S102 (the kernel text is tinymeta's own)
         for n, array in outs.items():
             array[...] = scope[n]
         LAUNCHES.hit("elementwise")

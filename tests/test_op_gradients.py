@@ -220,6 +220,73 @@ def test_standardize_rejects_what_it_cannot_normalise():
         ops.standardize(tm.tensor(np.arange(3)))
 
 
+# ---- softmax cross-entropy: one op, and one op for its gradient -----------------------------------
+def _one_hot64(labels, C):
+    return tm.tensor(np.eye(C)[labels], dtype="float64")
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 5, 4)])
+def test_softmax_cross_entropy(shape, rng):
+    z = t64(rng.standard_normal(shape) * 3)
+    y = _one_hot64(rng.integers(0, shape[-1], shape[:-1]), shape[-1])
+    w = t64(rng.standard_normal(shape[:-1]))
+    check_both(lambda z: ops.softmax_cross_entropy(z, y) * w, [z])
+    # equal to the composition it replaces, in value and in the first two derivatives
+    composed = lambda z: -ops.sum(F.log_softmax(z, -1) * y, -1)
+    for f in (lambda z: ops.softmax_cross_entropy(z, y), composed):
+        loss = f(z)
+        g, = tm.grad((loss * w).tanh().sum(), [z], create_graph=True)
+        gg, = tm.grad((g * g).sum(), [z])
+        if f is composed:
+            np.testing.assert_allclose(loss.numpy(), ref[0], rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(g.numpy(), ref[1], rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(gg.numpy(), ref[2], rtol=1e-9, atol=1e-11)
+        ref = [t.numpy() for t in (loss, g, gg)]
+
+
+def test_the_gradient_of_softmax_cross_entropy_is_differentiable_twice_more(rng):
+    """Third and fourth derivatives: the gradient op, gradchecked to second order in logits and upstream."""
+    z = t64(rng.standard_normal((3, 4)))
+    g = t64(rng.standard_normal(3))
+    y = _one_hot64(np.array([0, 3, 1]), 4)
+
+    def gradient(z, g):
+        with tm.enable_grad():  # the numerical side calls this with constants, under no_grad
+            z = z if z.requires_grad else tm.tensor(z.numpy(), requires_grad=True)
+            return tm.grad(ops.softmax_cross_entropy(z, y), [z], grad_outputs=[g], create_graph=True)[0]
+
+    check_both(gradient, [z, g])
+
+
+def test_softmax_cross_entropy_is_nan_for_a_zero_target_row_and_stable_for_huge_logits():
+    z = tm.tensor(np.array([[1e4, 0.0, -1e4], [0.0, 1.0, 2.0]]), dtype="float64")
+    y = tm.tensor(np.array([[1.0, 0, 0], [0, 0, 0]]), dtype="float64")
+    loss = ops.softmax_cross_entropy(z, y).numpy()
+    assert loss[0] == 0.0 and np.isnan(loss[1])
+    with pytest.raises(ValueError, match="target shape"):
+        ops.softmax_cross_entropy(z, y[0])
+    with pytest.raises(TypeError, match="share a float dtype"):
+        ops.softmax_cross_entropy(z, tm.tensor(np.zeros((2, 3)), dtype="float32"))
+
+
+@pytest.mark.parametrize("op", ["standardize", "softmax_cross_entropy"])
+def test_fused_ops_give_one_second_derivative_whether_or_not_a_graph_is_recorded(op, rng):
+    """Their gradient ops' backward is one pass on arrays, or differentiable ops under create_graph:
+    the same values either way."""
+    z = tm.tensor(rng.standard_normal((3, 4)), dtype="float64", requires_grad=True)
+    g = tm.tensor(rng.standard_normal((3, 4) if op == "standardize" else 3), dtype="float64",
+                  requires_grad=True)
+    h = t64(rng.standard_normal((3, 4)))
+    y = _one_hot64(np.array([0, 3, 1]), 4)
+    f = (lambda z: ops.standardize(z, 1, eps=1e-2)) if op == "standardize" else \
+        (lambda z: ops.softmax_cross_entropy(z, y))
+    first = tm.grad(f(z), [z], grad_outputs=[g], create_graph=True)[0]
+    recorded = tm.grad(first, [z, g], grad_outputs=[h], create_graph=True)
+    fused = tm.grad(first, [z, g], grad_outputs=[h])
+    for a, b in zip(recorded, fused):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-13)
+
+
 # ---- functional layers, with and without the task axis ----------------------------------------------
 @pytest.mark.parametrize("tasks,per_task", [(False, False), (True, False), (True, True)])
 def test_linear(tasks, per_task, rng):

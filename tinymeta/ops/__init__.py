@@ -2,10 +2,11 @@
 except the constant ones in :mod:`.compare` (comparisons, argmax, one_hot).
 
 The primitives a backend must provide are few: elementwise arithmetic and
-functions, sum and max reductions, reshape/transpose/broadcast/index/pad/
-concatenate, matmul, and unfold/fold. Standardisation (batch norm's core) is one op too, for speed
-(see :mod:`.norm`). Everything else (mean, var, conv2d,
-pooling, softmax, losses) is composed from them.
+functions, sum, mean and max reductions, reshape/transpose/broadcast/index/pad/
+concatenate, matmul, and unfold/fold. Everything else (var, conv2d, pooling,
+softmax, losses) is composed from them, except two compositions that are single
+ops for speed, each with an op for its gradient: standardisation, batch norm's
+core (:mod:`.norm`), and softmax cross-entropy (:mod:`.softmax`).
 
 ``__all__`` below is the one list of op names; ``tinymeta`` exports it too.
 Helpers that are not ops (operands, const, axis handling) stay in :mod:`.common`.
@@ -20,9 +21,11 @@ from .norm import standardize
 from .reduce import max, mean, min, sum, var
 from .shape import (broadcast_to, concatenate, expand, flatten, getitem, pad, reshape, squeeze, stack, sum_to,
                     swapaxes, transpose, unsqueeze)
+from .softmax import softmax_cross_entropy
 
 __all__ = ["abs", "add", "argmax", "astype", "broadcast_to", "concatenate", "div", "equal", "exp", "expand",
            "flatten", "fold", "getitem", "greater", "greater_equal", "less", "less_equal", "log", "matmul",
            "max", "maximum", "mean", "min", "minimum", "mul", "neg", "not_equal", "one_hot", "pad", "pow",
-           "relu", "reshape", "sigmoid", "sqrt", "squeeze", "stack", "standardize", "sub", "sum", "sum_to",
-           "swapaxes", "tanh", "to_device", "transpose", "unfold", "unsqueeze", "var", "where"]
+           "relu", "reshape", "sigmoid", "softmax_cross_entropy", "sqrt", "squeeze", "stack", "standardize",
+           "sub", "sum", "sum_to", "swapaxes", "tanh", "to_device", "transpose", "unfold", "unsqueeze", "var",
+           "where"]
