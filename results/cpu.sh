@@ -48,6 +48,11 @@ python -m tinymeta train --preset maml-omniglot-5w1s --logdir results/runs/maml-
 python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 5900 --no-progress --resume
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s/eval-test.json
 python -m tinymeta plot results/runs/maml-omniglot-5w1s --out results/runs/maml-omniglot-5w1s/curves.png
+# Meta-SGD 5w1s, corrected protocol: a first sitting of 5600 s, beside MAML's third sitting (one core each);
+# later sittings resume it as MAML's do
+python -m tinymeta train --preset meta-sgd-omniglot-5w1s --logdir results/runs/meta-sgd-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 5600 --no-progress --overwrite
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/meta-sgd-omniglot-5w1s/eval-test.json
+python -m tinymeta plot results/runs/meta-sgd-omniglot-5w1s --out results/runs/meta-sgd-omniglot-5w1s/curves.png
 python -m tinymeta train --preset reptile-omniglot-5w1s --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --stop-at 3000 --val-interval 500 --val-tasks 100 --no-progress --overwrite
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --split val --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-val.json
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-test.json

@@ -52,6 +52,9 @@ def test_every_cpu_results_command_runs_tiny_and_writes_what_the_page_reads(tmp_
     _run(report[0] + ["--root", str(tmp_path)], REPO)
     page = (tmp_path / "RESULTS.md").read_text()
     sine, omniglot = page.split("## Omniglot")
+    compared = page.split("## MAML vs Meta-SGD on Omniglot")[1].split("\n## ")[0]
+    assert "not run yet" not in compared and "| 3 | " in compared  # both tiny runs validated at iteration 3
+    assert (tmp_path / "results" / "figure_maml_vs_meta_sgd_omniglot.png").stat().st_size > 10_000
     assert "not run yet" not in sine and "| 5 | 5 |" in page
     for argv in cmds:  # every Omniglot cell the CPU commands train has its row filled
         if argv[3] == "train" and "--preset" in argv and "omniglot" in argv[argv.index("--preset") + 1]:

@@ -67,7 +67,7 @@ def plot_runs(logdirs, out=None, labels=None) -> Path:
                 if tr[2]:
                     ax.plot(tr[xi], tr[2], "--", color=color, alpha=0.6, lw=1, label=f"{label} (meta-train)")
                 if va[2]:
-                    ax.plot(va[xi], va[2], "-", color=color, lw=1.8, label=f"{label} (meta-val)")
+                    ax.plot(va[xi], va[2], "-o", color=color, lw=1.8, ms=3, label=f"{label} (meta-val)")
             ax.set_xlabel(xname)
             ax.set_ylabel(title)
             if val_key == "loss":
