@@ -179,6 +179,20 @@ def test_unfold_fold(k, s, p, rng):
     assert abs(lhs - rhs) < 1e-10 * max(1.0, abs(lhs))
 
 
+@pytest.mark.parametrize("k,s,p,hw", [(3, 1, 0, (5, 6)), (3, 2, ((0, 1), (0, 1)), (14, 14)),
+                                       (3, 2, ((0, 1), (0, 1)), (28, 28)), ((2, 3), (1, 2), (1, 0), (7, 9))])
+def test_the_three_ways_to_fold_agree(k, s, p, hw, rng):
+    """col2im is strided additions (NumPy, large images), one matmul with a 0/1 matrix (NumPy, small
+    images) or a gather-and-sum (GPU): the same sums in other orders."""
+    from tinymeta.ops import conv
+    k2, s2, p2 = conv._pair(k), conv._pair(s), conv.normalize_padding(p)
+    cols = tm.unfold(t64(rng.standard_normal((3, 2) + hw)), k2, s2, p2).numpy()
+    cols = rng.standard_normal(cols.shape)
+    ways = [f(cols, hw, k2, s2, p2, np) for f in (conv._fold_strided, conv._fold_matmul, conv._fold_gathered)]
+    for other in ways[1:]:
+        np.testing.assert_allclose(other, ways[0], rtol=1e-13, atol=1e-13)
+
+
 # ---- standardize, batch norm's core: one op, and one op for its gradient ------------------------
 @pytest.mark.parametrize("shape,axes", [((4, 3), 0), ((2, 3, 2, 2), (0, 2, 3)), ((2, 3, 2, 2, 2), (1, 3, 4)),
                                         ((5,), None)])
