@@ -193,6 +193,18 @@ def test_the_three_ways_to_fold_agree(k, s, p, hw, rng):
         np.testing.assert_allclose(other, ways[0], rtol=1e-13, atol=1e-13)
 
 
+def assert_equal_to_composition(fused, composed, x, w):
+    """A fused op against the primitives it replaces: the value and the first two derivatives."""
+    def derivatives(f):
+        y = f(x)
+        g, = tm.grad((y * w).tanh().sum(), [x], create_graph=True)
+        gg, = tm.grad((g * g).sum(), [x])
+        return y.numpy(), g.numpy(), gg.numpy()
+
+    for ours, theirs, tol in zip(derivatives(fused), derivatives(composed), (1e-12, 1e-10, 1e-9)):
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol / 10)
+
+
 # ---- standardize, batch norm's core: one op, and one op for its gradient ------------------------
 @pytest.mark.parametrize("shape,axes", [((4, 3), 0), ((2, 3, 2, 2), (0, 2, 3)), ((2, 3, 2, 2, 2), (1, 3, 4)),
                                         ((5,), None)])
@@ -200,17 +212,9 @@ def test_standardize(shape, axes, rng):
     x = t64(rng.standard_normal(shape) * 2 + 1)
     w = t64(rng.standard_normal(shape))
     check_both(lambda x: ops.standardize(x, axes, eps=1e-3) * w, [x])
-    # equal to the composition it replaces, in value and in the first two derivatives
-    composed = lambda x: (x - ops.mean(x, axes, keepdims=True)) * (ops.var(x, axes, keepdims=True) + 1e-3) ** -0.5
-    for f in (lambda x: ops.standardize(x, axes, eps=1e-3), composed):
-        y = f(x)
-        g, = tm.grad((y * w).tanh().sum(), [x], create_graph=True)
-        gg, = tm.grad((g * g).sum(), [x])
-        if f is composed:
-            np.testing.assert_allclose(y.numpy(), ref[0], rtol=1e-12, atol=1e-12)
-            np.testing.assert_allclose(g.numpy(), ref[1], rtol=1e-10, atol=1e-12)
-            np.testing.assert_allclose(gg.numpy(), ref[2], rtol=1e-9, atol=1e-11)
-        ref = [t.numpy() for t in (y, g, gg)]
+    assert_equal_to_composition(lambda x: ops.standardize(x, axes, eps=1e-3),
+                                lambda x: (x - ops.mean(x, axes, keepdims=True))
+                                * (ops.var(x, axes, keepdims=True) + 1e-3) ** -0.5, x, w)
 
 
 def test_the_gradient_of_standardize_is_differentiable_twice_more(rng):
@@ -245,17 +249,8 @@ def test_softmax_cross_entropy(shape, rng):
     y = _one_hot64(rng.integers(0, shape[-1], shape[:-1]), shape[-1])
     w = t64(rng.standard_normal(shape[:-1]))
     check_both(lambda z: ops.softmax_cross_entropy(z, y) * w, [z])
-    # equal to the composition it replaces, in value and in the first two derivatives
-    composed = lambda z: -ops.sum(F.log_softmax(z, -1) * y, -1)
-    for f in (lambda z: ops.softmax_cross_entropy(z, y), composed):
-        loss = f(z)
-        g, = tm.grad((loss * w).tanh().sum(), [z], create_graph=True)
-        gg, = tm.grad((g * g).sum(), [z])
-        if f is composed:
-            np.testing.assert_allclose(loss.numpy(), ref[0], rtol=1e-12, atol=1e-12)
-            np.testing.assert_allclose(g.numpy(), ref[1], rtol=1e-10, atol=1e-12)
-            np.testing.assert_allclose(gg.numpy(), ref[2], rtol=1e-9, atol=1e-11)
-        ref = [t.numpy() for t in (loss, g, gg)]
+    assert_equal_to_composition(lambda z: ops.softmax_cross_entropy(z, y),
+                                lambda z: -ops.sum(F.log_softmax(z, -1) * y, -1), z, w)
 
 
 def test_the_gradient_of_softmax_cross_entropy_is_differentiable_twice_more(rng):
