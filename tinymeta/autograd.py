@@ -169,13 +169,12 @@ def _backprop(outputs, grad_outputs, targets, create_graph, names=None):
     wanted = {id(t) for t in targets}
     leads = set()  # nodes from which some target can be reached by going to inputs
     for node in order:
-        if id(node) in wanted or (node._ctx is not None and
-                                  any(id(p) in leads for p in node._ctx.inputs)):
+        fn = node._ctx
+        runs = fn is not None and any([id(p) in leads for p in fn.inputs])  # its backward rule will run
+        if runs and (fn.saves_inputs or fn.saves_output):
+            check_unchanged(fn, names)  # before any rule runs: nothing a rule will read may have changed
+        if runs or id(node) in wanted:
             leads.add(id(node))
-    # before any backward rule runs: nothing a rule will read may have changed
-    for node in order:
-        if node._ctx is not None and id(node) in leads:
-            check_unchanged(node._ctx, names)
 
     grads = {}
     for out, g in zip(outputs, grad_outputs):
@@ -192,8 +191,8 @@ def _backprop(outputs, grad_outputs, targets, create_graph, names=None):
             fn = node._ctx
             if fn is None:
                 continue
-            needs = tuple(id(p) in leads for p in fn.inputs)
-            if not any(needs):
+            needs = tuple([id(p) in leads for p in fn.inputs])
+            if True not in needs:
                 continue
             fn.needs_input_grad = needs
             in_grads = fn.backward(g)
@@ -206,7 +205,7 @@ def _backprop(outputs, grad_outputs, targets, create_graph, names=None):
                 if not isinstance(pg, Tensor):  # raw arrays would silently cut second-order graphs
                     raise TypeError(f"{type(fn).__name__}.backward returned a {type(pg).__name__}; backward rules "
                                     "must return Tensors built with tinymeta ops, so that they can be differentiated")
-                if pg.shape != p.shape:  # a backward rule broke its contract
+                if pg.array.shape != p.array.shape:  # a backward rule broke its contract
                     raise RuntimeError(f"{type(fn).__name__}.backward returned a gradient of shape "
                                        f"{pg.shape} for an input of shape {p.shape}")
                 prev = grads.get(id(p))
