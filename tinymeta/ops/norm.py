@@ -10,8 +10,10 @@ launches. Here the forward is one op and its gradient is one op too,
 
     dx = J g = r (g - m(g) - xhat m(g xhat)),   J = r (I - 11^T/n - xhat xhat^T/n),
 
-whose own backward (J is symmetric, so d/dg is J again) is written below in
-differentiable ops, so every order of derivative stays exact.
+whose own backward (J is symmetric, so d/dg is J again) is one pass on arrays
+when nothing records, and differentiable ops when a graph is recorded, so every
+order of derivative stays exact. The elementwise passes are ``ElementwiseKernel``s:
+a NumPy reference, and the same line compiled to one kernel on a GPU.
 """
 from __future__ import annotations
 
