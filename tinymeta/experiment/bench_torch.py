@@ -2,8 +2,8 @@
 
 Two versions, as a PyTorch user would write them: a loop over tasks (torch.autograd)
 and one batched call with torch.func (``vmap`` over tasks of an inner step made with
-``grad``). Both start from tinymeta's initial parameters and batch, take one inner
-SGD step, differentiate the query loss through it (second order unless
+``grad``). Both start from tinymeta's initial parameters and batch, on tinymeta's
+device (``.item()`` at the end waits for the GPU), take one inner SGD step, differentiate the query loss through it (second order unless
 ``first_order``) and make one Adam step, as tinymeta's meta-iteration does.
 
 PyTorch is never a dependency: this module is imported only when asked for, and
@@ -49,11 +49,12 @@ def _mlp_forward(p, x, n_layers):
 class TorchMAML:
     """One MAML meta-iteration (1 inner step) in PyTorch: ``loop()`` and ``vmapped()``."""
 
-    def __init__(self, kind, model, params, batch, inner_lr, meta_lr, first_order=False):
+    def __init__(self, kind, model, params, batch, inner_lr, meta_lr, first_order=False, device="cpu"):
         self.first_order = first_order
         self.inner_lr = inner_lr
-        self.params = {k: torch.tensor(v.numpy(), requires_grad=True) for k, v in params.items()}
-        xs, ys, xq, yq = (torch.tensor(b.numpy()) for b in (*batch.support, *batch.query))
+        dev = torch.device("cuda" if device == "cuda" else "cpu")  # the device tinymeta runs on
+        self.params = {k: torch.tensor(v.numpy(), device=dev, requires_grad=True) for k, v in params.items()}
+        xs, ys, xq, yq = (torch.tensor(b.numpy(), device=dev) for b in (*batch.support, *batch.query))
         self.xs, self.ys, self.xq, self.yq = xs, ys, xq, yq
         if kind == "conv":
             self.forward = lambda p, x: _conv_forward(p, x, model)
@@ -104,6 +105,8 @@ class TorchMAML:
         return total.item() if not total.requires_grad else total.detach().item()
 
 
-def torch_version() -> str:
+def torch_version(device="cpu") -> str:
+    if device == "cuda":
+        return f"torch {torch.__version__} on {torch.cuda.get_device_name()}"
     return f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
