@@ -174,27 +174,27 @@ def old_protocol_lines(runs: Path) -> list[str]:
             "next to the original code's line."]
 
 
-def figure2(runs: Path, out: Path) -> Path | None:
-    """MSE against inner steps at test time, MAML vs the pretrained net, for K = 5, 10, 20 (MAML Fig. 3)."""
+def _mse_by_steps_figure(runs: Path, out: Path, curves, log_scale: bool) -> Path | None:
+    """One panel per K = 5, 10, 20: test MSE (95% CI) against inner steps for each run that has a
+    test.json. ``curves(k)`` gives (run name, label, matplotlib style) per line. None if nothing drawn."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
     fig = Figure(figsize=(11, 3.3))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3)
     drawn = False
-    for ax, k in zip(axes, (5, 10, 20)):
-        for name, style in ((f"maml-sine-{k}shot", "-o"), (f"pretrained-sine-{k}shot", "--s")):
+    for ax, k in zip(fig.subplots(1, 3), (5, 10, 20)):
+        for name, label, style in curves(k):
             t = _load(runs / name / "test.json")
             if t is None:
                 continue
             drawn = True
-            mean = [s["mean"] for s in t["loss"]]
-            ci = [s["ci95"] for s in t["loss"]]
-            ax.errorbar(range(len(mean)), mean, yerr=ci, fmt=style, ms=3, capsize=2,
-                        label="MAML" if name.startswith("maml") else "pretrained")
+            ax.errorbar(range(len(t["loss"])), [s["mean"] for s in t["loss"]], yerr=[s["ci95"] for s in t["loss"]],
+                        fmt=style, ms=3, capsize=2, label=label)
         ax.set_title(f"K = {k}")
         ax.set_xlabel("gradient steps at test time")
         ax.set_ylabel("MSE on 600 held-out tasks")
+        if log_scale:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
@@ -204,6 +204,13 @@ def figure2(runs: Path, out: Path) -> Path | None:
     with atomic_write(out, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
     return out
+
+
+def figure2(runs: Path, out: Path) -> Path | None:
+    """MSE against inner steps at test time, MAML vs the pretrained net, for K = 5, 10, 20 (MAML Fig. 3)."""
+    return _mse_by_steps_figure(runs, out, lambda k: ((f"maml-sine-{k}shot", "MAML", "-o"),
+                                                      (f"pretrained-sine-{k}shot", "pretrained", "--s")),
+                                log_scale=False)
 
 
 def adml_table(runs: Path) -> list[str]:
@@ -250,33 +257,9 @@ def caml_table(runs: Path) -> list[str]:
 
 def caml_figure(runs: Path, out: Path) -> Path | None:
     """MSE against inner steps at test time, CAML vs MAML, K = 5, 10, 20 (as CAVIA's Fig. 2a)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-    from matplotlib.figure import Figure  # noqa: PLC0415
-    fig = Figure(figsize=(11, 3.3))
-    FigureCanvasAgg(fig)
-    drawn = False
-    for ax, k in zip(fig.subplots(1, 3), CAML_SHOTS):
-        for name, label, style in ((f"caml-sine-{k}shot", "CAML (5 context)", "-o"),
-                                   (f"maml-sine-{k}shot", "MAML", "--s")):
-            t = _load(runs / name / "test.json")
-            if t is None:
-                continue
-            drawn = True
-            ax.errorbar(range(len(t["loss"])), [s["mean"] for s in t["loss"]], yerr=[s["ci95"] for s in t["loss"]],
-                        fmt=style, ms=3, capsize=2, label=label)
-        ax.set_title(f"K = {k}")
-        ax.set_xlabel("gradient steps at test time")
-        ax.set_ylabel("MSE on 600 held-out tasks")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
-    if not drawn:
-        return None
-    fig.tight_layout()
-    with atomic_write(out, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    return out
+    return _mse_by_steps_figure(runs, out, lambda k: ((f"caml-sine-{k}shot", "CAML (5 context)", "-o"),
+                                                      (f"maml-sine-{k}shot", "MAML", "--s")),
+                                log_scale=True)
 
 
 COMPARED = ("maml-omniglot-5w1s", "meta-sgd-omniglot-5w1s")  # Meta-SGD's claim, on Omniglot 5-way 1-shot
