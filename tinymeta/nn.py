@@ -85,9 +85,13 @@ class MLP(Model):
     def _init(self, rng):
         p = {}
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
-            p[f"w{i}"] = truncated_normal(rng, (fan_out, fan_in), self.init_std)
+            p[f"w{i}"] = self._weight(rng, fan_in, fan_out)
             p[f"b{i}"] = np.zeros(fan_out)
         return p
+
+    def _weight(self, rng, fan_in, fan_out):
+        """One layer's (fan_out, fan_in) weight at initialisation."""
+        return truncated_normal(rng, (fan_out, fan_in), self.init_std)
 
     def head_keys(self):
         n = len(self.sizes) - 1

@@ -19,20 +19,21 @@ import math
 
 import numpy as np
 
-from .. import functional as F
 from .. import ops
-from ..nn import Model, glorot_uniform
+from ..nn import MLP, glorot_uniform
 
 MIN_LOG_STD = math.log(1e-6)  # maml_minimal_gauss_mlp_policy.py:38
 
 
-class GaussianMLPPolicy(Model):
-    """pi(a | s) = N(mean(s), diag(exp(log_std))^2), mean an MLP of ``sizes``."""
+class GaussianMLPPolicy(MLP):
+    """pi(a | s) = N(mean(s), diag(exp(log_std))^2), mean an MLP of ``sizes``.
+
+    ``init_std`` is the action's standard deviation at initialisation (not a
+    weight scale: the weights are Glorot-uniform).
+    """
 
     def __init__(self, sizes=(2, 100, 100, 2), init_std=1.0):
-        if len(sizes) < 2:
-            raise ValueError(f"GaussianMLPPolicy needs at least observation and action sizes, got {sizes}")
-        self.sizes = tuple(int(s) for s in sizes)
+        super().__init__(sizes)
         self.init_std = float(init_std)
         if self.init_std <= 0:
             raise ValueError(f"init_std must be positive, got {init_std}")
@@ -42,21 +43,12 @@ class GaussianMLPPolicy(Model):
         return self.sizes[-1]
 
     def _init(self, rng):
-        p = {}
-        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
-            p[f"w{i}"] = glorot_uniform(rng, (fan_out, fan_in), fan_in, fan_out)
-            p[f"b{i}"] = np.zeros(fan_out)
+        p = super()._init(rng)
         p["log_std"] = np.full(self.action_dim, math.log(self.init_std))
         return p
 
-    def head_keys(self):
-        n = len(self.sizes) - 1
-        return [f"w{n}", f"b{n}"]
-
-    def body(self, params, x):
-        for i in range(1, len(self.sizes) - 1):
-            x = F.relu(F.linear(x, params[f"w{i}"], params[f"b{i}"]))
-        return x
+    def _weight(self, rng, fan_in, fan_out):
+        return glorot_uniform(rng, (fan_out, fan_in), fan_in, fan_out)
 
     def distribution(self, params, obs):
         """(mean, log_std) of the action at ``obs``; log_std broadcasts against mean.
