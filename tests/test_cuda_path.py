@@ -248,6 +248,22 @@ def test_a_whole_run_on_cuda_resumes_exactly_and_evaluates_on_either_device(gpu_
         assert np.isclose(s_cpu["mean"], s_gpu["mean"], rtol=1e-4)
 
 
+def test_a_run_started_on_the_cpu_resumes_on_cuda(gpu_device, tmp_path):
+    """The Omniglot campaign moves between machines: CPU sittings, then a GPU one resumes the checkpoint."""
+    from tinymeta.experiment.checkpoint import load_checkpoint
+    cfg = PRESETS["maml-sine-10shot"].replace(iterations=20, log_interval=10, val_interval=10, val_tasks=20,
+                                              test_tasks=40, checkpoint_interval=10, eval_inner_steps=2)
+    straight = train(cfg, tmp_path / "a", device="cpu", **QUIET)
+    assert train(cfg, tmp_path / "b", device="cpu", stop_at=10, **QUIET)["status"] == "stopped"
+    resumed = train(cfg, tmp_path / "b", device="cuda", resume=True, **QUIET)
+    assert resumed["test"]["device"] == "cuda"
+    a, b = (load_checkpoint(tmp_path / d / "checkpoint.npz") for d in ("a", "b"))
+    for k in a.params:  # float32 on another device: the same run up to rounding
+        np.testing.assert_allclose(a.params[k].numpy(), b.params[k].numpy(), rtol=1e-4, atol=1e-6)
+    for s_cpu, s_gpu in zip(straight["test"]["loss"], resumed["test"]["loss"]):
+        assert np.isclose(s_cpu["mean"], s_gpu["mean"], rtol=1e-3)
+
+
 @pytest.mark.parametrize("algorithm", ["maml", "meta-sgd", "reptile", "anil", "nil"])
 def test_omniglot_runs_on_cuda_end_to_end(gpu_device, algorithm, tmp_path, omniglot_cache, monkeypatch):
     monkeypatch.setenv("TINYMETA_CACHE", str(omniglot_cache))
