@@ -9,9 +9,9 @@
 # shared, busy CPU (1-2 s per iteration), stopped at iteration 3000, evaluated there after 50 steps on 100
 # validation and 100 test tasks (of the preset's 10,000: a CPU budget), then resumed for a few more
 # iterations (their validation is in the log).
-# The CAML sine runs and the MAML-vs-ADML Omniglot pair (issue 15) ran three at a time beside other jobs,
-# niced (nice -n 5) with OPENBLAS_NUM_THREADS=1; the Omniglot pair trained with one query per class
-# (--queries 1: the MAML code's K queries) and stopped at its --time-limit, then was evaluated under FGSM.
+# The first CAML sine runs (issue 15) ran three at a time beside other jobs, niced (nice -n 5) with
+# OPENBLAS_NUM_THREADS=1. The first MAML-vs-ADML pair, trained before the presets followed the original
+# code, is in results/runs/old-protocol/ with its commands.
 set -euo pipefail
 python -m tinymeta train --preset maml-sine-5shot --logdir results/runs/maml-sine-5shot --overwrite --no-progress
 python -m tinymeta train --preset maml-sine-10shot --logdir results/runs/maml-sine-10shot --overwrite --no-progress
@@ -65,10 +65,15 @@ python -m tinymeta train --preset caml-sine-10shot --logdir results/runs/caml-si
 python -m tinymeta train --preset caml-sine-20shot --logdir results/runs/caml-sine-20shot --overwrite --no-progress
 python -m tinymeta train --preset caml-sine-5shot-context2 --logdir results/runs/caml-sine-5shot-context2 --overwrite --no-progress
 python -m tinymeta train --preset caml-sine-5shot-context50 --logdir results/runs/caml-sine-5shot-context50 --overwrite --no-progress
-python -m tinymeta train --preset maml-omniglot-5w1s --queries 1 --val-interval 200 --logdir results/runs/maml-omniglot-5w1s-attack --data-dir ../shared/data/omniglot --time-limit 3000 --no-progress --overwrite
-python -m tinymeta train --preset adml-omniglot-5w1s --queries 1 --val-interval 200 --logdir results/runs/adml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 3000 --no-progress --overwrite
-python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s-attack --data-dir ../shared/data/omniglot --attack-epsilon 0.2 --out results/runs/maml-omniglot-5w1s-attack/eval-attack-test.json
+# the K = 10 and 20 context-size rows: one after another on one core, beside MAML's Omniglot sitting on the other
+python -m tinymeta train --preset caml-sine-10shot-context2 --logdir results/runs/caml-sine-10shot-context2 --overwrite --no-progress
+python -m tinymeta train --preset caml-sine-20shot-context2 --logdir results/runs/caml-sine-20shot-context2 --overwrite --no-progress
+python -m tinymeta train --preset caml-sine-10shot-context50 --logdir results/runs/caml-sine-10shot-context50 --overwrite --no-progress
+python -m tinymeta train --preset caml-sine-20shot-context50 --logdir results/runs/caml-sine-20shot-context50 --overwrite --no-progress
+# ADML 5w1s under the corrected preset (issue 15): one sitting on one core after the CAML runs (beside MAML's
+# fifth sitting), until its --time-limit; MAML's flagship run above is evaluated under the same FGSM attack
+python -m tinymeta train --preset adml-omniglot-5w1s --val-interval 500 --logdir results/runs/adml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 6363 --no-progress
 python -m tinymeta evaluate --logdir results/runs/adml-omniglot-5w1s --data-dir ../shared/data/omniglot --attack-epsilon 0.2 --out results/runs/adml-omniglot-5w1s/eval-attack-test.json
-python -m tinymeta plot results/runs/maml-omniglot-5w1s-attack --out results/runs/maml-omniglot-5w1s-attack/curves.png
 python -m tinymeta plot results/runs/adml-omniglot-5w1s --out results/runs/adml-omniglot-5w1s/curves.png
+python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --attack-epsilon 0.2 --out results/runs/maml-omniglot-5w1s/eval-attack-test.json
 python -m tinymeta report

@@ -55,6 +55,10 @@ def test_every_cpu_results_command_runs_tiny_and_writes_what_the_page_reads(tmp_
     compared = page.split("## MAML vs Meta-SGD on Omniglot")[1].split("\n## ")[0]
     assert "not run yet" not in compared and "| 3 | " in compared  # both tiny runs validated at iteration 3
     assert (tmp_path / "results" / "figure_maml_vs_meta_sgd_omniglot.png").stat().st_size > 10_000
+    flagship = page.split("## The flagship cell")[1].split("\n## ")[0]
+    assert "| 6 (6), finished | " in flagship and "curves.png)" in flagship  # the tiny run: 1 and 10 steps
+    adml = page.split("## ADML vs MAML")[1].split("\n## ")[0]
+    assert "not run yet" not in adml and "| 3 | " in adml  # both rows attacked; validation at equal iterations
     assert "not run yet" not in sine and "| 5 | 5 |" in page
     for argv in cmds:  # every Omniglot cell the CPU commands train has its row filled
         if argv[3] == "train" and "--preset" in argv and "omniglot" in argv[argv.index("--preset") + 1]:
