@@ -141,9 +141,9 @@ def rl_table(runs: Path) -> list[str]:
                      f"{maml['iterations_done']} ({maml['paper_iterations']})"))
     sgd = _load(runs / "rl-nav2d-meta-sgd" / "results.json")
     if sgd is not None:
+        early = ", stopped early" if sgd["iterations_done"] < sgd["paper_iterations"] else ""
         lines.append(row("Meta-SGD", sgd["average_return"]["meta-learned"],
-                         f"{sgd['iterations_done']} ({sgd['paper_iterations']}), stopped early"
-                         if sgd["iterations_done"] < sgd["paper_iterations"] else str(sgd["iterations_done"])))
+                         f"{sgd['iterations_done']} ({sgd['paper_iterations']}){early}"))
     pre = _load(runs / "rl-nav2d-pretrained" / "results.json")
     if "pretrained" in maml["average_return"]:
         its = "" if pre is None else f"{pre['iterations_done']} ({pre['paper_iterations']})"
