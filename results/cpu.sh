@@ -51,7 +51,7 @@ python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s --data-dir ../
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s/eval-test.json
 python -m tinymeta plot results/runs/maml-omniglot-5w1s --out results/runs/maml-omniglot-5w1s/curves.png
 # Meta-SGD 5w1s, corrected protocol: a first sitting of 5600 s (11,702 iterations), beside MAML's third sitting
-# (one core each), then one of 840 s (to 13,948), then a short one stopped with Ctrl-C (to 14,118); later
+# (one core each), then one of 840 s (to 13,948), then a short one stopped with Ctrl-C (to 14,118), then one of 900 s (to 16,384); later
 # sittings resume it as MAML's do (the --resume line above, with its --logdir)
 python -m tinymeta train --preset meta-sgd-omniglot-5w1s --logdir results/runs/meta-sgd-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 5600 --no-progress --overwrite
 python -m tinymeta evaluate --logdir results/runs/meta-sgd-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/meta-sgd-omniglot-5w1s/eval-test.json
