@@ -457,7 +457,8 @@ def make_report(root: Path = Path(".")) -> str:
         *caml_table(runs),
         "",
         "Commands: " + ", ".join(_command(n) for n in [f"caml-sine-{k}shot" for k in CAML_SHOTS]
-                                 + ["caml-sine-5shot-context2", "caml-sine-5shot-context50"]) + "; the MAML rows: "
+                                 + [f"caml-sine-{k}shot-context{c}" for k in CAML_SHOTS for c in CAML_CONTEXTS[1:]])
+        + "; the MAML rows: "
         + ", ".join(_command(f"maml-sine-{k}shot") for k in CAML_SHOTS) + ". The figure is drawn by "
         "`python -m tinymeta report` from those runs' test.json.",
         "",
