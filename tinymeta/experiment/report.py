@@ -172,8 +172,8 @@ def old_protocol_lines(runs: Path) -> list[str]:
         return []
     return ["Earlier runs, trained before the presets followed the original code (a mean inner loss, batch "
             "norm with an adapted scale and shift, padding 1, 15 queries per class except the two FGSM runs; "
-            "Reptile with a fresh Adam per meta-batch and MAML's network), are kept in `results/runs/old-protocol/` and are **not comparable** with the "
-            "papers: " + "; ".join(rows) + ". [PROTOCOLS.md](PROTOCOLS.md) lists every setting of the presets "
+            "Reptile with a fresh Adam per meta-batch and MAML's network), are kept in "
+            "`results/runs/old-protocol/` and are **not comparable** with the papers: " + "; ".join(rows) + ". [PROTOCOLS.md](PROTOCOLS.md) lists every setting of the presets "
             "next to the original code's line."]
 
 
@@ -216,6 +216,13 @@ def figure2(runs: Path, out: Path) -> Path | None:
                                 log_scale=False)
 
 
+def _validation_rows(runs: Path, names) -> tuple[dict, list[int]]:
+    """Each run's validation rows by iteration, and the iterations every run logged (sorted)."""
+    from .runs import read_log  # noqa: PLC0415
+    val = {name: {r["iteration"]: r for r in read_log(runs / name) if r.get("split") == "val"} for name in names}
+    return val, sorted(set.intersection(*(set(v) for v in val.values())))
+
+
 def adml_table(runs: Path) -> list[str]:
     """Clean and FGSM-attacked test accuracy of MAML and ADML (attack against each adapted model)."""
     lines = ["| run | iterations trained (preset) | epsilon | clean accuracy (600 test tasks, 95% CI) | "
@@ -244,12 +251,9 @@ def adml_table(runs: Path) -> list[str]:
 def adml_validation(runs: Path) -> list[str]:
     """Clean validation accuracy after one step of MAML and ADML at the iterations both logged: the two
     runs compared at equal training, where their test rows above are not."""
-    from .runs import read_log  # noqa: PLC0415
     if not all((runs / name / "log.jsonl").exists() for name in ADML_RUNS):
         return []
-    val = {name: {r["iteration"]: r for r in read_log(runs / name) if r.get("split") == "val"}
-           for name in ADML_RUNS}
-    common = sorted(set(val[ADML_RUNS[0]]) & set(val[ADML_RUNS[1]]))
+    val, common = _validation_rows(runs, ADML_RUNS)
     if not common:
         return []
     lines = ["| iteration | MAML: clean val accuracy after 1 step | ADML: clean val accuracy after 1 step |",
@@ -332,8 +336,7 @@ def meta_sgd_vs_maml_omniglot(runs: Path, out: Path) -> list[str]:
         return ["(not run yet)"]
     logs = {name: read_log(runs / name) for name in COMPARED}
     plot_runs([runs / name for name in COMPARED], out=out, labels=["MAML", "Meta-SGD"])
-    val = {name: {r["iteration"]: r for r in rows if r.get("split") == "val"} for name, rows in logs.items()}
-    common = sorted(set(val[COMPARED[0]]) & set(val[COMPARED[1]]))
+    val, common = _validation_rows(runs, COMPARED)
     lines = [f"![MAML vs Meta-SGD, Omniglot 5-way 1-shot](results/{out.name})", "",
              "| iteration | MAML: val accuracy after 1 step | Meta-SGD: val accuracy after 1 step | "
              "MAML: val loss | Meta-SGD: val loss |", "|---|---|---|---|---|"]
