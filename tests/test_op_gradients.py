@@ -157,6 +157,34 @@ def test_matmul(batch, n, k, m, seed):
     check_both(lambda a, b: (a @ b).tanh(), [a, b])
 
 
+@pytest.mark.parametrize("ta,tb", [(False, True), (True, False), (True, True)])
+@SETTINGS
+@given(batch=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3),
+       n=st.integers(1, 3), k=st.integers(1, 3), m=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_matmul_transpose_flags(ta, tb, batch, n, k, m, seed):
+    """op(a) @ op(b) without a transpose op: the values of NumPy's a.swapaxes @ b.swapaxes, bit for bit,
+    and its backward (every combination of flags, by the second order) gradient-checked."""
+    rng = np.random.default_rng(seed)
+    ba, bb = batch.input_shapes
+    a = t64(rng.standard_normal(ba + ((k, n) if ta else (n, k))))
+    b = t64(rng.standard_normal(bb + ((m, k) if tb else (k, m))))
+    out = tm.matmul(a, b, transpose_a=ta, transpose_b=tb)
+    sw = lambda x, t: x.swapaxes(-1, -2) if t else x  # noqa: E731
+    np.testing.assert_array_equal(out.numpy(), sw(a.numpy(), ta) @ sw(b.numpy(), tb))
+    assert out._ctx is not None or not a.requires_grad
+    check_both(lambda a, b: tm.matmul(a, b, transpose_a=ta, transpose_b=tb).tanh(), [a, b])
+
+
+def test_matmul_transpose_flags_errors():
+    a, b = t64(np.ones((2, 3))), t64(np.ones((2, 3)))
+    assert tm.matmul(a, b, transpose_b=True).shape == (2, 2)
+    assert tm.matmul(a, b, transpose_a=True).shape == (3, 3)
+    with pytest.raises(ValueError, match="transpose_b=True do not multiply"):
+        tm.matmul(a, t64(np.ones((3, 2))), transpose_b=True)
+    with pytest.raises(ValueError, match="at least two axes"):
+        tm.matmul(t64(np.ones(3)), a, transpose_a=True)
+
+
 def test_matmul_vectors(rng):
     a, b, v = t64(rng.standard_normal((3, 4))), t64(rng.standard_normal((4,))), t64(rng.standard_normal((3,)))
     check_both(lambda a, b: (a @ b).tanh(), [a, b])

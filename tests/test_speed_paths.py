@@ -1,5 +1,6 @@
 """Shortcuts taken for speed (issue 14) give the same values and gradients as the long way."""
 import numpy as np
+import pytest
 
 import tinymeta as tm
 from tinymeta import ops
@@ -33,3 +34,42 @@ def test_retain_freed_memory_does_not_change_results():
     before = (a * a).numpy()
     assert backend.retain_freed_memory() in (True, False)
     np.testing.assert_array_equal((a * a).numpy(), before)
+
+
+def test_linear_layers_and_matmul_gradients_record_no_transpose_op():
+    """MatMul's transpose flags: the graph of a second-order meta-gradient through an MLP, and
+    that graph's own gradient (third order), hold no Transpose node, and the gradients are those
+    of the explicit transposes."""
+    from tinymeta.autograd import toposort
+    from tinymeta.nn import MLP
+    rng = np.random.default_rng(0)
+    model = MLP()
+    params = model.init_params(0, "float64")  # leaves that require grad
+    x, y = tm.tensor(rng.standard_normal((3, 5, 1))), tm.tensor(rng.standard_normal((3, 5, 1)))
+    fast = {k: ops.broadcast_to(v, (3,) + v.shape) for k, v in params.items()}
+    inner = ((model(fast, x) - y) ** 2).mean()
+    g = tm.grad(inner, fast, create_graph=True)
+    loss = ((model({k: fast[k] - 0.01 * g[k] for k in fast}, x) - y) ** 2).mean()
+    meta = tm.grad(loss, params, create_graph=True)
+    third = tm.grad(sum((m * m).sum() for m in meta.values()), params)
+    kinds = {type(n._ctx).__name__ for n in toposort(list(meta.values())) if n._ctx is not None}
+    assert "MatMul" in kinds and "Transpose" not in kinds
+    assert all(np.isfinite(t.numpy()).all() for t in third.values())
+
+    a, b = tm.tensor(rng.standard_normal((2, 4, 3)), requires_grad=True), tm.tensor(rng.standard_normal((5, 3)),
+                                                                                      requires_grad=True)
+    flagged = tm.grad((tm.matmul(a, b, transpose_b=True) ** 2).sum(), [a, b])
+    explicit = tm.grad((tm.matmul(a, ops.swapaxes(b, 0, 1)) ** 2).sum(), [a, b])
+    for f, e in zip(flagged, explicit):
+        np.testing.assert_array_equal(f.numpy(), e.numpy())
+
+
+def test_remembered_broadcast_shapes_answer_and_refuse_as_numpy_does():
+    from tinymeta.ops.common import broadcast_shapes
+    assert broadcast_shapes((25, 10, 40), (25, 1, 40)) == np.broadcast_shapes((25, 10, 40), (25, 1, 40))
+    assert broadcast_shapes((3, 1), (4,)) == (3, 4)
+    for _ in range(2):  # a refusal is not remembered as an answer
+        with pytest.raises(ValueError):
+            broadcast_shapes((3,), (4,))
+    with pytest.raises(ValueError, match="do not broadcast"):
+        tm.tensor(np.ones(3)) + tm.tensor(np.ones(4))

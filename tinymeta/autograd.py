@@ -168,12 +168,18 @@ def _backprop(outputs, grad_outputs, targets, create_graph, names=None):
     order = toposort(outputs)
     wanted = {id(t) for t in targets}
     leads = set()  # nodes from which some target can be reached by going to inputs
+    needs_of = {}  # id(node) -> for each input of its Function, whether it leads to a target
     for node in order:
         fn = node._ctx
-        runs = fn is not None and any([id(p) in leads for p in fn.inputs])  # its backward rule will run
-        if runs and (fn.saves_inputs or fn.saves_output):
-            check_unchanged(fn, names)  # before any rule runs: nothing a rule will read may have changed
-        if runs or id(node) in wanted:
+        if fn is not None:
+            needs = tuple([id(p) in leads for p in fn.inputs])
+            if True in needs:  # its backward rule will run
+                if fn.saves_inputs or fn.saves_output:
+                    check_unchanged(fn, names)  # before any rule runs: nothing a rule will read may have changed
+                needs_of[id(node)] = needs
+                leads.add(id(node))
+                continue
+        if id(node) in wanted:
             leads.add(id(node))
 
     grads = {}
@@ -188,12 +194,10 @@ def _backprop(outputs, grad_outputs, targets, create_graph, names=None):
                 continue
             if id(node) in wanted:
                 found[id(node)] = g
+            needs = needs_of.get(id(node))
+            if needs is None:  # a leaf, or no input leads to a target
+                continue
             fn = node._ctx
-            if fn is None:
-                continue
-            needs = tuple([id(p) in leads for p in fn.inputs])
-            if True not in needs:
-                continue
             fn.needs_input_grad = needs
             in_grads = fn.backward(g)
             if not isinstance(in_grads, (tuple, list)) or len(in_grads) != len(fn.inputs):

@@ -51,10 +51,10 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             raise ValueError(f"linear: per-task weight {weight.shape} needs input (T={T}, ..., in), "
                              f"got {input.shape}")
         x = ops.reshape(input, (T, -1, input.shape[-1])) if input.ndim != 3 else input
-        y = ops.matmul(x, ops.swapaxes(weight, -1, -2))
+        y = ops.matmul(x, weight, transpose_b=True)
         y = ops.reshape(y, input.shape[:-1] + (weight.shape[1],))
     else:
-        y = ops.matmul(input, ops.transpose(weight, (1, 0)))
+        y = ops.matmul(input, weight, transpose_b=True)
     if bias is not None:
         if bias.ndim == 2:
             bias = ops.reshape(bias, (bias.shape[0],) + (1,) * (y.ndim - 2) + (bias.shape[1],))

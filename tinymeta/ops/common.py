@@ -5,6 +5,7 @@ Not ops themselves (they record nothing); :mod:`tinymeta.functional` uses
 """
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -54,6 +55,16 @@ def _scalar_array(value, dtype, xp):
     return array
 
 
+@functools.lru_cache(maxsize=4096)
+def broadcast_shapes(*shapes) -> tuple:
+    """``np.broadcast_shapes``, remembered (the shapes are tuples).
+
+    NumPy's builds a throwaway array per shape (about 2 us a call), and every
+    iteration asks the same few dozen questions again; raises ValueError alike.
+    """
+    return np.broadcast_shapes(*shapes)
+
+
 def promote(a: Tensor, b: Tensor):
     """The dtype two operands are computed in: the float one's, or NumPy's promotion."""
     if a.dtype == b.dtype:
@@ -85,7 +96,7 @@ def operands(a, b, name: str, broadcast: bool = True):
         b = astype(b, dtype)
     if broadcast:
         try:
-            np.broadcast_shapes(a.shape, b.shape)
+            broadcast_shapes(a.shape, b.shape)
         except ValueError:
             raise ValueError(f"{name}: shapes {a.shape} and {b.shape} do not broadcast "
                              "(trailing axes must be equal or 1)") from None

@@ -14,7 +14,7 @@ from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
 from .cast import astype
-from .common import normalize_axis
+from .common import broadcast_shapes, normalize_axis
 
 
 # ---- reshape / transpose ----------------------------------------------------------
@@ -61,8 +61,8 @@ def transpose(a: Tensor, axes=None) -> Tensor:
         return a
     src = a._ctx
     if type(src) is Transpose and all(src.axes[ax] == i for i, ax in enumerate(axes)):
-        # undoing a recorded transpose (matmul's backward does, for linear's W^T): the tensor
-        # it came from, same values and same graph, one op and one copy fewer at every order
+        # undoing a recorded transpose (a transpose's own backward does): the tensor it came
+        # from, same values and same graph, one op and one copy fewer at every order
         return src.inputs[0]
     return Transpose.apply(a, axes=axes)
 
@@ -114,8 +114,7 @@ def broadcast_to(a: Tensor, shape) -> Tensor:
     if shape == a.shape:
         return a
     try:
-        np.broadcast_shapes(a.shape, shape)
-        if len(shape) < a.ndim or np.broadcast_shapes(a.shape, shape) != shape:
+        if len(shape) < a.ndim or broadcast_shapes(a.shape, shape) != shape:
             raise ValueError
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
