@@ -73,3 +73,11 @@ def test_the_gpu_campaign_names_real_presets_and_parses():
     from tinymeta.experiment.report import OMNIGLOT_PAPER
     assert block == list(OMNIGLOT_PAPER)  # the page lists the cells in the order they are run
     subprocess.run(["bash", "-n", str(REPO / "results" / "gpu.sh")], check=True)
+
+
+def test_long_comparison_tables_keep_every_early_row_then_every_5000th_and_the_last():
+    from tinymeta.experiment.report import _table_iterations
+    logged = list(range(1000, 31_001, 1000))
+    assert _table_iterations(logged) == list(range(1000, 10_001, 1000)) + [15_000, 20_000, 25_000, 30_000, 31_000]
+    assert _table_iterations(logged[:12]) == list(range(1000, 10_001, 1000)) + [12_000]
+    assert _table_iterations([3]) == [3] and _table_iterations([]) == []

@@ -223,6 +223,13 @@ def _validation_rows(runs: Path, names) -> tuple[dict, list[int]]:
     return val, sorted(set.intersection(*(set(v) for v in val.values())))
 
 
+def _table_iterations(common: list[int], dense_until: int = 10_000, every: int = 5_000) -> list[int]:
+    """The rows a table shows: every logged iteration up to ``dense_until`` (where the runs
+    differ most), then every ``every``-th, and the last one the runs share."""
+    shown = [it for it in common if it <= dense_until or it % every == 0]
+    return shown + common[-1:] if common and common[-1] not in shown else shown
+
+
 def adml_table(runs: Path) -> list[str]:
     """Clean and FGSM-attacked test accuracy of MAML and ADML (attack against each adapted model)."""
     lines = ["| run | iterations trained (preset) | epsilon | clean accuracy (600 test tasks, 95% CI) | "
@@ -258,7 +265,7 @@ def adml_validation(runs: Path) -> list[str]:
         return []
     lines = ["| iteration | MAML: clean val accuracy after 1 step | ADML: clean val accuracy after 1 step |",
              "|---|---|---|"]
-    for it in common:
+    for it in _table_iterations(common):
         m, a = val[ADML_RUNS[0]][it], val[ADML_RUNS[1]][it]
         lines.append(f"| {it} | {100 * m['accuracy'][1]:.1f}% | {100 * a['accuracy'][1]:.1f}% |")
     return ["At equal iterations (validation, 100 tasks per point, clean queries; from the two logs):", "",
@@ -340,7 +347,7 @@ def meta_sgd_vs_maml_omniglot(runs: Path, out: Path) -> list[str]:
     lines = [f"![MAML vs Meta-SGD, Omniglot 5-way 1-shot](results/{out.name})", "",
              "| iteration | MAML: val accuracy after 1 step | Meta-SGD: val accuracy after 1 step | "
              "MAML: val loss | Meta-SGD: val loss |", "|---|---|---|---|---|"]
-    for it in common:
+    for it in _table_iterations(common):
         m, s = val[COMPARED[0]][it], val[COMPARED[1]][it]
         lines.append(f"| {it} | {100 * m['accuracy'][1]:.1f}% | {100 * s['accuracy'][1]:.1f}% | "
                      f"{m['loss'][1]:.3f} | {s['loss'][1]:.3f} |")
