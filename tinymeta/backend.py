@@ -104,13 +104,15 @@ def xp_for(device: str):
 
 def device_of(array) -> str:
     """'cuda' for a CuPy array, 'cpu' for anything NumPy understands."""
+    if type(array) is np.ndarray:  # the common case, without a string test (ops ask on every call)
+        return "cpu"
     return "cuda" if type(array).__module__.startswith("cupy") else "cpu"
 
 
 def get_xp(*arrays):
     """The array module that holds ``arrays`` (NumPy unless one of them is a CuPy array)."""
     for a in arrays:
-        if device_of(a) == "cuda":
+        if type(a) is not np.ndarray and device_of(a) == "cuda":
             return _load_cupy()
     return np
 
