@@ -81,3 +81,18 @@ def test_long_comparison_tables_keep_every_early_row_then_every_5000th_and_the_l
     assert _table_iterations(logged) == list(range(1000, 10_001, 1000)) + [15_000, 20_000, 25_000, 30_000, 31_000]
     assert _table_iterations(logged[:12]) == list(range(1000, 10_001, 1000)) + [12_000]
     assert _table_iterations([3]) == [3] and _table_iterations([]) == []
+
+
+def test_a_cells_row_reads_its_latest_test_evaluation(tmp_path):
+    """A run evaluated part-way (eval-test.json) and then trained to the end (test.json) is reported at
+    the end, and a later evaluate of a finished-then-resumed run wins over its older test.json."""
+    from tinymeta.experiment.report import _test_result
+    run = tmp_path / "run"
+    run.mkdir()
+    assert _test_result(run) is None
+    (run / "eval-test.json").write_text(json.dumps({"iteration": 46966}))
+    assert _test_result(run)["iteration"] == 46966
+    (run / "test.json").write_text(json.dumps({"iteration": 60000}))
+    assert _test_result(run)["iteration"] == 60000
+    (run / "eval-test.json").write_text(json.dumps({"iteration": 70000}))
+    assert _test_result(run)["iteration"] == 70000

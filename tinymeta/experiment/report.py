@@ -103,21 +103,27 @@ def meta_sgd_grid(runs: Path) -> list[str]:
     return lines
 
 
+def _test_result(run: Path):
+    """A run's latest evaluation on the test tasks: ``test.json`` (written when training finishes) or
+    ``eval-test.json`` (``tinymeta evaluate``, of a partial run), whichever is of the later iteration."""
+    found = [ev for ev in (_load(run / "test.json"), _load(run / "eval-test.json")) if ev is not None]
+    return max(found, key=lambda ev: ev["iteration"], default=None)  # a tie: test.json
+
+
 def omniglot_table(runs: Path) -> list[str]:
-    """One row per Omniglot cell: a finished run's test.json, else a partial run's eval-test.json."""
+    """One row per Omniglot cell: its run's latest test evaluation (``_test_result``)."""
     lines = ["| cell | paper accuracy | tinymeta accuracy (test tasks, 95% CI) | iterations trained "
              "(paper) | device | train time | curves |", "|---|---|---|---|---|---|---|"]
     for name, (paper, source) in OMNIGLOT_PAPER.items():
         run = runs / name
-        ev, partial = _load(run / "test.json"), False
-        if ev is None:
-            ev, partial = _load(run / "eval-test.json"), True
+        ev = _test_result(run)
         if ev is None:
             lines.append(f"| {name} | {paper} ({source}) | not run yet | | | | |")
             continue
         acc = ev["accuracy"][-1]
         steps = len(ev["accuracy"]) - 1
         seconds = ev["train_seconds"]
+        partial = ev["iteration"] < PRESETS[name].iterations
         trained = f"{ev['iteration']} ({PRESETS[name].iterations})" + (", stopped early" if partial else "")
         curves = f"[png](results/runs/{name}/curves.png)" if (run / "curves.png").exists() else ""
         lines.append(f"| {name} | {paper} ({source}) | {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f} "
@@ -315,7 +321,7 @@ def flagship_lines(runs: Path) -> list[str]:
     """MAML 5-way 1-shot, the table's first cell: test accuracy after 1 and after 10 steps, where the run
     stands against the paper's 60,000 iterations, and its learning curves (against iteration and time)."""
     run = runs / FLAGSHIP
-    ev = _load(run / "eval-test.json") or _load(run / "test.json")
+    ev = _test_result(run)
     cfg = _load(run / "config.json")
     if ev is None or cfg is None:
         return ["(not run yet)"]
