@@ -45,17 +45,23 @@ python -m tinymeta evaluate --logdir results/runs/meta-sgd-sine-20shot --shots 2
 # MAML 5w1s, corrected protocol: a sitting of 5900 s (6,755 iterations), then one of 840 s (to 8,933) with the
 # --resume line (--time-limit 840), then one of 7200 s (to 23,474; beside Meta-SGD's first sitting, one core
 # each), then one of 1500 s (to 27,523), then one of 7800 s (to 46,966; beside the issue-15 runs, one core
-# each); each later sitting is that line again, then the evaluate and plot lines
+# each), then one of 5472 s that reached the preset's 60,000 and wrote test.json (--time-limit 6600; beside
+# Meta-SGD's fifth sitting); each later sitting is that line again, then the evaluate and plot lines
 python -m tinymeta train --preset maml-omniglot-5w1s --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 5900 --no-progress --overwrite
 python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 5900 --no-progress --resume
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s/eval-test.json
 python -m tinymeta plot results/runs/maml-omniglot-5w1s --out results/runs/maml-omniglot-5w1s/curves.png
 # Meta-SGD 5w1s, corrected protocol: a first sitting of 5600 s (11,702 iterations), beside MAML's third sitting
-# (one core each), then one of 840 s (to 13,948), then a short one stopped with Ctrl-C (to 14,118), then one of 900 s (to 16,384); later
+# (one core each), then one of 840 s (to 13,948), then a short one stopped with Ctrl-C (to 14,118), then one of 900 s (to 16,384),
+# one of 5400 s (to 29,170, beside MAML's last sitting), one of 2450 s (beside first-order MAML's first); later
 # sittings resume it as MAML's do (the --resume line above, with its --logdir)
 python -m tinymeta train --preset meta-sgd-omniglot-5w1s --logdir results/runs/meta-sgd-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 5600 --no-progress --overwrite
 python -m tinymeta evaluate --logdir results/runs/meta-sgd-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/meta-sgd-omniglot-5w1s/eval-test.json
 python -m tinymeta plot results/runs/meta-sgd-omniglot-5w1s --out results/runs/meta-sgd-omniglot-5w1s/curves.png
+# first-order MAML 5w1s: a first sitting of 2500 s, beside Meta-SGD's; later sittings resume it as MAML's do
+python -m tinymeta train --preset fomaml-omniglot-5w1s --logdir results/runs/fomaml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 2500 --no-progress
+python -m tinymeta evaluate --logdir results/runs/fomaml-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/fomaml-omniglot-5w1s/eval-test.json
+python -m tinymeta plot results/runs/fomaml-omniglot-5w1s --out results/runs/fomaml-omniglot-5w1s/curves.png
 python -m tinymeta train --preset reptile-omniglot-5w1s --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --stop-at 3000 --val-interval 500 --val-tasks 100 --no-progress --overwrite
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --split val --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-val.json
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-test.json
