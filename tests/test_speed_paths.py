@@ -37,9 +37,9 @@ def test_retain_freed_memory_does_not_change_results():
 
 
 def test_linear_layers_and_matmul_gradients_record_no_transpose_op():
-    """MatMul's transpose flags: the graph of a second-order meta-gradient through an MLP, and
-    that graph's own gradient (third order), hold no Transpose node, and the gradients are those
-    of the explicit transposes."""
+    """MatMul's transpose flags: the graph of a second-order meta-gradient through an MLP holds no
+    Transpose node and can itself be differentiated (third order), and the gradients are those of
+    the explicit transposes."""
     from tinymeta.autograd import toposort
     from tinymeta.nn import MLP
     rng = np.random.default_rng(0)

@@ -179,8 +179,8 @@ def old_protocol_lines(runs: Path) -> list[str]:
     return ["Earlier runs, trained before the presets followed the original code (a mean inner loss, batch "
             "norm with an adapted scale and shift, padding 1, 15 queries per class except the two FGSM runs; "
             "Reptile with a fresh Adam per meta-batch and MAML's network), are kept in "
-            "`results/runs/old-protocol/` and are **not comparable** with the papers: " + "; ".join(rows) + ". [PROTOCOLS.md](PROTOCOLS.md) lists every setting of the presets "
-            "next to the original code's line."]
+            "`results/runs/old-protocol/` and are **not comparable** with the papers: " + "; ".join(rows)
+            + ". [PROTOCOLS.md](PROTOCOLS.md) lists every setting of the presets next to the original code's line."]
 
 
 def _mse_by_steps_figure(runs: Path, out: Path, curves, log_scale: bool) -> Path | None:
@@ -222,10 +222,10 @@ def figure2(runs: Path, out: Path) -> Path | None:
                                 log_scale=False)
 
 
-def _validation_rows(runs: Path, names) -> tuple[dict, list[int]]:
-    """Each run's validation rows by iteration, and the iterations every run logged (sorted)."""
-    from .runs import read_log  # noqa: PLC0415
-    val = {name: {r["iteration"]: r for r in read_log(runs / name) if r.get("split") == "val"} for name in names}
+def _validation_rows(logs: dict) -> tuple[dict, list[int]]:
+    """From {run: its log rows}: each run's validation rows by iteration, and the iterations every run
+    logged (sorted)."""
+    val = {name: {r["iteration"]: r for r in rows if r.get("split") == "val"} for name, rows in logs.items()}
     return val, sorted(set.intersection(*(set(v) for v in val.values())))
 
 
@@ -264,9 +264,10 @@ def adml_table(runs: Path) -> list[str]:
 def adml_validation(runs: Path) -> list[str]:
     """Clean validation accuracy after one step of MAML and ADML at the iterations both logged: the two
     runs compared at equal training, where their test rows above are not."""
+    from .runs import read_log  # noqa: PLC0415
     if not all((runs / name / "log.jsonl").exists() for name in ADML_RUNS):
         return []
-    val, common = _validation_rows(runs, ADML_RUNS)
+    val, common = _validation_rows({name: read_log(runs / name) for name in ADML_RUNS})
     if not common:
         return []
     lines = ["| iteration | MAML: clean val accuracy after 1 step | ADML: clean val accuracy after 1 step |",
@@ -349,7 +350,7 @@ def meta_sgd_vs_maml_omniglot(runs: Path, out: Path) -> list[str]:
         return ["(not run yet)"]
     logs = {name: read_log(runs / name) for name in COMPARED}
     plot_runs([runs / name for name in COMPARED], out=out, labels=["MAML", "Meta-SGD"])
-    val, common = _validation_rows(runs, COMPARED)
+    val, common = _validation_rows(logs)
     lines = [f"![MAML vs Meta-SGD, Omniglot 5-way 1-shot](results/{out.name})", "",
              "| iteration | MAML: val accuracy after 1 step | Meta-SGD: val accuracy after 1 step | "
              "MAML: val loss | Meta-SGD: val loss |", "|---|---|---|---|---|"]
@@ -357,8 +358,8 @@ def meta_sgd_vs_maml_omniglot(runs: Path, out: Path) -> list[str]:
         m, s = val[COMPARED[0]][it], val[COMPARED[1]][it]
         lines.append(f"| {it} | {100 * m['accuracy'][1]:.1f}% | {100 * s['accuracy'][1]:.1f}% | "
                      f"{m['loss'][1]:.3f} | {s['loss'][1]:.3f} |")
-    rates = ", ".join(f"{label} {_seconds_per_iteration(logs[name]):.2f} s" for name, label
-                      in zip(COMPARED, ("MAML", "Meta-SGD")) if _seconds_per_iteration(logs[name]) is not None)
+    per_it = {label: _seconds_per_iteration(logs[name]) for name, label in zip(COMPARED, ("MAML", "Meta-SGD"))}
+    rates = ", ".join(f"{label} {sec:.2f} s" for label, sec in per_it.items() if sec is not None)
     lines += ["", f"Median time per iteration on the CPU (1 BLAS thread, in the logs): {rates}. Validation: "
               "100 tasks per point (a 95% CI of about ±3 points), one inner step as in training."]
     return lines
