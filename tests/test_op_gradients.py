@@ -338,7 +338,13 @@ def test_linear(tasks, per_task, rng):
                                                            (True, False, 2, 1), (True, True, 2, 1),
                                                            (True, True, 1, 1), (True, True, 2, "same"),
                                                            (False, False, 2, ((0, 1), (1, 1)))])
-def test_conv2d(tasks, per_task, stride, padding, rng):
+@pytest.mark.parametrize("input_grad", ["phases", "fold"])
+def test_conv2d(tasks, per_task, stride, padding, input_grad, rng, monkeypatch, default_device):
+    """Both ways to the input gradient (ConvTranspose): by phases of the stride (the CPU's), or fold(w^T g)."""
+    from tinymeta.ops import conv
+    if input_grad == "phases" and default_device != "cpu":
+        pytest.skip("the phases are the CPU's way; a GPU always folds")
+    monkeypatch.setattr(conv, "PHASES_MIN_POSITIONS", 0 if input_grad == "phases" else 10 ** 9)
     T = 2
     x = rng.standard_normal((T, 2, 2, 5, 5) if tasks else (2, 2, 5, 5))
     w = rng.standard_normal((T, 3, 2, 3, 3) if per_task else (3, 2, 3, 3))

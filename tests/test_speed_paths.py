@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import tinymeta as tm
+from tinymeta import functional as F
 from tinymeta import ops
 from tinymeta.testing import gradgradcheck
 
@@ -73,3 +74,38 @@ def test_remembered_broadcast_shapes_answer_and_refuse_as_numpy_does():
             broadcast_shapes((3,), (4,))
     with pytest.raises(ValueError, match="do not broadcast"):
         tm.tensor(np.ones(3)) + tm.tensor(np.ones(4))
+
+
+@pytest.mark.parametrize("k,s,p,hw", [(3, 2, ((0, 1), (0, 1)), (14, 14)), (3, 2, 1, (7, 7)), (3, 1, 1, (5, 6)),
+                                       ((2, 3), (3, 2), ((2, 0), (1, 1)), (10, 9)), (5, 3, ((2, 1), (0, 2)), (10, 10)),
+                                       (3, 2, 0, (11, 12)), (3, 2, 1, (2, 3)), (1, 2, 0, (6, 6))])
+def test_conv_transpose_by_phases_equals_fold_of_the_column_gradient(k, s, p, hw):
+    """The CPU's transposed convolution, one stride phase at a time, gives fold(w^T g): odd sizes,
+    pixels no window reaches (trailing rows), an image of one output position, per-task weights; a stride larger than
+    the kernel (some pixels reached by no offset) has no plan and keeps fold."""
+    from tinymeta.ops import conv
+    rng = np.random.default_rng(0)
+    k2, s2, p2 = conv._pair(k), conv._pair(s), conv.normalize_padding(p)
+    plan = conv._subpixel_phases(k2, s2, p2, hw)
+    if k2[0] < s2[0]:
+        assert plan is None
+        return
+    L = conv.out_size(hw[0], k2[0], s2[0], p2[0]) * conv.out_size(hw[1], k2[1], s2[1], p2[1])
+    for w_shape, g_shape in [((4, 3 * k2[0] * k2[1]), (5, 4, L)), ((2, 1, 4, 3 * k2[0] * k2[1]), (2, 3, 4, L))]:
+        w, g = rng.standard_normal(w_shape), rng.standard_normal(g_shape)
+        cols = (np.swapaxes(w, -1, -2) @ g).reshape((-1,) + (w_shape[-1], L))
+        expected = conv._fold(cols, hw, k2, s2, p2)
+        np.testing.assert_allclose(conv._conv_transpose_phases(w, g, k2, plan, hw), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_input_gradient_takes_the_phases_on_the_cpu(monkeypatch):
+    """Omniglot's 14x14 layer: the input gradient goes by phases, and never builds w^T g for fold."""
+    from tinymeta.ops import conv
+    rng = np.random.default_rng(0)
+    calls, by_phases = [], conv._conv_transpose_phases
+    monkeypatch.setattr(conv, "_conv_transpose_phases", lambda *a: calls.append(a) or by_phases(*a))
+    monkeypatch.setattr(conv, "_fold", lambda *a: pytest.fail("fold(w^T g) built"))
+    x = tm.tensor(rng.standard_normal((2, 3, 14, 14)), requires_grad=True)
+    w = tm.tensor(rng.standard_normal((4, 3, 3, 3)))
+    tm.grad(F.conv2d(x, w, stride=2, padding="same").sum(), [x])
+    assert len(calls) == 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from . import ops
 from .ops.common import blend_into, const, operands
-from .ops.conv import normalize_padding, out_size, same_padding
+from .ops.conv import conv_columns, normalize_padding, out_size, same_padding
 from .tensor import Tensor
 
 one_hot = ops.one_hot  # torch.nn.functional's name for it
@@ -67,7 +67,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 
     input (N, C, H, W) or (T, N, C, H, W); weight (O, C, kh, kw) or (T, O, C, kh, kw).
     Computed as im2col (:func:`tinymeta.unfold`) followed by one batched matmul:
-    out[n, o, p] = sum_k W[o, k] cols[n, k, p].
+    out[n, o, p] = sum_k W[o, k] cols[n, k, p]. The gradient with respect to the input,
+    fold(W^T g), is one transposed-convolution op (``ops.conv.ConvTranspose``).
     ``padding``: an int, (ph, pw), ((top, bottom), (left, right)), or ``"same"``:
     TensorFlow's rule (output ceil(size / stride), an odd padding pixel goes after),
     which is what MAML's and Reptile's reference code use.
@@ -92,14 +93,15 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     ph, pw = normalize_padding(padding)
     Ho, Wo = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
     lead = input.shape[:-3]
-    cols = ops.unfold(ops.reshape(input, (-1, C, H, W)), (kh, kw), (sh, sw), (ph, pw))
+    images = ops.reshape(input, (-1, C, H, W))
+    cols = ops.unfold(images, (kh, kw), (sh, sw), (ph, pw))
     if per_task:
         T = weight.shape[0]
         cols = ops.reshape(cols, (T, -1, C * kh * kw, Ho * Wo))
         w = ops.reshape(weight, (T, 1, O, C * kh * kw))
     else:
         w = ops.reshape(weight, (O, C * kh * kw))
-    out = ops.reshape(ops.matmul(w, cols), lead + (O, Ho, Wo))
+    out = ops.reshape(conv_columns(w, cols, images, (kh, kw), (sh, sw), (ph, pw)), lead + (O, Ho, Wo))
     if bias is not None:
         out = out + ops.reshape(bias, _bias_shape(bias, len(lead) - 1, 2))
     return out

@@ -4,9 +4,10 @@ except the constant ones in :mod:`.compare` (comparisons, argmax, one_hot).
 The primitives a backend must provide are few: elementwise arithmetic and
 functions, sum, mean and max reductions, reshape/transpose/broadcast/index/pad/
 concatenate, matmul, and unfold/fold. Everything else (var, conv2d, pooling,
-softmax, losses) is composed from them, except two compositions that are single
+softmax, losses) is composed from them, except three compositions that are single
 ops for speed, each with an op for its gradient: standardisation, batch norm's
-core (:mod:`.norm`), and softmax cross-entropy (:mod:`.softmax`).
+core (:mod:`.norm`), softmax cross-entropy (:mod:`.softmax`), and a convolution's
+matmul with its transposed convolution (:mod:`.conv`).
 
 ``__all__`` below is the one list of op names; ``tinymeta`` exports it too.
 Helpers that are not ops (operands, const, axis handling) stay in :mod:`.common`.

@@ -5,6 +5,13 @@ order of derivative of a convolution reduces to these two plus a matmul.
 Layouts as torch.nn.functional.unfold / fold: (B, C, H, W) <-> (B, C*kh*kw, L),
 where L = Ho*Wo positions in row-major order and the column index is
 c*kh*kw + i*kw + j for kernel offset (i, j).
+
+A convolution's own product ``w @ unfold(x)`` is one more op here,
+:class:`ConvColumns`, for one reason: its gradient with respect to x,
+fold(w^T g), is a transposed convolution (:class:`ConvTranspose`), which the
+CPU computes without the (C*kh*kw, L) array w^T g that fold would sum up.
+The two ops are each other's backward (with a matmul for the weight), like
+unfold and fold.
 """
 from __future__ import annotations
 
@@ -13,6 +20,8 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
+from .matmul import matmul_sum_to
+from .shape import reshape
 
 
 def _pair(v):
@@ -201,13 +210,7 @@ class Fold(Function):
         self.padding = padding
 
     def forward(self, cols):
-        xp = backend.get_xp(cols)
-        (kh, kw), L = self.kernel_size, cols.shape[2]
-        if xp is not np:
-            fold_with = _fold_gathered  # three kernels, whatever the size
-        else:
-            fold_with = _fold_matmul if kh * kw * L <= FOLD_MATMUL_MAX else _fold_strided
-        return fold_with(cols, self.output_size, self.kernel_size, self.stride, self.padding, xp)
+        return _fold(cols, self.output_size, self.kernel_size, self.stride, self.padding)
 
     def backward(self, g):
         return (unfold(g, self.kernel_size, self.stride, self.padding),)
@@ -236,3 +239,166 @@ def fold(cols: Tensor, output_size, kernel_size, stride=1, padding=0) -> Tensor:
     if cols.ndim != 3 or cols.shape[1] % (k[0] * k[1]) or cols.shape[2] != L:
         raise ValueError(f"fold: expected columns of shape (B, C*{k[0]}*{k[1]}, {L}), got {cols.shape}")
     return Fold.apply(cols, output_size=(H, W), kernel_size=k, stride=s, padding=p)
+
+
+def _fold(cols, output_size, kernel_size, stride, padding):
+    """col2im of a raw array, by whichever method is fastest on its device and size."""
+    xp = backend.get_xp(cols)
+    (kh, kw), L = kernel_size, cols.shape[2]
+    if xp is not np:
+        fold_with = _fold_gathered  # three kernels, whatever the size
+    else:
+        fold_with = _fold_matmul if kh * kw * L <= FOLD_MATMUL_MAX else _fold_strided
+    return fold_with(cols, output_size, kernel_size, stride, padding, xp)
+
+
+def _axis_phases(size, k, stride, pad, out):
+    """One axis of a transposed convolution, split by the stride's phases.
+
+    Input position x is reached by kernel offset i from output o = (x + pad - i) / stride,
+    so only offsets i = r, r + stride, ... (r = (x + pad) mod stride) reach it. For each
+    r: (those offsets, the positions x of phase r, for each offset the source o of each x,
+    or -1 where o falls outside the output).
+    """
+    phases = []
+    for r in range(stride):
+        offsets = list(range(r, k, stride))
+        xs = [x for x in range(size) if (x + pad) % stride == r]
+        sources = [[(x + pad - i) // stride if 0 <= x + pad - i < out * stride else -1 for x in xs]
+                   for i in offsets]
+        phases.append((offsets, xs, sources))
+    return phases
+
+
+def _subpixel_phases(kernel_size, stride, padding, in_hw):
+    """The plan of :func:`_conv_transpose_phases`: for each phase (ry, rx) of the stride grid,
+    (its kernel offsets i*kw + j; which upstream pixel each offset reads at each pixel of
+    the phase, flattened over (offset, pixel), Ho*Wo where it reads none; the phase's
+    pixels as a (row slice, column slice) of the image). None when some pixels are
+    reached by no offset (a stride larger than the kernel).
+    """
+    (kh, kw), (H, W) = kernel_size, in_hw
+    Ho, Wo = out_size(H, kh, stride[0], padding[0]), out_size(W, kw, stride[1], padding[1])
+    rows = _axis_phases(H, kh, stride[0], padding[0][0], Ho)
+    cols = _axis_phases(W, kw, stride[1], padding[1][0], Wo)
+    plan = []
+    for offsets_y, ys, src_y in rows:
+        for offsets_x, xs, src_x in cols:
+            if not ys or not xs:
+                continue  # a phase with no pixels (an image smaller than the stride)
+            if not offsets_y or not offsets_x:
+                return None
+            oy, ox = np.array(src_y)[:, None, :, None], np.array(src_x)[None, :, None, :]
+            index = np.where((oy >= 0) & (ox >= 0), oy * Wo + ox, Ho * Wo)  # (ny, nx, |ys|, |xs|)
+            offsets = np.array([i * kw + j for i in offsets_y for j in offsets_x])
+            pixels = (slice(ys[0], ys[-1] + 1, stride[0]), slice(xs[0], xs[-1] + 1, stride[1]))
+            plan.append((offsets, index.reshape(-1), pixels))
+    return plan
+
+
+def _conv_transpose_phases(w, g, kernel_size, plan, in_hw):
+    """fold(w^T g) on the CPU, one phase of the stride grid at a time (a sub-pixel convolution).
+
+    w (..., O, C*kh*kw), g (..., O, L) -> (B, C, H, W). For a stride-2 3x3 kernel a
+    pixel with even coordinates is reached by 4 kernel offsets, one with odd coordinates
+    by 1: phase (ry, rx) is a stride-1 convolution of g with the offsets of that phase,
+    one gather of shifted copies of g and one matmul, 9 offsets' multiply-adds in all, as
+    many as w^T g. fold(w^T g) would write w^T g, 9x the size of g, only to sum it with
+    a 0/1 matrix of (9 L x H W).
+    """
+    H, W = in_hw
+    lead, (O, L) = g.shape[:-2], g.shape[-2:]
+    kk = kernel_size[0] * kernel_size[1]
+    B, C = int(np.prod(lead)), w.shape[-1] // kk
+    source = _with_zero(g.reshape(B * O, L), np)  # pixel L: the zero that out-of-range reads get
+    per_offset = w.reshape(w.shape[:-1] + (C, kk))
+    out = np.empty((B, C, H, W), dtype=np.result_type(w, g))
+    for offsets, index, (rows, cols) in plan:
+        phase = out[:, :, rows, cols]  # a strided view: the pixels this phase reaches
+        n, q = len(offsets), phase.shape[2] * phase.shape[3]
+        shifted = np.take(source, index, axis=1).reshape(lead + (O * n, q))  # rows (o, offset)
+        wp = np.swapaxes(per_offset[..., offsets], -3, -2).reshape(w.shape[:-2] + (C, O * n))
+        phase[...] = (wp @ shifted).reshape(phase.shape)
+    return out
+
+
+class ConvTranspose(Function):
+    """fold(w^T @ g): a convolution's gradient with respect to its input (a transposed convolution).
+
+    w (O, C*kh*kw) or (T, 1, O, C*kh*kw), g (..., O, L) -> (B, C, H, W), B = prod(g's
+    leading axes). Its adjoint in g is the convolution w @ unfold(u), in w the weight
+    gradient g unfold(u)^T, so its backward is :class:`ConvColumns` and a matmul.
+    """
+
+    saves_inputs = True
+
+    def __init__(self, geometry):
+        self.geometry = geometry  # (kernel_size, stride, padding, in_hw), as normalised by unfold
+
+    def forward(self, w, g):
+        kernel_size, stride, padding, in_hw = self.geometry
+        if backend.get_xp(w, g) is np and g.shape[-1] >= PHASES_MIN_POSITIONS:
+            plan = _cached_plan(self.geometry)
+            if plan is not None:
+                return _conv_transpose_phases(w, g, kernel_size, plan, in_hw)
+        # A GPU (and a small image): one matmul and a fold (three kernels on a GPU)
+        cols = w.swapaxes(-1, -2) @ g
+        return _fold(cols.reshape((-1,) + cols.shape[-2:]), in_hw, kernel_size, stride, padding)
+
+    def backward(self, u):
+        w, g = self.inputs
+        need_w, need_g = self.needs_input_grad
+        kernel_size, stride, padding, _ = self.geometry
+        cols = reshape(unfold(u, kernel_size, stride, padding), g.shape[:-2] + (w.shape[-1], g.shape[-1]))
+        dw = matmul_sum_to(g, cols, w.shape, False, True) if need_w else None
+        dg = ConvColumns.apply(w, cols, u, geometry=self.geometry) if need_g else None
+        return dw, dg
+
+
+# Phases on the CPU from this many output positions per image (L): below it each phase's
+# matmul is too small, and one w^T g for all offsets with a matmul fold is faster (4x4
+# images: 22 against 13 ms; 7x7: 63 against 70; 14x14: 215 against 426, 2400 images).
+PHASES_MIN_POSITIONS = 16
+
+_PLANS: dict = {}  # geometry -> plan of _subpixel_phases (or None)
+
+
+def _cached_plan(geometry):
+    if geometry not in _PLANS:
+        _PLANS[geometry] = _subpixel_phases(*geometry)
+    return _PLANS[geometry]
+
+
+class ConvColumns(Function):
+    """w @ cols, where cols = unfold(x): a convolution, whose input gradient skips the columns.
+
+    Through the columns, x would get fold(w^T g). This op hands x that gradient
+    directly, as one :class:`ConvTranspose` (which on the CPU never builds w^T g), and
+    gives ``cols`` none: they are unfold(x), and x receives their share in full. The
+    weight gets g cols^T, as from a matmul. ``x`` is an input only to receive its gradient.
+    """
+
+    saves_inputs = True
+
+    def __init__(self, geometry):
+        self.geometry = geometry  # (kernel_size, stride, padding, in_hw), as normalised by unfold
+
+    def forward(self, w, cols, x):
+        return w @ cols
+
+    def backward(self, g):
+        w, cols, _ = self.inputs
+        need_w, _, need_x = self.needs_input_grad
+        dw = matmul_sum_to(g, cols, w.shape, False, True) if need_w else None
+        dx = ConvTranspose.apply(w, g, geometry=self.geometry) if need_x else None
+        return dw, None, dx
+
+
+def conv_columns(w: Tensor, cols: Tensor, x: Tensor, kernel_size, stride, padding) -> Tensor:
+    """``w @ cols`` for ``cols`` = unfold(x) (reshaped per task), differentiated as a convolution.
+
+    w (O, C*kh*kw) with cols (B, C*kh*kw, L), or w (T, 1, O, C*kh*kw) with cols
+    (T, N, C*kh*kw, L); x (B, C, H, W) with B = N*T. Used by :func:`tinymeta.functional.conv2d`.
+    """
+    k, s, p = _pair(kernel_size), _pair(stride), normalize_padding(padding)
+    return ConvColumns.apply(w, cols, x, geometry=(k, s, p, tuple(x.shape[2:])))
