@@ -44,6 +44,22 @@ _rsqrt_kernel = backend.ElementwiseKernel(
     _rsqrt_reference, "T var, T eps", "T r", "r = 1 / sqrt(var + eps);", "tinymeta_standardize_rsqrt")
 
 
+def _mean(a, axes, b=None):
+    """The mean of ``a`` (or of ``a * b``) over ``axes``, keeping them as size-1 axes.
+
+    On NumPy one ``einsum`` pass, which never writes the product and runs 2-2.5x faster
+    than ``ndarray.mean`` over batch norm's non-adjacent axes (measured on 128 MB).
+    """
+    if backend.get_xp(a) is not np:
+        return (a if b is None else a * b).mean(axis=axes, keepdims=True)
+    letters = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
+    kept = "".join(c for d, c in enumerate(letters) if d not in axes)
+    total = np.einsum(f"{letters}->{kept}" if b is None else f"{letters},{letters}->{kept}",
+                      *((a,) if b is None else (a, b)))
+    n = int(np.prod([a.shape[d] for d in axes]))
+    return (total / a.dtype.type(n)).reshape([1 if d in axes else a.shape[d] for d in range(a.ndim)])
+
+
 class Standardize(Function):
     saves_inputs = saves_output = True
 
@@ -53,9 +69,13 @@ class Standardize(Function):
 
     def forward(self, x):
         xp = backend.get_xp(x)
-        centered, squared = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)
-        _centre_kernel(x, x.mean(axis=self.axes, keepdims=True), centered, squared)
-        var = squared.mean(axis=self.axes, keepdims=True)
+        if xp is np:  # the variance straight from x - m(x), without writing the squares
+            centered = x - _mean(x, self.axes)
+            var = _mean(centered, self.axes, centered)
+        else:
+            centered, squared = xp.empty(x.shape, dtype=x.dtype), xp.empty(x.shape, dtype=x.dtype)
+            _centre_kernel(x, x.mean(axis=self.axes, keepdims=True), centered, squared)
+            var = squared.mean(axis=self.axes, keepdims=True)
         self.r = xp.empty(var.shape, dtype=var.dtype)  # kept: the gradient needs it
         _rsqrt_kernel(var, x.dtype.type(self.eps), self.r)
         centered *= self.r  # in place: ``centered`` is this op's own fresh array
@@ -109,8 +129,8 @@ class StandardizeGrad(Function):
 
     def forward(self, x, g):
         axes, r, xhat = self.standardize.axes, self.standardize.r, self.xhat.array
-        self.q = (g * xhat).mean(axis=axes, keepdims=True)
-        self.mean_g = g.mean(axis=axes, keepdims=True)
+        self.q = _mean(g, axes, xhat)
+        self.mean_g = _mean(g, axes)
         out = backend.get_xp(g).empty(g.shape, dtype=g.dtype)
         _gradient_kernel(g, xhat, r, self.mean_g, self.q, out)
         return out
@@ -121,11 +141,10 @@ class StandardizeGrad(Function):
         jh = StandardizeGrad.apply(x, h, standardize=std, xhat=xhat)
         if not autograd.is_grad_enabled():
             hh, axes = h.array, std.axes
-            p = (hh * xhat.array).mean(axis=axes, keepdims=True)
-            mean_hg = (hh * g.array).mean(axis=axes, keepdims=True)
+            p, mean_hg = _mean(hh, axes, xhat.array), _mean(hh, axes, g.array)
             out = backend.get_xp(hh).empty(hh.shape, dtype=hh.dtype)
             _second_kernel(xhat.array, jh.array, self.out.array, std.r, p, self.q, mean_hg,
-                           hh.mean(axis=axes, keepdims=True), self.mean_g, out)
+                           _mean(hh, axes), self.mean_g, out)
             return Tensor(out), jh
         axes, r = std.axes, std.r_tensor(x)
         p = mean(h * xhat, axes, keepdims=True)
