@@ -109,3 +109,25 @@ def test_conv2d_input_gradient_takes_the_phases_on_the_cpu(monkeypatch):
     w = tm.tensor(rng.standard_normal((4, 3, 3, 3)))
     tm.grad(F.conv2d(x, w, stride=2, padding="same").sum(), [x])
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("route", ["phases", "fold"])
+def test_conv_transpose_op_gradients_to_second_order(route, monkeypatch):
+    """ConvTranspose on its own, by phases and by fold(w^T g): gradients to second order, and the
+    adjoint identity <u, fold(w^T g)> = <w unfold(u), g> that its backward rests on."""
+    from tinymeta.ops import conv
+    from tinymeta.testing import gradcheck
+    monkeypatch.setattr(conv, "PHASES_MIN_POSITIONS", 0 if route == "phases" else 10 ** 9)
+    rng = np.random.default_rng(0)
+    geometry = ((3, 3), (2, 2), ((1, 1), (1, 1)), (6, 5))
+    L = conv.out_size(6, 3, 2, (1, 1)) * conv.out_size(5, 3, 2, (1, 1))
+    for w_shape, g_shape in [((3, 2 * 9), (4, 3, L)), ((2, 1, 3, 2 * 9), (2, 2, 3, L))]:
+        w = tm.tensor(rng.standard_normal(w_shape), requires_grad=True)
+        g = tm.tensor(rng.standard_normal(g_shape), requires_grad=True)
+        def f(w, g):
+            return (conv.ConvTranspose.apply(w, g, geometry=geometry) ** 2).tanh()
+        assert gradcheck(f, [w, g]) and gradgradcheck(f, [w, g])
+        u = rng.standard_normal((4, 2, 6, 5))
+        lhs = (u * conv.ConvTranspose.apply(w, g, geometry=geometry).numpy()).sum()
+        cols = tm.unfold(tm.tensor(u), 3, 2, 1).numpy().reshape(g_shape[:-2] + (18, L))
+        assert np.isclose(lhs, ((w.numpy() @ cols) * g.numpy()).sum(), rtol=1e-12)

@@ -337,11 +337,8 @@ class ConvTranspose(Function):
 
     def forward(self, w, g):
         kernel_size, stride, padding, in_hw = self.geometry
-        if backend.get_xp(w, g) is np and g.shape[-1] >= PHASES_MIN_POSITIONS:
-            plan = _cached_plan(self.geometry)
-            if plan is not None:
-                return _conv_transpose_phases(w, g, kernel_size, plan, in_hw)
-        # A GPU (and a small image): one matmul and a fold (three kernels on a GPU)
+        if _by_phases(g, self.geometry):
+            return _conv_transpose_phases(w, g, kernel_size, _cached_plan(self.geometry), in_hw)
         cols = w.swapaxes(-1, -2) @ g
         return _fold(cols.reshape((-1,) + cols.shape[-2:]), in_hw, kernel_size, stride, padding)
 
@@ -371,13 +368,23 @@ def _cached_plan(geometry):
     return _PLANS[geometry]
 
 
-class ConvColumns(Function):
-    """w @ cols, where cols = unfold(x): a convolution, whose input gradient skips the columns.
+def _by_phases(g, geometry) -> bool:
+    """Whether fold(w^T g) is computed by phases: on the CPU, for large enough images."""
+    return (backend.get_xp(g) is np and g.shape[-1] >= PHASES_MIN_POSITIONS
+            and _cached_plan(geometry) is not None)
 
-    Through the columns, x would get fold(w^T g). This op hands x that gradient
-    directly, as one :class:`ConvTranspose` (which on the CPU never builds w^T g), and
-    gives ``cols`` none: they are unfold(x), and x receives their share in full. The
-    weight gets g cols^T, as from a matmul. ``x`` is an input only to receive its gradient.
+
+class ConvColumns(Function):
+    """w @ cols, where cols = unfold(x): a convolution, whose input gradient can skip the columns.
+
+    Through the columns, x gets fold(w^T g). Where the CPU computes that by phases,
+    this op hands it to x directly, as one :class:`ConvTranspose` that never builds
+    w^T g, and gives ``cols`` none: they are unfold(x), and x receives their share in
+    full. Elsewhere (a GPU, small images) the columns get w^T g, as from a matmul, and
+    unfold's backward folds it: on a GPU that is fewer kernels, as the columns' other
+    gradient (from the weight gradient's own derivative, in second order) joins it
+    before the one fold. The weight gets g cols^T. ``x`` is an input only to receive
+    its gradient.
     """
 
     saves_inputs = True
@@ -392,8 +399,12 @@ class ConvColumns(Function):
         w, cols, _ = self.inputs
         need_w, _, need_x = self.needs_input_grad
         dw = matmul_sum_to(g, cols, w.shape, False, True) if need_w else None
-        dx = ConvTranspose.apply(w, g, geometry=self.geometry) if need_x else None
-        return dw, None, dx
+        dcols = dx = None
+        if need_x and _by_phases(g.array, self.geometry):
+            dx = ConvTranspose.apply(w, g, geometry=self.geometry)
+        elif need_x:
+            dcols = matmul_sum_to(w, g, cols.shape, True, False)
+        return dw, dcols, dx
 
 
 def conv_columns(w: Tensor, cols: Tensor, x: Tensor, kernel_size, stride, padding) -> Tensor:
