@@ -299,7 +299,7 @@ def _subpixel_phases(kernel_size, stride, padding, in_hw):
 def _conv_transpose_phases(w, g, kernel_size, plan, in_hw):
     """fold(w^T g) on the CPU, one phase of the stride grid at a time (a sub-pixel convolution).
 
-    w (..., O, C*kh*kw), g (..., O, L) -> (B, C, H, W). For a stride-2 3x3 kernel a
+    w (..., O, C*kh*kw), g (..., O, L) -> (B, C, H, W). For a stride-2 3x3 kernel ('same' padding) a
     pixel with even coordinates is reached by 4 kernel offsets, one with odd coordinates
     by 1: phase (ry, rx) is a stride-1 convolution of g with the offsets of that phase,
     one gather of shifted copies of g and one matmul, 9 offsets' multiply-adds in all, as
