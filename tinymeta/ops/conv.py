@@ -20,7 +20,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
-from .matmul import matmul_sum_to
+from .matmul import MatMulSumTo, matmul_sum_to
 from .shape import reshape
 
 
@@ -347,7 +347,7 @@ class ConvTranspose(Function):
         need_w, need_g = self.needs_input_grad
         kernel_size, stride, padding, _ = self.geometry
         cols = reshape(unfold(u, kernel_size, stride, padding), g.shape[:-2] + (w.shape[-1], g.shape[-1]))
-        dw = matmul_sum_to(g, cols, w.shape, False, True) if need_w else None
+        dw = conv_weight_grad(g, cols, u, w.shape, self.geometry) if need_w else None
         dg = ConvColumns.apply(w, cols, u, geometry=self.geometry) if need_g else None
         return dw, dg
 
@@ -396,15 +396,48 @@ class ConvColumns(Function):
         return w @ cols
 
     def backward(self, g):
-        w, cols, _ = self.inputs
+        w, cols, x = self.inputs
         need_w, _, need_x = self.needs_input_grad
-        dw = matmul_sum_to(g, cols, w.shape, False, True) if need_w else None
+        dw = conv_weight_grad(g, cols, x, w.shape, self.geometry) if need_w else None
         dcols = dx = None
         if need_x and _by_phases(g.array, self.geometry):
             dx = ConvTranspose.apply(w, g, geometry=self.geometry)
         elif need_x:
             dcols = matmul_sum_to(w, g, cols.shape, True, False)
         return dw, dcols, dx
+
+
+class ConvWeightGrad(Function):
+    """sum_to(g @ cols^T, shape), cols = unfold(x): a convolution's weight gradient, whose own
+    input gradient skips the columns (as :class:`ConvColumns` does).
+
+    For an upstream U (the weight's shape), d<U, g cols^T>/dg = U @ cols, the convolution of x
+    with U, and d/dcols = U^T g, which folded into x is :class:`ConvTranspose` (U, g). Used
+    where the CPU folds by phases; in second-order MAML x then gets both of its gradients as
+    transposed convolutions, and no w^T g is ever folded.
+    """
+
+    saves_inputs = True
+
+    def __init__(self, shape, geometry):
+        self.shape, self.geometry = shape, geometry
+
+    def forward(self, g, cols, x):
+        return MatMulSumTo(self.shape, tb=True).forward(g, cols)
+
+    def backward(self, u):
+        g, cols, x = self.inputs
+        need_g, _, need_x = self.needs_input_grad
+        dg = ConvColumns.apply(u, cols, x, geometry=self.geometry) if need_g else None
+        dx = ConvTranspose.apply(u, g, geometry=self.geometry) if need_x else None
+        return dg, None, dx
+
+
+def conv_weight_grad(g: Tensor, cols: Tensor, x: Tensor, shape, geometry) -> Tensor:
+    """The weight gradient sum_to(g cols^T, shape) of a convolution ``w @ cols``, cols = unfold(x)."""
+    if _by_phases(g.array, geometry):
+        return ConvWeightGrad.apply(g, cols, x, shape=tuple(shape), geometry=geometry)
+    return matmul_sum_to(g, cols, shape, False, True)
 
 
 def conv_columns(w: Tensor, cols: Tensor, x: Tensor, kernel_size, stride, padding) -> Tensor:
