@@ -9,9 +9,10 @@ c*kh*kw + i*kw + j for kernel offset (i, j).
 A convolution's own product ``w @ unfold(x)`` is one more op here,
 :class:`ConvColumns`, for one reason: its gradient with respect to x,
 fold(w^T g), is a transposed convolution (:class:`ConvTranspose`), which the
-CPU computes without the (C*kh*kw, L) array w^T g that fold would sum up.
-The two ops are each other's backward (with a matmul for the weight), like
-unfold and fold.
+CPU computes by phases of the stride without the (C*kh*kw, L) array w^T g
+that fold would sum up. The convolution, its transposed convolution and its
+weight gradient (:class:`ConvWeightGrad`) are each other's backward. A GPU,
+and small images, take the plain way: a matmul, and fold as unfold's backward.
 """
 from __future__ import annotations
 
