@@ -131,3 +131,25 @@ def test_conv_transpose_op_gradients_to_second_order(route, monkeypatch):
         lhs = (u * conv.ConvTranspose.apply(w, g, geometry=geometry).numpy()).sum()
         cols = tm.unfold(tm.tensor(u), 3, 2, 1).numpy().reshape(g_shape[:-2] + (18, L))
         assert np.isclose(lhs, ((w.numpy() @ cols) * g.numpy()).sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("preset", ["maml-omniglot-5w1s", "meta-sgd-omniglot-5w1s"])
+def test_omniglot_meta_gradients_are_the_same_by_phases_and_by_fold(preset, monkeypatch):
+    """A whole second-order meta-gradient of the Omniglot conv net (float64): the CPU's phases
+    (ConvColumns, ConvTranspose, ConvWeightGrad) give what the plain matmul-and-fold graph gives."""
+    from tinymeta.experiment.bench import random_batch
+    from tinymeta.experiment.factories import build_algorithm, build_model
+    from tinymeta.experiment.presets import PRESETS
+    from tinymeta.ops import conv
+    cfg = PRESETS[preset].replace(meta_batch=2, dtype="float64")
+    model = build_model(cfg)
+    algo = build_algorithm(cfg, model)
+    grads = {}
+    for route, threshold in (("phases", 0), ("fold", 10 ** 9)):
+        monkeypatch.setattr(conv, "PHASES_MIN_POSITIONS", threshold)
+        rng = np.random.default_rng(0)
+        meta = algo.init_meta_params(model.init_params(0, "float64", "cpu"), rng)
+        g, _ = algo.meta_gradient(meta, random_batch(cfg, "cpu", rng), rng=rng)
+        grads[route] = {k: v.numpy() for k, v in g.items()}
+    for k in grads["fold"]:
+        np.testing.assert_allclose(grads["phases"][k], grads["fold"][k], rtol=1e-9, atol=1e-12, err_msg=k)
