@@ -365,6 +365,8 @@ _PLANS: dict = {}  # geometry -> plan of _subpixel_phases (or None)
 
 def _cached_plan(geometry):
     if geometry not in _PLANS:
+        if len(_PLANS) > 256:  # a bound, as for _INDEX
+            _PLANS.clear()
         _PLANS[geometry] = _subpixel_phases(*geometry)
     return _PLANS[geometry]
 
