@@ -153,3 +153,29 @@ def test_omniglot_meta_gradients_are_the_same_by_phases_and_by_fold(preset, monk
         grads[route] = {k: v.numpy() for k, v in g.items()}
     for k in grads["fold"]:
         np.testing.assert_allclose(grads["phases"][k], grads["fold"][k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("x_shape,y_shape,shape", [
+    ((3, 4, 5, 2), (3, 4, 2, 6), (3, 1, 5, 6)),   # products larger than the operands: one einsum
+    ((3, 4, 5, 20), (3, 4, 20, 2), (3, 1, 5, 2)),  # smaller (a first layer's weight gradient): matmul, then sum
+    ((4, 5, 2), (4, 2, 6), (5, 6)),
+    ((4, 5, 20), (4, 20, 2), (5, 2)),
+    ((3, 4, 5, 20), (3, 4, 20, 2), (1, 4, 5, 2)),  # the outer axis summed, the inner kept
+])
+def test_matmul_sum_to_by_einsum_and_by_matmul_then_sum(x_shape, y_shape, shape):
+    """sum_to(x @ y, shape) as one op, whichever way NumPy computes it: the values of the explicit
+    product summed, and gradients to second order."""
+    from tinymeta.ops.matmul import matmul_sum_to
+    from tinymeta.testing import gradcheck
+    rng = np.random.default_rng(0)
+    x = tm.tensor(rng.standard_normal(x_shape), requires_grad=True)
+    y = tm.tensor(rng.standard_normal(y_shape), requires_grad=True)
+    full = x.numpy() @ y.numpy()
+    summed = tuple(d for d in range(full.ndim - len(shape))) + tuple(
+        full.ndim - len(shape) + d for d, n in enumerate(shape) if n == 1 and full.shape[full.ndim - len(shape) + d] != 1)
+    expected = full.sum(axis=summed).reshape(shape)
+    np.testing.assert_allclose(matmul_sum_to(x, y, shape).numpy(), expected, rtol=1e-12, atol=1e-12)
+
+    def f(x, y):
+        return matmul_sum_to(x, y, shape).tanh()
+    assert gradcheck(f, [x, y]) and gradgradcheck(f, [x, y])

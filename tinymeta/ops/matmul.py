@@ -13,6 +13,8 @@ so the values are bit for bit those of ``a @ b.swapaxes(-1, -2)``.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import backend
@@ -59,7 +61,8 @@ class MatMulSumTo(Function):
 
     A weight shared across N images of a task gets the gradient sum_n g_n x_n^T.
     Computing every g_n x_n^T first and then summing writes an (N, out, in) array
-    only to reduce it; one einsum over (n, position) never materialises it.
+    only to reduce it; one einsum over (n, position) never materialises it. NumPy
+    takes the matmul and the sum where that array is no larger than the operands.
     """
 
     saves_inputs = True
@@ -76,6 +79,11 @@ class MatMulSumTo(Function):
         kept = "".join(c for d, c in enumerate(letters) if d >= lead and self.shape[d - lead] == batch[d])
         x = xp.broadcast_to(x, batch + x.shape[-2:])
         y = xp.broadcast_to(y, batch + y.shape[-2:])
+        if xp is np and math.prod(batch) * x.shape[-2] * y.shape[-1] <= x.size + y.size:
+            # the products are smaller than the operands (a first conv layer's few input
+            # channels): BLAS's batched matmul and a sum beat einsum's copies of the operands
+            # (2400 images, 64 x 196 @ 196 x 9 each: 19 against 54 ms)
+            return (x @ y).sum(axis=tuple(d for d, c in enumerate(letters) if c not in kept)).reshape(self.shape)
         out = xp.einsum(f"{letters}ij,{letters}jk->{kept}ik", x, y, optimize=True)
         return xp.ascontiguousarray(out).reshape(self.shape)
 
