@@ -136,7 +136,8 @@ def test_conv_transpose_op_gradients_to_second_order(route, monkeypatch):
 @pytest.mark.parametrize("preset", ["maml-omniglot-5w1s", "meta-sgd-omniglot-5w1s"])
 def test_omniglot_meta_gradients_are_the_same_by_phases_and_by_fold(preset, monkeypatch):
     """A whole second-order meta-gradient of the Omniglot conv net (float64): the CPU's phases
-    (ConvColumns, ConvTranspose, ConvWeightGrad) give what the plain matmul-and-fold graph gives."""
+    (ConvColumns, ConvTranspose, ConvWeightGrad), with columns stored per image or images-innermost,
+    give what the plain matmul-and-fold graph gives."""
     from tinymeta.experiment.bench import random_batch
     from tinymeta.experiment.factories import build_algorithm, build_model
     from tinymeta.experiment.presets import PRESETS
@@ -145,14 +146,69 @@ def test_omniglot_meta_gradients_are_the_same_by_phases_and_by_fold(preset, monk
     model = build_model(cfg)
     algo = build_algorithm(cfg, model)
     grads = {}
-    for route, threshold in (("phases", 0), ("fold", 10 ** 9)):
+    for route, threshold, images in (("phases", 0, 10 ** 9), ("images innermost", 0, 0), ("fold", 10 ** 9, 0)):
         monkeypatch.setattr(conv, "PHASES_MIN_POSITIONS", threshold)
+        monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN", images)
+        monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN_ROWS", 0)
         rng = np.random.default_rng(0)
         meta = algo.init_meta_params(model.init_params(0, "float64", "cpu"), rng)
         g, _ = algo.meta_gradient(meta, random_batch(cfg, "cpu", rng), rng=rng)
         grads[route] = {k: v.numpy() for k, v in g.items()}
-    for k in grads["fold"]:
-        np.testing.assert_allclose(grads["phases"][k], grads["fold"][k], rtol=1e-9, atol=1e-12, err_msg=k)
+    for route in ("phases", "images innermost"):
+        for k in grads["fold"]:
+            np.testing.assert_allclose(grads[route][k], grads["fold"][k], rtol=1e-9, atol=1e-12, err_msg=f"{route}: {k}")
+
+
+def _store_columns(monkeypatch, images_innermost):
+    """Per-task columns by phases, stored images-innermost or per image, whatever their size."""
+    from tinymeta.ops import conv
+    monkeypatch.setattr(conv, "PHASES_MIN_POSITIONS", 0)
+    monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN_ROWS", 0)
+    monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN", 0 if images_innermost else 10 ** 9)
+
+
+@pytest.mark.parametrize("images_innermost", [True, False])
+def test_unfold_split_into_tasks_gives_the_same_columns_and_gradients(images_innermost, monkeypatch):
+    """unfold(x, tasks=T) is unfold(x) reshaped to (T, N, K, L), whichever way it is stored;
+    images-innermost storage makes each task's columns one (K, L*N) matrix without a copy."""
+    from tinymeta.ops import conv
+    from tinymeta.testing import gradcheck
+    _store_columns(monkeypatch, images_innermost)
+    rng = np.random.default_rng(0)
+    x = tm.tensor(rng.standard_normal((6, 2, 7, 6)), requires_grad=True)
+    split = tm.unfold(x, 3, 2, ((0, 1), (1, 1)), tasks=3)
+    plain = tm.unfold(x, 3, 2, ((0, 1), (1, 1)))
+    assert split.shape == (3, 2) + plain.shape[1:]
+    np.testing.assert_array_equal(split.numpy(), plain.numpy().reshape(split.shape))
+    assert (conv._task_matrices(split.numpy()) is not None) == images_innermost
+    assert split.numpy().flags.c_contiguous != images_innermost
+    assert gradcheck(lambda a: tm.unfold(a, 3, 2, 1, tasks=2) ** 2, [x])
+    assert gradgradcheck(lambda a: tm.unfold(a, 3, 2, 1, tasks=2) ** 2, [x])
+    with pytest.raises(ValueError, match="6 images do not split into 4 tasks"):
+        tm.unfold(x, 3, 2, 1, tasks=4)
+
+
+@pytest.mark.parametrize("images_innermost", [True, False])
+def test_per_task_conv2d_gradients_to_second_order_with_images_innermost_columns(images_innermost, monkeypatch):
+    """conv2d with per-task weights, its columns stored either way: values equal, gradients in x,
+    the weights and the bias checked to second order (the weight gradient's one-matmul-per-task
+    path and its backward)."""
+    from tinymeta.ops import conv
+    from tinymeta.testing import gradcheck
+    rng = np.random.default_rng(1)
+    x = tm.tensor(rng.standard_normal((2, 3, 2, 6, 5)), requires_grad=True)
+    w = tm.tensor(rng.standard_normal((2, 4, 2, 3, 3)) * 0.5, requires_grad=True)
+    b = tm.tensor(rng.standard_normal((2, 4)), requires_grad=True)
+    _store_columns(monkeypatch, False)
+    reference = F.conv2d(x, w, b, stride=2, padding="same").numpy()
+    _store_columns(monkeypatch, images_innermost)
+    assert (conv._task_matrices(tm.unfold(x.reshape((6, 2, 6, 5)), 3, 2, 1, tasks=2).numpy()) is not None) \
+        == images_innermost
+    np.testing.assert_allclose(F.conv2d(x, w, b, stride=2, padding="same").numpy(), reference, rtol=1e-12)
+
+    def f(x, w, b):
+        return F.conv2d(x, w, b, stride=2, padding="same").tanh()
+    assert gradcheck(f, [x, w, b]) and gradgradcheck(f, [x, w, b])
 
 
 @pytest.mark.parametrize("x_shape,y_shape,shape", [

@@ -94,11 +94,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     Ho, Wo = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
     lead = input.shape[:-3]
     images = ops.reshape(input, (-1, C, H, W))
-    cols = ops.unfold(images, (kh, kw), (sh, sw), (ph, pw))
+    cols = ops.unfold(images, (kh, kw), (sh, sw), (ph, pw), tasks=weight.shape[0] if per_task else None)
     if per_task:
-        T = weight.shape[0]
-        cols = ops.reshape(cols, (T, -1, C * kh * kw, Ho * Wo))
-        w = ops.reshape(weight, (T, 1, O, C * kh * kw))
+        w = ops.reshape(weight, (weight.shape[0], 1, O, C * kh * kw))
     else:
         w = ops.reshape(weight, (O, C * kh * kw))
     out = ops.reshape(conv_columns(w, cols, images, (kh, kw), (sh, sw), (ph, pw)), lead + (O, Ho, Wo))
