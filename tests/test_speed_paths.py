@@ -146,10 +146,9 @@ def test_omniglot_meta_gradients_are_the_same_by_phases_and_by_fold(preset, monk
     model = build_model(cfg)
     algo = build_algorithm(cfg, model)
     grads = {}
-    for route, threshold, images in (("phases", 0, 10 ** 9), ("images innermost", 0, 0), ("fold", 10 ** 9, 0)):
+    for route, threshold, rows in (("phases", 0, 10 ** 9), ("images innermost", 0, 0), ("fold", 10 ** 9, 0)):
         monkeypatch.setattr(conv, "PHASES_MIN_POSITIONS", threshold)
-        monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN", images)
-        monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN_ROWS", 0)
+        monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN_ROWS", rows)
         rng = np.random.default_rng(0)
         meta = algo.init_meta_params(model.init_params(0, "float64", "cpu"), rng)
         g, _ = algo.meta_gradient(meta, random_batch(cfg, "cpu", rng), rng=rng)
@@ -163,8 +162,7 @@ def _store_columns(monkeypatch, images_innermost):
     """Per-task columns by phases, stored images-innermost or per image, whatever their size."""
     from tinymeta.ops import conv
     monkeypatch.setattr(conv, "PHASES_MIN_POSITIONS", 0)
-    monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN_ROWS", 0)
-    monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN", 0 if images_innermost else 10 ** 9)
+    monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN_ROWS", 0 if images_innermost else 10 ** 9)
 
 
 @pytest.mark.parametrize("images_innermost", [True, False])

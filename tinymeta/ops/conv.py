@@ -13,8 +13,8 @@ CPU computes by phases of the stride without the (C*kh*kw, L) array w^T g
 that fold would sum up. The convolution, its transposed convolution and its
 weight gradient (:class:`ConvWeightGrad`) are each other's backward. A GPU,
 and small images, take the plain way: a matmul, and fold as unfold's backward.
-Where the CPU goes by phases and a task has many images, ``unfold(x, tasks=T)``
-stores each task's columns images-innermost, as one (C*kh*kw, L*N) matrix, so the
+Where the CPU goes by phases, ``unfold(x, tasks=T)`` stores each task's
+columns images-innermost, as one (C*kh*kw, L*N) matrix, so the
 task's convolution and weight gradient are one matmul each.
 """
 from __future__ import annotations
@@ -151,7 +151,7 @@ class Unfold(Function):
         geometry = (self.kernel_size, self.stride, self.padding, (H, W))
         source = _cached(("unfold",) + geometry, lambda: _column_sources(*geometry), xp)
         self.in_hw = (H, W)
-        if self.tasks is not None and _images_innermost(xp, B // self.tasks, C * kh * kw, Ho * Wo, geometry):
+        if self.tasks is not None and _images_innermost(xp, C * kh * kw, Ho * Wo, geometry):
             return _unfold_images_innermost(x, self.tasks, source, (C * kh * kw, Ho * Wo))
         flat = x.reshape(B * C, H * W)
         if any(ph + pw):
@@ -165,27 +165,22 @@ class Unfold(Function):
         return (fold(reshape(g, (B,) + g.shape[-2:]), self.in_hw, self.kernel_size, self.stride, self.padding),)
 
 
-# Per-task columns are stored images-innermost on the CPU from this many images per task:
-# then a task's columns are one (C*kh*kw, L*N) matrix, so the convolution and its weight
-# gradient are one matmul per task instead of one per image plus a sum (which einsum does
-# by copying the columns). Measured for Omniglot's 14x14 layer (64 channels, 32 tasks),
-# unfold + convolution + weight gradient, plain against images-innermost: 75 images per
-# task 305 against 219 ms (two threads), 401 against 327 (one); 5 images 16.1 against
-# 15.3 (two), 21.5 against 23.2 (one), where the transposes cost what the matmuls save.
-IMAGES_INNERMOST_MIN = 16
-
-
+# Per-task columns are stored images-innermost on the CPU where they have this many rows
+# (C*kh*kw) or more: then a task's columns are one (C*kh*kw, L*N) matrix, so the convolution
+# and its weight gradient are one matmul per task instead of one per image plus a sum (which
+# einsum does by copying the columns). With fewer rows, as for a first layer on one channel,
+# the columns are smaller than the output, and transposing the output costs more than the
+# weight gradient saves. Measured on Omniglot's 14x14 layer (64 channels, 32 tasks), forward
+# and both gradients, per image against images-innermost: 5 images per task 38.6 against
+# 38.7 ms (one thread), 33.7 against 30.9 (two); 75 images 514 against 482, 457 against 385.
 IMAGES_INNERMOST_MIN_ROWS = 64
 
 
-def _images_innermost(xp, images, rows, positions, geometry) -> bool:
+def _images_innermost(xp, rows, positions, geometry) -> bool:
     """Whether a per-task convolution's columns are stored images-innermost (see above): on the
-    CPU, where its input gradient goes by phases, with enough images per task, and columns of
-    at least ``IMAGES_INNERMOST_MIN_ROWS`` rows (C*kh*kw: with fewer, as for a first layer on
-    one channel, the columns are smaller than the output, and transposing the output costs
-    more than the weight gradient saves)."""
-    return (xp is np and images >= IMAGES_INNERMOST_MIN and rows >= IMAGES_INNERMOST_MIN_ROWS
-            and positions >= PHASES_MIN_POSITIONS and _cached_plan(geometry) is not None)
+    CPU, where its input gradient goes by phases, with columns of enough rows."""
+    return (xp is np and rows >= IMAGES_INNERMOST_MIN_ROWS and positions >= PHASES_MIN_POSITIONS
+            and _cached_plan(geometry) is not None)
 
 
 def _unfold_images_innermost(x, tasks, source, shape):
@@ -277,8 +272,7 @@ def unfold(x: Tensor, kernel_size, stride=1, padding=0, tasks=None) -> Tensor:
 
     ``padding``: an int, (ph, pw), or ((top, bottom), (left, right)) of zeros around the input.
     ``tasks``: T, when the B images are T tasks of N: the columns come as (T, N, C*kh*kw, Ho*Wo)
-    (on the CPU, with many images per task, a view of an images-innermost array: see
-    ``IMAGES_INNERMOST_MIN``).
+    (on the CPU, mostly a view of an images-innermost array: see ``IMAGES_INNERMOST_MIN_ROWS``).
     """
     if x.ndim != 4:
         raise ValueError(f"unfold: expected input of shape (B, C, H, W), got {x.shape}")
