@@ -54,13 +54,15 @@ python -m tinymeta plot results/runs/maml-omniglot-5w1s --out results/runs/maml-
 # Meta-SGD 5w1s, corrected protocol: a first sitting of 5600 s (11,702 iterations), beside MAML's third sitting
 # (one core each), then one of 840 s (to 13,948), then a short one stopped with Ctrl-C (to 14,118), then one of 900 s (to 16,384),
 # one of 5400 s (to 29,170, beside MAML's last sitting), one of 2450 s (beside first-order MAML's first), one of
-# 8100 s (to 54,330, beside first-order MAML's second), one of 1200 s (to 58,324); later sittings resume it as MAML's do (the --resume
-# line above, with its --logdir)
+# 8100 s (to 54,330, beside first-order MAML's second), one of 1200 s (to 58,324), and one that reached the preset's
+# 60,000 and wrote test.json (--time-limit 1500, beside first-order MAML's fourth); each later sitting resumes it as
+# MAML's do (the --resume line above, with its --logdir)
 python -m tinymeta train --preset meta-sgd-omniglot-5w1s --logdir results/runs/meta-sgd-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 5600 --no-progress --overwrite
 python -m tinymeta evaluate --logdir results/runs/meta-sgd-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/meta-sgd-omniglot-5w1s/eval-test.json
 python -m tinymeta plot results/runs/meta-sgd-omniglot-5w1s --out results/runs/meta-sgd-omniglot-5w1s/curves.png
 # first-order MAML 5w1s: a first sitting of 2500 s (to 11,801), beside Meta-SGD's, then one of 4800 s (to 40,156),
-# one of 1200 s (to 47,698); later sittings resume it as MAML's do
+# one of 1200 s (to 47,698), and one that reached the preset's 60,000 and wrote test.json (--time-limit 3000); each
+# later sitting resumes it as MAML's do
 python -m tinymeta train --preset fomaml-omniglot-5w1s --logdir results/runs/fomaml-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 2500 --no-progress
 python -m tinymeta evaluate --logdir results/runs/fomaml-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/fomaml-omniglot-5w1s/eval-test.json
 python -m tinymeta plot results/runs/fomaml-omniglot-5w1s --out results/runs/fomaml-omniglot-5w1s/curves.png
