@@ -146,22 +146,24 @@ def test_omniglot_meta_gradients_are_the_same_by_phases_and_by_fold(preset, monk
     model = build_model(cfg)
     algo = build_algorithm(cfg, model)
     grads = {}
-    for route, threshold, rows in (("phases", 0, 10 ** 9), ("images innermost", 0, 0), ("fold", 10 ** 9, 0)):
+    for route, threshold, rows in (("phases", 0, 10 ** 9), ("images innermost", 0, 0),
+                                   ("images innermost, folded", 10 ** 9, 0), ("fold", 10 ** 9, 10 ** 9)):
         monkeypatch.setattr(conv, "PHASES_MIN_POSITIONS", threshold)
         monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN_ROWS", rows)
         rng = np.random.default_rng(0)
         meta = algo.init_meta_params(model.init_params(0, "float64", "cpu"), rng)
         g, _ = algo.meta_gradient(meta, random_batch(cfg, "cpu", rng), rng=rng)
         grads[route] = {k: v.numpy() for k, v in g.items()}
-    for route in ("phases", "images innermost"):
+    for route in ("phases", "images innermost", "images innermost, folded"):
         for k in grads["fold"]:
             np.testing.assert_allclose(grads[route][k], grads["fold"][k], rtol=1e-9, atol=1e-12, err_msg=f"{route}: {k}")
 
 
-def _store_columns(monkeypatch, images_innermost):
-    """Per-task columns by phases, stored images-innermost or per image, whatever their size."""
+def _store_columns(monkeypatch, images_innermost, phases=True):
+    """Per-task columns stored images-innermost or per image, whatever their size; the input
+    gradient by phases or by fold."""
     from tinymeta.ops import conv
-    monkeypatch.setattr(conv, "PHASES_MIN_POSITIONS", 0)
+    monkeypatch.setattr(conv, "PHASES_MIN_POSITIONS", 0 if phases else 10 ** 9)
     monkeypatch.setattr(conv, "IMAGES_INNERMOST_MIN_ROWS", 0 if images_innermost else 10 ** 9)
 
 
@@ -186,20 +188,22 @@ def test_unfold_split_into_tasks_gives_the_same_columns_and_gradients(images_inn
         tm.unfold(x, 3, 2, 1, tasks=4)
 
 
+@pytest.mark.parametrize("phases", [True, False])
 @pytest.mark.parametrize("images_innermost", [True, False])
-def test_per_task_conv2d_gradients_to_second_order_with_images_innermost_columns(images_innermost, monkeypatch):
-    """conv2d with per-task weights, its columns stored either way: values equal, gradients in x,
-    the weights and the bias checked to second order (the weight gradient's one-matmul-per-task
-    path and its backward)."""
+def test_per_task_conv2d_gradients_to_second_order_with_images_innermost_columns(images_innermost, phases,
+                                                                                  monkeypatch):
+    """conv2d with per-task weights, its columns stored either way and its input gradient by phases
+    or by fold: values equal, gradients in x, the weights and the bias checked to second order (the
+    weight gradient's one-matmul-per-task path and its backward)."""
     from tinymeta.ops import conv
     from tinymeta.testing import gradcheck
     rng = np.random.default_rng(1)
     x = tm.tensor(rng.standard_normal((2, 3, 2, 6, 5)), requires_grad=True)
     w = tm.tensor(rng.standard_normal((2, 4, 2, 3, 3)) * 0.5, requires_grad=True)
     b = tm.tensor(rng.standard_normal((2, 4)), requires_grad=True)
-    _store_columns(monkeypatch, False)
+    _store_columns(monkeypatch, False, phases=False)
     reference = F.conv2d(x, w, b, stride=2, padding="same").numpy()
-    _store_columns(monkeypatch, images_innermost)
+    _store_columns(monkeypatch, images_innermost, phases)
     assert (conv._task_matrices(tm.unfold(x.reshape((6, 2, 6, 5)), 3, 2, 1, tasks=2).numpy()) is not None) \
         == images_innermost
     np.testing.assert_allclose(F.conv2d(x, w, b, stride=2, padding="same").numpy(), reference, rtol=1e-12)

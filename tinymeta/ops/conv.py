@@ -151,7 +151,7 @@ class Unfold(Function):
         geometry = (self.kernel_size, self.stride, self.padding, (H, W))
         source = _cached(("unfold",) + geometry, lambda: _column_sources(*geometry), xp)
         self.in_hw = (H, W)
-        if self.tasks is not None and _images_innermost(xp, C * kh * kw, Ho * Wo, geometry):
+        if self.tasks is not None and _images_innermost(xp, C * kh * kw):
             return _unfold_images_innermost(x, self.tasks, source, (C * kh * kw, Ho * Wo))
         flat = x.reshape(B * C, H * W)
         if any(ph + pw):
@@ -176,11 +176,10 @@ class Unfold(Function):
 IMAGES_INNERMOST_MIN_ROWS = 64
 
 
-def _images_innermost(xp, rows, positions, geometry) -> bool:
+def _images_innermost(xp, rows) -> bool:
     """Whether a per-task convolution's columns are stored images-innermost (see above): on the
-    CPU, where its input gradient goes by phases, with columns of enough rows."""
-    return (xp is np and rows >= IMAGES_INNERMOST_MIN_ROWS and positions >= PHASES_MIN_POSITIONS
-            and _cached_plan(geometry) is not None)
+    CPU, with columns of enough rows."""
+    return xp is np and rows >= IMAGES_INNERMOST_MIN_ROWS
 
 
 def _unfold_images_innermost(x, tasks, source, shape):
@@ -200,7 +199,7 @@ def _unfold_images_innermost(x, tasks, source, shape):
 
 def _task_matrices(cols):
     """A (T, N, K, L) array stored images-innermost as its (T, K, L*N) matrices, else None."""
-    if not isinstance(cols, np.ndarray) or cols.ndim != 4:
+    if cols.ndim != 4 or backend.get_xp(cols) is not np:
         return None
     stored = cols.transpose(0, 2, 3, 1)
     return stored.reshape(stored.shape[:2] + (-1,)) if stored.flags.c_contiguous else None
@@ -476,8 +475,9 @@ class ConvWeightGrad(Function):
 
     For an upstream U (the weight's shape), d<U, g cols^T>/dg = U @ cols, the convolution of x
     with U, and d/dcols = U^T g, which folded into x is :class:`ConvTranspose` (U, g). Used
-    where the CPU folds by phases; in second-order MAML x then gets both of its gradients as
-    transposed convolutions, and no w^T g is ever folded.
+    where the CPU folds by phases (in second-order MAML x then gets both of its gradients as
+    transposed convolutions, and no w^T g is ever folded) or stores the columns images-innermost
+    (then it is one matmul per task).
     """
 
     saves_inputs = True
@@ -504,7 +504,7 @@ class ConvWeightGrad(Function):
 
 def conv_weight_grad(g: Tensor, cols: Tensor, x: Tensor, shape, geometry) -> Tensor:
     """The weight gradient sum_to(g cols^T, shape) of a convolution ``w @ cols``, cols = unfold(x)."""
-    if _by_phases(g.array, geometry):
+    if _by_phases(g.array, geometry) or _task_matrices(cols.array) is not None:
         return ConvWeightGrad.apply(g, cols, x, shape=tuple(shape), geometry=geometry)
     return matmul_sum_to(g, cols, shape, False, True)
 
