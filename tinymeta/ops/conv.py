@@ -13,9 +13,9 @@ CPU computes by phases of the stride without the (C*kh*kw, L) array w^T g
 that fold would sum up. The convolution, its transposed convolution and its
 weight gradient (:class:`ConvWeightGrad`) are each other's backward. A GPU,
 and small images, take the plain way: a matmul, and fold as unfold's backward.
-Where the CPU goes by phases, ``unfold(x, tasks=T)`` stores each task's
-columns images-innermost, as one (C*kh*kw, L*N) matrix, so the
-task's convolution and weight gradient are one matmul each.
+On the CPU, ``unfold(x, tasks=T)`` stores each task's columns images-innermost, as
+one (C*kh*kw, L*N) matrix, so the task's convolution and weight gradient are one
+matmul each.
 """
 from __future__ import annotations
 
