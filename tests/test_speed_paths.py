@@ -237,3 +237,17 @@ def test_matmul_sum_to_by_einsum_and_by_matmul_then_sum(x_shape, y_shape, shape)
     def f(x, y):
         return matmul_sum_to(x, y, shape).tanh()
     assert gradcheck(f, [x, y]) and gradgradcheck(f, [x, y])
+
+
+@pytest.mark.parametrize("axes", [(0,), (1, 3), (0, 2, 3), (0, 1, 2, 3)])
+def test_sum_kept_by_einsum_equals_ndarray_sum(axes):
+    """NumPy's one-pass sum over non-adjacent axes (sum_to, batch norm's means) gives ndarray.sum's
+    values with the axes kept, of the array or of a product; integers keep ndarray.sum."""
+    from tinymeta.ops.common import sum_kept
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 4, 5, 6)), rng.standard_normal((3, 4, 5, 6))
+    np.testing.assert_allclose(sum_kept(a, axes), a.sum(axis=axes, keepdims=True), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sum_kept(a, axes, b), (a * b).sum(axis=axes, keepdims=True), rtol=1e-12, atol=1e-12)
+    assert sum_kept(a.astype(np.float32), axes).dtype == np.float32
+    ints = np.arange(360).reshape(3, 4, 5, 6)
+    np.testing.assert_array_equal(sum_kept(ints, axes), ints.sum(axis=axes, keepdims=True))

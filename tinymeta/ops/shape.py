@@ -14,7 +14,7 @@ from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
 from .cast import astype
-from .common import broadcast_shapes, normalize_axis
+from .common import broadcast_shapes, normalize_axis, sum_kept
 
 
 # ---- reshape / transpose ----------------------------------------------------------
@@ -134,7 +134,7 @@ class SumTo(Function):
         lead = g.ndim - len(self.shape)
         axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(self.shape)
                                           if s == 1 and g.shape[lead + i] != 1)
-        return g.sum(axis=axes, keepdims=True).reshape(self.shape)
+        return sum_kept(g, axes).reshape(self.shape)
 
     def backward(self, g):
         return (broadcast_to(g, self.in_shape),)
