@@ -487,10 +487,11 @@ class ConvWeightGrad(Function):
 
     def forward(self, g, cols, x):
         matrices = _task_matrices(cols)
-        if matrices is None or self.shape != (cols.shape[0], 1) + g.shape[-2:-1] + cols.shape[-2:-1]:
+        T, O, K = cols.shape[0], g.shape[-2], cols.shape[-2]
+        if matrices is None or self.shape != (T, 1, O, K):
             return MatMulSumTo(self.shape, tb=True).forward(g, cols)
         # images-innermost columns, a per-task weight: sum_n g_n cols_n^T is one matmul per task
-        T, N, O, L = g.shape
+        N, L = g.shape[1], g.shape[-1]
         g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(T, O, L * N)
         return (g @ matrices.swapaxes(-1, -2)).reshape(self.shape)
 
