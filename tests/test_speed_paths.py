@@ -81,8 +81,9 @@ def test_remembered_broadcast_shapes_answer_and_refuse_as_numpy_does():
                                        (3, 2, 0, (11, 12)), (3, 2, 1, (2, 3)), (1, 2, 0, (6, 6))])
 def test_conv_transpose_by_phases_equals_fold_of_the_column_gradient(k, s, p, hw):
     """The CPU's transposed convolution, one stride phase at a time, gives fold(w^T g): odd sizes,
-    pixels no window reaches (trailing rows), an image of one output position, per-task weights; a stride larger than
-    the kernel (some pixels reached by no offset) has no plan and keeps fold."""
+    pixels no window reaches (trailing rows), an image of one output position, per-task weights and one weight
+    broadcast to every task; a stride larger than the kernel (some pixels reached by no offset) has no plan and
+    keeps fold."""
     from tinymeta.ops import conv
     rng = np.random.default_rng(0)
     k2, s2, p2 = conv._pair(k), conv._pair(s), conv.normalize_padding(p)
@@ -91,8 +92,12 @@ def test_conv_transpose_by_phases_equals_fold_of_the_column_gradient(k, s, p, hw
         assert plan is None
         return
     L = conv.out_size(hw[0], k2[0], s2[0], p2[0]) * conv.out_size(hw[1], k2[1], s2[1], p2[1])
-    for w_shape, g_shape in [((4, 3 * k2[0] * k2[1]), (5, 4, L)), ((2, 1, 4, 3 * k2[0] * k2[1]), (2, 3, 4, L))]:
+    K = 3 * k2[0] * k2[1]
+    for w_shape, g_shape, shared in [((4, K), (5, 4, L), False), ((2, 1, 4, K), (2, 3, 4, L), False),
+                                     ((2, 1, 4, K), (2, 3, 4, L), True)]:
         w, g = rng.standard_normal(w_shape), rng.standard_normal(g_shape)
+        if shared:  # one weight broadcast to every task, as the inner loop's first step has it
+            w = np.broadcast_to(w[:1], w_shape)
         cols = (np.swapaxes(w, -1, -2) @ g).reshape((-1,) + (w_shape[-1], L))
         expected = conv._fold(cols, hw, k2, s2, p2)
         np.testing.assert_allclose(conv._conv_transpose_phases(w, g, k2, plan, hw), expected, rtol=1e-12, atol=1e-12)

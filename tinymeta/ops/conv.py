@@ -327,7 +327,7 @@ def _axis_phases(size, k, stride, pad, out):
 def _subpixel_phases(kernel_size, stride, padding, in_hw):
     """The plan of :func:`_conv_transpose_phases`: for each phase (ry, rx) of the stride grid,
     (its kernel offsets i*kw + j; which upstream pixel each offset reads at each pixel of
-    the phase, flattened over (offset, pixel), Ho*Wo where it reads none; the phase's
+    the phase, flattened over (pixel, offset), Ho*Wo where it reads none; the phase's
     pixels as a (row slice, column slice) of the image). None when some pixels are
     reached by no offset (a stride larger than the kernel).
     """
@@ -346,33 +346,42 @@ def _subpixel_phases(kernel_size, stride, padding, in_hw):
             index = np.where((oy >= 0) & (ox >= 0), oy * Wo + ox, Ho * Wo)  # (ny, nx, |ys|, |xs|)
             offsets = np.array([i * kw + j for i in offsets_y for j in offsets_x])
             pixels = (slice(ys[0], ys[-1] + 1, stride[0]), slice(xs[0], xs[-1] + 1, stride[1]))
-            plan.append((offsets, index.reshape(-1), pixels))
+            plan.append((offsets, index.transpose(2, 3, 0, 1).reshape(-1), pixels))  # pixel-major
     return plan
 
 
 def _conv_transpose_phases(w, g, kernel_size, plan, in_hw):
     """fold(w^T g) on the CPU, one phase of the stride grid at a time (a sub-pixel convolution).
 
-    w (..., O, C*kh*kw), g (..., O, L) -> (B, C, H, W). For a stride-2 3x3 kernel ('same' padding) a
-    pixel with even coordinates is reached by 4 kernel offsets, one with odd coordinates
-    by 1: phase (ry, rx) is a stride-1 convolution of g with the offsets of that phase,
-    one gather of shifted copies of g and one matmul, 9 offsets' multiply-adds in all, as
-    many as w^T g. fold(w^T g) would write w^T g, 9x the size of g, only to sum it with
-    a 0/1 matrix of (9 L x H W).
+    w (O, C*kh*kw) or (T, 1, O, C*kh*kw), g (..., O, L) -> (B, C, H, W). For a stride-2 3x3 kernel
+    ('same' padding) a pixel with even coordinates is reached by 4 kernel offsets, one with odd
+    coordinates by 1: phase (ry, rx) is a stride-1 convolution of g with the offsets of that
+    phase, one gather of shifted copies of g and one matmul, 9 offsets' multiply-adds in all, as
+    many as w^T g. fold(w^T g) would write w^T g, 9x the size of g, only to sum it with a 0/1
+    matrix of (9 L x H W). g is gathered channels-last, (pixel, offset) rows of O values, so a
+    phase is one large matmul for all images (per task with per-task weights), which BLAS runs
+    on every thread, rather than one small matmul per image.
     """
     H, W = in_hw
     lead, (O, L) = g.shape[:-2], g.shape[-2:]
     kk = kernel_size[0] * kernel_size[1]
     B, C = int(np.prod(lead)), w.shape[-1] // kk
-    source = _with_zero(g.reshape(B * O, L), np)  # pixel L: the zero that out-of-range reads get
-    per_offset = w.reshape(w.shape[:-1] + (C, kk))
+    if w.ndim == 4 and w.strides[0] == 0:  # one weight broadcast to every task: take it once
+        w = w[0, 0]
+    source = np.zeros((B, L + 1, O), dtype=g.dtype)  # pixel L: the zero that out-of-range reads get
+    source[:, :L] = g.reshape(B, O, L).swapaxes(1, 2)
+    per_offset = np.ascontiguousarray(np.moveaxis(w.reshape(w.shape[:-1] + (C, kk)), -1, -3))  # (..., kk, O, C)
     out = np.empty((B, C, H, W), dtype=np.result_type(w, g))
     for offsets, index, (rows, cols) in plan:
         phase = out[:, :, rows, cols]  # a strided view: the pixels this phase reaches
-        n, q = len(offsets), phase.shape[2] * phase.shape[3]
-        shifted = np.take(source, index, axis=1).reshape(lead + (O * n, q))  # rows (o, offset)
-        wp = np.swapaxes(per_offset[..., offsets], -3, -2).reshape(w.shape[:-2] + (C, O * n))
-        phase[...] = (wp @ shifted).reshape(phase.shape)
+        rows_n = len(offsets) * O
+        shifted = np.take(source, index, axis=1)  # (B, pixels * offsets, O)
+        wp = np.take(per_offset, offsets, axis=-3).reshape(w.shape[:-2] + (rows_n, C))
+        if w.ndim == 2:
+            res = shifted.reshape(-1, rows_n) @ wp
+        else:  # per-task weights (T, 1, ...): the task's images share one matmul
+            res = shifted.reshape(w.shape[0], -1, rows_n) @ wp[:, 0]
+        phase[...] = res.reshape(B, phase.shape[2], phase.shape[3], C).transpose(0, 3, 1, 2)
     return out
 
 
@@ -409,10 +418,11 @@ class ConvTranspose(Function):
 
 # Phases on the CPU from this many output positions per image (L): with fewer, each phase's
 # matmul is small, and one w^T g for all offsets with a matmul fold is as fast or faster.
-# Measured for 64 channels, fold against phases: 14x14 images (L = 49) 29 against 18 ms
-# (160 images), 426 against 215 (2400); 7x7 (L = 16) 6.0 against 8.8 (160), 57 against
-# 65 on two threads (2400); 4x4 (L = 4) 1.7 against 5.6 (160).
-PHASES_MIN_POSITIONS = 32
+# Measured for 64 channels and per-task weights (32 tasks), phases against fold: 7x7 images
+# (L = 16), 5 images per task 3.1 against 3.9 ms (one thread), 3.4 against 3.5 (two); 75
+# images 56 against 70, 43 against 54. 4x4 images (L = 4): 1.6 against 0.8 (5 images), 18
+# against 14 (75). 14x14 (L = 49): 13 against 27 (5 images, one thread).
+PHASES_MIN_POSITIONS = 16
 
 _PLANS: dict = {}  # geometry -> plan of _subpixel_phases (or None)
 
