@@ -25,7 +25,8 @@ class Add(Function):
 
     def backward(self, g):
         a, b = self.inputs
-        return sum_to(g, a.shape), sum_to(g, b.shape)
+        ga, gb = self.needs_input_grad
+        return sum_to(g, a.shape) if ga else None, sum_to(g, b.shape) if gb else None
 
 
 class Sub(Function):
@@ -34,7 +35,9 @@ class Sub(Function):
 
     def backward(self, g):
         a, b = self.inputs
-        return sum_to(g, a.shape), neg(sum_to(g, b.shape))  # negate after reducing: fewer elements
+        ga, gb = self.needs_input_grad
+        return (sum_to(g, a.shape) if ga else None,
+                neg(sum_to(g, b.shape)) if gb else None)  # negate after reducing: fewer elements
 
 
 class Mul(Function):
@@ -73,7 +76,8 @@ class Maximum(Function):
         a, b = self.inputs
         # where a == b the gradient is split evenly, as the subgradient midpoint
         wa = _mask((a.array > b.array) + 0.5 * (a.array == b.array), g)
-        return sum_to(g * wa, a.shape), sum_to(g * (1.0 - wa), b.shape)
+        ga, gb = self.needs_input_grad
+        return sum_to(g * wa, a.shape) if ga else None, sum_to(g * (1.0 - wa), b.shape) if gb else None
 
 
 def add(a, b): return Add.apply(*operands(a, b, "add"))
@@ -229,7 +233,8 @@ class Where(Function):
     def backward(self, g):
         a, b = self.inputs
         m = _mask(self.cond, g)
-        return sum_to(g * m, a.shape), sum_to(g * (1.0 - m), b.shape)
+        ga, gb = self.needs_input_grad
+        return sum_to(g * m, a.shape) if ga else None, sum_to(g * (1.0 - m), b.shape) if gb else None
 
 
 def neg(a): return Neg.apply(a)
