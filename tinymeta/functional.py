@@ -94,11 +94,11 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     Ho, Wo = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
     lead = input.shape[:-3]
     images = ops.reshape(input, (-1, C, H, W))
-    cols = ops.unfold(images, (kh, kw), (sh, sw), (ph, pw), tasks=weight.shape[0] if per_task else None)
-    if per_task:
-        w = ops.reshape(weight, (weight.shape[0], 1, O, C * kh * kw))
-    else:
-        w = ops.reshape(weight, (O, C * kh * kw))
+    # A shared weight is one task's: its images share the task's columns, so on the CPU the
+    # convolution and its weight gradient are one matmul for all images (see ops.conv).
+    tasks = weight.shape[0] if per_task else 1
+    cols = ops.unfold(images, (kh, kw), (sh, sw), (ph, pw), tasks=tasks)
+    w = ops.reshape(weight, (tasks, 1, O, C * kh * kw))
     out = ops.reshape(conv_columns(w, cols, images, (kh, kw), (sh, sw), (ph, pw)), lead + (O, Ho, Wo))
     if bias is not None:
         out = out + ops.reshape(bias, _bias_shape(bias, len(lead) - 1, 2))
