@@ -85,7 +85,11 @@ class Standardize(Function):
 
 
 def _gradient_reference(g, xhat, r, mean_g, q, out):
-    np.multiply(r, g - mean_g - xhat * q, out=out)
+    # out = r (g - mean_g - xhat q), one step at a time in ``out``: no temporary arrays
+    np.multiply(xhat, q, out=out)
+    np.subtract(g, out, out=out)
+    out -= mean_g
+    out *= r
 
 
 _gradient_kernel = backend.ElementwiseKernel(  # r (g - m(g) - xhat q) in one pass on a GPU
@@ -94,7 +98,12 @@ _gradient_kernel = backend.ElementwiseKernel(  # r (g - m(g) - xhat q) in one pa
 
 
 def _second_reference(xhat, jh, jg, r, p, q, mean_hg, mean_h, mean_g, out):
-    np.multiply(-r, (mean_hg - mean_h * mean_g - p * q) * r * xhat + q * jh + p * jg, out=out)
+    # out = -r ((mean_hg - mean_h mean_g - p q) r xhat + q jh + p jg), accumulated in ``out``
+    np.multiply(xhat, (mean_hg - mean_h * mean_g - p * q) * r, out=out)
+    term = np.multiply(q, jh)
+    out += term
+    out += np.multiply(p, jg, out=term)
+    out *= -r
 
 
 _second_kernel = backend.ElementwiseKernel(  # d<h, J g>/dx in one pass on a GPU
