@@ -229,6 +229,22 @@ def test_bench_on_the_cpu_reports_time_only(capsys):
     assert "MAML meta-gradient" not in err.out  # refused before any timing
 
 
+def test_the_goal_benchmark_sets_apart_the_forward_passes_both_orders_share(monkeypatch):
+    """The first/second-order row comes with the support and query forward passes both orders make,
+    and the ratio without them (a structure check: the figures themselves are for `bench`)."""
+    from tinymeta.experiment import bench
+    problems = tuple((label, preset, dict(changes, meta_batch=2)) for label, preset, changes in bench.GOAL_PROBLEMS
+                     if "1 query/class" in label)
+    assert len(problems) == 2
+    monkeypatch.setattr(bench, "GOAL_PROBLEMS", problems)
+    rows = {r["name"].strip(): r["value"] for r in bench.goal_benchmarks(repeat=1)}
+    first, second = (rows[f"Omniglot 5w1s, 1 query/class, {o} order (T=2)"] for o in ("first", "second"))
+    forward = rows[bench.FORWARD_PASSES]
+    assert first > 0 and second > 0 and forward > 0
+    assert rows["Omniglot 5w1s first / second order"] == pytest.approx(first / second)
+    assert rows["the same without the forward passes"] == pytest.approx((first - forward) / (second - forward))
+
+
 def test_a_whole_run_on_cuda_resumes_exactly_and_evaluates_on_either_device(gpu_device, tmp_path):
     """Train (validation, checkpoints, test, plot), stop and resume, evaluate on CPU and CUDA."""
     from tinymeta.experiment.checkpoint import load_checkpoint
