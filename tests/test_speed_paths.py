@@ -138,11 +138,12 @@ def test_conv_transpose_op_gradients_to_second_order(route, monkeypatch):
         assert np.isclose(lhs, ((w.numpy() @ cols) * g.numpy()).sum(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("preset", ["maml-omniglot-5w1s", "meta-sgd-omniglot-5w1s"])
+@pytest.mark.parametrize("preset", ["maml-omniglot-5w1s", "meta-sgd-omniglot-5w1s", "anil-omniglot-20w1s"])
 def test_omniglot_meta_gradients_are_the_same_by_phases_and_by_fold(preset, monkeypatch):
     """A whole second-order meta-gradient of the Omniglot conv net (float64): the CPU's phases
     (ConvColumns, ConvTranspose, ConvWeightGrad), with columns stored per image or images-innermost,
-    give what the plain matmul-and-fold graph gives."""
+    give what the plain matmul-and-fold graph gives; with per-task weights (MAML, Meta-SGD) and with
+    ANIL's shared body."""
     from tinymeta.experiment.bench import random_batch
     from tinymeta.experiment.factories import build_algorithm, build_model
     from tinymeta.experiment.presets import PRESETS
@@ -195,21 +196,29 @@ def test_unfold_split_into_tasks_gives_the_same_columns_and_gradients(images_inn
 
 @pytest.mark.parametrize("phases", [True, False])
 @pytest.mark.parametrize("images_innermost", [True, False])
-def test_per_task_conv2d_gradients_to_second_order_with_images_innermost_columns(images_innermost, phases,
-                                                                                  monkeypatch):
-    """conv2d with per-task weights, its columns stored either way and its input gradient by phases
-    or by fold: values equal, gradients in x, the weights and the bias checked to second order (the
-    weight gradient's one-matmul-per-task path and its backward)."""
+@pytest.mark.parametrize("per_task", [True, False])
+def test_conv2d_gradients_to_second_order_with_images_innermost_columns(per_task, images_innermost, phases,
+                                                                         monkeypatch):
+    """conv2d with per-task weights, or one shared weight (whose images are one task's), its columns
+    stored either way and its input gradient by phases or by fold: values equal, gradients in x, the
+    weights and the bias checked to second order (the weight gradient's one-matmul-per-task path and
+    its backward)."""
     from tinymeta.ops import conv
     from tinymeta.testing import gradcheck
     rng = np.random.default_rng(1)
-    x = tm.tensor(rng.standard_normal((2, 3, 2, 6, 5)), requires_grad=True)
-    w = tm.tensor(rng.standard_normal((2, 4, 2, 3, 3)) * 0.5, requires_grad=True)
-    b = tm.tensor(rng.standard_normal((2, 4)), requires_grad=True)
+    if per_task:
+        x = tm.tensor(rng.standard_normal((2, 3, 2, 6, 5)), requires_grad=True)
+        w = tm.tensor(rng.standard_normal((2, 4, 2, 3, 3)) * 0.5, requires_grad=True)
+        b = tm.tensor(rng.standard_normal((2, 4)), requires_grad=True)
+    else:
+        x = tm.tensor(rng.standard_normal((6, 2, 6, 5)), requires_grad=True)
+        w = tm.tensor(rng.standard_normal((4, 2, 3, 3)) * 0.5, requires_grad=True)
+        b = tm.tensor(rng.standard_normal(4), requires_grad=True)
     _store_columns(monkeypatch, False, phases=False)
     reference = F.conv2d(x, w, b, stride=2, padding="same").numpy()
     _store_columns(monkeypatch, images_innermost, phases)
-    assert (conv._task_matrices(tm.unfold(x.reshape((6, 2, 6, 5)), 3, 2, 1, tasks=2).numpy()) is not None) \
+    tasks = 2 if per_task else 1
+    assert (conv._task_matrices(tm.unfold(x.reshape((6, 2, 6, 5)), 3, 2, 1, tasks=tasks).numpy()) is not None) \
         == images_innermost
     np.testing.assert_allclose(F.conv2d(x, w, b, stride=2, padding="same").numpy(), reference, rtol=1e-12)
 
