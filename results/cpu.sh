@@ -72,11 +72,14 @@ python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-d
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --stop-at 4000 --time-limit 900 --no-progress
 python -m tinymeta plot results/runs/reptile-omniglot-5w1s --out results/runs/reptile-omniglot-5w1s/curves.png
 # Reptile 5w1s's next sittings: 5400 s (4,000 -> 18,172; beside ANIL 20w1s's first, one core each) and 1100 s (to
-# 21,135, --time-limit 1100), each evaluated again on 100 test tasks and plotted again (the plot line above)
+# 21,135, --time-limit 1100), each evaluated again on 100 test tasks and plotted again (the plot line above); then,
+# in one session, three sittings stopped with Ctrl-C (SIGINT: a checkpoint at the next iteration boundary) to go on
+# with a faster engine or a longer time limit: to 22,822, to 30,118, and 50,058 (--time-limit 5040)
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 5400 --no-progress
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-test.json
 # ANIL 20w1s: a first sitting of 5400 s (to 12,699), beside Reptile's, then one of 1100 s (to 15,287); later sittings
-# resume it as MAML's do
+# resume it as MAML's do: in one session, stopped with Ctrl-C to go on with a faster engine or a longer time limit,
+# to 16,822, 18,244, 23,489 and 42,213 (--time-limit 5040)
 python -m tinymeta train --preset anil-omniglot-20w1s --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --time-limit 5400 --no-progress
 python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/anil-omniglot-20w1s/eval-test.json
 python -m tinymeta plot results/runs/anil-omniglot-20w1s --out results/runs/anil-omniglot-20w1s/curves.png
