@@ -368,8 +368,9 @@ def _conv_transpose_phases(w, g, kernel_size, plan, in_hw):
     B, C = int(np.prod(lead)), w.shape[-1] // kk
     if w.ndim == 4 and w.strides[0] == 0:  # one weight broadcast to every task: take it once
         w = w[0, 0]
-    source = np.zeros((B, L + 1, O), dtype=g.dtype)  # pixel L: the zero that out-of-range reads get
+    source = np.empty((B, L + 1, O), dtype=g.dtype)
     source[:, :L] = g.reshape(B, O, L).swapaxes(1, 2)
+    source[:, L] = 0  # pixel L: the zero that out-of-range reads get
     per_offset = np.ascontiguousarray(np.moveaxis(w.reshape(w.shape[:-1] + (C, kk)), -1, -3))  # (..., kk, O, C)
     out = np.empty((B, C, H, W), dtype=np.result_type(w, g))
     for offsets, index, (rows, cols) in plan:
