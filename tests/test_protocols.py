@@ -259,6 +259,30 @@ def test_non_transductive_evaluation_puts_each_query_image_through_with_the_supp
     assert not np.allclose(out[0], _reptile_net(ref, xq[0]))  # not the transductive answer
 
 
+@pytest.mark.parametrize("name", ["anil", "nil"])
+def test_non_transductive_anil_and_nil_features_pass_each_query_with_the_support_set(name):
+    """ANIL's and NIL's evaluation work on body features: without transduction, each query's features
+    come from one pass of the support set and that query (batch norm sees nothing else)."""
+    cfg = PRESETS["anil-omniglot-20w1s"].replace(algorithm=name, ways=3, filters=3, dtype="float64",
+                                                 transductive=False).validate()
+    model = build_model(cfg)
+    algo = build_algorithm(cfg, model)
+    rng = np.random.default_rng(1)
+    params = model.init_params(rng, dtype="float64")
+    xs, xq = rng.random((2, 3, 1, 28, 28)), rng.random((2, 4, 1, 28, 28))
+    y = np.tile(np.arange(3), (2, 1))
+    batch = MetaBatch(tm.tensor(xs), tm.tensor(y), tm.tensor(xq), tm.tensor(y[:, [0, 1, 2, 0]]))
+    fs, fq = algo.features(params, batch)
+    body = lambda x: model.body(params, tm.tensor(x[None])).numpy()[0]  # noqa: E731 (one task's pass)
+    for t in range(2):
+        np.testing.assert_allclose(fs.numpy()[t], body(xs[t]), rtol=1e-9, atol=1e-12)
+        for j in range(4):
+            want = body(np.concatenate([xs[t], xq[t, j:j + 1]]))[-1]
+            np.testing.assert_allclose(fq.numpy()[t, j], want, rtol=1e-9, atol=1e-12)
+    transductive = type(algo).from_config(model, algo.objective, cfg.replace(transductive=True))
+    assert not np.allclose(transductive.features(params, batch)[1].numpy(), fq.numpy())
+
+
 def test_reptile_minibatches_are_drawn_as_the_original_draws_them():
     """reptile.py:236-248: shuffle, cut, reshuffle each pass, a partial batch completed from the next pass."""
     from tinymeta.algorithms.reptile import minibatches
@@ -323,7 +347,6 @@ def test_reptile_rotations_make_classes_of_the_training_characters_only(omniglot
     (dict(algorithm="maml", inner_state="fresh", eval_inner_batch=5), "Reptile's settings"),
     (dict(algorithm="maml", inner_state="persistent", eval_inner_batch=None), "Reptile's settings"),
     (dict(eval_inner_batch=0), "eval_inner_batch .* must be None or an integer >= 1"),
-    (dict(algorithm="anil", inner_state="fresh", eval_inner_batch=None, transductive=False), "not implemented"),
     (dict(rotations="sometimes"), "unknown rotations"),
     (dict(ink=255), "ink must be 1"),
     (dict(split_mode="random"), "split_mode .* must be one of maml, lake, reptile"),

@@ -15,12 +15,22 @@ from .. import functional as F
 from ..autograd import no_grad
 from ..tensor import Tensor
 from .base import MetaLearner
-from .common import inner_sgd, per_task, query_metrics
+from .common import inner_sgd, per_task, query_metrics, with_support
 
 
-def body_features(model, params, batch):
-    """Body features of the support and query sets, (T, N, D) each, with the shared weights."""
-    return model.body(params, batch.x_support), model.body(params, batch.x_query)
+def body_features(model, params, batch, transductive=True):
+    """Body features of the support and query sets, (T, N, D) each, with the shared weights.
+
+    ``transductive=False``: each query example's features come from its own pass with its
+    task's support set (batch norm sees the support set and that one query), as in
+    :meth:`MetaLearner.query_predictions`.
+    """
+    fs = model.body(params, batch.x_support)
+    if transductive:
+        return fs, model.body(params, batch.x_query)
+    T, Q, S = batch.x_query.shape[0], batch.x_query.shape[1], batch.x_support.shape[1]
+    fq = model.body(params, with_support(batch.x_support, batch.x_query))[:, S]   # (T * Q, D)
+    return fs, fq.reshape((T, Q) + fq.shape[1:])
 
 
 def anil_meta_loss(model, objective, params, batch, inner_lr, steps, first_order=False):
@@ -54,8 +64,9 @@ class ANIL(MetaLearner):
                               self.first_order)
 
     def features(self, meta_params, batch):
-        """Body features of support and query, computed once with the shared weights."""
-        return body_features(self.model, meta_params, batch)
+        """Body features of support and query, computed once with the shared weights (evaluation:
+        the queries together if ``transductive``, else each with its support set)."""
+        return body_features(self.model, meta_params, batch, self.transductive)
 
     def _heads(self, meta_params, batch, steps):
         """Query features, and the per-task head before adaptation and after each of ``steps`` steps."""
@@ -90,8 +101,9 @@ class NIL(MetaLearner):
                               self.first_order)
 
     def features(self, meta_params, batch):
-        """Body features of support and query, computed once with the shared weights."""
-        return body_features(self.model, meta_params, batch)
+        """Body features of support and query, computed once with the shared weights (evaluation:
+        the queries together if ``transductive``, else each with its support set)."""
+        return body_features(self.model, meta_params, batch, self.transductive)
 
     def adapt(self, meta_params, batch, steps):
         raise TypeError("NIL has no inner loop at test time: use NIL.evaluate (cosine similarity of features), "

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..autograd import grad, no_grad
-from ..ops import concatenate, stack
-from .common import Objective, inner_sgd, per_task
+from ..ops import stack
+from .common import Objective, inner_sgd, per_task, with_support
 
 if TYPE_CHECKING:  # annotations only: the algorithms need no task family
     from ..tasks.base import MetaBatch
@@ -127,17 +127,14 @@ class MetaLearner:
         """
         if self.transductive:
             return self.model(fast, batch.x_query)
-        xs, xq = batch.x_support, batch.x_query
-        T, Q, S = xq.shape[0], xq.shape[1], xs.shape[1]
+        T, Q, S = batch.x_query.shape[0], batch.x_query.shape[1], batch.x_support.shape[1]
         shared = self.model_params(meta_params)
         weights = {}
         for k, w in fast.items():  # per task (T, ...) -> (T * Q, ...); a shared weight stays shared
             if w.ndim == shared[k].ndim + 1:
                 w = w.unsqueeze(1).broadcast_to((T, Q) + w.shape[1:]).reshape((T * Q,) + w.shape[1:])
             weights[k] = w
-        support = xs.unsqueeze(1).broadcast_to((T, Q) + xs.shape[1:])  # (T, Q, S, ...)
-        x = concatenate([support, xq.unsqueeze(2)], axis=2).reshape((T * Q, S + 1) + xs.shape[2:])
-        out = self.model(weights, x)[:, S]  # the query example's output: the last of each pass
+        out = self.model(weights, with_support(batch.x_support, batch.x_query))[:, S]  # each pass's last: the query
         return out.reshape((T, Q) + out.shape[1:])
 
     def evaluate(self, meta_params: dict, batch: MetaBatch, steps: int | None = None) -> dict:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import enable_grad, grad
+from ..ops import concatenate
 from ..tensor import Tensor
 
 
@@ -25,6 +26,19 @@ def per_task(params: dict, num_tasks: int, keys=None) -> dict:
     """
     keys = params.keys() if keys is None else keys
     return {k: params[k].broadcast_to((num_tasks,) + params[k].shape) for k in keys}
+
+
+def with_support(x_support: Tensor, x_query: Tensor) -> Tensor:
+    """Each query example with its task's support set: (T * Q, S + 1, ...), the query last.
+
+    Non-transductive evaluation passes each of these through the net on its own, so batch
+    norm's statistics come from the support set and that one query example, never from the
+    other queries (supervised-reptile reptile.py:129-134). Row t * Q + q is task t's query q.
+    """
+    T, Q, S = x_query.shape[0], x_query.shape[1], x_support.shape[1]
+    support = x_support.unsqueeze(1).broadcast_to((T, Q) + x_support.shape[1:])   # (T, Q, S, ...)
+    both = concatenate([support, x_query.unsqueeze(2)], axis=2)                    # (T, Q, S + 1, ...)
+    return both.reshape((T * Q, S + 1) + x_support.shape[2:])
 
 
 class Objective:

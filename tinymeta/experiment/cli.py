@@ -173,7 +173,7 @@ def _train(args, parser):
 def _evaluate(args, parser):
     ev = evaluate_run(args.logdir, device=check_device(args.device), data_dir=args.data_dir, split=args.split,
                       num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots,
-                      attack_epsilon=args.attack_epsilon)
+                      attack_epsilon=args.attack_epsilon, transductive=args.transductive)
     if args.out:
         write_text(args.out, json.dumps(ev, indent=2) + "\n")
         print(f"wrote {args.out}")
@@ -246,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_ev.add_argument("--algorithm", choices=["nil"], help="nil: evaluate an ANIL run without its head")
     p_ev.add_argument("--attack-epsilon", type=float,
                       help="also FGSM-attacked accuracy, the attack made against each adapted model (ADML's test)")
+    p_ev.add_argument("--transductive", type=_bool,
+                      help="False: each query image through batch norm with its task's support set only, not with "
+                           "the other queries (default: the run's setting; the original MAML code is transductive)")
     p_ev.add_argument("--device")
     p_ev.add_argument("--data-dir")
     p_ev.add_argument("--out", help="also write the numbers as JSON here")

@@ -144,8 +144,6 @@ class Config:
             (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
              "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
             (isinstance(self.transductive, bool), f"transductive must be True or False, got {self.transductive!r}"),
-            (self.transductive or self.algorithm not in ("anil", "nil"),
-             "transductive=False is not implemented for anil and nil (their evaluation works on features)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -71,12 +71,15 @@ def format_evaluation(ev: dict, cfg: Config | None = None) -> str:
 
 
 def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=None, steps=None,
-                 algorithm=None, shots=None, attack_epsilon=None, progress=True, echo=print) -> dict:
+                 algorithm=None, shots=None, attack_epsilon=None, transductive=None, progress=True,
+                 echo=print) -> dict:
     """Evaluate a run's checkpoint on fixed ``split`` tasks (``algorithm='nil'`` for NIL on an ANIL run).
 
     Every setting is checked (:meth:`Config.validate`) before the data loads; ``progress``
     shows a progress bar on a terminal. A non-finite result raises FloatingPointError.
     ``attack_epsilon``: also report FGSM-attacked accuracy (attack against each adapted model).
+    ``transductive``: False passes each query example through the net with its task's support
+    set instead of with the other queries (default: the run's setting, True in every preset).
     """
     logdir = Path(logdir)
     ckpt_path = logdir / "checkpoint.npz"
@@ -89,7 +92,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     ckpt = load_checkpoint(ckpt_path, device=device)
     cfg = Config.from_dict(ckpt.config)
     changes = {"algorithm": algorithm, "shots": shots, "eval_inner_steps": steps,
-               f"{split}_tasks": num_tasks}  # validated like every other setting
+               f"{split}_tasks": num_tasks, "transductive": transductive}  # validated like every other setting
     cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None}).validate()
     algo = build_algorithm(cfg, build_model(cfg))
     algo.load_state_dict(ckpt.algorithm_state or {})  # Reptile's persistent inner state: evaluation starts from it
@@ -102,6 +105,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
         raise FloatingPointError(f"the evaluation of {ckpt_path} is not finite: its adaptation diverges "
                                  f"(inner_lr {cfg.inner_lr:g}, {steps} steps); try fewer --steps")
     ev.update({"iteration": int(ckpt.extra["iteration"]), "train_seconds": round(float(ckpt.extra["elapsed"]), 2),
-               "device": device, "algorithm": cfg.algorithm, "shots": cfg.shots})
+               "device": device, "algorithm": cfg.algorithm, "shots": cfg.shots,
+               "transductive": cfg.transductive})
     echo(format_evaluation(ev, cfg))
     return ev
