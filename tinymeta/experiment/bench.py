@@ -9,9 +9,14 @@ overhead per op can be read off.
 """
 from __future__ import annotations
 
+import datetime
+import json
+import os
+import platform
 import statistics
 import time
 import timeit
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +27,7 @@ from ..autograd import grad, toposort
 from ..nn import MLP, ConvNet
 from ..tasks import MetaBatch
 from ..tensor import tensor
+from ..files import write_text
 from .bench_tasks import task_benchmarks
 from .factories import build_algorithm, build_model, make_optimizer, task_family
 from .presets import PRESETS
@@ -181,7 +187,7 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
         detail = (f"T={cfg.meta_batch}, {cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}"
                   + (f", {cfg.ways}-way {cfg.train_shots or cfg.shots}-shot, Q={cfg.queries}"
                      if task_family(cfg).kind == "classification" else f", K={cfg.train_shots or cfg.shots}"))
-        row = {"name": f"{name} ({detail})", "value": statistics.median(times) * 1e3, "unit": "ms"}
+        row = {"name": f"{name} ({detail})", "preset": name, "value": statistics.median(times) * 1e3, "unit": "ms"}
         if device == "cuda":
             row["peak_memory_mib"] = peak.bytes / 2**20
         rows.append(row)
@@ -315,21 +321,47 @@ def main(args) -> int:
     print(f"tinymeta bench on {device}: numpy {np.__version__}"
           + (f", cupy {backend.xp_for('cuda').__version__}" if device == "cuda" else ""))
     compare = getattr(args, "compare", None) == "torch"
+    groups = {}
+
+    def keep(rows, title):  # printed, and kept for --out
+        groups[title] = rows
+        print_rows(rows, title)
+
     if args.only in (None, "goals"):
-        print_rows(op_overhead(), "Host cost per op (goal: <= 5 us above the array library's)")
-        print_rows(goal_benchmarks(device, repeat=args.repeat, compare_torch=compare, quick=args.quick),
-                   "Issue 14 goals: one meta-iteration (meta-gradient + Adam step), median"
+        keep(op_overhead(), "Host cost per op (goal: <= 5 us above the array library's)")
+        keep(goal_benchmarks(device, repeat=args.repeat, compare_torch=compare, quick=args.quick),
+             "Issue 14 goals: one meta-iteration (meta-gradient + Adam step), median"
                    + (", interleaved with PyTorch" if compare else ""))
         if args.only == "goals":
-            return 0
+            return _save(args, device, groups)
     if args.only in (None, "engine"):
         which = ("sine",) if args.quick else ("sine", "omniglot")
-        print_rows(engine_benchmarks(device, repeat=args.repeat, which=which),
-                   "MAML meta-gradient, 1 inner step (median over repeats)")
+        keep(engine_benchmarks(device, repeat=args.repeat, which=which),
+             "MAML meta-gradient, 1 inner step (median over repeats)")
     if args.only in (None, "algorithms"):
         presets = args.presets or ([f"{a}-sine-10shot" for a in BENCH_ALGORITHMS] if args.quick else None)
-        print_rows(algorithm_benchmarks(device, repeat=args.repeat, presets=presets),
-                   "One meta-iteration (meta-gradient + outer step), each algorithm's preset, median")
+        keep(algorithm_benchmarks(device, repeat=args.repeat, presets=presets),
+             "One meta-iteration (meta-gradient + outer step), each algorithm's preset, median")
     if args.only in (None, "tasks"):
-        print_rows(task_benchmarks(data_dir=args.data_dir, device=device), "Task sampling")
+        keep(task_benchmarks(data_dir=args.data_dir, device=device), "Task sampling")
+    return _save(args, device, groups)
+
+
+def threads_in_use() -> str:
+    """The BLAS thread setting this process runs under, as the environment states it."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return f"default ({os.cpu_count()} cores)"
+
+
+def _save(args, device, groups) -> int:
+    """``--out``: the measured rows as JSON, with what they were measured on (the report's cost plan reads it)."""
+    out = getattr(args, "out", None)
+    if out:
+        record = {"device": device, "threads": threads_in_use(), "numpy": np.__version__,
+                  "machine": f"{platform.machine()}, {os.cpu_count()} cores", "repeat": args.repeat,
+                  "date": datetime.date.today().isoformat(), "groups": groups}
+        write_text(Path(out), json.dumps(record, indent=2) + "\n")
+        print(f"wrote {out}")
     return 0

@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="presets to time one meta-iteration of (default: sine and Omniglot 5w1s for each "
                               "algorithm, plus 20w1s on a GPU)")
     p_bench.add_argument("--data-dir", default=None, help="Omniglot folder (default: $TINYMETA_DATA, ./data/omniglot)")
+    p_bench.add_argument("--out", help="also write the measured rows as JSON here (with device, threads, date)")
     p_bench.set_defaults(func=bench.main)
 
     p_train = sub.add_parser("train", help="meta-train (and finally evaluate) a preset or configuration",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..files import atomic_write, write_text
 from .presets import PRESETS
+from .runs import read_log
 
 # Published values (../shared/REFERENCE.md)
 MAML_SINE_K5 = {1: 0.67, 5: 0.38, 10: 0.35}          # MAML paper, App. C
@@ -110,26 +111,110 @@ def _test_result(run: Path):
     return max(found, key=lambda ev: ev["iteration"], default=None)  # a tie: test.json
 
 
+# The papers' non-transductive figures, where a paper gives one (Reptile, Table 1: "Reptile" without "+ Transduction")
+NONTRANSDUCTIVE_PAPER = {"reptile-omniglot-5w1s": 95.39, "reptile-omniglot-5w5s": 98.90}
+# The ANIL paper's NIL cells are the ANIL runs evaluated without their head (`evaluate --algorithm nil`)
+NIL_OF = {"nil-omniglot-20w1s": "anil-omniglot-20w1s", "nil-omniglot-20w5s": "anil-omniglot-20w5s"}
+PLAN_EXTRA = ("adml-omniglot-5w1s",)  # campaign runs without a paper's Omniglot number (ADML's table below)
+
+
+def _cell_result(runs: Path, name: str):
+    """(run folder, latest test evaluation, latest non-transductive one) of an Omniglot cell."""
+    if name in NIL_OF:
+        run = runs / NIL_OF[name]
+        return run, _load(run / "eval-nil-test.json"), None
+    run = runs / name
+    return run, _test_result(run), _load(run / "eval-test-nontransductive.json")
+
+
+def _accuracy(ev) -> str:
+    acc, steps = ev["accuracy"][-1], len(ev["accuracy"]) - 1
+    after = f"after {steps} step{'s' * (steps != 1)}" if steps else "no inner loop"
+    return f"{100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f} {after} ({ev['tasks']} tasks)"
+
+
 def omniglot_table(runs: Path) -> list[str]:
-    """One row per Omniglot cell: its run's latest test evaluation (``_test_result``)."""
-    lines = ["| cell | paper accuracy | tinymeta accuracy (test tasks, 95% CI) | iterations trained "
-             "(paper) | device | train time | curves |", "|---|---|---|---|---|---|---|"]
+    """One row per Omniglot cell: its run's latest test evaluation (``_test_result``), transductive as the
+    original code evaluates, and non-transductive where it has been evaluated so (``evaluate --transductive
+    False``, written to ``eval-test-nontransductive.json`` at the same iteration)."""
+    lines = ["| cell | paper accuracy | tinymeta accuracy (test tasks, 95% CI), transductive | non-transductive "
+             "| iterations trained (paper) | device | train time | curves |", "|---|---|---|---|---|---|---|---|"]
     for name, (paper, source) in OMNIGLOT_PAPER.items():
-        run = runs / name
-        ev = _test_result(run)
+        run, ev, nt = _cell_result(runs, name)
+        paper_cell = f"{paper} ({source})" + (f"; {NONTRANSDUCTIVE_PAPER[name]} non-transductive"
+                                              if name in NONTRANSDUCTIVE_PAPER else "")
         if ev is None:
-            lines.append(f"| {name} | {paper} ({source}) | not run yet | | | | |")
+            lines.append(f"| {name} | {paper_cell} | not run yet | | | | | |")
             continue
-        acc = ev["accuracy"][-1]
-        steps = len(ev["accuracy"]) - 1
         seconds = ev["train_seconds"]
-        partial = ev["iteration"] < PRESETS[name].iterations
-        trained = f"{ev['iteration']} ({PRESETS[name].iterations})" + (", stopped early" if partial else "")
-        curves = f"[png](results/runs/{name}/curves.png)" if (run / "curves.png").exists() else ""
-        lines.append(f"| {name} | {paper} ({source}) | {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f} "
-                     f"after {steps} step{'s' * (steps != 1)} ({ev['tasks']} tasks) | {trained} | {ev['device']} | "
+        iterations = PRESETS[NIL_OF.get(name, name)].iterations
+        partial = ev["iteration"] < iterations
+        trained = f"{ev['iteration']} ({iterations})" + (", stopped early" if partial else "")
+        curves = f"[png](results/runs/{run.name}/curves.png)" if (run / "curves.png").exists() else ""
+        other = _accuracy(nt) if nt is not None and nt["iteration"] == ev["iteration"] else ""
+        lines.append(f"| {name} | {paper_cell} | {_accuracy(ev)} | {other} | {trained} | {ev['device']} | "
                      f"{seconds / 60:.0f} min | {curves} |")
     return lines
+
+
+def _trained_iteration(run: Path) -> int:
+    """The iteration a run's next sitting starts from: its checkpoint's, as status.json or the log says."""
+    status = _load(run / "status.json")
+    if isinstance(status, dict) and isinstance(status.get("iteration"), int):
+        return status["iteration"]
+    return 0
+
+
+def omniglot_plan(runs: Path, bench_file: Path) -> list[str]:
+    """What the unfinished Omniglot cells cost: iterations left times seconds per iteration.
+
+    Seconds per iteration come from ``bench_file`` (``tinymeta bench --only algorithms --presets ...
+    --out``, measured on a quiet machine) and, for a started run, from the log of its last sitting
+    (beside other jobs, so usually slower). Cells are listed cheapest first.
+    """
+    bench = _load(bench_file) if bench_file.exists() else None
+    measured = {}
+    if bench:
+        for rows in bench["groups"].values():
+            measured.update({r["preset"]: r["value"] / 1e3 for r in rows if "preset" in r})
+    plan = []
+    for name in (*OMNIGLOT_PAPER, *PLAN_EXTRA):
+        if name in NIL_OF:
+            continue  # trained as ANIL: its cost is the ANIL cell's
+        run = runs / name
+        total = PRESETS[name].iterations
+        done = _trained_iteration(run)
+        if done >= total:
+            continue
+        log = _load_log(run)
+        last = _seconds_per_iteration(log[-40:]) if log else None
+        rate = measured.get(name)
+        hours = rate * (total - done) / 3600 if rate is not None else None
+        plan.append((hours if hours is not None else float("inf"), name, done, total, rate, last, hours))
+    if not plan:
+        return []
+    where = (f"{bench['device']}, {bench['threads']} BLAS thread{'s' * (bench['threads'] != '1')}, "
+             f"{bench['machine']}, {bench['date']}") if bench else "not measured"
+    lines = [f"What the unfinished cells cost, cheapest first: seconds per iteration from `{bench_file.as_posix()}` "
+             f"({where}; `python -m tinymeta bench --only algorithms --presets CELL ... --out {bench_file.as_posix()}`"
+             ", every training run paused), and from each started run's log over its last rows. Hours are of one "
+             "core at the benchmark's rate.", "",
+             "| cell | trained | iterations left | s / iteration (bench) | s / iteration (its last sitting) | "
+             "core-hours left |", "|---|---|---|---|---|---|"]
+    for _, name, done, total, rate, last, hours in sorted(plan):
+        lines.append(f"| {name} | {done} of {total} | {total - done} | "
+                     + (f"{rate:.2f}" if rate is not None else "not measured") + " | "
+                     + (f"{last:.2f}" if last is not None else "") + " | "
+                     + (f"{hours:.1f}" if hours is not None else "") + " |")
+    return lines
+
+
+def _load_log(run: Path) -> list[dict]:
+    """A run's log rows, or none where it has no readable log."""
+    try:
+        return read_log(run)
+    except (FileNotFoundError, ValueError):
+        return []
 
 
 def rl_table(runs: Path) -> list[str]:
@@ -407,6 +492,19 @@ def make_report(root: Path = Path(".")) -> str:
         "## Omniglot few-shot classification (MAML Table 1, and the papers named)",
         "",
         *omniglot_table(runs),
+        "",
+        "Transductive or not: the original MAML code normalises with the statistics of the batch being "
+        "evaluated (cbfinn/maml utils.py:41, `tf_layers.batch_norm` in its default training mode, at meta-test "
+        "too), so a task's query images go through batch norm together, and the MAML and first-order MAML "
+        "figures of its paper are transductive; the Reptile paper reports both (Table 1, its \"+ Transduction\" "
+        "row is the transductive one); the Meta-SGD and ANIL papers do not say. tinymeta's main column evaluates "
+        "as the original code does; the non-transductive column passes each query image through the net with "
+        "its task's support set only (supervised-reptile reptile.py:129-134), as `python -m tinymeta evaluate "
+        "--logdir RUN --transductive False --out RUN/eval-test-nontransductive.json` does, at the same "
+        "iteration. NIL's rows are the ANIL runs evaluated without their head (`evaluate --algorithm nil`, "
+        "written to `eval-nil-test.json`).",
+        "",
+        *omniglot_plan(runs, root / "results" / "bench-cpu.json"),
         "",
         "Commands: rows trained on the CPU are the Omniglot lines of `results/cpu.sh` (a run stopped before "
         "the paper's iterations is evaluated on the same fixed test tasks by `tinymeta evaluate`, written to "

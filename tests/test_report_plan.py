@@ -1,0 +1,58 @@
+"""RESULTS.md's Omniglot section: the non-transductive column, NIL's rows from the ANIL run, and the cost
+of the unfinished cells, computed from run folders and a benchmark file made here."""
+import json
+
+from tinymeta.experiment.presets import PRESETS
+from tinymeta.experiment.report import omniglot_plan, omniglot_table
+
+
+def _write(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def _ev(mean, iteration, steps=10, tasks=600):
+    row = {"mean": mean, "ci95": 0.004, "std": 0.05, "n": tasks}
+    return {"split": "test", "tasks": tasks, "steps": steps, "accuracy": [row] * (steps + 1), "iteration": iteration,
+            "train_seconds": 600.0, "device": "cpu"}
+
+
+def test_the_plan_multiplies_iterations_left_by_the_benchmark_and_lists_the_cheapest_first(tmp_path):
+    runs = tmp_path / "runs"
+    _write(runs / "anil-omniglot-20w1s" / "status.json", {"status": "time limit", "iteration": 50000})
+    rows = [{"name": "x", "preset": "anil-omniglot-20w1s", "value": 360.0, "unit": "ms"},   # 0.36 s
+            {"name": "y", "preset": "maml-omniglot-5w5s", "value": 1200.0, "unit": "ms"}]   # 1.2 s
+    bench = tmp_path / "bench.json"
+    _write(bench, {"device": "cpu", "threads": "1", "machine": "x86_64, 2 cores", "date": "2026-12-06",
+                   "groups": {"algorithms": rows}})
+    lines = omniglot_plan(runs, bench)
+    table = [line for line in lines if line.startswith("| ") and "-omniglot-" in line]
+    assert table[0] == "| anil-omniglot-20w1s | 50000 of 60000 | 10000 | 0.36 |  | 1.0 |"   # 10,000 x 0.36 s = 1 h
+    assert table[1] == "| maml-omniglot-5w5s | 0 of 60000 | 60000 | 1.20 |  | 20.0 |"
+    assert all("not measured" in line for line in table[2:])                                # no benchmark row
+    assert "cpu, 1 BLAS thread, x86_64, 2 cores, 2026-12-06" in lines[0]
+    assert not any(line.startswith("| nil-") for line in table)                             # NIL trains as ANIL
+
+
+def test_a_finished_cell_leaves_the_plan(tmp_path):
+    runs = tmp_path / "runs"
+    _write(runs / "maml-omniglot-5w1s" / "status.json",
+           {"status": "finished", "iteration": PRESETS["maml-omniglot-5w1s"].iterations})
+    plan = omniglot_plan(runs, tmp_path / "none.json")
+    assert not any(line.startswith("| maml-omniglot-5w1s |") for line in plan)
+    assert any(line.startswith("| maml-omniglot-5w5s |") for line in plan)
+
+
+def test_the_table_shows_the_non_transductive_figure_of_the_same_iteration_and_nil_from_the_anil_run(tmp_path):
+    runs = tmp_path / "runs"
+    _write(runs / "maml-omniglot-5w1s" / "test.json", _ev(0.99, 60000))
+    _write(runs / "maml-omniglot-5w1s" / "eval-test-nontransductive.json", _ev(0.97, 60000))
+    _write(runs / "fomaml-omniglot-5w1s" / "test.json", _ev(0.98, 60000))
+    _write(runs / "fomaml-omniglot-5w1s" / "eval-test-nontransductive.json", _ev(0.95, 1000))  # stale: not shown
+    _write(runs / "anil-omniglot-20w1s" / "eval-nil-test.json", _ev(0.94, 42000, steps=0))
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in omniglot_table(runs)[2:]}
+    assert rows["maml-omniglot-5w1s"][2].startswith("99.00") and rows["maml-omniglot-5w1s"][3].startswith("97.00")
+    assert rows["fomaml-omniglot-5w1s"][3] == ""
+    assert rows["nil-omniglot-20w1s"][2] == "94.00 ± 0.40 no inner loop (600 tasks)"
+    assert "42000 (60000), stopped early" in rows["nil-omniglot-20w1s"][4]
+    assert "95.39 non-transductive" in rows["reptile-omniglot-5w1s"][1]
