@@ -100,3 +100,11 @@ python -m tinymeta evaluate --logdir results/runs/adml-omniglot-5w1s --data-dir 
 python -m tinymeta plot results/runs/adml-omniglot-5w1s --out results/runs/adml-omniglot-5w1s/curves.png
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --attack-epsilon 0.2 --out results/runs/maml-omniglot-5w1s/eval-attack-test.json
 python -m tinymeta report
+# Transductive or not (issue 28): every finished MAML-family cell evaluated again with each query image through
+# batch norm with its task's support set only, on the same 600 test tasks; Reptile both ways at its checkpoint
+# (50,326, after a short sitting that was stopped with Ctrl-C), on 100 test tasks as its other evaluations
+python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --transductive False --out results/runs/maml-omniglot-5w1s/eval-test-nontransductive.json
+python -m tinymeta evaluate --logdir results/runs/fomaml-omniglot-5w1s --data-dir ../shared/data/omniglot --transductive False --out results/runs/fomaml-omniglot-5w1s/eval-test-nontransductive.json
+python -m tinymeta evaluate --logdir results/runs/meta-sgd-omniglot-5w1s --data-dir ../shared/data/omniglot --transductive False --out results/runs/meta-sgd-omniglot-5w1s/eval-test-nontransductive.json
+python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --transductive False --out results/runs/reptile-omniglot-5w1s/eval-test-nontransductive.json
