@@ -277,8 +277,33 @@ def returns_variants(rewards: np.ndarray, discount: float):
          "the exponent is off by one: r_t itself counts fully (discount^0), r_{t+1} with discount^1"),
         ({"R": _rl_discounted_cumsum(rewards * powers, 1.0)},
          "the discount is counted from step 0 (discount^k) instead of from t (discount^(k - t))"),
+        ({"R": _forward_recursion(rewards, discount)},
+         "the recursion runs forwards (R_t = r_t + discount R_{t-1}, from step 0), which discounts the rewards "
+         "BEFORE t: run it backwards, from the last step, R_t = r_t + discount R_{t+1}"),
+        ({"R": ref - rewards},
+         "the sum starts one step late: r_t itself belongs to R_t (R_t = r_t + discount R_{t+1}, not "
+         "discount R_{t+1} alone)"),
+        ({"R": np.concatenate([ref[..., 1:], np.zeros_like(ref[..., :1])], axis=-1)},
+         "the returns are shifted by one step: R_t starts at r_t, and the last step's return is its own reward"),
+        ({"R": np.concatenate([np.zeros_like(ref[..., :1]), ref[..., :-1]], axis=-1)},
+         "the returns are shifted by one step: R_t starts at r_t (write R[..., t], not R[..., t + 1])"),
+    ] + [
+        ({"R": np.moveaxis(_rl_discounted_cumsum(np.moveaxis(rewards, axis, -1), discount), -1, axis)},
+         f"the recursion runs over the {name} axis ({axis}) instead of time: rewards are (T, N, H), "
+         "so discount along the last axis (rewards[..., t])")
+        for axis, name in ((1, "trajectory"), (0, "task"))
     ]
     return {"R": ref}, mistakes
+
+
+def _forward_recursion(rewards: np.ndarray, discount: float) -> np.ndarray:
+    """R_t = r_t + discount R_{t-1} from the first step: the discounted sum of the rewards up to t."""
+    out = np.empty_like(rewards)
+    running = np.zeros(rewards.shape[:-1])
+    for t in range(rewards.shape[-1]):
+        running = rewards[..., t] + discount * running
+        out[..., t] = running
+    return out
 
 
 def check_discounted_returns(student_fn, raise_on_failure: bool = False) -> bool:
@@ -345,6 +370,10 @@ def hvp_variants(f, params: dict, vector: dict):
     return ref, mistakes
 
 
+_NO_CREATE_GRAPH = ("the first tm.grad needs create_graph=True: without it the gradient g is a constant, so "
+                    "<g, v> does not depend on params and has no gradient of its own")
+
+
 def check_hessian_vector_product(student_fn, raise_on_failure: bool = False) -> bool:
     """Check ``student_fn(f, params, vector) -> dict`` of H v, H the Hessian of the scalar ``f(params)``.
 
@@ -357,8 +386,17 @@ def check_hessian_vector_product(student_fn, raise_on_failure: bool = False) -> 
         for seed in (0, 1):
             f, params, vector = hvp_case(seed)
             what = f"H v of a policy's KL (seed {seed})"
-            out = student_fn(f, params, {k: v.copy() for k, v in vector.items()})
+            try:
+                out = student_fn(f, params, {k: v.copy() for k, v in vector.items()})
+            except RuntimeError as exc:
+                if "not part of the graph" not in str(exc):
+                    raise
+                raise Mismatch(f"{what}: {_NO_CREATE_GRAPH} (the error was: {exc})") from None
             got = dict_answer(out, list(params), what)
+            if all(v is None for v in got.values()) or all(
+                    v is not None and not np.any(as_array(v, k)) for k, v in got.items()):
+                raise Mismatch(f"{what} is None or zero everywhere: {_NO_CREATE_GRAPH}; allow_unused=True only "
+                               "hides that (it answers None, 'no dependence', for every parameter)")
             got = {k: as_array(v, f"{what}[{k!r}]") for k, v in got.items()}
             for k, p in params.items():
                 if got[k].shape != p.shape:
