@@ -109,6 +109,20 @@ def keeps_task_axis(model, loss_fn, params, xs, ys, xq, yq, alpha):
     return tm.grad(loss_fn(model(fast2, xq), yq).mean(), fast)   # w.r.t. the per-task copies
 
 
+def no_task_axis_sum(model, loss_fn, params, xs, ys, xq, yq, alpha):
+    """No per-task copies: every task steps with the sum of all support gradients."""
+    g = tm.grad(loss_fn(model(params, xs), ys).sum(), params, create_graph=True)
+    fast = {k: params[k] - alpha * g[k] for k in params}
+    return tm.grad(loss_fn(model(fast, xq), yq).mean(), params)
+
+
+def no_task_axis_mean(model, loss_fn, params, xs, ys, xq, yq, alpha):
+    """No per-task copies, mean inner loss: every task steps with the average support gradient."""
+    g = tm.grad(loss_fn(model(params, xs), ys).mean(), params, create_graph=True)
+    fast = {k: params[k] - alpha * g[k] for k in params}
+    return tm.grad(loss_fn(model(fast, xq), yq).mean(), params)
+
+
 def as_list(*a):
     return list(solution.maml_meta_gradient(*a).values())
 
@@ -120,6 +134,8 @@ def as_list(*a):
     (swapped, "support and query are swapped"),
     (no_inner_step, "there was no inner step"),
     (keeps_task_axis, "it still has the task axis"),
+    (no_task_axis_sum, "every task took the same inner step, with the sum of all tasks' support gradients"),
+    (no_task_axis_mean, "every task took the same inner step, with the mean of all tasks' support gradients"),
     (as_list, "should be a dict"),
 ])
 def test_meta_gradient_mistakes(fn, message, capsys):

@@ -9,7 +9,8 @@
   mean_i L_i^query(theta_i') with respect to theta (one inner step, every task on the task axis).
   The checker compares it with :class:`tinymeta.algorithms.MAML` and recognises the first-order
   gradient (``create_graph=True`` forgotten), an inner loss averaged over tasks, a meta-loss
-  summed over tasks, no inner step at all, support and query swapped, and an uphill inner step.
+  summed over tasks, no inner step at all, support and query swapped, an uphill inner step, and
+  one inner step shared by all tasks (no task axis on the fast weights).
 """
 from __future__ import annotations
 
@@ -111,6 +112,16 @@ def _maml_grad(model, params, batch, alpha, steps=1, first_order=False):
     return {k: v.numpy() for k, v in g.items()}
 
 
+def _shared_inner_step_grad(model, params, batch, alpha, reduce):
+    """The meta-gradient when every task steps from theta with ONE gradient: no per-task copies (no task axis)."""
+    loss_fn = Objective("regression").losses
+    inner = getattr(loss_fn(model(params, batch.x_support), batch.y_support), reduce)()
+    g = grad(inner, params, create_graph=True)               # one gradient for all tasks: their sum or mean
+    fast = {k: params[k] - alpha * g[k] for k in params}
+    meta_loss = loss_fn(model(fast, batch.x_query), batch.y_query).mean()
+    return {k: v.numpy() for k, v in grad(meta_loss, params).items()}
+
+
 def meta_gradient_variants(model, params, batch, alpha):
     """The reference meta-gradient and what the usual mistakes give instead, with the hint for each."""
     T = batch.num_tasks
@@ -135,6 +146,13 @@ def meta_gradient_variants(model, params, batch, alpha):
          "support and query are swapped: the inner step uses the support set, the meta-loss the query set"),
         (_maml_grad(model, params, batch, -alpha),
          "the inner step goes uphill: theta' = theta MINUS alpha * grad"),
+    ] + [
+        (_shared_inner_step_grad(model, params, batch, alpha, reduce),
+         (f"every task took the same inner step, with the {what} of all tasks' support gradients: the fast weights "
+          "have no task axis. Give each task its own copy of theta first (tinymeta.algorithms.per_task(params, T), "
+          "shapes (T, ...)), sum the per-task support losses and differentiate with respect to those copies: "
+          "one tm.grad then returns every task's own gradient"))
+        for reduce, what in (("sum", "sum"), ("mean", "mean"))
     ]
     return ref, mistakes
 
