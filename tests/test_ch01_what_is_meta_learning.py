@@ -77,7 +77,19 @@ def same_classes(labels, n_way, k_shot, n_query, rng):
     return _label_in_order(labels, classes[rng.permutation(n_way)], k_shot, n_query, rng)
 
 
+def ignores_its_rng(labels, n_way, k_shot, n_query, rng):
+    """An unseeded generator of its own: right-looking tasks that no seed reproduces."""
+    return solution.sample_task(labels, n_way, k_shot, n_query, np.random.default_rng())
+
+
+def global_numpy_random(labels, n_way, k_shot, n_query, rng):
+    """np.random's global state instead of the rng it was given."""
+    return solution.sample_task(labels, n_way, k_shot, n_query, np.random.default_rng(np.random.randint(2 ** 31)))
+
+
 @pytest.mark.parametrize("fn, message", [
+    (ignores_its_rng, "two generators made with the same seed gave different tasks"),
+    (global_numpy_random, "not from np.random or a generator of your own"),
     (overlapping, "the support and query sets share examples"),
     (class_ids_as_labels, "look like the data set's class ids"),
     (unbalanced, "a balanced task"),

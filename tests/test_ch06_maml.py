@@ -109,6 +109,20 @@ def keeps_task_axis(model, loss_fn, params, xs, ys, xq, yq, alpha):
     return tm.grad(loss_fn(model(fast2, xq), yq).mean(), fast)   # w.r.t. the per-task copies
 
 
+def no_task_axis_sum(model, loss_fn, params, xs, ys, xq, yq, alpha):
+    """No per-task copies: every task steps with the sum of all support gradients."""
+    g = tm.grad(loss_fn(model(params, xs), ys).sum(), params, create_graph=True)
+    fast = {k: params[k] - alpha * g[k] for k in params}
+    return tm.grad(loss_fn(model(fast, xq), yq).mean(), params)
+
+
+def no_task_axis_mean(model, loss_fn, params, xs, ys, xq, yq, alpha):
+    """No per-task copies, mean inner loss: every task steps with the average support gradient."""
+    g = tm.grad(loss_fn(model(params, xs), ys).mean(), params, create_graph=True)
+    fast = {k: params[k] - alpha * g[k] for k in params}
+    return tm.grad(loss_fn(model(fast, xq), yq).mean(), params)
+
+
 def as_list(*a):
     return list(solution.maml_meta_gradient(*a).values())
 
@@ -120,6 +134,8 @@ def as_list(*a):
     (swapped, "support and query are swapped"),
     (no_inner_step, "there was no inner step"),
     (keeps_task_axis, "it still has the task axis"),
+    (no_task_axis_sum, "every task took the same inner step, with the sum of all tasks' support gradients"),
+    (no_task_axis_mean, "every task took the same inner step, with the mean of all tasks' support gradients"),
     (as_list, "should be a dict"),
 ])
 def test_meta_gradient_mistakes(fn, message, capsys):
@@ -247,7 +263,48 @@ def returns_total(rewards, discount):
     return np.broadcast_to(total, rewards.shape)
 
 
+def returns_forward_recursion(rewards, discount):
+    """The recursion written from the first step: R_t = r_t + gamma R_{t-1}."""
+    R, running = np.zeros_like(rewards), 0.0
+    for t in range(rewards.shape[-1]):
+        running = rewards[..., t] + discount * running
+        R[..., t] = running
+    return R
+
+
+def returns_skip_own_reward(rewards, discount):
+    """Off by one: R_t = sum_{k > t} gamma^(k - t) r_k, r_t left out."""
+    R, running = np.zeros_like(rewards), 0.0
+    for t in reversed(range(rewards.shape[-1])):
+        R[..., t] = discount * running
+        running = rewards[..., t] + discount * running
+    return R
+
+
+def returns_written_one_late(rewards, discount):
+    """Off by one: the return of step t stored at t + 1 (R_0 left at zero, the last return dropped)."""
+    R, running = np.zeros_like(rewards), 0.0
+    for t in reversed(range(rewards.shape[-1])):
+        running = rewards[..., t] + discount * running
+        if t + 1 < rewards.shape[-1]:
+            R[..., t + 1] = running
+    return R
+
+
+def returns_over_trajectories(rewards, discount):
+    """The backward recursion run over axis 1 (the trajectories) instead of the time axis."""
+    R, running = np.zeros_like(rewards), 0.0
+    for n in reversed(range(rewards.shape[1])):
+        running = rewards[:, n] + discount * running
+        R[:, n] = running
+    return R
+
+
 @pytest.mark.parametrize("fn, message", [
+    (returns_forward_recursion, "the recursion runs forwards"),
+    (returns_skip_own_reward, "the sum starts one step late"),
+    (returns_written_one_late, "write R[..., t], not R[..., t + 1]"),
+    (returns_over_trajectories, "the recursion runs over the trajectory axis (1) instead of time"),
     (lambda r, d: discounted_cumsum(r, 1.0), "there is no discount"),
     (returns_forward, "sums the rewards BEFORE t"),
     (lambda r, d: np.cumsum(r, axis=-1), "running sum from the start, undiscounted"),
@@ -295,7 +352,25 @@ def hvp_missing_key(f, params, vector):
     return out
 
 
+def hvp_without_create_graph(f, params, vector):
+    g = tm.grad(f(params), params)                      # a constant: <g, v> has no graph
+    return tm.grad(sum((g[k] * tm.tensor(vector[k])).sum() for k in params), params)
+
+
+def hvp_allow_unused(f, params, vector):
+    g = tm.grad(f(params), params)
+    return tm.grad(sum((g[k] * tm.tensor(vector[k])).sum() for k in params), params, allow_unused=True)
+
+
+def hvp_allow_unused_as_zeros(f, params, vector):
+    out = hvp_allow_unused(f, params, vector)
+    return {k: np.zeros(params[k].shape) if v is None else v for k, v in out.items()}
+
+
 @pytest.mark.parametrize("fn, message", [
+    (hvp_without_create_graph, "the first tm.grad needs create_graph=True"),
+    (hvp_allow_unused, "allow_unused=True only hides that"),
+    (hvp_allow_unused_as_zeros, "is None or zero everywhere: the first tm.grad needs create_graph=True"),
     (hvp_gradient_only, "this is the gradient g itself"),
     (hvp_ignores_vector, "the vector was not used"),
     (hvp_elementwise, "this is g * v elementwise"),

@@ -1,5 +1,6 @@
 """Chapter 6 (continued)'s checkers (ADML's FGSM step, CAML's inner step): the reference passes, typical mistakes
 fail with their diagnosis."""
+import numpy as np
 import pytest
 from exercise_helpers import assert_fails, assert_not_attempted, assert_passes
 
@@ -91,3 +92,21 @@ def test_caml_weights_adapted_instead_of_the_context(capsys):
     def adapts_theta(model, loss_fn, params, xs, ys, n, alpha):
         return dict(params)
     assert_fails(check_caml_inner_step, adapts_theta, "CAML's inner loop adapts the context only", capsys)
+
+
+def test_a_first_layer_context_step_is_a_preconditioned_bias_step():
+    """Exercise 5's statement: one step on phi moves the bias b1 + W_phi phi by -alpha W_phi W_phi^T grad_b1 L."""
+    from tinymeta.algorithms.caml import CONTEXT, ContextModel
+    from tinymeta.nn import MLP
+    net = ContextModel(MLP((1 + 2, 8, 1), init_std=0.5), n_context=2)
+    theta = {k: tm.tensor(v.numpy(), requires_grad=True) for k, v in net.init_params(3, dtype="float64").items()}
+    rng = np.random.default_rng(0)
+    x, y = tm.tensor(rng.normal(size=(1, 6, 1))), tm.tensor(rng.normal(size=(1, 6, 1)))
+    phi = tm.tensor(np.zeros((1, 2)), requires_grad=True)
+    loss = ((net({**theta, CONTEXT: phi}, x) - y) ** 2).mean()
+    g_phi, g_b1 = tm.grad(loss, [phi, theta["b1"]])
+    alpha, w_phi = 0.3, theta["w1"].numpy()[:, 1:]                       # (8, 2): the context's columns
+    moved = w_phi @ (-alpha * g_phi.numpy()[0])
+    np.testing.assert_allclose(moved, -alpha * w_phi @ w_phi.T @ g_b1.numpy(), rtol=1e-12, atol=1e-15)
+    projected = -alpha * w_phi @ np.linalg.pinv(w_phi) @ g_b1.numpy()    # MAML's bias step projected: not it
+    assert np.linalg.norm(moved - projected) > 0.1 * np.linalg.norm(projected)

@@ -108,6 +108,11 @@ def init_normal(params, rng):   # the book
     return {k: tm.tensor(rng.normal(size=v.shape), requires_grad=True) for k, v in params.items()}
 
 
+def init_global_random(params, rng):
+    """The right range, but drawn from np.random's global state instead of rng."""
+    return {k: tm.tensor(np.random.uniform(0.005, 0.1, v.shape), requires_grad=True) for k, v in params.items()}
+
+
 def init_too_large(params, rng):
     return {k: tm.tensor(rng.uniform(0.005, 0.5, v.shape), requires_grad=True) for k, v in params.items()}
 
@@ -121,6 +126,7 @@ def init_scalar(params, rng):
 
 
 @pytest.mark.parametrize("fn, message", [
+    (init_global_random, "not from np.random or a generator of your own"),
     (init_normal, "The book draws alpha from a normal distribution"),
     (init_too_large, "draw them uniformly from the paper's range"),
     (init_numpy, "must be a Tensor that requires grad"),

@@ -31,7 +31,13 @@ def test_ga_not_attempted(capsys):
     assert "not attempted yet" in capsys.readouterr().out
 
 
-def book_scalar_sum(G):
+def book_normaliser(G):
+    """The book's notebook 8.4, cell 13: the normaliser sums |g_i . g_j| over all pairs (i, j)."""
+    gram = G @ G.T
+    return gram.sum(axis=1) / np.abs(gram).sum()
+
+
+def scalar_sum(G):
     g = G.sum(axis=1)
     s = g * g.sum()
     return s / np.abs(s).sum()
@@ -57,7 +63,8 @@ def wrong_shape(G):
 
 
 @pytest.mark.parametrize("fn, message", [
-    (book_scalar_sum, "summed to a single number"),
+    (book_normaliser, "the sum over all pairs of |g_i . g_j| (the book's notebook 8.4 does this)"),
+    (scalar_sum, "summed to a single number before the inner products"),
     (no_abs, "lacks the absolute value"),
     (no_normalisation, "not normalised"),
     (lost_sign, "lost their sign"),

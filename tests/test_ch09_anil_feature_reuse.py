@@ -39,6 +39,16 @@ def summed(fs, ys, fq, n_way):
     return scores * np.eye(n_way)[ys].sum(axis=1)[:, None, :], pred
 
 
+def test_summed_similarities_predict_like_the_mean_in_balanced_tasks():
+    """Why the hint does not call the sum a different algorithm: K shots per class scale every score by K."""
+    from tinymeta.exercises.ch09_anil_feature_reuse import _case
+    fs, ys, fq = _case(1, 2, 3, 4, 10, 8)
+    mean_scores, mean_pred = solution.nil_classify(fs, ys, fq, 3)
+    sum_scores, sum_pred = summed(fs, ys, fq, 3)
+    np.testing.assert_allclose(sum_scores, 4 * mean_scores)
+    np.testing.assert_array_equal(sum_pred, mean_pred)
+
+
 def one_output(fs, ys, fq, n_way):
     return solution.nil_classify(fs, ys, fq, n_way)[0]
 
@@ -46,7 +56,7 @@ def one_output(fs, ys, fq, n_way):
 @pytest.mark.parametrize("fn, message", [
     (dot_products, "dot products"),
     (argmax_wrong_axis, "wrong axis"),
-    (summed, "take their mean"),
+    (summed, "it predicts the same classes as the mean; this exercise asks for the mean"),
     (one_output, "return two things"),
 ])
 def test_nil_mistakes_are_named(fn, message, capsys):

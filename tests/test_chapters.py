@@ -91,6 +91,9 @@ def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch, omniglot_cache
                                      resources={"metadata": {"path": str(REPO / "chapters")}})
     client.execute()  # raises CellExecutionError on the first failing cell
     printed = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+    echoed = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and "check_" in cell.source
+              and any(out.output_type == "execute_result" for out in cell.outputs)]
+    assert not echoed, f"{path.name}: checker cells {echoed} echo the checker's True/False (end the call with ';')"
     assert "not found" not in printed, f"{path.name} did not find Omniglot in {OMNIGLOT_DIR}"
     after = files_under(REPO / "chapters")
     changed = sorted(name for name in after if before.get(name) != after[name])

@@ -1,4 +1,7 @@
-"""Gradient agreement (Eshratifar et al. 2018): weights by hand, MAML as a special case, batched vs per task."""
+"""Gradient agreement (Eshratifar et al. 2018): weights by hand, MAML as a special case, batched vs per task.
+
+The book's notebook 8.4 is re-computed, with its two mistakes, in tests/test_errata.py.
+"""
 import numpy as np
 import pytest
 
@@ -25,13 +28,6 @@ def params64(seed=0, sizes=(1, 8, 8, 1)):
     return model, model.init_params(seed, dtype="float64")
 
 
-def book_weights(G):
-    """The book's ch. 8 notebook: each task's update summed to one number before the inner products."""
-    g = np.asarray(G, np.float64).reshape(len(G), -1).sum(axis=1)      # (T,) scalars
-    s = g * g.sum()
-    return s / np.abs(s).sum()
-
-
 @pytest.mark.parametrize("G, expected", [
     # Gram [[1,0,1],[0,1,1],[1,1,2]], row sums (2, 2, 4), sum of |.| = 8
     ([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [0.25, 0.25, 0.5]),
@@ -50,14 +46,13 @@ def test_weights_flatten_trailing_axes_and_zero_updates_give_uniform():
     np.testing.assert_array_equal(agreement_weights(np.zeros((5, 3))), np.full(5, 0.2))
 
 
-def test_the_books_scalar_sum_gives_different_weights():
-    # Tasks 0 and 1 sum to zero entry-wise, yet they agree with task 2 along the first coordinate.
-    G = np.array([[1.0, -1.0], [1.0, -1.0], [2.0, 0.0]])
-    right = agreement_weights(G)                # Gram row sums (6, 6, 8) / 20
-    np.testing.assert_allclose(right, [0.3, 0.3, 0.4], rtol=1e-15)
-    wrong = book_weights(G)                     # scalars (0, 0, 2): all the weight on task 2
-    np.testing.assert_allclose(wrong, [0.0, 0.0, 1.0])
-    assert np.abs(right - wrong).max() > 0.5
+def test_the_normaliser_sums_each_tasks_agreement_in_absolute_value_not_each_pair():
+    # Task 2 agrees with task 0 and disagrees with task 1: its inner products have both signs.
+    G = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]])
+    # Gram [[1,0,1],[0,1,-1],[1,-1,2]]: row sums (2, 0, 2), sum_k |row sum| = 4 (the paper's normaliser);
+    # the sum over pairs of |g_i . g_j| (notebook 8.4's) would be 8 and halve every weight
+    np.testing.assert_allclose(agreement_weights(G), [0.5, 0.0, 0.5], rtol=1e-15)
+    assert np.abs(agreement_weights(G)).sum() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("first_order", [False, True])

@@ -9,8 +9,9 @@ n_way*k_shot and n_way*n_query entries.
 
 Sampling is random, so the checker tests properties rather than values:
 shapes, indices in range, no example twice, support and query disjoint, every
-label exactly K (Q) times, one class per label and one label per class, and
-that different generators give different classes.
+label exactly K (Q) times, one class per label and one label per class, that
+different generators give different classes, and that generators with the same
+seed give the same task (the sampler draws from the rng it is given).
 """
 from __future__ import annotations
 
@@ -115,6 +116,12 @@ def check_sample_task(student_fn, raise_on_failure: bool = False) -> bool:
                 cls, s_idx = _check_one(out, labels, n_way, k, q, what)
                 chosen.append(cls)
                 first_support.append(s_idx)
+            again = student_fn(labels.copy(), n_way, k, q, np.random.default_rng(0))
+            _check_one(again, labels, n_way, k, q, what)
+            if not _same_task(again, student_fn(labels.copy(), n_way, k, q, np.random.default_rng(0))):
+                raise Mismatch(f"on {what}: two generators made with the same seed gave different tasks: draw every "
+                               "random choice from the rng the function is given (rng.choice, rng.permutation), not "
+                               "from np.random or a generator of your own, so that a seed reproduces a task")
             if len({tuple(sorted(c)) for c in chosen}) == 1:
                 raise Mismatch(f"on {what}: 12 different generators all picked the classes {sorted(chosen[0])}: "
                                "choose the classes at random with rng (e.g. rng.choice(classes, n_way, "
@@ -128,6 +135,11 @@ def check_sample_task(student_fn, raise_on_failure: bool = False) -> bool:
                                "draw the examples of each class at random too")
 
     return run_checker("check_sample_task", body, raise_on_failure)
+
+
+def _same_task(a, b) -> bool:
+    """True when two answers hold the same four arrays."""
+    return all(np.array_equal(_int_array(x, "an array"), _int_array(y, "an array")) for x, y in zip(a, b))
 
 
 def _same_examples_per_class(labels, supports) -> bool:

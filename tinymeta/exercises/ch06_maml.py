@@ -9,7 +9,8 @@
   mean_i L_i^query(theta_i') with respect to theta (one inner step, every task on the task axis).
   The checker compares it with :class:`tinymeta.algorithms.MAML` and recognises the first-order
   gradient (``create_graph=True`` forgotten), an inner loss averaged over tasks, a meta-loss
-  summed over tasks, no inner step at all, support and query swapped, and an uphill inner step.
+  summed over tasks, no inner step at all, support and query swapped, an uphill inner step, and
+  one inner step shared by all tasks (no task axis on the fast weights).
 """
 from __future__ import annotations
 
@@ -111,6 +112,16 @@ def _maml_grad(model, params, batch, alpha, steps=1, first_order=False):
     return {k: v.numpy() for k, v in g.items()}
 
 
+def _shared_inner_step_grad(model, params, batch, alpha, reduce):
+    """The meta-gradient when every task steps from theta with ONE gradient: no per-task copies (no task axis)."""
+    loss_fn = Objective("regression").losses
+    inner = getattr(loss_fn(model(params, batch.x_support), batch.y_support), reduce)()
+    g = grad(inner, params, create_graph=True)               # one gradient for all tasks: their sum or mean
+    fast = {k: params[k] - alpha * g[k] for k in params}
+    meta_loss = loss_fn(model(fast, batch.x_query), batch.y_query).mean()
+    return {k: v.numpy() for k, v in grad(meta_loss, params).items()}
+
+
 def meta_gradient_variants(model, params, batch, alpha):
     """The reference meta-gradient and what the usual mistakes give instead, with the hint for each."""
     T = batch.num_tasks
@@ -135,6 +146,13 @@ def meta_gradient_variants(model, params, batch, alpha):
          "support and query are swapped: the inner step uses the support set, the meta-loss the query set"),
         (_maml_grad(model, params, batch, -alpha),
          "the inner step goes uphill: theta' = theta MINUS alpha * grad"),
+    ] + [
+        (_shared_inner_step_grad(model, params, batch, alpha, reduce),
+         (f"every task took the same inner step, with the {what} of all tasks' support gradients: the fast weights "
+          "have no task axis. Give each task its own copy of theta first (tinymeta.algorithms.per_task(params, T), "
+          "shapes (T, ...)), sum the per-task support losses and differentiate with respect to those copies: "
+          "one tm.grad then returns every task's own gradient"))
+        for reduce, what in (("sum", "sum"), ("mean", "mean"))
     ]
     return ref, mistakes
 
@@ -277,8 +295,33 @@ def returns_variants(rewards: np.ndarray, discount: float):
          "the exponent is off by one: r_t itself counts fully (discount^0), r_{t+1} with discount^1"),
         ({"R": _rl_discounted_cumsum(rewards * powers, 1.0)},
          "the discount is counted from step 0 (discount^k) instead of from t (discount^(k - t))"),
+        ({"R": _forward_recursion(rewards, discount)},
+         "the recursion runs forwards (R_t = r_t + discount R_{t-1}, from step 0), which discounts the rewards "
+         "BEFORE t: run it backwards, from the last step, R_t = r_t + discount R_{t+1}"),
+        ({"R": ref - rewards},
+         "the sum starts one step late: r_t itself belongs to R_t (R_t = r_t + discount R_{t+1}, not "
+         "discount R_{t+1} alone)"),
+        ({"R": np.concatenate([ref[..., 1:], np.zeros_like(ref[..., :1])], axis=-1)},
+         "the returns are shifted by one step: R_t starts at r_t, and the last step's return is its own reward"),
+        ({"R": np.concatenate([np.zeros_like(ref[..., :1]), ref[..., :-1]], axis=-1)},
+         "the returns are shifted by one step: R_t starts at r_t (write R[..., t], not R[..., t + 1])"),
+    ] + [
+        ({"R": np.moveaxis(_rl_discounted_cumsum(np.moveaxis(rewards, axis, -1), discount), -1, axis)},
+         f"the recursion runs over the {name} axis ({axis}) instead of time: rewards are (T, N, H), "
+         "so discount along the last axis (rewards[..., t])")
+        for axis, name in ((1, "trajectory"), (0, "task"))
     ]
     return {"R": ref}, mistakes
+
+
+def _forward_recursion(rewards: np.ndarray, discount: float) -> np.ndarray:
+    """R_t = r_t + discount R_{t-1} from the first step: the discounted sum of the rewards up to t."""
+    out = np.empty_like(rewards)
+    running = np.zeros(rewards.shape[:-1])
+    for t in range(rewards.shape[-1]):
+        running = rewards[..., t] + discount * running
+        out[..., t] = running
+    return out
 
 
 def check_discounted_returns(student_fn, raise_on_failure: bool = False) -> bool:
@@ -345,6 +388,10 @@ def hvp_variants(f, params: dict, vector: dict):
     return ref, mistakes
 
 
+_NO_CREATE_GRAPH = ("the first tm.grad needs create_graph=True: without it the gradient g is a constant, so "
+                    "<g, v> does not depend on params and has no gradient of its own")
+
+
 def check_hessian_vector_product(student_fn, raise_on_failure: bool = False) -> bool:
     """Check ``student_fn(f, params, vector) -> dict`` of H v, H the Hessian of the scalar ``f(params)``.
 
@@ -357,8 +404,17 @@ def check_hessian_vector_product(student_fn, raise_on_failure: bool = False) -> 
         for seed in (0, 1):
             f, params, vector = hvp_case(seed)
             what = f"H v of a policy's KL (seed {seed})"
-            out = student_fn(f, params, {k: v.copy() for k, v in vector.items()})
+            try:
+                out = student_fn(f, params, {k: v.copy() for k, v in vector.items()})
+            except RuntimeError as exc:
+                if "not part of the graph" not in str(exc):
+                    raise
+                raise Mismatch(f"{what}: {_NO_CREATE_GRAPH} (the error was: {exc})") from None
             got = dict_answer(out, list(params), what)
+            if all(v is None for v in got.values()) or all(
+                    v is not None and not np.any(as_array(v, k)) for k, v in got.items()):
+                raise Mismatch(f"{what} is None or zero everywhere: {_NO_CREATE_GRAPH}; allow_unused=True only "
+                               "hides that (it answers None, 'no dependence', for every parameter)")
             got = {k: as_array(v, f"{what}[{k!r}]") for k, v in got.items()}
             for k, p in params.items():
                 if got[k].shape != p.shape:

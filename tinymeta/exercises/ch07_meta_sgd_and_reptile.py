@@ -199,6 +199,12 @@ def check_meta_sgd_init(student_fn, raise_on_failure: bool = False) -> bool:
             if not v.is_leaf:
                 raise Mismatch(f"rates[{k!r}] is the result of an operation: make it a leaf (the optimizer updates "
                                "leaves), e.g. tm.tensor(values, requires_grad=True)")
+        again = dict_answer(student_fn(params, np.random.default_rng(0)), list(params), "the rates")
+        for k in params:
+            if not np.array_equal(as_array(again[k], f"rates[{k!r}]"), as_array(got[k], f"rates[{k!r}]")):
+                raise Mismatch(f"rates[{k!r}] differ between two calls with generators of the same seed: draw them "
+                               "from the rng the function is given (rng.uniform(0.005, 0.1, shape)), not from "
+                               "np.random or a generator of your own, so that a seed reproduces a run")
 
     return run_checker("check_meta_sgd_init", body, raise_on_failure)
 

@@ -4,10 +4,11 @@ The student writes ``weights(G)``: from the task updates G (T, P), one row
 g_i = theta - theta_i' per task, return
     w_i = sum_j g_i . g_j / sum_k |sum_j g_k . g_j|      (T,)
 The checker compares with :func:`tinymeta.algorithms.gradient_agreement.agreement_weights`
-on a few matrices and recognises the usual mistakes: each row summed to a
-scalar first (the book's notebook), no normalisation, a normalisation without
-the absolute value, absolute values on the weights, a mean over tasks in
-place of the inner products' sum over the parameter axis.
+on a few matrices and recognises the usual mistakes: the book's normaliser
+sum_i sum_j |g_i . g_j| (notebook 8.4, cell 13), each row summed to a scalar
+before the inner products, no normalisation, a normalisation without the
+absolute value, absolute values on the weights, a mean over tasks in the
+numerator only.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from ._check import Mismatch, as_array, compare, run_checker
 
 def _cases():
     rng = np.random.default_rng(8)
-    # tasks 0 and 1 sum to zero entry-wise but agree with task 2 (the book's scalar sum loses that)
+    # tasks 0 and 1 sum to zero entry-wise but agree with task 2 (a scalar sum per row loses that), and
+    # task 3's inner products have both signs (so the book's normaliser, sum_ij |g_i . g_j|, is larger)
     crafted = np.array([[1.0, -1.0, 0.5], [1.0, -1.0, 0.0], [2.0, 0.0, 0.5], [-1.0, 0.5, 0.0]])
     mixed = rng.normal(size=(6, 9))
     mixed[4] *= -3.0                       # one task pulling hard against the others: a negative weight
@@ -30,12 +32,17 @@ def _cases():
 
 def _mistakes(G):
     """The weights that typical mistakes produce, with what to tell the student."""
-    s = (G @ G.T).sum(axis=1)
+    gram = G @ G.T
+    s = gram.sum(axis=1)
     g = G.sum(axis=1)
-    book = g * g.sum()
+    scalars = g * g.sum()
     return [
-        (book / np.abs(book).sum(),
-         ("each task's update was summed to a single number before the inner products (the book's mistake). "
+        (s / np.abs(gram).sum(),
+         ("the normaliser is the sum over all pairs of |g_i . g_j| (the book's notebook 8.4 does this). The paper "
+          "takes the absolute value of each task's summed agreement: divide by sum_k |sum_j g_k . g_j|, i.e. "
+          "np.abs(numerators).sum(); the pairs' absolute values make it too large whenever tasks disagree")),
+        (scalars / np.abs(scalars).sum(),
+         ("each task's update was summed to a single number before the inner products. "
           "g_i . g_j is the inner product of two whole vectors: use the Gram matrix G @ G.T")),
         (s, "the weights are not normalised: divide by sum_k |sum_j g_k . g_j|"),
         (s / s.sum(), ("the normaliser lacks the absolute value: divide by the sum of |sum_j g_k . g_j|, "

@@ -1,11 +1,12 @@
-"""Chapter 9 exercise: NIL, classification without a head (Raghu et al. 2020, arXiv:1909.09157, Sec. 5).
+"""Chapter 9 exercise: NIL, classification without a head (Raghu et al. 2020, arXiv:1909.09157, Sec. 5.1).
 
 The student writes ``nil_classify(fs, ys, fq, n_way) -> (scores, predictions)``:
 for each task, the score of query q for class c is the mean cosine similarity
 of q's features to the support features of class c, and the prediction is the
 class with the highest score. The checker compares with
 :func:`tinymeta.algorithms.nil_predict` and recognises dot products in place of
-cosine similarities, sums in place of means, and an argmax over the wrong axis.
+cosine similarities, sums in place of means (the paper's own form: same predictions
+in balanced tasks, and the hint says so), and an argmax over the wrong axis.
 """
 from __future__ import annotations
 
@@ -66,8 +67,12 @@ def check_nil_predict(student_fn, raise_on_failure: bool = False) -> bool:
                                    "decide the class")
                 shots = np.eye(n_way)[ys].sum(axis=1)[:, None, :]          # (T, 1, C)
                 if np.allclose(got_scores, scores * shots, rtol=1e-6, atol=1e-9):
-                    raise Mismatch(f"on {what}: the scores sum the similarities over a class's support examples; "
-                                   "take their mean")
+                    raise Mismatch(f"on {what}: the scores sum the similarities over a class's support examples. "
+                                   "That is the paper's own form (support labels weighted by the similarities, as "
+                                   "in matching networks), and in a balanced task, where every class has the same "
+                                   "number of shots, it predicts the same classes as the mean; this exercise asks "
+                                   "for the mean (divide by each class's number of support examples) so that scores "
+                                   "compare across shots")
             compare(got_scores, scores, f"scores on {what}")
             if got_pred.shape != pred.shape:
                 hint = ""
