@@ -82,7 +82,7 @@ def show_task(args: argparse.Namespace) -> int:
         else:
             batch = tasks.sample(1, rng, split=args.split)
             title = (f"{args.dataset} {args.split}, seed {args.seed}: {args.ways}-way {k}-shot, "
-                     f"{q} queries per class")
+                     f"{q} {'query' if q == 1 else 'queries'} per class")
             path = viz.save_task_grid(batch, args.out, title=title)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         return _fail("show-task", exc)
