@@ -199,3 +199,10 @@ def test_help_says_what_train_runs_without_a_preset_and_what_evaluate_logdir_is(
     assert "--logdir LOGDIR the run folder to evaluate" in evaluate
     show = " ".join(tinymeta("show-task", "--help").stdout.split())
     assert "Omniglot as many as --shots" in show and "preset, 15" not in show
+
+
+def test_protocols_md_lists_the_2d_navigation_presets_with_their_lines():
+    from tinymeta.experiment.presets import RL_PRESETS, RL_SOURCES
+    text = (REPO / "PROTOCOLS.md").read_text()
+    assert all(f"`{name}`" in text for name in RL_PRESETS)
+    assert "maml_trpo_point.py:23" in text and "maml_trpo_point.py:23" in RL_SOURCES["max_kl"]
