@@ -312,7 +312,7 @@ def train(cfg: RLConfig, logdir, *, resume=False, overwrite=False, stop_at=None,
         summary = evaluate(cfg, params, state, echo=echo)
         paths = summary.pop("paths")
         write_json(logdir / RESULTS, summary)
-        figs = plot_results(summary["average_return"], paths, logdir,
+        figs = plot(summary["average_return"], paths, logdir,
                             f"2D navigation, {cfg.algorithm}, {it} iterations")
         echo("wrote " + " ".join([str(logdir / RESULTS), *figs]))
         result["results"] = summary
@@ -380,7 +380,7 @@ def evaluate_run(logdir, *, num_tasks=None, steps=None, pretrained=None, echo=pr
     return summary
 
 
-def plot_results(results: dict, paths: dict, folder, title: str) -> list[str]:
+def plot(results: dict, paths: dict, folder, title: str) -> list[str]:
     """returns.png (average return vs inner steps) and trajectories.png (before/after adaptation)."""
     from .viz import new_figure, save_png  # noqa: PLC0415 (matplotlib only when plotting)
 
