@@ -99,6 +99,10 @@ def test_rl_settings_are_checked_like_the_others(tmp_path):
     assert "max_kl (--max-kl)" in error_line(
         tinymeta("train", *TINY_RL, "--logdir", tmp_path / "z", "--max-kl", "0"), "train")
     assert "did you mean nav2d-maml" in error_line(tinymeta("train", "--preset", "nav2d-mam"), "train")
+    assert "--time-limit must be" in error_line(
+        tinymeta("train", *TINY_RL, "--logdir", tmp_path / "x", "--time-limit", "-3"), "train")
+    assert "--stop-at 500 must be" in error_line(
+        tinymeta("train", *TINY_RL, "--logdir", tmp_path / "x", "--stop-at", "500"), "train")
     assert not any((tmp_path / d).exists() for d in "xyz")
 
 

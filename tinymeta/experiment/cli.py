@@ -465,7 +465,9 @@ USER_ERRORS = [((ValueError, FileNotFoundError, FileExistsError, NotADirectoryEr
 def main(argv=None) -> int:
     """Run the command in ``argv`` (default: sys.argv); its exit status."""
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
     except BrokenPipeError:  # the reader went away (`tinymeta presets --json | head`): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail again

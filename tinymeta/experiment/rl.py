@@ -242,6 +242,10 @@ def train(cfg: RLConfig, logdir, *, resume=False, overwrite=False, stop_at=None,
     if resume and overwrite:
         raise ValueError("resume and overwrite contradict each other: choose one")
     cfg.validate()
+    if time_limit is not None and not (math.isfinite(time_limit) and time_limit >= 0):
+        raise ValueError(f"--time-limit must be a number of seconds >= 0, got {time_limit}")
+    if stop_at is not None and not 1 <= stop_at <= cfg.iterations:
+        raise ValueError(f"--stop-at {stop_at} must be an iteration from 1 to --iterations ({cfg.iterations})")
     logdir = Path(logdir)
     ckpt_path = logdir / CHECKPOINT
     ckpt = None
