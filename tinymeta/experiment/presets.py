@@ -7,7 +7,7 @@ any field.
 from __future__ import annotations
 
 from .config import Config
-from .rl import PAPER_RETURNS, RLConfig
+from .rl import PAPER_RETURNS, RL_PRESETS  # the nav2d-* presets live beside their loop
 
 
 def _sine(algorithm, shots):
@@ -232,15 +232,6 @@ RL_SOURCES = {
     "eval_seed": "maml_examples/test_maml_point.py:27 np.random.seed(1)",
     "eval_trajectories": "maml_examples/test_maml_point.py:72 batch_size 4000 = 40 trajectories of horizon 100",
     "eval_steps": "icml/make_point_plots.py:18 steps 0-3",
-}
-_NAV2D = RLConfig()  # its defaults are the original's point-robot settings (RL_SOURCES)
-RL_PRESETS: dict[str, RLConfig] = {
-    "nav2d-maml": _NAV2D,
-    "nav2d-meta-sgd": _NAV2D.replace(algorithm="meta-sgd"),  # MAML's settings, learned per-parameter rates
-    "nav2d-pretrained": _NAV2D.replace(algorithm="pretrained"),  # the paper's baseline: TRPO on all goals
-    # seconds on a laptop: to see every part run, not to learn anything (not a table cell)
-    "nav2d-smoke": _NAV2D.replace(iterations=3, meta_batch=4, fast_batch=5, horizon=20, hidden=(16,),
-                                  eval_tasks=4, eval_trajectories=5),
 }
 _RL_ROWS = {"nav2d-maml": "meta-learned", "nav2d-pretrained": "pretrained"}
 

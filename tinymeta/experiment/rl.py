@@ -160,6 +160,17 @@ class RLConfig:
         return self
 
 
+# The 2D-navigation presets (their sources: presets.RL_SOURCES, PROTOCOLS.md); `tinymeta presets` lists them.
+RL_PRESETS: dict[str, RLConfig] = {
+    "nav2d-maml": RLConfig(),  # the defaults are the original's point-robot settings
+    "nav2d-meta-sgd": RLConfig(algorithm="meta-sgd"),  # MAML's settings, learned per-parameter rates
+    "nav2d-pretrained": RLConfig(algorithm="pretrained"),  # the paper's baseline: TRPO on all goals
+    # seconds on a laptop: to see every part run, not to learn anything (not a table cell)
+    "nav2d-smoke": RLConfig(iterations=3, meta_batch=4, fast_batch=5, horizon=20, hidden=(16,), eval_tasks=4,
+                            eval_trajectories=5),
+}
+
+
 # The flags of `tinymeta train` that mean the same for 2D navigation: Config field -> RLConfig field.
 FROM_CONFIG_FLAGS = {"algorithm": "algorithm", "iterations": "iterations", "seed": "seed", "meta_batch": "meta_batch",
                      "inner_lr": "fast_lr", "inner_steps": "inner_steps", "dtype": "dtype",
@@ -493,8 +504,6 @@ DEPRECATION = ("note: `tinymeta rl` is deprecated and will go: use `tinymeta tra
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of ``tinymeta rl`` (deprecated), as the committed runs' command.txt files use them."""
-    from .presets import RL_PRESETS  # noqa: PLC0415 (presets imports this module)
-
     d = RLConfig()
     p = argparse.ArgumentParser(prog="tinymeta rl", description="Deprecated: use `tinymeta train --preset "
                                 "nav2d-maml`. " + __doc__.split("\n\n")[0])
@@ -526,8 +535,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Flags of ``tinymeta rl``, with ``--preset``'s values as the defaults."""
-    from .presets import RL_PRESETS  # noqa: PLC0415
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.preset:
