@@ -167,7 +167,7 @@ def test_bench_says_the_omniglot_data_was_not_found_instead_of_nan(tmp_path, cap
 
 def test_the_presets_listing_is_aligned_and_shows_what_tells_presets_apart(capsys):
     assert cli.main(["presets"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.split("\n\n")[0].splitlines()  # then the 2D-navigation table
     head = lines[0].split()
     assert head[:8] == ["preset", "algorithm", "order", "dataset", "ways", "shots", "queries", "meta-batch"]
     column = lines[0].index("dataset")
@@ -178,9 +178,10 @@ def test_the_presets_listing_is_aligned_and_shows_what_tells_presets_apart(capsy
     assert by_name["fomaml-omniglot-5w1s"].split()[2] == "first"
 
 
-def test_an_unknown_flag_shows_the_subcommands_usage(capsys):
+def test_an_unknown_flag_is_one_line_in_the_subcommands_words(capsys):
     code, _, err = run_cli(["train", "--bogus", "1"], capsys)
-    assert code == 2 and err.startswith("usage: tinymeta train") and "unrecognized arguments: --bogus" in err
+    assert code == 2 and err.splitlines() == ["tinymeta train: error: unrecognized arguments: --bogus 1",
+                                              "see `tinymeta train --help`"]
 
 
 def test_runs_lists_status_iterations_figures_and_time(run, tmp_path, capsys):

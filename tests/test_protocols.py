@@ -105,7 +105,8 @@ def test_presets_json_prints_every_preset_with_its_configuration_and_source(caps
     from tinymeta.experiment.cli import main
     assert main(["presets", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["name"] for r in rows] == list(PRESETS)
+    from tinymeta.experiment.presets import RL_PRESETS
+    assert [r["name"] for r in rows] == list(PRESETS) + list(RL_PRESETS)  # 2D navigation too
     maml = next(r for r in rows if r["name"] == "maml-omniglot-5w1s")
     assert maml["config"]["queries"] == 1 and maml["config"]["task_loss"] == "sum/shots"
     assert maml["source"]["paper_value"] == "98.7 +- 0.4" and "main.py:249" in maml["source"]["settings"]["queries"]

@@ -5,6 +5,7 @@ against finite differences.
 """
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -319,41 +320,61 @@ def test_iteration_improves_meta_objective_and_respects_kl():
     assert not np.array_equal(flatten(p), before)
 
 
-def _run(tmp_path, name, *extra):
-    from tinymeta.experiment.rl import main
-    args = ["--logdir", str(tmp_path / name), "--meta-batch", "2", "--fast-batch", "2", "--horizon", "8",
-            "--hidden", "6", "--dtype", "float64", "--eval-tasks", "4", "--eval-trajectories", "2", *extra]
-    assert main(args) == 0
-    return tmp_path / name
+TINY = dict(meta_batch=2, fast_batch=2, horizon=8, hidden=(6,), dtype="float64", eval_tasks=4, eval_trajectories=2)
+
+
+def _config(**changes):
+    from tinymeta.experiment.rl import RLConfig
+    return RLConfig().replace(**{**TINY, **changes})
 
 
 def test_run_trains_evaluates_and_resumes_exactly(tmp_path):
     from tinymeta.experiment.checkpoint import load_checkpoint
-    pre = _run(tmp_path, "pre", "--algorithm", "pretrained", "--iterations", "2")
-    straight = _run(tmp_path, "a", "--iterations", "3", "--pretrained", str(pre), "--no-eval")
-    _run(tmp_path, "b", "--iterations", "2", "--no-eval")
-    resumed = _run(tmp_path, "b", "--iterations", "3", "--resume", "--pretrained", str(pre))
-    pa, pb = load_checkpoint(straight / "checkpoint.npz").params, load_checkpoint(resumed / "checkpoint.npz").params
+    from tinymeta.experiment.rl import train
+    quiet = {"progress": False, "echo": lambda *a: None}
+    train(_config(algorithm="pretrained", iterations=2), tmp_path / "pre", **quiet)
+    straight = train(_config(iterations=3), tmp_path / "a", evaluate_at_end=False, **quiet)
+    assert straight == {"status": "finished", "iteration": 3}
+    assert train(_config(iterations=3), tmp_path / "b", stop_at=2, **quiet)["status"] == "stopped"
+    resumed = train(_config(iterations=3, pretrained=str(tmp_path / "pre")), tmp_path / "b", resume=True, **quiet)
+    pa = load_checkpoint(tmp_path / "a" / "checkpoint.npz").params
+    pb = load_checkpoint(tmp_path / "b" / "checkpoint.npz").params
     for k in pa:
         np.testing.assert_array_equal(pa[k].numpy(), pb[k].numpy())
-    res = json.loads((resumed / "results.json").read_text())
+    res = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert res == resumed["results"]
     assert res["iterations_done"] == 3 and set(res["average_return"]) == {"meta-learned", "random", "pretrained"}
     assert len(res["average_return"]["random"]["mean"]) == 4  # after 0, 1, 2, 3 steps
-    assert (resumed / "returns.png").exists() and (resumed / "trajectories.png").exists()
-    assert len((resumed / "log.jsonl").read_text().splitlines()) == 3
+    assert (tmp_path / "b" / "returns.png").exists() and (tmp_path / "b" / "trajectories.png").exists()
+    assert [json.loads(r)["iteration"] for r in (tmp_path / "b" / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert json.loads((tmp_path / "b" / "status.json").read_text())["status"] == "finished"
 
 
 def test_run_refuses_to_resume_with_other_settings(tmp_path):
-    _run(tmp_path, "c", "--iterations", "1", "--no-eval")
-    with pytest.raises(ValueError, match="was trained with"):
-        _run(tmp_path, "c", "--iterations", "2", "--resume", "--fast-lr", "0.1", "--no-eval")
+    from tinymeta.experiment.rl import train
+    quiet = {"progress": False, "echo": lambda *a: None, "evaluate_at_end": False}
+    train(_config(iterations=1), tmp_path / "c", **quiet)
+    with pytest.raises(ValueError, match="another configuration(.|\n)*fast_lr"):
+        train(_config(iterations=2, fast_lr=0.1), tmp_path / "c", resume=True, **quiet)
     with pytest.raises(FileExistsError, match="--resume"):
-        _run(tmp_path, "c", "--iterations", "2", "--no-eval")
+        train(_config(iterations=2), tmp_path / "c", **quiet)
 
 
-def test_presets_set_defaults_and_flags_override():
-    from tinymeta.experiment.rl import parse_args
+def test_the_old_command_keeps_its_flags_and_presets():
+    from tinymeta.experiment.rl import config_from_args, parse_args
     a = parse_args(["--preset", "nav2d-maml", "--logdir", "x"])
     assert (a.meta_batch, a.fast_batch, a.fast_lr, a.max_kl, a.hidden, a.iterations) == (40, 20, 0.5, 0.01,
                                                                                           [100, 100], 100)
     assert parse_args(["--preset", "nav2d-smoke", "--logdir", "x", "--meta-batch", "3"]).meta_batch == 3
+    cfg = config_from_args(parse_args(["--preset", "nav2d-meta-sgd", "--logdir", "x", "--fast-lr", "0.1"]))
+    assert (cfg.algorithm, cfg.fast_lr, cfg.hidden) == ("meta-sgd", 0.1, (100, 100))
+
+
+def test_a_checkpoint_of_the_first_runs_resumes(tmp_path):
+    """Runs made before config.json (results/runs/rl-nav2d-meta-sgd) keep their configuration in the checkpoint."""
+    import shutil
+
+    from tinymeta.experiment.rl import RLConfig, read_config
+    committed = Path(__file__).resolve().parents[1] / "results" / "runs" / "rl-nav2d-meta-sgd"
+    shutil.copy(committed / "checkpoint.npz", tmp_path / "checkpoint.npz")
+    assert read_config(tmp_path) == RLConfig(algorithm="meta-sgd")

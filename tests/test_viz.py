@@ -109,12 +109,38 @@ def test_cli_show_task_omniglot(omniglot_cache, tmp_path, capsys, monkeypatch):
 def test_cli_errors_are_exit_codes(tmp_path, capsys):
     args = parse(["show-task", "--dataset", "omniglot", "--data-dir", str(tmp_path / "none"),
                   "--out", str(tmp_path / "t.png")])
-    assert args.func(args) == 1
+    assert args.func(args) == 2
     err = capsys.readouterr().err
-    assert "Omniglot data not found" in err and str(tmp_path / "none") in err
+    assert err.startswith("tinymeta show-task: error: Omniglot data not found") and str(tmp_path / "none") in err
     assert not (tmp_path / "t.png").exists()
     args = parse(["download", "omniglot", "--dest", str(tmp_path / "dl"), "--base-url", "http://127.0.0.1:9/"])
-    assert args.func(args) == 1
-    assert "offline" in capsys.readouterr().err
+    assert args.func(args) == 2
+    assert "tinymeta download: error:" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse(["download", "miniimagenet"])
+
+
+@pytest.mark.parametrize("ways,shots,queries", [(5, 1, 1), (20, 5, 15)])
+def test_task_grid_title_and_column_headers_fit_and_do_not_overlap(ways, shots, queries, tmp_path, monkeypatch):
+    """show-task's Omniglot picture: the title inside the figure, "support" and "query" headers apart."""
+    import tinymeta as tm
+    from tinymeta.tasks import MetaBatch
+
+    figures = []
+    monkeypatch.setattr(viz, "save_png", lambda fig, path: figures.append(fig) or Path(path))
+    rng = np.random.default_rng(0)
+    y_s, y_q = np.repeat(np.arange(ways), shots)[None], np.repeat(np.arange(ways), queries)[None]
+    info = {"classes": rng.integers(0, 1600, (1, ways)), "rotations": rng.integers(0, 4, (1, ways))}
+    batch = MetaBatch(tm.tensor(rng.random((1, ways * shots, 1, 28, 28))), tm.tensor(y_s),
+                      tm.tensor(rng.random((1, ways * queries, 1, 28, 28))), tm.tensor(y_q), info)
+    title = f"omniglot train, seed 0: {ways}-way {shots}-shot, {queries} queries per class"
+    viz.save_task_grid(batch, tmp_path / "t.png", title=title)
+    fig = figures[0]
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    title_box = fig._suptitle.get_window_extent(renderer)
+    assert box.x0 <= title_box.x0 and title_box.x1 <= box.x1 and title_box.y1 <= box.y1  # not clipped
+    support, query = [t.get_window_extent(renderer) for t in fig.axes[0].get_xticklabels()]
+    assert not support.overlaps(query)
+    assert support.y1 <= title_box.y0 and query.y1 <= title_box.y0
+    assert box.x0 <= support.x0 and query.x1 <= box.x1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import os
@@ -14,11 +15,11 @@ from ..tasks import TASK_FAMILIES
 from . import bench, cli_data, demo, docs, report, rl, runs
 from .checkpoint import load_checkpoint
 from .config import Config
-from .curves import plot_runs
+from .curves import default_out, plot_runs
 from .evaluation import evaluate_run
 from .factories import task_family
 from .loop import train
-from .presets import PRESETS, default_config, preset_source
+from .presets import ALL_PRESET_NAMES, PRESETS, RL_PRESETS, default_config, preset_source
 
 
 def _bool(text: str) -> bool:
@@ -93,6 +94,17 @@ def _add_config_flags(p):
     group.add_argument("--stop_grad", dest="first_order", type=_bool, help="MAML's flag for --first-order")
 
 
+def _add_rl_flags(p):
+    group = p.add_argument_group("2D navigation (the nav2d-* presets; reinforcement learning)")
+    for flags, dest, typ, text in rl.RL_FLAGS:
+        group.add_argument(*flags, dest=dest, type=typ, default=None, help=text,
+                           **({"nargs": "+"} if dest == "hidden" else {}))
+
+
+def _rl_overrides(args) -> dict:
+    return {dest: getattr(args, dest) for _, dest, _, _ in rl.RL_FLAGS if getattr(args, dest, None) is not None}
+
+
 def _overrides(args) -> dict:
     names = [dest for _, dest, _, _ in CONFIG_FLAGS] + ["first_order"]
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
@@ -103,10 +115,18 @@ def fail(parser, message: str):
     parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 
-def check_preset(name: str) -> str:
-    """``name`` if it is a preset; else ValueError suggesting the closest names."""
-    if name not in PRESETS:
-        close = difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.5)
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose mistakes end in one ``error:`` line and a pointer to ``--help``, not the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\nsee `{self.prog} --help`\n")
+
+
+def check_preset(name: str, names=None) -> str:
+    """``name`` if it is one of ``names`` (default: the presets of the one loop); else ValueError suggesting the closest."""
+    names = PRESETS if names is None else names
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
         raise ValueError(f"unknown preset {name!r}; {hint}`tinymeta presets` lists them")
     return name
@@ -132,7 +152,7 @@ def resolve_config(args, parser) -> Config:
                 fail(parser, f"--resume needs --logdir of an existing run (no {ckpt})")
             base = Config.from_dict(load_checkpoint(ckpt).config)
         elif args.preset:
-            base = PRESETS[check_preset(args.preset)]
+            base = PRESETS[check_preset(args.preset, ALL_PRESET_NAMES)]
         else:
             base = default_config(over.get("algorithm", "maml"), over.get("dataset", Config.dataset),
                                   over.get("ways"), over.get("shots"))
@@ -154,23 +174,111 @@ def resolve_config(args, parser) -> Config:
         fail(parser, str(exc))
 
 
+def _check_logdir(parser, logdir) -> None:
+    """Refuse a --logdir that is a file, or lies under one, before anything runs."""
+    path = Path(logdir)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                fail(parser, f"--logdir {logdir}: {p} is a file, not a folder; give a folder for the run")
+            return
+
+
+@contextlib.contextmanager
+def _remove_if_left_empty(folder):
+    """On failure, remove the folders this command created and left empty (e.g. before the data was found)."""
+    created, p = [], Path(folder).absolute()
+    while not p.exists():
+        created.append(p)  # deepest first
+        p = p.parent
+    try:
+        yield
+    except BaseException:
+        for p in created:
+            try:
+                p.rmdir()  # only if empty: a run that wrote anything keeps it
+            except OSError:
+                break
+        raise
+
+
+def _is_rl(args) -> bool:
+    """Whether `train` is asked for a 2D-navigation run: its preset, or --resume / --train=False of such a run."""
+    if args.preset is not None:
+        return args.preset in RL_PRESETS
+    return bool(args.logdir) and (args.resume or args.train is False) and runs.is_rl_run(args.logdir)
+
+
+def _train_rl(args, parser):
+    """`train` of a nav2d-* preset: the 2D-navigation loop (tinymeta.experiment.rl), the same run folder files."""
+    for flag, given in (("--device", args.device not in (None, "cpu")), ("--data-dir", args.data_dir is not None)):
+        if given:
+            fail(parser, f"{flag} does not apply to 2D navigation (it runs on the CPU and simulates its tasks)")
+    logdir = args.logdir or str(Path("runs") / args.preset)
+    if args.train is False:  # MAML's --train=False: evaluate the run in --logdir
+        rl.evaluate_run(logdir)
+        return 0
+    try:
+        if args.resume:
+            if args.preset:
+                fail(parser, "--resume takes the run's configuration from its checkpoint: drop --preset")
+            base = rl.read_config(logdir)
+        else:
+            base = RL_PRESETS[args.preset]
+        cfg = rl.resolve_config(base, _overrides(args), _rl_overrides(args))
+    except ValueError as exc:
+        fail(parser, str(exc))
+    _check_logdir(parser, logdir)
+    print(f"run: {logdir}\nconfig: {cfg}")
+    with _remove_if_left_empty(logdir):
+        result = rl.train(cfg, logdir, resume=args.resume, overwrite=args.overwrite, stop_at=args.stop_at,
+                          time_limit=args.time_limit, progress=not args.no_progress)
+    return 0 if result["status"] in ("finished", "stopped", "time limit") else 130
+
+
 def _train(args, parser):
     if args.resume and args.overwrite:
         fail(parser, "--resume continues the run in --logdir, --overwrite replaces it: choose one")
+    if _is_rl(args):
+        return _train_rl(args, parser)
+    given = _rl_overrides(args)
+    if given:
+        fail(parser, f"--{next(iter(given)).replace('_', '-')} applies to 2D navigation only (the nav2d-* presets)")
     device = check_device(args.device)
     cfg = resolve_config(args, parser)
     logdir = args.logdir or str(Path("runs") / (args.preset or f"{cfg.algorithm}-{cfg.dataset}"))
+    _check_logdir(parser, logdir)
     if args.train is False:  # MAML's --train=False: evaluate the run in --logdir
         split = "test" if args.test_set else "val"
         evaluate_run(logdir, device=device, data_dir=args.data_dir, split=split, progress=not args.no_progress)
         return 0
     print(f"run: {logdir}\nconfig: {cfg}")
-    result = train(cfg, logdir, device=device, data_dir=args.data_dir, resume=args.resume, overwrite=args.overwrite,
-                   stop_at=args.stop_at, time_limit=args.time_limit, progress=not args.no_progress)
+    with _remove_if_left_empty(logdir):  # a run that fails before it writes (no data) leaves no empty folder
+        result = train(cfg, logdir, device=device, data_dir=args.data_dir, resume=args.resume,
+                       overwrite=args.overwrite, stop_at=args.stop_at, time_limit=args.time_limit,
+                       progress=not args.no_progress)
     return 0 if result["status"] in ("finished", "stopped", "time limit") else 130
 
 
+def _evaluate_rl(args, parser):
+    """`evaluate` of a 2D-navigation run: average return after 0..steps inner steps on the test goals."""
+    given = [flag for flag, value in (("--shots", args.shots), ("--algorithm", args.algorithm),
+                                      ("--attack-epsilon", args.attack_epsilon), ("--data-dir", args.data_dir))
+             if value is not None]
+    given += ["--split val"] * (args.split != "test") + ["--device"] * (args.device not in (None, "cpu"))
+    if given:
+        fail(parser, f"{given[0]} does not apply to a 2D-navigation run (its test goals are drawn with a seed, "
+                     "on the CPU); it takes --tasks, --steps and --out")
+    ev = rl.evaluate_run(args.logdir, num_tasks=args.tasks, steps=args.steps)
+    if args.out:
+        write_text(args.out, json.dumps(ev, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _evaluate(args, parser):
+    if runs.is_rl_run(args.logdir):
+        return _evaluate_rl(args, parser)
     ev = evaluate_run(args.logdir, device=check_device(args.device), data_dir=args.data_dir, split=args.split,
                       num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots,
                       attack_epsilon=args.attack_epsilon, transductive=args.transductive)
@@ -181,6 +289,14 @@ def _evaluate(args, parser):
 
 
 def _plot(args, parser):
+    rl_runs = [runs.is_rl_run(d) for d in args.logdirs]
+    if all(rl_runs):  # returns per iteration, not losses
+        out = args.out or default_out(args.logdirs)
+        print(f"wrote {rl.plot_curves(args.logdirs, out, labels=args.labels)}")
+        return 0
+    if any(rl_runs):
+        fail(parser, "2D-navigation runs (returns) and the other runs (losses, accuracies) do not share a figure: "
+                     "plot them separately")
     print(f"wrote {plot_runs(args.logdirs, args.out, labels=args.labels)}")
     return 0
 
@@ -196,7 +312,7 @@ def _docs(args, parser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinymeta", description="Gradient-based meta-learning from scratch.")
+    parser = Parser(prog="tinymeta", description="Gradient-based meta-learning from scratch.")
     parser.add_argument("--version", action="version", version=f"tinymeta {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -220,10 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_train = sub.add_parser("train", help="meta-train (and finally evaluate) a preset or configuration",
                              description="Meta-train with one of the papers' protocols (--preset), any field "
-                                         "overridden by flags. The original MAML code's flags are accepted too.")
+                                         "overridden by flags. The original MAML code's flags are accepted too. "
+                                         "Without --preset, the nearest table cell for --algorithm, --dataset, "
+                                         "--ways and --shots runs (none given: maml-sine-10shot, MAML on sine "
+                                         "regression with 10 points per task).")
     p_train.add_argument("--preset", metavar="PRESET",
-                         help="a cell of the papers' tables, e.g. maml-omniglot-5w1s, meta-sgd-sine-10shot "
-                              "(see `tinymeta presets`)")
+                         help="a cell of the papers' tables, e.g. maml-omniglot-5w1s, meta-sgd-sine-10shot, "
+                              "nav2d-maml (see `tinymeta presets`; default: see above)")
     p_train.add_argument("--logdir", help="run folder (default runs/PRESET)")
     p_train.add_argument("--device", help="cpu or cuda")
     p_train.add_argument("--data-dir", help="dataset folder (default $TINYMETA_DATA, then ./data/<dataset>)")
@@ -236,10 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--train", type=_bool, default=True, help="MAML's flag: --train=False evaluates --logdir")
     p_train.add_argument("--test_set", type=_bool, default=False, help="MAML's flag: with --train=False, use test tasks")
     _add_config_flags(p_train)
+    _add_rl_flags(p_train)
     p_train.set_defaults(func=lambda args: _train(args, p_train))
 
     p_ev = sub.add_parser("evaluate", help="evaluate a run's checkpoint on held-out tasks")
-    p_ev.add_argument("--logdir", required=True)
+    p_ev.add_argument("--logdir", required=True, help="the run folder to evaluate (its checkpoint.npz)")
     p_ev.add_argument("--split", choices=["test", "val"], default="test")
     p_ev.add_argument("--tasks", type=int, help="number of tasks (default: the run's test_tasks or val_tasks)")
     p_ev.add_argument("--steps", type=int, help="inner steps (default: the run's eval_inner_steps)")
@@ -272,15 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_presets.set_defaults(func=lambda args: _presets_json() if args.json else _list_presets())
 
     p_runs = sub.add_parser("runs", help="list the runs in a folder: status, iterations, best figures, train time")
-    p_runs.add_argument("folder", nargs="?", default="runs", help="folder of run folders (default: runs)")
-    p_runs.set_defaults(func=lambda args: runs.main(args.folder))
+    p_runs.add_argument("folder", nargs="?", default=None, help="folder of run folders (default: runs)")
+    p_runs.set_defaults(func=_runs)
 
     p_docs = sub.add_parser("docs", help="build the API reference from the docstrings (needs pdoc: the dev extra)")
     p_docs.add_argument("--out", default="docs/api", help="output folder (default: docs/api)")
     p_docs.set_defaults(func=lambda args: _docs(args, p_docs))
 
-    p_rl = sub.add_parser("rl", add_help=False, help="MAML / Meta-SGD on the MAML paper's 2D navigation "
-                          "(reinforcement learning; `tinymeta rl --help`)")
+    p_rl = sub.add_parser("rl", add_help=False, help="deprecated: use `tinymeta train --preset nav2d-maml` "
+                          "(2D navigation; `tinymeta presets` lists the nav2d-* presets)")
     p_rl.set_defaults(func=lambda args: rl.main([]))  # main() hands `rl ...` to rl.main whole
 
     cli_data.add_subcommands(sub)
@@ -305,16 +425,39 @@ def preset_table() -> list[str]:
     return ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
 
 
+def rl_preset_table() -> list[str]:
+    """One aligned line per 2D-navigation preset (reinforcement learning: other fields than the table above)."""
+    head = ("preset", "algorithm", "meta-batch", "trajectories", "inner", "outer", "horizon", "hidden", "iterations")
+    rows = [head]
+    for name, cfg in RL_PRESETS.items():
+        inner = "-" if cfg.algorithm == "pretrained" else f"{cfg.inner_steps} x {cfg.fast_lr:g}"
+        rows.append((name, cfg.algorithm, str(cfg.meta_batch), str(cfg.fast_batch), inner, f"trpo kl {cfg.max_kl:g}",
+                     str(cfg.horizon), "x".join(map(str, cfg.hidden)), str(cfg.iterations)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+
+
 def _list_presets() -> int:
     print("\n".join(preset_table()))
+    print("\n2D navigation (reinforcement learning, MAML paper Sec. 5.3; the same `tinymeta train --preset`):")
+    print("\n".join(rl_preset_table()))
     return 0
 
 
 def _presets_json() -> int:
     """Every preset as one line of JSON: {"name", "config", "source"} (source: paper, cell, code lines)."""
-    for name, cfg in PRESETS.items():
+    for name, cfg in [*PRESETS.items(), *RL_PRESETS.items()]:
         print(json.dumps({"name": name, "config": cfg.to_dict(), "source": preset_source(name)}))
     return 0
+
+
+def _runs(args) -> int:
+    """`tinymeta runs [FOLDER]`; with no runs/ folder yet, says so rather than failing."""
+    if args.folder is None and not Path("runs").exists():
+        print("no runs yet (no runs/ folder here): train one with `tinymeta train --preset PRESET`, "
+              "or give the folder that holds your runs")
+        return 0
+    return runs.main(args.folder or "runs")
 
 
 # Errors that a user's input or setup causes: one ``error:`` line, no traceback (set
@@ -324,10 +467,31 @@ USER_ERRORS = [((ValueError, FileNotFoundError, FileExistsError, NotADirectoryEr
 
 
 def main(argv=None) -> int:
+    """Run the command in ``argv`` (default: sys.argv); its exit status."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
+    except BrokenPipeError:  # the reader went away (`tinymeta presets --json | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail again
+        return 1
+
+
+def _check_command(parser, argv) -> None:
+    """An unknown subcommand: one error line with the closest commands (difflib), not argparse's list."""
+    if argv and not argv[0].startswith("-") and argv[0] not in parser.subcommands:
+        close = difflib.get_close_matches(argv[0], list(parser.subcommands), n=2, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        parser.error(f"unknown command {argv[0]!r}{hint} (the commands: {', '.join(parser.subcommands)})")
+
+
+def _main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["rl"]:  # its own parser takes every flag (argparse would eat --help before it)
         return rl.main(argv[1:])
     parser = build_parser()
+    _check_command(parser, argv)
     args, extra = parser.parse_known_args(argv)
     command = getattr(args, "command", None)
     if extra:  # say it in the subcommand's words, with its usage

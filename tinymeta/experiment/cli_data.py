@@ -34,7 +34,8 @@ def add_subcommands(subparsers) -> None:
                    help="support examples per class (default: the dataset's MAML preset, 1; sine: points per "
                         "task, 10)")
     p.add_argument("--queries", type=int, default=None,
-                   help="query examples per class (default: the dataset's MAML preset, 15; sine: query points, 10)")
+                   help="query examples per class (default: the dataset's MAML preset: Omniglot as many as --shots, "
+                        "1 by default; mini-ImageNet 15; sine: query points, 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=("train", "val", "test"), default="train",
                    help="character/class split (image datasets)")
@@ -58,9 +59,11 @@ def add_subcommands(subparsers) -> None:
     d.set_defaults(func=download)
 
 
-def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return 1
+def _fail(command: str, exc: Exception) -> int:
+    """One ``tinymeta COMMAND: error:`` line naming what is missing and how to get it; exit status 2."""
+    message = str(exc) or f"{type(exc).__name__} (no message)"
+    print(f"tinymeta {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def show_task(args: argparse.Namespace) -> int:
@@ -79,10 +82,10 @@ def show_task(args: argparse.Namespace) -> int:
         else:
             batch = tasks.sample(1, rng, split=args.split)
             title = (f"{args.dataset} {args.split}, seed {args.seed}: {args.ways}-way {k}-shot, "
-                     f"{q} queries per class")
+                     f"{q} {'query' if q == 1 else 'queries'} per class")
             path = viz.save_task_grid(batch, args.out, title=title)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        return _fail(exc)
+        return _fail("show-task", exc)
     print(f"wrote {path}")
     return 0
 
@@ -93,7 +96,7 @@ def download(args: argparse.Namespace) -> int:
     try:
         paths = download_omniglot(args.dest, overwrite=args.overwrite, **kw)
     except (RuntimeError, OSError) as exc:
-        return _fail(exc)
+        return _fail("download", exc)
     for path in paths:
         print(f"ready: {path}")
     print(f"use it with --data-dir {args.dest} (or export TINYMETA_DATA={args.dest})")

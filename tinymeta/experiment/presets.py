@@ -7,6 +7,7 @@ any field.
 from __future__ import annotations
 
 from .config import Config
+from .rl import PAPER_RETURNS, RL_PRESETS  # the nav2d-* presets live beside their loop
 
 
 def _sine(algorithm, shots):
@@ -129,6 +130,8 @@ def preset_source(name: str) -> dict:
     ``{"paper", "cell", "paper_value", "code", "settings": {field: "file:line what"}}``;
     ``settings`` is empty for presets that follow no original code line by line.
     """
+    if name in RL_PRESETS:
+        return rl_preset_source(name)
     cfg = PRESETS[name]
     if cfg.dataset != "omniglot":
         return {"paper": None, "cell": None, "paper_value": None, "code": None, "settings": {}}
@@ -210,3 +213,43 @@ def default_config(algorithm: str, dataset: str, ways: int | None, shots: int | 
         cell = f"omniglot-{20 if ways == 20 else 5}w{5 if shots == 5 else 1}s"
     preset = PRESETS.get(f"{algorithm}-{cell}")
     return preset if preset is not None else PRESETS[f"maml-{cell}"].replace(algorithm=algorithm)
+
+
+# ---- 2D navigation (reinforcement learning, MAML paper Sec. 5.3) -------------------------------
+RL_CODE = "cbfinn/maml_rl@725c800"
+RL_SOURCES = {
+    "fast_lr": "maml_examples/maml_trpo_point.py:17 fast_learning_rates = [0.5]",
+    "fast_batch": "maml_examples/maml_trpo_point.py:19 fast_batch_size 20 trajectories per task",
+    "meta_batch": "maml_examples/maml_trpo_point.py:20 meta_batch_size 40 (the paper's Fig. 4 policy: 20, "
+                  "test_maml_point.py:21)",
+    "horizon": "maml_examples/maml_trpo_point.py:21 max_path_length 100",
+    "inner_steps": "maml_examples/maml_trpo_point.py:22 num_grad_updates 1",
+    "max_kl": "maml_examples/maml_trpo_point.py:23 meta_step_size = 0.01, TRPO's step_size (its KL bound)",
+    "hidden": "maml_examples/maml_trpo_point.py:38 hidden_sizes=(100,100), ReLU (line 37)",
+    "iterations": "maml_examples/maml_trpo_point.py:54 n_itr=100",
+    "seed": "maml_examples/maml_trpo_point.py:64 seed=1",
+    "eval_tasks": "maml_examples/test_maml_point.py:26 40 goals",
+    "eval_seed": "maml_examples/test_maml_point.py:27 np.random.seed(1)",
+    "eval_trajectories": "maml_examples/test_maml_point.py:72 batch_size 4000 = 40 trajectories of horizon 100",
+    "eval_steps": "icml/make_point_plots.py:18 steps 0-3",
+}
+_RL_ROWS = {"nav2d-maml": "meta-learned", "nav2d-pretrained": "pretrained"}
+
+
+def rl_preset_source(name: str) -> dict:
+    """:func:`preset_source` of a 2D-navigation preset: the MAML paper's Fig. 4 and cbfinn/maml_rl's lines."""
+    if name == "nav2d-smoke":
+        return {"paper": None, "cell": None, "paper_value": None, "code": None, "settings": {}}
+    row = _RL_ROWS.get(name)
+    if row is None:  # Meta-SGD: MAML's 2D-navigation protocol, Meta-SGD's learned rates (no paper cell here)
+        paper = ("Li et al. 2017, arXiv:1707.09835 (Meta-SGD), trained under the MAML paper's 2D-navigation "
+                 "protocol (Finn et al. 2017, arXiv:1703.03400, Sec. 5.3)")
+        value = None
+    else:
+        paper = "Finn et al. 2017, arXiv:1703.03400, Fig. 4 (left), 2D navigation"
+        value = "average return after 0-3 steps: " + ", ".join(f"{v:g}" for v in PAPER_RETURNS[row])
+    return {"paper": paper, "cell": f"2D navigation, {RL_PRESETS[name].algorithm}", "paper_value": value,
+            "code": RL_CODE, "settings": dict(RL_SOURCES)}
+
+
+ALL_PRESET_NAMES = [*PRESETS, *RL_PRESETS]  # every preset `tinymeta train --preset` takes

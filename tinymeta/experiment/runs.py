@@ -25,6 +25,9 @@ RUN_FILES = ("checkpoint.npz", "log.jsonl", "config.json", "test.json", "curves.
 # iterations only under a constant learning rate: a linear schedule's every step depends on them).
 RESUMABLE_CHANGES = {"iterations", "log_interval", "val_interval", "checkpoint_interval", "test_tasks",
                      "val_tasks"}
+# The "dataset" of a 2D-navigation run's config.json (tinymeta.experiment.rl): its folder holds
+# results.json (returns) instead of test.json, and runs made before config.json hold only results.json.
+RL_DATASET = "nav2d"
 
 
 def read_log(logdir) -> list[dict]:
@@ -109,9 +112,50 @@ def _figure(values, kind: str) -> str:
     return f"{100 * values:.2f}%" if kind == "accuracy" else f"{values:.4f}"
 
 
+def is_rl_run(logdir) -> bool:
+    """Whether ``logdir`` is a 2D-navigation run folder (``tinymeta train --preset nav2d-...``)."""
+    logdir = Path(logdir)
+    try:
+        if (logdir / "config.json").is_file():
+            return json.loads((logdir / "config.json").read_text()).get("dataset") == RL_DATASET
+        if (logdir / "results.json").is_file():  # made before config.json: the config is in results.json
+            return "max_kl" in json.loads((logdir / "results.json").read_text()).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return False
+
+
+def rl_summary(logdir) -> dict:
+    """:func:`run_summary` of a 2D-navigation run: the test column is the average return after the last step."""
+    logdir = Path(logdir)
+    results = json.loads((logdir / "results.json").read_text()) if (logdir / "results.json").is_file() else None
+    if (logdir / "config.json").is_file():
+        cfg = json.loads((logdir / "config.json").read_text())
+    else:
+        cfg = results["config"]
+    rows = read_log(logdir) if (logdir / "log.jsonl").exists() else []
+    done = rows[-1]["iteration"] if rows else 0
+    if (logdir / "status.json").exists():
+        state = read_status(logdir)
+    else:  # made before status.json: its results were written when its last sitting ended
+        state = {"status": "finished" if results and done >= cfg["iterations"] else "stopped", "iteration": done}
+    status = state["status"] if state["status"] == "finished" else f"{state['status']} at {state['iteration']}"
+    test, seconds = "-", rows[-1].get("time", sum(r.get("seconds", 0.0) for r in rows)) if rows else 0.0
+    if results:
+        r = results["average_return"]["meta-learned"]
+        test = f"return {r['mean'][-1]:.2f} ± {r['ci95'][-1]:.2f} after {r['steps'][-1]} steps"
+        seconds = results.get("train_seconds", seconds)
+    what = f"{cfg['algorithm']} {RL_DATASET}"
+    return {"run": logdir.name, "what": what, "status": status, "iterations": f"{state['iteration']}/{cfg['iterations']}",
+            "best val": "-", "test": test,
+            "train time": f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"}
+
+
 def run_summary(logdir) -> dict:
     """One row of ``tinymeta runs``: what a run is, how far it got, its best validation and its test figures."""
     logdir = Path(logdir)
+    if is_rl_run(logdir):
+        return rl_summary(logdir)
     cfg = Config.from_dict(json.loads((logdir / "config.json").read_text()))
     state = read_status(logdir)
     status = state["status"]
@@ -145,9 +189,9 @@ def find_runs(folder) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"no folder {folder}: give the folder that holds your run folders "
                                 "(default runs/)")
-    if (folder / "config.json").exists():
+    if (folder / "config.json").exists() or is_rl_run(folder):
         return [folder]
-    return sorted(p for p in folder.iterdir() if (p / "config.json").is_file())
+    return sorted(p for p in folder.iterdir() if (p / "config.json").is_file() or is_rl_run(p))
 
 
 def main(folder="runs") -> int:

@@ -7,6 +7,7 @@ written atomically (a temporary file in the same folder, then renamed).
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,11 @@ def save_task_grid(batch, path, task: int = 0, max_query: int | None = None, tit
     when ``batch.info`` has them); the support images on the left, a gap and a red
     line, then the query images. ``max_query`` caps the query columns shown.
     """
+    return save_png(task_grid_figure(batch, task, max_query, title), path)
+
+
+def task_grid_figure(batch, task: int = 0, max_query: int | None = None, title: str | None = None):
+    """The figure :func:`save_task_grid` saves (laid out in inches, so that the title and headers fit)."""
     xs, ys = to_numpy(batch.x_support.data), to_numpy(batch.y_support.data)
     xq, yq = to_numpy(batch.x_query.data), to_numpy(batch.y_query.data)
     if xs.ndim != 5:
@@ -63,11 +69,16 @@ def save_task_grid(batch, path, task: int = 0, max_query: int | None = None, tit
     xs, ys, xq, yq = xs[task], ys[task].astype(int), xq[task], yq[task].astype(int)
     labels = np.unique(np.concatenate([ys, yq]))
     support = [_as_rgb(xs[ys == c]) for c in labels]
-    query = [_as_rgb(xq[yq == c])[:max_query] for c in labels]
+    all_query = [_as_rgb(xq[yq == c]) for c in labels]
+    query = [imgs[:max_query] for imgs in all_query]
     k, q = max(len(s) for s in support), max(len(s) for s in query)
+    capped = q < max(len(s) for s in all_query)
     h, w = xs.shape[-2:]
-    pad, gap = max(1, h // 14), max(4, h // 2)
+    scale = 1.6 if h < 50 else 0.9  # inches per 100 px: small images are drawn bigger
+    pad = max(1, h // 14)
     cell_h, cell_w = h + pad, w + pad
+    # the gap between support and query columns leaves room for both headers (about 0.9 in between centres)
+    gap = max(4, h // 2, int(np.ceil(90 / scale - (k + q) * cell_w / 2)))
     width = pad + k * cell_w + gap + q * cell_w
     canvas = np.full((pad + len(labels) * cell_h, width, 3), _PAD, np.float32)
     q0 = pad + k * cell_w + gap  # x where the query columns start
@@ -78,10 +89,18 @@ def save_task_grid(batch, path, task: int = 0, max_query: int | None = None, tit
         for j, img in enumerate(q_imgs):
             canvas[y0:y0 + h, q0 + j * cell_w:q0 + j * cell_w + w] = img
 
-    scale = 1.6 if h < 50 else 0.9  # inches per 100 px: small images are drawn bigger
-    fig = new_figure((1.6 + canvas.shape[1] * scale / 100, 0.75 + canvas.shape[0] * scale / 100))
-    ax = fig.add_axes([1.5 / fig.get_figwidth(), 0.15 / fig.get_figheight(),
-                       1 - 1.6 / fig.get_figwidth(), 1 - 0.7 / fig.get_figheight()])
+    # layout in inches: row names on the left, the title (wrapped to the figure's width) and the
+    # two-line column headers above the grid
+    left, right, bottom, headers = 1.5, 0.15, 0.15, 0.45
+    grid_w, grid_h = canvas.shape[1] * scale / 100, canvas.shape[0] * scale / 100
+    fig_w = max(left + grid_w + right, 4.5)
+    title = title or f"task {task}: {len(labels)}-way {k}-shot"
+    title = textwrap.fill(title, width=max(24, int((fig_w - 0.2) * 13)))  # ~13 characters per inch at 10 pt
+    top = 0.12 + 0.2 * (title.count("\n") + 1) + headers
+    fig = new_figure((fig_w, bottom + grid_h + top))
+    fig_h = fig.get_figheight()
+    x0 = left + (fig_w - left - grid_w - right) / 2  # a wide title: centre the grid under it
+    ax = fig.add_axes([x0 / fig_w, bottom / fig_h, grid_w / fig_w, grid_h / fig_h])
     ax.imshow(canvas, interpolation="nearest")
     ax.axvline(q0 - gap / 2 - 0.5, color="tab:red", linewidth=2)
     info = batch.info or {}
@@ -94,14 +113,14 @@ def save_task_grid(batch, path, task: int = 0, max_query: int | None = None, tit
             name += f", {90 * int(info['rotations'][task][c])}\N{DEGREE SIGN}"
         row_names.append(name)
     ax.set_yticks(pad + np.arange(len(labels)) * cell_h + h / 2 - 0.5, row_names, fontsize=8)
-    ax.set_xticks([pad + k * cell_w / 2, q0 + q * cell_w / 2], [f"support ({k} per class)",
-                                                             f"query ({q} per class shown)"])
+    ax.set_xticks([pad + k * cell_w / 2, q0 + q * cell_w / 2],
+                  [f"support\n{k} per class", f"query\n{q} per class" + (" shown" if capped else "")], fontsize=9)
     ax.xaxis.tick_top()
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.suptitle(title or f"task {task}: {len(labels)}-way {k}-shot", fontsize=10, y=0.995)
-    return save_png(fig, path)
+    fig.suptitle(title, fontsize=10, y=1 - 0.08 / fig_h, va="top")
+    return fig
 
 
 def batch_rotates(info: dict) -> bool:
@@ -156,4 +175,4 @@ def plot_sine_tasks(source, path, num_tasks: int = 4, seed: int = 0, num_points:
     return save_png(fig, path)
 
 
-__all__ = ["save_task_grid", "plot_sine_tasks"]
+__all__ = ["save_task_grid", "task_grid_figure", "plot_sine_tasks"]

@@ -5,5 +5,6 @@ baseline.py    rllab's linear feature baseline, fitted per task
 policy.py      Gaussian MLP policy over a parameter dict; log-likelihood and KL
 trpo.py        conjugate gradient, exact Hessian-vector products of the KL, line search
 maml_rl.py     the inner policy-gradient step and the meta-objective on the task axis
-(the command ``python -m tinymeta rl`` lives in tinymeta/experiment/rl.py: train, checkpoint, evaluate, plot)
+(runs through ``python -m tinymeta train --preset nav2d-maml``: tinymeta/experiment/rl.py trains, checkpoints,
+evaluates and plots with the other presets' run folder)
 """
