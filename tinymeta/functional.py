@@ -261,7 +261,19 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Ten
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Mean squared error, (input - target)^2 averaged (or summed) over all elements."""
+    """Mean squared error, (input - target)^2 averaged (or summed) over all elements.
+
+    With a task axis, ``reduction="mean"`` averages over the tasks too: the loss of a
+    meta-batch (T, N, 1) is the mean of the tasks' losses, so the gradient each task's
+    fast weights get from it is its own loss's gradient divided by T. For MAML's inner
+    loss (a mean within each task, summed over tasks, so that one ``grad`` call gives
+    every task its own gradient) reduce per task::
+
+        task_losses = mse_loss(pred, y, reduction="none").mean(axis=(1, 2))   # (T,)
+        inner = task_losses.sum()
+
+    (``tinymeta.algorithms.Objective("regression").losses`` does this for the algorithms.)
+    """
     input, target = operands(input, target, "mse_loss")
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
