@@ -730,6 +730,7 @@ def test_constant_ops(data, shapes):
     ops_, arrays, seed = inputs(data.draw, shapes.input_shapes, lambda r, s: r.integers(-2, 3, s).astype(float))
     for ours, theirs in [(lambda a, b: a == b, lambda a, b: a == b), (lambda a, b: a != b, lambda a, b: a != b),
                          (lambda a, b: a < b, lambda a, b: a < b), (lambda a, b: a >= b, lambda a, b: a >= b),
+                         (lambda a, b: a <= b, lambda a, b: a <= b), (lambda a, b: a > b, lambda a, b: a > b),
                          (lambda a, b: (a > b).any(), lambda a, b: (a > b).any()),
                          (lambda a, b: (a > b).all(), lambda a, b: (a > b).all())]:
         agree(ours, theirs, ops_, arrays, seed, differentiable=False)
@@ -737,6 +738,10 @@ def test_constant_ops(data, shapes):
         C = shapes.input_shapes[0][-1]
         agree(lambda a: tm.one_hot(tm.argmax(a, -1), C), lambda a: TF.one_hot(torch.argmax(a, -1), C),
               ops_[:1], arrays[:1], seed, differentiable=False)
+        labels = np.random.default_rng(seed).integers(0, C, shapes.input_shapes[0][:-1])
+        agree(lambda a: F.accuracy(a, tm.tensor(labels), "none"),
+              lambda a: (torch.argmax(a, -1) == torch.from_numpy(labels)).double(), ops_[:1], arrays[:1], seed,
+              differentiable=False)
 
 
 # ---- second-order MAML, written the usual way in PyTorch -----------------------------------------------

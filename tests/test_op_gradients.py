@@ -73,6 +73,16 @@ def test_unary_ops(name, shape, seed):
     check_both(fn, [t64(make(np.random.default_rng(seed), shape))])
 
 
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_trigonometric_forward_matches_numpy(name, rng):
+    x = rng.standard_normal((3, 4)) * 4
+    for dtype in ("float32", "float64"):
+        y = getattr(tm, name)(tm.tensor(x, dtype=dtype))
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y.numpy(), getattr(np, name)(x.astype(dtype)),  # a GPU's may differ in the ulp
+                                   rtol=1e-6 if dtype == "float32" else 1e-14, atol=1e-6 if dtype == "float32" else 1e-14)
+
+
 @SETTINGS
 @given(shapes=mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=3),
        seed=st.integers(0, 2**16))

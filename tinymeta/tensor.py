@@ -40,6 +40,9 @@ class Tensor:
     """
 
     __slots__ = ("array", "requires_grad", "grad", "_ctx", "version", "__weakref__")
+    # cupy_array (op) tensor defers to Tensor's reflected op by this priority (NumPy arrays
+    # go through __array_ufunc__ below)
+    __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False):
         self.array = data
