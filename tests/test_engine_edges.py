@@ -137,6 +137,8 @@ def test_numpy_functions_tinymeta_lacks_refuse_a_tensor_that_requires_grad():
         np.arcsinh(x)
     with pytest.raises(TypeError, match=r"numpy.add.reduce .*use tinymeta.sum"):
         np.add.reduce(x)
+    with pytest.raises(TypeError, match=r"numpy.sum with these arguments is not a tinymeta op.*use tinymeta.sum"):
+        np.sum(x, where=np.array([True, False]))
     with pytest.raises(TypeError, match="numpy.round"):
         np.round(x, 1)
     with pytest.raises(TypeError, match="tensors are immutable"):

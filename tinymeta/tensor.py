@@ -188,12 +188,12 @@ class Tensor:
         and the other functions tinymeta has dispatch to its ops (the result is a Tensor in
         the graph); any other runs on the values as :meth:`__array_ufunc__` says."""
         name = func.__name__
-        adapter = _FUNCTIONS.get(name)
-        if adapter is not None and getattr(np, name, None) is func:
+        adapter = _FUNCTIONS.get(name) if getattr(np, name, None) is func else None
+        if adapter is not None:
             try:
                 inspect.signature(adapter).bind(*args, **kwargs)
             except TypeError:
-                adapter = None  # an argument tinymeta does not take: NumPy's way, if it loses nothing
+                pass  # an argument tinymeta does not take: NumPy's way, if it loses nothing
             else:
                 return adapter(*args, **kwargs)
         return _on_values(f"numpy.{name}", f"tinymeta.{name}" if adapter is not None else None,
@@ -417,8 +417,9 @@ def _on_values(what, hint, call, args, kwargs):
     """NumPy's own ``call`` on the values, where no gradient is lost (see Tensor.__array_ufunc__)."""
     result = call(*_values(args), **_values(kwargs))
     if _is_float(result) and (_requires_grad(args) or _requires_grad(kwargs)):
-        raise TypeError(f"{what} is not a tinymeta op: on a tensor that requires grad it would return a plain "
-                        f"array cut from the graph, and the gradient through it would be lost; use "
+        raise TypeError(f"{what} {'with these arguments ' if hint and 'reduce' not in what else ''}is not a "
+                        f"tinymeta op: on a tensor that requires grad it would return a plain array cut from the "
+                        f"graph, and the gradient through it would be lost; use "
                         f"{hint or 'tinymeta ops (tinymeta.exp, tinymeta.sin, ...)'} instead, or "
                         f"{what}(x.numpy()) for the values alone")
     return result
