@@ -53,6 +53,9 @@ UNARY = {
     "log": (tm.log, lambda r, s: np.abs(r.standard_normal(s)) + 0.5),
     "sqrt": (tm.sqrt, lambda r, s: np.abs(r.standard_normal(s)) + 0.5),
     "tanh": (tm.tanh, lambda r, s: r.standard_normal(s)),
+    "sin": (tm.sin, lambda r, s: 3 * r.standard_normal(s)),
+    "cos": (tm.cos, lambda r, s: 3 * r.standard_normal(s)),
+    "numpy sin": (lambda x: np.sin(x) * x, lambda r, s: 3 * r.standard_normal(s)),  # NumPy's ufunc is tm.sin
     "sigmoid": (tm.sigmoid, lambda r, s: 3 * r.standard_normal(s)),
     "relu": (tm.relu, away_from_zero),
     "abs": (tm.abs, away_from_zero),
@@ -68,6 +71,16 @@ UNARY = {
 def test_unary_ops(name, shape, seed):
     fn, make = UNARY[name]
     check_both(fn, [t64(make(np.random.default_rng(seed), shape))])
+
+
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_trigonometric_forward_matches_numpy(name, rng):
+    x = rng.standard_normal((3, 4)) * 4
+    for dtype in ("float32", "float64"):
+        y = getattr(tm, name)(tm.tensor(x, dtype=dtype))
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y.numpy(), getattr(np, name)(x.astype(dtype)),  # a GPU's may differ in the ulp
+                                   rtol=1e-6 if dtype == "float32" else 1e-14, atol=1e-6 if dtype == "float32" else 1e-14)
 
 
 @SETTINGS
@@ -428,6 +441,11 @@ THIRD = {
     "log": (tm.log, lambda x: 2 / x ** 3),
     "sqrt": (tm.sqrt, lambda x: 3 / 8 * x ** -2.5),
     "pow": (lambda x: x ** 4.5, lambda x: 4.5 * 3.5 * 2.5 * x ** 1.5),
+    "pow by a tensor": (lambda x: x ** tm.tensor(np.full(4, 2.5), device=x.device),
+                        lambda x: 2.5 * 1.5 * 0.5 * x ** -0.5),
+    "tensor exponent": (lambda x: 1.7 ** x, lambda x: np.log(1.7) ** 3 * 1.7 ** x),
+    "sin": (tm.sin, lambda x: -np.cos(x)),
+    "cos": (tm.cos, np.sin),
     "softplus-ish": (lambda x: tm.log(1.0 + tm.exp(x)), lambda x: (s := 1 / (1 + np.exp(-x))) * (1 - s) * (1 - 2 * s)),
 }
 

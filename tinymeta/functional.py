@@ -13,7 +13,7 @@ weights") get each task's own gradient. One call thus runs a whole meta-batch.
 from __future__ import annotations
 
 from . import ops
-from .ops.common import blend_into, const, operands
+from .ops.common import blend_into, broadcast_shapes, const, operands
 from .ops.conv import conv_columns, normalize_padding, out_size, same_padding
 from .tensor import Tensor
 
@@ -113,6 +113,10 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding: int = 0) -> Ten
     """
     k = kernel_size if isinstance(kernel_size, int) else kernel_size[0]
     s = k if stride is None else (stride if isinstance(stride, int) else stride[0])
+    if not 0 <= padding <= k // 2:
+        # wider padding would make windows of padding alone, whose maximum is -inf (PyTorch refuses too)
+        raise ValueError(f"max_pool2d: padding must lie between 0 and half the kernel size ({k // 2} for "
+                         f"kernel {k}), got {padding}")
     H, W = input.shape[-2:]
     if s == k and padding == 0:
         Ho, Wo = H // k, W // k
@@ -156,13 +160,21 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tenso
         tuple(i for i in range(input.ndim) if i != c_axis)
     trailing = input.ndim - c_axis - 1
     use_batch = training or running_mean is None
+    count = 1  # values per channel (per task, with a task axis) that one statistic is taken over
+    for axis in stat_axes:
+        count *= input.shape[axis]
+    if use_batch and count < 2:
+        # one value per channel: its variance is 0 and every output would be 0 (the bias), silently
+        raise ValueError(f"batch_norm: batch statistics need more than one value per channel"
+                         f"{' and task' if tasks else ''}, input {input.shape} has {count}; use a larger "
+                         "batch, or training=False with running statistics")
     if use_batch:
         y = ops.standardize(input, stat_axes, eps)  # one op, with one op for its gradient
         if training and running_mean is not None:
             x = input.detach()
             mean = ops.mean(x, stat_axes, keepdims=True)
             var = ops.mean((x - mean) * (x - mean), stat_axes, keepdims=True)
-            _update_running(running_mean, running_var, mean, var, stat_axes, input, momentum)
+            _update_running(running_mean, running_var, mean, var, count, momentum)
         if weight is not None:
             y = y * ops.reshape(weight, _bias_shape(weight, c_axis - 1, trailing))
     else:
@@ -178,12 +190,15 @@ def batch_norm(input: Tensor, running_mean=None, running_var=None, weight: Tenso
     return y
 
 
-def _update_running(running_mean, running_var, mean, var, stat_axes, input, momentum):
-    """running <- (1 - momentum) running + momentum * batch statistic, in place (values, not a graph)."""
-    n = input.size // input.shape[1 if input.ndim != 5 else 2]
+def _update_running(running_mean, running_var, mean, var, n, momentum):
+    """running <- (1 - momentum) running + momentum * batch statistic, in place (values, not a graph).
+
+    ``n`` is the number of values each statistic was taken over (one task's, with a task
+    axis), so the stored variance is each task's unbiased one, averaged over the tasks.
+    """
     C = running_mean.size
     m = ops.mean(ops.reshape(mean.detach(), (-1, C)), 0)  # a task axis: the mean over tasks
-    v = ops.mean(ops.reshape(var.detach(), (-1, C)), 0) * (n / max(n - 1, 1))  # unbiased, as torch stores it
+    v = ops.mean(ops.reshape(var.detach(), (-1, C)), 0) * (n / (n - 1))  # unbiased, as torch stores it
     blend_into(running_mean, m, momentum)
     blend_into(running_var, v, momentum)
 
@@ -246,7 +261,19 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Ten
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Mean squared error, (input - target)^2 averaged (or summed) over all elements."""
+    """Mean squared error, (input - target)^2 averaged (or summed) over all elements.
+
+    With a task axis, ``reduction="mean"`` averages over the tasks too: the loss of a
+    meta-batch (T, N, 1) is the mean of the tasks' losses, so the gradient each task's
+    fast weights get from it is its own loss's gradient divided by T. For MAML's inner
+    loss (a mean within each task, summed over tasks, so that one ``grad`` call gives
+    every task its own gradient) reduce per task::
+
+        task_losses = mse_loss(pred, y, reduction="none").mean(axis=(1, 2))   # (T,)
+        inner = task_losses.sum()
+
+    (``tinymeta.algorithms.Objective("regression").losses`` does this for the algorithms.)
+    """
     input, target = operands(input, target, "mse_loss")
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
@@ -262,7 +289,29 @@ def accuracy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = -1, eps: float = 1e-8) -> Tensor:
-    """x1 . x2 / max(|x1| |x2|, eps) along ``dim`` (broadcasting)."""
+    """x1 . x2 / max(|x1| |x2|, eps) along ``dim`` (broadcasting).
+
+    ``dim`` counts in the broadcast shape. An operand of size 1 along ``dim`` (or
+    without that axis) is broadcast along it before its norm is taken, as in PyTorch:
+    the cosine of [1, 2, 3] and [1] is that of [1, 2, 3] and [1, 1, 1]. Other axes
+    broadcast only in the product, so prototypes (T, 1, N, D) against queries
+    (T, Q, 1, D) take their norms at their own size.
+    """
+    x1, x2 = operands(x1, x2, "cosine_similarity")
+    shape = broadcast_shapes(x1.shape, x2.shape)
+    if not -len(shape) <= dim < len(shape):
+        raise ValueError(f"cosine_similarity: dim {dim} is out of range for the broadcast shape {shape}")
+    x1, x2 = _full_along(x1, shape, dim), _full_along(x2, shape, dim)
     num = ops.sum(x1 * x2, dim)
     den = ops.sqrt(ops.sum(x1 * x1, dim) * ops.sum(x2 * x2, dim))
     return num / ops.maximum(den, eps)
+
+
+def _full_along(x: Tensor, shape, dim: int) -> Tensor:
+    """``x`` with ``shape``'s number of axes, broadcast to its size along axis ``dim`` (other axes
+    left as they are)."""
+    d = dim % len(shape)
+    x = ops.reshape(x, (1,) * (len(shape) - x.ndim) + x.shape)
+    if x.shape[d] == shape[d]:
+        return x
+    return ops.broadcast_to(x, x.shape[:d] + (shape[d],) + x.shape[d + 1:])

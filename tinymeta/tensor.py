@@ -1,6 +1,7 @@
 """The Tensor: a backend array plus what autodiff needs to know about it."""
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import numpy as np
@@ -39,7 +40,9 @@ class Tensor:
     """
 
     __slots__ = ("array", "requires_grad", "grad", "_ctx", "version", "__weakref__")
-    __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected op
+    # cupy_array (op) tensor defers to Tensor's reflected op by this priority (NumPy arrays
+    # go through __array_ufunc__ below)
+    __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False):
         self.array = data
@@ -106,8 +109,17 @@ class Tensor:
 
     # ---- conversion --------------------------------------------------------------
     def numpy(self) -> np.ndarray:
-        """The values as a host NumPy array (copied from the GPU if needed)."""
-        return backend.to_numpy(self.array)
+        """The values as a host NumPy array of your own: always a copy.
+
+        A copy, not a view, on every device (from a GPU it has to be one anyway): writing
+        into it cannot change this tensor or a graph that uses it, and it keeps the values
+        it had when read, also after an optimizer step changes the tensor in place. (A
+        read-only view would cost nothing but change under your feet after such a step.)
+        """
+        array = self.array
+        if type(array) is np.ndarray or backend.device_of(array) == "cpu":
+            return np.array(array, copy=True)
+        return backend.to_numpy(array)
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
@@ -126,12 +138,66 @@ class Tensor:
 
     def __bool__(self):
         if self.size != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous: say which "
+                             "you mean with .any() or .all() (e.g. `if (x > 0).all():`)")
         return bool(self.item())
 
+    def any(self, axis=None, keepdims=False):
+        """Whether any element is nonzero (over ``axis``), as a constant boolean tensor."""
+        return ops.any(self, axis, keepdims)
+
+    def all(self, axis=None, keepdims=False):
+        """Whether every element is nonzero (over ``axis``), as a constant boolean tensor."""
+        return ops.all(self, axis, keepdims)
+
     def __array__(self, dtype=None, copy=None):
+        """``np.asarray(tensor)``: a copy of the values, as :meth:`numpy` gives."""
+        if copy is False:
+            raise ValueError("a tensor hands its values to NumPy only as a copy (copy=False is impossible); "
+                             "use tensor.numpy()")
         a = self.numpy()
-        return a if dtype is None else a.astype(dtype)
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    # ---- NumPy's protocols ---------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy ufuncs on tensors: ``np.sin(x)`` is ``tinymeta.sin(x)``.
+
+        Why dispatch rather than refuse: NumPy would compute on plain arrays and return
+        one, so ``np.sin(x) * x`` would silently lose the cos term of its gradient. Where
+        tinymeta has the op (arithmetic, exp, log, sqrt, tanh, sin, cos, abs, maximum,
+        minimum, matmul, comparisons), the ufunc *is* that op and the result is a Tensor
+        in the graph, as natural NumPy-style code expects. Any other ufunc (or method,
+        such as ``np.add.reduce``, or an ``out=``) runs on the values only where that
+        loses nothing: its result is not floating point (``np.isfinite(x)``) or no
+        operand requires grad; then NumPy's own result comes back. Otherwise it raises
+        a TypeError that names the tinymeta function to use. This hook also makes
+        ``ndarray + tensor`` (and every other operator with an array on the left) a Tensor.
+        """
+        name = _UFUNC_OPS.get(ufunc.__name__)
+        if method == "__call__" and name is not None and not kwargs:
+            return getattr(ops, name)(*inputs)
+        what = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+        if "out" in kwargs and _has_tensor(kwargs["out"]):
+            raise TypeError(f"{what}(..., out=tensor): tensors are immutable; use the returned value")
+        hint = _REDUCE_HINTS.get(ufunc.__name__) if method == "reduce" else (
+            f"tinymeta.{name}" if name is not None else None)
+        return _on_values(what, hint, getattr(ufunc, method), inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        """NumPy functions on tensors: ``np.sum``, ``np.mean``, ``np.concatenate``, ``np.where``
+        and the other functions tinymeta has dispatch to its ops (the result is a Tensor in
+        the graph); any other runs on the values as :meth:`__array_ufunc__` says."""
+        name = func.__name__
+        adapter = _FUNCTIONS.get(name) if getattr(np, name, None) is func else None
+        if adapter is not None:
+            try:
+                inspect.signature(adapter).bind(*args, **kwargs)
+            except TypeError:
+                pass  # an argument tinymeta does not take: NumPy's way, if it loses nothing
+            else:
+                return adapter(*args, **kwargs)
+        return _on_values(f"numpy.{name}", f"tinymeta.{name}" if adapter is not None else None,
+                          func, args, kwargs)
 
     def detach(self):
         """The same values, cut from the graph (a constant)."""
@@ -250,6 +316,113 @@ class Tensor:
     def flatten(self, start_axis=0): return ops.flatten(self, start_axis)
     def squeeze(self, axis): return ops.squeeze(self, axis)
     def unsqueeze(self, axis): return ops.unsqueeze(self, axis)
+
+
+# NumPy ufuncs that are tinymeta ops (by the ufunc's name; np.abs is np.absolute)
+_UFUNC_OPS = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div", "true_divide": "div",
+              "negative": "neg", "power": "pow", "exp": "exp",
+              "log": "log", "sqrt": "sqrt", "tanh": "tanh", "sin": "sin", "cos": "cos", "absolute": "abs",
+              "maximum": "maximum", "minimum": "minimum", "matmul": "matmul", "equal": "equal",
+              "not_equal": "not_equal", "less": "less", "less_equal": "less_equal", "greater": "greater",
+              "greater_equal": "greater_equal"}
+_REDUCE_HINTS = {"add": "tinymeta.sum", "maximum": "tinymeta.max", "minimum": "tinymeta.min"}
+
+
+# NumPy functions that are tinymeta ops, with NumPy's own argument order
+def _np_sum(a, axis=None, dtype=None, out=None, keepdims=False): return a.sum(axis, keepdims, dtype, out)
+def _np_mean(a, axis=None, dtype=None, out=None, keepdims=False): return a.mean(axis, keepdims, dtype, out)
+def _np_max(a, axis=None, out=None, keepdims=False): return ops.max(_no_out(a, out), axis, keepdims)
+def _np_min(a, axis=None, out=None, keepdims=False): return ops.min(_no_out(a, out), axis, keepdims)
+def _np_any(a, axis=None, out=None, keepdims=False): return ops.any(_no_out(a, out), axis, keepdims)
+def _np_all(a, axis=None, out=None, keepdims=False): return ops.all(_no_out(a, out), axis, keepdims)
+def _np_var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+    return _numpy_style(lambda t, ax, kd: ops.var(t, ax, kd, ddof), a, axis, keepdims, dtype, out)
+def _np_concatenate(arrays, axis=0): return ops.concatenate(_all_tensors(arrays), axis)
+def _np_stack(arrays, axis=0): return ops.stack(_all_tensors(arrays), axis)
+def _np_where(condition, x, y):
+    if not (isinstance(x, Tensor) or isinstance(y, Tensor)):  # only the condition is a tensor: a constant
+        return np.where(_values(condition), x, y)
+    return ops.where(condition, x, y)
+def _np_reshape(a, shape): return ops.reshape(_as_tensor(a), shape)
+def _np_transpose(a, axes=None): return ops.transpose(_as_tensor(a), axes)
+def _np_swapaxes(a, axis1, axis2): return ops.swapaxes(_as_tensor(a), axis1, axis2)
+def _np_broadcast_to(array, shape): return ops.broadcast_to(_as_tensor(array), shape)
+def _np_expand_dims(a, axis): return ops.unsqueeze(_as_tensor(a), axis)
+def _np_argmax(a, axis=None): return ops.argmax(_as_tensor(a), axis)
+
+
+_FUNCTIONS = {"sum": _np_sum, "mean": _np_mean, "max": _np_max, "amax": _np_max, "min": _np_min,
+              "amin": _np_min, "any": _np_any, "all": _np_all, "var": _np_var, "concatenate": _np_concatenate,
+              "stack": _np_stack, "where": _np_where, "reshape": _np_reshape, "transpose": _np_transpose,
+              "swapaxes": _np_swapaxes, "broadcast_to": _np_broadcast_to, "expand_dims": _np_expand_dims,
+              "argmax": _np_argmax}
+
+
+def _no_out(a, out):
+    if out is not None:
+        raise TypeError("tensors are immutable: out= is not supported, use the returned tensor")
+    return a
+
+
+def _as_tensor(a):
+    if not isinstance(a, Tensor):
+        raise TypeError(f"expected a Tensor, got {type(a).__name__}")
+    return a
+
+
+def _all_tensors(arrays):
+    """Tensors for NumPy's list arguments; arrays and numbers become constants beside them."""
+    arrays = list(arrays)
+    like = next(a for a in arrays if isinstance(a, Tensor))
+    return [a if isinstance(a, Tensor) else ops.common.const(np.asarray(a, dtype=like.dtype), like)
+            for a in arrays]
+
+
+def _has_tensor(x) -> bool:
+    if isinstance(x, Tensor):
+        return True
+    return isinstance(x, (list, tuple)) and any(_has_tensor(v) for v in x)
+
+
+def _values(x):
+    """``x`` with every Tensor in it (also in lists, tuples and dicts) replaced by its values."""
+    if isinstance(x, Tensor):
+        return x.numpy()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_values(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _values(v) for k, v in x.items()}
+    return x
+
+
+def _requires_grad(x) -> bool:
+    if isinstance(x, Tensor):
+        return x.requires_grad
+    if isinstance(x, (list, tuple)):
+        return any(_requires_grad(v) for v in x)
+    if isinstance(x, dict):
+        return any(_requires_grad(v) for v in x.values())
+    return False
+
+
+def _is_float(r) -> bool:
+    """Whether ``r`` (a result of NumPy's) holds floating-point values, which a gradient could flow through."""
+    if isinstance(r, (tuple, list)):
+        return any(_is_float(v) for v in r)
+    dtype = getattr(r, "dtype", None)
+    return isinstance(r, (float, complex)) if dtype is None else np.dtype(dtype).kind in "fc"
+
+
+def _on_values(what, hint, call, args, kwargs):
+    """NumPy's own ``call`` on the values, where no gradient is lost (see Tensor.__array_ufunc__)."""
+    result = call(*_values(args), **_values(kwargs))
+    if _is_float(result) and (_requires_grad(args) or _requires_grad(kwargs)):
+        raise TypeError(f"{what} {'with these arguments ' if hint and 'reduce' not in what else ''}is not a "
+                        f"tinymeta op: on a tensor that requires grad it would return a plain array cut from the "
+                        f"graph, and the gradient through it would be lost; use "
+                        f"{hint or 'tinymeta ops (tinymeta.exp, tinymeta.sin, ...)'} instead, or "
+                        f"{what}(x.numpy()) for the values alone")
+    return result
 
 
 def _comparable(o) -> bool:

@@ -1,5 +1,5 @@
 """tinymeta's primitive ops, by family. Every op here is differentiable to any order,
-except the constant ones in :mod:`.compare` (comparisons, argmax, one_hot).
+except the constant ones in :mod:`.compare` (comparisons, any/all, argmax, one_hot).
 
 The primitives a backend must provide are few: elementwise arithmetic and
 functions, sum, mean and max reductions, reshape/transpose/broadcast/index/pad/
@@ -13,10 +13,10 @@ matmul with its transposed convolution (:mod:`.conv`).
 Helpers that are not ops (operands, const, axis handling) stay in :mod:`.common`.
 """
 from .cast import astype, to_device
-from .compare import argmax, equal, greater, greater_equal, less, less_equal, not_equal, one_hot
+from .compare import all, any, argmax, equal, greater, greater_equal, less, less_equal, not_equal, one_hot
 from .conv import fold, unfold
-from .elementwise import (abs, add, div, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid, sqrt, sub,
-                          tanh, where)
+from .elementwise import (abs, add, cos, div, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid, sin,
+                          sqrt, sub, tanh, where)
 from .matmul import matmul
 from .norm import standardize
 from .reduce import max, mean, min, sum, var
@@ -24,9 +24,9 @@ from .shape import (broadcast_to, concatenate, expand, flatten, getitem, pad, re
                     swapaxes, transpose, unsqueeze)
 from .softmax import softmax_cross_entropy
 
-__all__ = ["abs", "add", "argmax", "astype", "broadcast_to", "concatenate", "div", "equal", "exp", "expand",
+__all__ = ["abs", "add", "all", "any", "argmax", "astype", "broadcast_to", "concatenate", "cos", "div", "equal", "exp", "expand",
            "flatten", "fold", "getitem", "greater", "greater_equal", "less", "less_equal", "log", "matmul",
            "max", "maximum", "mean", "min", "minimum", "mul", "neg", "not_equal", "one_hot", "pad", "pow",
-           "relu", "reshape", "sigmoid", "softmax_cross_entropy", "sqrt", "squeeze", "stack", "standardize",
+           "relu", "reshape", "sigmoid", "sin", "softmax_cross_entropy", "sqrt", "squeeze", "stack", "standardize",
            "sub", "sum", "sum_to", "swapaxes", "tanh", "to_device", "transpose", "unfold", "unsqueeze", "var",
            "where"]

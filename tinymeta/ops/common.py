@@ -120,18 +120,25 @@ def sum_kept(a, axes, b=None):
 
 
 def normalize_axis(axis, ndim: int):
-    """A sorted tuple of non-negative axes (``None`` means all)."""
+    """A sorted tuple of non-negative axes (``None`` means all).
+
+    A 0-d tensor accepts axis 0 or -1 and has no axis to reduce, as in PyTorch
+    (``tm.tensor(3.).sum(0)`` is 3, where NumPy raises): the result is ``()``.
+    """
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
     out = []
     for ax in axes:
-        if not -ndim <= ax < max(ndim, 1):
-            raise ValueError(f"axis {ax} is out of range for a tensor with {ndim} dimensions")
-        out.append(ax % ndim if ndim else 0)
+        if not isinstance(ax, numbers.Integral):
+            raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
+        if not -max(ndim, 1) <= ax < max(ndim, 1):
+            raise ValueError(f"axis {ax} is out of range for a tensor with {ndim} dimensions "
+                             f"(valid: {-max(ndim, 1)} to {max(ndim, 1) - 1})")
+        out.append(ax % ndim if ndim else None)
     if len(set(out)) != len(out):
         raise ValueError(f"repeated axis in {axis}")
-    return tuple(sorted(out))
+    return tuple(sorted(ax for ax in out if ax is not None))
 
 
 def keepdims_shape(shape, axes):

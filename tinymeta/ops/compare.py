@@ -1,4 +1,4 @@
-"""Ops whose results are constants: comparisons, argmax, one_hot.
+"""Ops whose results are constants: comparisons, any/all, argmax, one_hot.
 
 Their values are booleans or integers, so there is nothing to differentiate:
 each computes on the arrays and returns a Tensor outside the graph (it never
@@ -10,7 +10,7 @@ import numbers
 
 from .. import backend
 from ..tensor import Tensor
-from .common import operands
+from .common import normalize_axis, operands
 
 
 def _arrays(a, b, name: str):
@@ -58,6 +58,16 @@ def greater_equal(a, b) -> Tensor:
     """Elementwise ``a >= b`` as a constant boolean tensor."""
     xp, x, y = _arrays(a, b, "greater_equal")
     return Tensor(xp.greater_equal(x, y))
+
+
+def any(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 (mirrors numpy.any)
+    """Whether any element over ``axis`` is nonzero (a constant boolean tensor): ``if (x > 0).any():``."""
+    return Tensor(a.array.astype(bool).any(axis=normalize_axis(axis, a.ndim), keepdims=keepdims))
+
+
+def all(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001 (mirrors numpy.all)
+    """Whether every element over ``axis`` is nonzero (a constant boolean tensor): ``if (x > 0).all():``."""
+    return Tensor(a.array.astype(bool).all(axis=normalize_axis(axis, a.ndim), keepdims=keepdims))
 
 
 def argmax(a: Tensor, axis=None) -> Tensor:

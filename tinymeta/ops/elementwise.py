@@ -122,6 +122,43 @@ class PowScalar(Function):
         return (g * self.p * a ** (self.p - 1),)
 
 
+class Pow(Function):
+    """``a ** b`` elementwise with a tensor exponent, PyTorch's rules at the edges.
+
+    The forward is the backend's power, so a negative base with an integer-valued
+    exponent is exact (``(-1.5) ** 2 = 2.25``) and with a non-integer one is NaN (not a
+    real number), as in NumPy and PyTorch. Gradients, as PyTorch defines them:
+    d/da = b a^(b-1), but 0 where b == 0; d/db = a^b log a, but 0 where a == 0 and
+    b >= 0 (0 ** y is constant there), NaN for a negative base (log a is not real).
+    """
+    saves_inputs = saves_output = True
+
+    def forward(self, a, b):
+        xp = backend.get_xp(a, b)
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN/inf where the result is not real/finite
+            return xp.power(a, b)
+
+    def backward(self, g):
+        a, b = self.inputs
+        ga, gb = self.needs_input_grad
+        xp = backend.get_xp(a.array)
+        grad_a = grad_b = None
+        if ga:
+            zero_exponent = b.array == 0
+            # where b == 0 the gradient is 0, also at a == 0 (where a^(b-1) is infinite): the
+            # exponent is moved to 1 there so that no order of derivative meets 0 * inf
+            b_safe = where(zero_exponent, 1.0, b)
+            grad_a = sum_to(where(zero_exponent, 0.0, g * b_safe * pow(a, b_safe - 1.0)), a.shape)
+        if gb:
+            flat = xp.logical_and(a.array == 0, b.array >= 0)
+            # log is taken of 1 where 0 ** y is flat, so its derivatives stay finite there too
+            a_safe = where(flat, 1.0, a)
+            with np.errstate(invalid="ignore"):  # log of a negative base: NaN, as documented
+                log_a = log(a_safe)
+            grad_b = sum_to(where(flat, 0.0, g * self.out * log_a), b.shape)
+        return grad_a, grad_b
+
+
 class Exp(Function):
     saves_output = True
 
@@ -150,6 +187,26 @@ class Sqrt(Function):
 
     def backward(self, g):
         return (g * 0.5 / self.out,)
+
+
+class Sin(Function):
+    saves_inputs = True
+
+    def forward(self, a):
+        return backend.get_xp(a).sin(a)
+
+    def backward(self, g):
+        return (g * cos(self.inputs[0]),)
+
+
+class Cos(Function):
+    saves_inputs = True
+
+    def forward(self, a):
+        return backend.get_xp(a).cos(a)
+
+    def backward(self, g):
+        return (neg(g * sin(self.inputs[0])),)
 
 
 class Tanh(Function):
@@ -241,6 +298,8 @@ def neg(a): return Neg.apply(a)
 def exp(a): return Exp.apply(a)
 def log(a): return Log.apply(a)
 def sqrt(a): return Sqrt.apply(a)
+def sin(a): return Sin.apply(a)
+def cos(a): return Cos.apply(a)
 def tanh(a): return Tanh.apply(a)
 def sigmoid(a): return Sigmoid.apply(a)
 def relu(a): return Relu.apply(a)
@@ -248,12 +307,14 @@ def abs(a): return Abs.apply(a)  # noqa: A001 (mirrors numpy.abs)
 
 
 def pow(a, b):  # noqa: A001 (mirrors numpy.power)
-    """``a ** b``. A number exponent is the common case; a Tensor exponent is
-    computed as exp(b log a), so it needs a > 0."""
+    """``a ** b``. A number exponent is the common case (one op, any base); a Tensor
+    exponent is the :class:`Pow` op, which follows PyTorch: a negative base gives a real
+    result for an integer-valued exponent and NaN otherwise, and ``0 ** y`` has gradient
+    0 with respect to ``y`` (for ``y >= 0``)."""
     if isinstance(b, numbers.Number) and isinstance(a, Tensor):
         return PowScalar.apply(a, p=b)
     a, b = operands(a, b, "pow")
-    return exp(b * log(a))
+    return Pow.apply(a, b)
 
 
 def where(cond, a, b):

@@ -93,9 +93,12 @@ def var(a: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
 
 def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Maximum over ``axis``; the gradient is shared evenly between tied maxima."""
-    if a.size == 0:
-        raise ValueError("max: empty tensor")
-    return Max.apply(a, axes=normalize_axis(axis, a.ndim), keepdims=keepdims)
+    axes = normalize_axis(axis, a.ndim)
+    empty = [ax for ax in axes if a.shape[ax] == 0]
+    if empty:
+        raise ValueError(f"max: cannot reduce over axis {empty[0]} of shape {a.shape}, which has no elements "
+                         "(the maximum of nothing is undefined)")
+    return Max.apply(a, axes=axes, keepdims=keepdims)
 
 
 def min(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001

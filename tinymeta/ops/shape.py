@@ -239,6 +239,9 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("concatenate: needs at least one tensor")
     first = tensors[0]
+    if any(t.ndim == 0 for t in tensors):
+        raise ValueError("concatenate: 0-d tensors have no axis to join along; use stack to make a 1-d "
+                         "tensor of them")
     axis = normalize_axis(axis, first.ndim)[0]
     for t in tensors[1:]:
         if t.device != first.device:

@@ -35,16 +35,21 @@ _exp_kernel = backend.ElementwiseKernel(
 
 
 def _nll_reference(total, top, z_dot_y, y_sum, nll):
-    np.multiply(np.log(total) + top - z_dot_y, y_sum, out=nll)
+    np.subtract(z_dot_y, top, out=nll)
+    np.subtract(np.log(total), nll, out=nll)
+    nll *= y_sum
     with np.errstate(invalid="ignore"):  # 0/0 is the point
         nll /= y_sum
 
 
-# log sum exp(z) - <z, y>; times y_sum / y_sum, which is exact for a one-hot row and 0/0 = NaN
-# for a row of zeros (a label outside [0, C), unchecked on a GPU)
+# log sum exp(z - top) - (<z, y> - top), i.e. log sum exp(z) - <z, y>: the label's logit is
+# shifted first (exactly, being near top when the loss is small), so a small loss keeps its
+# relative precision ((log(total) + top) - z_y would round it to the spacing of floats at top);
+# times y_sum / y_sum, which is exact for a one-hot row and 0/0 = NaN for a row of zeros
+# (a label outside [0, C), unchecked on a GPU)
 _nll_kernel = backend.ElementwiseKernel(
     _nll_reference, "T total, T top, T z_dot_y, T y_sum", "T nll",
-    "nll = (log(total) + top - z_dot_y) * y_sum / y_sum;", "tinymeta_softmax_ce_nll")
+    "nll = (log(total) - (z_dot_y - top)) * y_sum / y_sum;", "tinymeta_softmax_ce_nll")
 
 
 def _gradient_reference(g, p, y, out):
