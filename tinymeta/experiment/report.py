@@ -7,11 +7,12 @@ judgement lives in ``results/notes.md`` and is included as it is.
 """
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
-from ..files import atomic_write, write_text
+from ..files import atomic_write, read_json, write_text
 from .presets import PRESETS
+from .runs import read_config, read_evaluation
 
 # Published values (../shared/REFERENCE.md)
 MAML_SINE_K5 = {1: 0.67, 5: 0.38, 10: 0.35}          # MAML paper, App. C
@@ -44,7 +45,15 @@ CAML_CONTEXTS = (5, 2, 50)                                          # the preset
 
 
 def _load(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    """A run folder's JSON file (None if absent), checked as its kind requires: a damaged one raises
+    UnreadableFileError naming it, before anything is written."""
+    if not os.path.lexists(path):
+        return None
+    if path.name == "config.json":
+        read_config(path.parent)  # validated as a Config; the report reads the dict as saved
+    elif path.name == "test.json" or path.name.startswith("eval-"):
+        return read_evaluation(path)
+    return read_json(path)
 
 
 def _cell(summary) -> str:
