@@ -86,11 +86,14 @@ def read_bytes_bounded(path, limit: int) -> bytes:
     size = check_regular_file(path)
     if size > limit:
         raise UnreadableFileError(path, f"is {size:,} bytes, more than the {limit:,} a file of its kind can hold")
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)  # the file may grow after the stat
-    if len(data) > limit:
-        raise UnreadableFileError(path, f"holds more than the {limit:,} bytes a file of its kind can hold")
-    return data
+    chunks, total = [], 0
+    with open(path, "rb") as f:  # in chunks: read(limit) would set aside `limit` bytes at once
+        while chunk := f.read(min(1 << 20, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew after the stat
+                raise UnreadableFileError(path, f"holds more than the {limit:,} bytes a file of its kind can hold")
+    return b"".join(chunks)
 
 
 def read_text_bounded(path, limit: int = MAX_JSON_BYTES) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,7 +143,10 @@ def _decode(path: Path) -> np.ndarray:
         size = check_regular_file(path)
         if size > MAX_IMAGE_BYTES:
             raise ValueError(f"it is {size:,} bytes, more than the {MAX_IMAGE_BYTES:,} an image may be")
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # Pillow warns of a large size; the size check below refuses it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened as im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
                 raise ValueError(f"it declares {im.width}x{im.height} pixels, more than {MAX_IMAGE_PIXELS:,}")
             im = im.convert("RGB")

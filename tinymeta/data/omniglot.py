@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import os
 import time
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -165,7 +166,10 @@ def _decode(data: bytes, where: str) -> np.ndarray:
     from PIL import Image  # noqa: PLC0415  (Pillow is only needed when building)
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():  # Pillow warns of a large size; the size check below refuses it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
             if im.size != (SOURCE_SIZE, SOURCE_SIZE):  # read from the header: checked before decoding
                 raise ValueError(f"size {im.size}, expected {SOURCE_SIZE}x{SOURCE_SIZE}")
             im.load()
