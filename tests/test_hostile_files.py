@@ -33,7 +33,7 @@ TINY = ["--preset", "maml-sine-5shot", "--iterations", "20", "--log-interval", "
 
 
 # ---- running the command line ------------------------------------------------------------------
-def tinymeta_process(*argv, cwd: Path, memory: int | None = None):
+def tinymeta_process(*argv, cwd: Path, memory: int | None = None, timeout: float = 300):
     """(exit status, stdout, stderr) of ``python -m tinymeta ARGV`` in a process of its own, run in ``cwd``
     with its own cache folder; ``memory``: its address space in bytes (``RLIMIT_AS``)."""
     env = {k: v for k, v in os.environ.items() if k not in ("TINYMETA_DATA", "TINYMETA_DEBUG")}
@@ -43,7 +43,7 @@ def tinymeta_process(*argv, cwd: Path, memory: int | None = None):
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
     r = subprocess.run([sys.executable, "-m", "tinymeta", *map(str, argv)], cwd=cwd, env=env, capture_output=True,
-                       text=True, timeout=300, preexec_fn=bound_memory if memory else None)
+                       text=True, timeout=timeout, preexec_fn=bound_memory if memory else None)
     return r.returncode, r.stdout, r.stderr
 
 
@@ -228,6 +228,21 @@ def test_a_forged_checkpoint_is_refused_by_resume_and_the_log_is_kept(run, tmp_p
     line = error_line(err, "train")
     assert code == 2 and "checkpoint.npz" in line and names in line, line
     assert snapshot(tmp_path / "runs") == before  # the log is not truncated, nothing else written
+
+
+@pytest.mark.parametrize("kind", ["link-to-dev-zero", "named-pipe"])
+def test_a_checkpoint_that_is_a_device_or_a_pipe_is_refused_at_once(run, tmp_path, kind):
+    """Neither read without end nor waited on (a pipe with no writer would block its reader for ever)."""
+    if not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"):
+        pytest.skip("no named pipes or /dev/zero here")
+    (run / "checkpoint.npz").unlink()
+    if kind == "named-pipe":
+        os.mkfifo(run / "checkpoint.npz")
+    else:
+        os.symlink("/dev/zero", run / "checkpoint.npz")
+    code, out, err = tinymeta_process("evaluate", "--logdir", run, cwd=tmp_path, memory=MEMORY_LIMIT, timeout=60)
+    line = error_line(err, "evaluate")
+    assert code == 2 and "checkpoint.npz" in line and "not a regular file" in line, line
 
 
 # ---- zip files written by hand: bombs and damaged streams --------------------------------------

@@ -81,13 +81,33 @@ def check_regular_file(path) -> int:
     return info.st_size
 
 
+def open_regular_file(path):
+    """``path`` opened for reading in binary, if it is a regular file (links followed); else UnreadableFileError.
+
+    The check is made on the opened file itself, so the file cannot be swapped for a device in
+    between; opening does not wait on a pipe (O_NONBLOCK, which a regular file ignores).
+    """
+    import stat  # noqa: PLC0415
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # FileNotFoundError propagates
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, pipe or socket)"
+            raise UnreadableFileError(path, f"is {kind}; refusing to read it")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_bytes_bounded(path, limit: int) -> bytes:
     """The bytes of the regular file ``path``, refusing one larger than ``limit`` bytes (read at most limit + 1)."""
-    size = check_regular_file(path)
-    if size > limit:
-        raise UnreadableFileError(path, f"is {size:,} bytes, more than the {limit:,} a file of its kind can hold")
     chunks, total = [], 0
-    with open(path, "rb") as f:  # in chunks: read(limit) would set aside `limit` bytes at once
+    with open_regular_file(path) as f:  # in chunks: read(limit) would set aside `limit` bytes at once
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise UnreadableFileError(path, f"is {size:,} bytes, more than the {limit:,} a file of its kind can hold")
         while chunk := f.read(min(1 << 20, limit + 1 - total)):
             chunks.append(chunk)
             total += len(chunk)
@@ -134,9 +154,9 @@ def read_npz(path) -> dict:
 
     import numpy as np  # noqa: PLC0415  (only the readers of arrays need NumPy)
 
-    size = check_regular_file(path)
     try:
-        with open(path, "rb") as f, zipfile.ZipFile(f) as zf:
+        with open_regular_file(path) as f, zipfile.ZipFile(f) as zf:
+            size = os.fstat(f.fileno()).st_size
             infos = zf.infolist()
             names = [i.filename for i in infos]
             if len(set(names)) != len(names):

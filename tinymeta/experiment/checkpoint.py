@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import __version__, backend
-from ..files import UnreadableFileError, atomic_write, read_npz
+from ..files import UnreadableFileError, atomic_write, check_regular_file, read_npz
 from ..tensor import Tensor, tensor
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint",
@@ -257,9 +257,13 @@ def _read_entries(path: str) -> dict[str, np.ndarray]:
     """All arrays of the .npz at ``path``, each entry's declared size checked before it is read
     (:func:`tinymeta.files.read_npz`); never unpickling anything."""
     try:
+        check_regular_file(path)  # not a link to a device or a pipe: nothing below may block or run on
+    except UnreadableFileError as exc:
+        raise CheckpointError(f"{path!r} {exc.problem}") from None
+    try:
         return read_npz(path)
     except UnreadableFileError as exc:
-        with open(path, "rb") as f:  # a regular file by now: say what it is when it is a bare .npy
+        with open(path, "rb") as f:  # a regular file: say what it is when it is a bare .npy
             if f.read(6) == b"\x93NUMPY":
                 raise CheckpointError(f"{path!r} is a single-array .npy file, not a tinymeta checkpoint") from None
         raise CheckpointError(f"{path!r} is damaged, or not a tinymeta checkpoint at all: {exc.problem}") from None
