@@ -134,8 +134,10 @@ def _set_extra(key, value):
     return forge
 
 
-def _drop_iteration(entries, meta):
-    del meta["extra"]["iteration"]
+def _drop_extra(key):
+    def forge(entries, meta):
+        del meta["extra"][key]
+    return forge
 
 
 def _param_shape(entries, meta):
@@ -186,7 +188,8 @@ FORGERIES = {  # name: (forge, raw replacements in the meta text, what the error
     "iteration-not-integer": (_set_extra("iteration", 3.7), None, "iteration"),
     "iteration-beyond-config": (_set_extra("iteration", 10 ** 9), None, "iteration"),
     "iteration-string": (_set_extra("iteration", "5"), None, "iteration"),
-    "iteration-missing": (_drop_iteration, None, "iteration"),
+    "iteration-missing": (_drop_extra("iteration"), None, "iteration"),
+    "elapsed-missing": (_drop_extra("elapsed"), None, "training time"),
     "rng-state": (_rng_state, None, "random-generator state"),
     "optimizer-state": (_optimizer_state, None, "optimizer state"),
     "nested-metadata": (_nested, {"DEEP": "[" * 100_000 + "]" * 100_000}, "nested too deeply"),

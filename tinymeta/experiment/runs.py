@@ -171,7 +171,7 @@ def load_run_checkpoint(path, device=None, *, resume: bool = False) -> tuple[Che
     if not _integer(it) or not 0 <= it <= cfg.iterations:
         bad(f"its saved iteration must be an integer from 0 to {cfg.iterations} (the configuration's "
             f"iterations), got {it!r}")
-    elapsed = extra.get("elapsed", 0.0)
+    elapsed = extra.get("elapsed")
     if not _number(elapsed) or not math.isfinite(elapsed) or elapsed < 0:
         bad(f"its saved training time must be a number of seconds >= 0, got {elapsed!r}")
     count, sums = extra.get("log_count", 0), extra.get("log_sums", {})
