@@ -161,5 +161,5 @@ def say(verbose: bool, msg: str) -> None:
         print(f"tinymeta: {msg}", file=sys.stderr, flush=True)
 
 
-__all__ = ["DataError", "layout_problem", "resolve_cache_dir", "candidate_dirs", "array_checksum", "file_sha256", "folder_fingerprint",
-           "save_cache", "save_cache_or_warn", "load_cache", "say"]
+__all__ = ["DataError", "layout_problem", "resolve_cache_dir", "candidate_dirs", "array_checksum", "file_sha256",
+           "folder_fingerprint", "save_cache", "save_cache_or_warn", "load_cache", "say"]

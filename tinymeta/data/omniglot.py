@@ -202,7 +202,8 @@ def _build_arrays(splits: list[_Split], expected_characters: dict | None = None)
         try:
             zf = zipfile.ZipFile(split.path) if split.is_zip else None
         except _ZIP_ERRORS as exc:
-            raise DataError(f"{split.path} is not a valid zip file ({exc}); download it again from {HOME_URL}") from None
+            raise DataError(f"{split.path} is not a valid zip file ({exc}); download it again from "
+                            f"{HOME_URL}") from None
         try:
             for (alphabet, character), files in chars.items():
                 for d, name in enumerate(files):
@@ -240,7 +241,8 @@ def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
     except DataError:
         raise
     except _ZIP_ERRORS as exc:  # a CRC mismatch, a damaged deflate stream, a truncated file
-        raise DataError(f"cannot read Omniglot image {where}: {type(exc).__name__}: {exc}. The zip is "
+        kind = "zlib.error" if isinstance(exc, zlib.error) else type(exc).__name__
+        raise DataError(f"cannot read Omniglot image {where}: {kind}: {exc}. The zip is "
                         f"corrupt; download it again from {HOME_URL}") from None
 
 
