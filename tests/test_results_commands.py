@@ -89,12 +89,16 @@ def test_a_cells_row_reads_its_latest_test_evaluation(tmp_path):
     """A run evaluated part-way (eval-test.json) and then trained to the end (test.json) is reported at
     the end, and a later evaluate of a finished-then-resumed run wins over its older test.json."""
     from tinymeta.experiment.report import _test_result
+
+    def evaluation(iteration):  # what train (test.json) and evaluate --out (eval-test.json) write
+        return {"split": "test", "tasks": 600, "steps": 1, "iteration": iteration, "train_seconds": 1.0,
+                "device": "cpu", "accuracy": [{"mean": 0.2, "ci95": 0.01}, {"mean": 0.9, "ci95": 0.01}]}
     run = tmp_path / "run"
     run.mkdir()
     assert _test_result(run) is None
-    (run / "eval-test.json").write_text(json.dumps({"iteration": 46966}))
+    (run / "eval-test.json").write_text(json.dumps(evaluation(46966)))
     assert _test_result(run)["iteration"] == 46966
-    (run / "test.json").write_text(json.dumps({"iteration": 60000}))
+    (run / "test.json").write_text(json.dumps(evaluation(60000)))
     assert _test_result(run)["iteration"] == 60000
-    (run / "eval-test.json").write_text(json.dumps({"iteration": 70000}))
+    (run / "eval-test.json").write_text(json.dumps(evaluation(70000)))
     assert _test_result(run)["iteration"] == 70000

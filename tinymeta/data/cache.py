@@ -16,7 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
+from ..files import atomic_write, read_npz
+
+
+class DataError(RuntimeError, ValueError):
+    """A dataset file that is damaged, forged or not laid out as expected; the message names the file.
+
+    A RuntimeError as the loaders always raised, and a ValueError so that the command line
+    reports it as a file to fix (one ``error:`` line, exit status 2) rather than a crash.
+    """
 
 
 def resolve_cache_dir(path=None) -> Path:
@@ -112,13 +120,12 @@ def load_cache(path: Path, fingerprint: str, preprocessing: str) -> tuple[dict |
     unreadable, truncated, fails its checksum, or was built from other data or with
     other preprocessing (the caller then rebuilds it).
     """
-    if not path.exists():
+    if not os.path.lexists(path):
         return None, "no cache yet"
-    try:
-        with np.load(path, allow_pickle=False) as z:  # never unpickle: a cache is just arrays
-            arrays = {k: z[k] for k in z.files}
-    except Exception as exc:  # BadZipFile, EOFError, ValueError, OSError, ...
-        return None, f"cache {path} is unreadable ({type(exc).__name__}: {exc})"
+    try:  # never unpickles; each entry's size is checked before it is read
+        arrays = read_npz(path)
+    except (ValueError, OSError) as exc:  # damaged, forged, a link to a device, unreadable
+        return None, f"cache {path} is unreadable ({exc})"
     stored = arrays.pop("checksum", None)
     if stored is None or str(stored) != array_checksum(arrays):
         return None, f"cache {path} fails its checksum (corrupt or edited)"
@@ -129,11 +136,30 @@ def load_cache(path: Path, fingerprint: str, preprocessing: str) -> tuple[dict |
     return arrays, ""
 
 
+def layout_problem(arrays: dict, expected: dict) -> str:
+    """What is wrong with a cache's arrays against the ``expected`` {name: (shape, dtype kind or dtype)}.
+
+    A shape entry of None matches any length on that axis. Returns "" when every array fits: a
+    cache whose checksum and fingerprint agree can still be hand-made, and its arrays feed the
+    samplers directly, so their layout is checked too.
+    """
+    for name, (shape, dtype) in expected.items():
+        a = arrays.get(name)
+        if a is None:
+            return f"it has no {name!r} array"
+        fits_dtype = a.dtype.kind == dtype if len(dtype) == 1 else a.dtype == np.dtype(dtype)
+        fits_shape = a.ndim == len(shape) and all(n is None or n == m for n, m in zip(shape, a.shape))
+        if not (fits_dtype and fits_shape):
+            want = "x".join("N" if n is None else str(n) for n in shape)
+            return f"its {name!r} array is {a.dtype} of shape {a.shape}, expected {dtype} of shape {want}"
+    return ""
+
+
 def say(verbose: bool, msg: str) -> None:
     """Print a progress or warning line to stderr when ``verbose`` (the data loaders' one voice)."""
     if verbose:
         print(f"tinymeta: {msg}", file=sys.stderr, flush=True)
 
 
-__all__ = ["resolve_cache_dir", "candidate_dirs", "array_checksum", "file_sha256", "folder_fingerprint",
-           "save_cache", "save_cache_or_warn", "load_cache", "say"]
+__all__ = ["DataError", "layout_problem", "resolve_cache_dir", "candidate_dirs", "array_checksum", "file_sha256",
+           "folder_fingerprint", "save_cache", "save_cache_or_warn", "load_cache", "say"]

@@ -19,12 +19,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .cache import candidate_dirs, load_cache, resolve_cache_dir, save_cache_or_warn, say
+from ..files import UnreadableFileError, check_regular_file, read_text_bounded
+from .cache import DataError, candidate_dirs, layout_problem, load_cache, resolve_cache_dir, save_cache_or_warn, say
 
 SPLITS = ("train", "val", "test")
 IMAGE_SIZE = 84
@@ -33,6 +35,9 @@ SPLIT_FILES_URL = "https://github.com/twitter/meta-learning-lstm/tree/master/dat
 CACHE_VERSION = 1
 CACHE_NAME = f"miniimagenet_{IMAGE_SIZE}x{IMAGE_SIZE}_v{CACHE_VERSION}.npz"
 PREPROCESSING = f"RGB;LANCZOS-if-needed;{IMAGE_SIZE}x{IMAGE_SIZE};CHW"
+MAX_CSV_BYTES = 64 << 20      # the official csv files are about 2 MB
+MAX_IMAGE_BYTES = 64 << 20    # one JPEG file
+MAX_IMAGE_PIXELS = 1 << 26    # 8192 x 8192: read from the image header, checked before decoding
 
 
 def _missing_parts(folder: Path) -> list[str]:
@@ -62,9 +67,23 @@ def find_miniimagenet(data_dir=None) -> Path:
         "$TINYMETA_DATA=DIR.")
 
 
+def _check_filename(path: Path, line: int, name: str) -> str:
+    """An image's file name as the csv gives it: a plain name inside images/, nothing that leads out."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or Path(name).is_absolute():
+        raise ValueError(f"{path}, line {line}: {name!r} is not a plain file name in images/ (paths with "
+                         "'/', '..' or a drive are refused: the csv may only name images of the dataset)")
+    return name
+
+
 def _read_csv(path: Path) -> list[tuple[str, str]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    try:
+        text = read_text_bounded(path, MAX_CSV_BYTES)
+    except UnreadableFileError as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        rows = list(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        raise ValueError(f"{path}: not a csv file ({exc})") from None
     if not rows or [c.strip() for c in rows[0]] != ["filename", "label"]:
         raise ValueError(f"{path}: the first line must be the header 'filename,label', "
                          f"got {rows[0] if rows else 'an empty file'}")
@@ -74,7 +93,7 @@ def _read_csv(path: Path) -> list[tuple[str, str]]:
             continue  # a trailing blank line
         if len(row) != 2 or not row[0] or not row[1]:
             raise ValueError(f"{path}, line {i}: expected 'filename,label', got {row}")
-        out.append((row[0].strip(), row[1].strip()))
+        out.append((_check_filename(path, i, row[0].strip()), row[1].strip()))
     if not out:
         raise ValueError(f"{path} lists no images")
     return out
@@ -100,7 +119,7 @@ def _fingerprint(folder: Path, classes) -> str:
     """sha256 of the csv bytes plus the name and size of every listed image."""
     h = hashlib.sha256()
     for split in SPLITS:
-        h.update((folder / f"{split}.csv").read_bytes())
+        h.update(read_text_bounded(folder / f"{split}.csv", MAX_CSV_BYTES).encode("utf-8"))
     for _, _, files in classes:
         for name in files:
             path = folder / "images" / name
@@ -113,18 +132,32 @@ def _fingerprint(folder: Path, classes) -> str:
 
 
 def _decode(path: Path) -> np.ndarray:
-    """One image -> (3, 84, 84) uint8, resized with LANCZOS only if it is not 84x84."""
+    """One image -> (3, 84, 84) uint8, resized with LANCZOS only if it is not 84x84.
+
+    The file must be a regular file of at most MAX_IMAGE_BYTES, and the size its header
+    declares at most MAX_IMAGE_PIXELS (Pillow reads the size without decoding).
+    """
     from PIL import Image  # noqa: PLC0415
 
     try:
-        with Image.open(path) as im:
+        size = check_regular_file(path)
+        if size > MAX_IMAGE_BYTES:
+            raise ValueError(f"it is {size:,} bytes, more than the {MAX_IMAGE_BYTES:,} an image may be")
+        with warnings.catch_warnings():  # Pillow warns of a large size; the size check below refuses it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise ValueError(f"it declares {im.width}x{im.height} pixels, more than {MAX_IMAGE_PIXELS:,}")
             im = im.convert("RGB")
             if im.size != (IMAGE_SIZE, IMAGE_SIZE):
                 im = im.resize((IMAGE_SIZE, IMAGE_SIZE), resample=Image.LANCZOS)
             return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
-    except Exception as exc:
-        raise RuntimeError(f"cannot decode mini-ImageNet image {path}: {type(exc).__name__}: {exc}. "
-                           "The file is corrupt or not an image; replace it") from None
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (Pillow's many kinds, its decompression-bomb limit included)
+        raise DataError(f"cannot decode mini-ImageNet image {path}: {type(exc).__name__}: {exc}. "
+                        "The file is corrupt or not an image; replace it") from None
 
 
 def _build_arrays(folder: Path, classes, verbose: bool) -> dict:
@@ -145,6 +178,22 @@ def _build_arrays(folder: Path, classes, verbose: bool) -> dict:
             "class_offsets": np.array(offsets, dtype=np.int64),
             "labels": np.array([label for _, label, _ in classes]),
             "class_splits": np.array([split for split, _, _ in classes])}
+
+
+def _layout_problem(arrays: dict, classes) -> str:
+    """What is wrong with a cache's arrays against the classes the csv files list ("" if nothing)."""
+    n, c = sum(len(files) for _, _, files in classes), len(classes)
+    problem = layout_problem(arrays, {"images": ((n, 3, IMAGE_SIZE, IMAGE_SIZE), "uint8"), "filenames": ((n,), "U"),
+                                      "class_offsets": ((c + 1,), "int64"), "labels": ((c,), "U"),
+                                      "class_splits": ((c,), "U")})
+    if problem:
+        return problem
+    offsets = np.concatenate([[0], np.cumsum([len(files) for _, _, files in classes])])
+    if not np.array_equal(arrays["class_offsets"], offsets):
+        return "its class offsets do not match the csv files"
+    if list(arrays["class_splits"]) != [split for split, _, _ in classes]:
+        return "its class splits do not match the csv files"
+    return ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,13 +237,19 @@ def load_miniimagenet(data_dir=None, cache_dir=None, *, rebuild: bool = False,
     ``./data/miniimagenet``. ``cache_dir``: default ``$TINYMETA_CACHE``, then
     ``~/.cache/tinymeta``. A corrupt cache or one built from other files is rebuilt.
     Raises FileNotFoundError for a missing folder, csv file or listed image, ValueError
-    for a malformed csv, RuntimeError naming a corrupt image.
+    for a malformed csv (or one naming a path outside ``images/``),
+    :class:`~tinymeta.data.cache.DataError` (a RuntimeError and a ValueError) naming a
+    corrupt, oversized or special (device, pipe) image file.
     """
     folder = find_miniimagenet(data_dir)
     classes = _read_splits(folder)
     fingerprint = _fingerprint(folder, classes)
     path = resolve_cache_dir(cache_dir) / CACHE_NAME
     arrays, reason = (None, "rebuild requested") if rebuild else load_cache(path, fingerprint, PREPROCESSING)
+    if arrays is not None:  # a forged cache can carry a matching fingerprint: its arrays must fit too
+        problem = _layout_problem(arrays, classes)
+        if problem:
+            arrays, reason = None, f"cache {path} does not hold the layout of {folder}: {problem}"
     cached = True
     if arrays is None:
         if reason != "no cache yet":

@@ -26,14 +26,17 @@ from __future__ import annotations
 import io
 import os
 import time
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .cache import (candidate_dirs, file_sha256, folder_fingerprint, load_cache, resolve_cache_dir,
-                    save_cache_or_warn, say)
+from ..files import UnreadableFileError, read_bytes_bounded
+from .cache import (DataError, candidate_dirs, file_sha256, folder_fingerprint, layout_problem, load_cache,
+                    resolve_cache_dir, save_cache_or_warn, say)
 
 # ---- facts about the official distribution --------------------------------------------
 SPLITS = ("images_background", "images_evaluation")
@@ -46,6 +49,10 @@ DEFAULT_DATA_DIR = Path("data") / "omniglot"  # relative to the working director
 CACHE_VERSION = 2  # bump when the cache layout or the preprocessing changes
 CACHE_NAME = f"omniglot_{IMAGE_SIZE}x{IMAGE_SIZE}_v{CACHE_VERSION}.npz"
 PREPROCESSING = f"1;resize-as-MAML(nearest);{IMAGE_SIZE}x{IMAGE_SIZE};ink=255"
+MAX_PNG_BYTES = 1 << 20  # the official PNGs are under 1 KB; a larger member is refused before it is read
+# What reading a damaged zip can raise (zlib.error: a damaged compressed stream)
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError,
+               NotImplementedError)
 
 
 # =======================================================================================
@@ -120,9 +127,9 @@ def _list_pngs(split: _Split) -> dict[tuple[str, str], list[str]]:
         try:
             with zipfile.ZipFile(split.path) as zf:
                 names = [n for n in zf.namelist() if not n.endswith("/")]
-        except zipfile.BadZipFile as exc:
-            raise RuntimeError(f"{split.path} is not a valid zip file ({exc}); download it again "
-                               f"from {HOME_URL}") from None
+        except _ZIP_ERRORS as exc:
+            raise DataError(f"{split.path} is not a valid zip file ({type(exc).__name__}: {exc}); download "
+                            f"it again from {HOME_URL}") from None
     else:
         root = split.path.parent
         names = [(Path(d) / f).relative_to(root).as_posix()
@@ -133,9 +140,10 @@ def _list_pngs(split: _Split) -> dict[tuple[str, str], list[str]]:
         base = parts[-1]
         if base.startswith(".") or "__MACOSX" in parts or base == "Thumbs.db":
             continue  # operating-system litter, not data
-        if not base.lower().endswith(".png") or len(parts) != 4 or parts[0] != split.name:
-            raise RuntimeError(f"unexpected file {name!r} in {split.path}: Omniglot's layout is "
-                               f"{split.name}/<Alphabet>/characterNN/<id>_<drawer>.png")
+        if (not base.lower().endswith(".png") or len(parts) != 4 or parts[0] != split.name
+                or any(part in ("", ".", "..") or "\\" in part for part in parts)):
+            raise DataError(f"unexpected file {name!r} in {split.path}: Omniglot's layout is "
+                            f"{split.name}/<Alphabet>/characterNN/<id>_<drawer>.png (no '..' or empty parts)")
         chars.setdefault((parts[1], parts[2]), []).append(name)
     return {key: sorted(v) for key, v in sorted(chars.items())}
 
@@ -143,12 +151,12 @@ def _list_pngs(split: _Split) -> dict[tuple[str, str], list[str]]:
 def _check_counts(split: _Split, chars: dict, expected_characters: int) -> None:
     for (alphabet, character), files in chars.items():
         if len(files) != DRAWINGS_PER_CHARACTER:
-            raise RuntimeError(
+            raise DataError(
                 f"{split.path}: character {split.name}/{alphabet}/{character} has {len(files)} "
                 f"drawings, expected {DRAWINGS_PER_CHARACTER}. The file is incomplete or "
                 f"modified; download it again from {HOME_URL}")
     if len(chars) != expected_characters:
-        raise RuntimeError(
+        raise DataError(
             f"{split.path}: found {len(chars)} characters, expected {expected_characters} for "
             f"{split.name}. The file is incomplete or modified; download it again from {HOME_URL}")
 
@@ -158,15 +166,18 @@ def _decode(data: bytes, where: str) -> np.ndarray:
     from PIL import Image  # noqa: PLC0415  (Pillow is only needed when building)
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if im.size != (SOURCE_SIZE, SOURCE_SIZE):
+        with warnings.catch_warnings():  # Pillow warns of a large size; the size check below refuses it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
+            if im.size != (SOURCE_SIZE, SOURCE_SIZE):  # read from the header: checked before decoding
                 raise ValueError(f"size {im.size}, expected {SOURCE_SIZE}x{SOURCE_SIZE}")
+            im.load()
             # as MAML: resize the 1-bit image itself (Pillow uses nearest for mode "1")
             small = im.resize((IMAGE_SIZE, IMAGE_SIZE), resample=Image.LANCZOS).convert("L")
-    except Exception as exc:
-        raise RuntimeError(f"cannot decode Omniglot image {where}: {type(exc).__name__}: {exc}. "
-                           f"The file is corrupt; download the data again from {HOME_URL}") from None
+    except Exception as exc:  # noqa: BLE001 (Pillow raises many kinds for a damaged PNG)
+        raise DataError(f"cannot decode Omniglot image {where}: {type(exc).__name__}: {exc}. "
+                        f"The file is corrupt; download the data again from {HOME_URL}") from None
     return 255 - np.asarray(small, dtype=np.uint8)
 
 
@@ -188,20 +199,23 @@ def _build_arrays(splits: list[_Split], expected_characters: dict | None = None)
     alphabets, characters, split_names, file_names = [], [], [], []
     c = 0
     for split, chars in listing:
-        zf = zipfile.ZipFile(split.path) if split.is_zip else None
+        try:
+            zf = zipfile.ZipFile(split.path) if split.is_zip else None
+        except _ZIP_ERRORS as exc:
+            raise DataError(f"{split.path} is not a valid zip file ({exc}); download it again from "
+                            f"{HOME_URL}") from None
         try:
             for (alphabet, character), files in chars.items():
                 for d, name in enumerate(files):
                     if zf is not None:
                         where = f"{name} in {split.path}"
-                        try:
-                            data = zf.read(name)
-                        except (zipfile.BadZipFile, OSError, EOFError) as exc:  # e.g. CRC mismatch
-                            raise RuntimeError(f"cannot read Omniglot image {where}: {exc}. The zip "
-                                               f"is corrupt; download it again from {HOME_URL}") from None
+                        data = _read_member(zf, name, where)
                     else:
                         where = str(split.path.parent / name)
-                        data = Path(where).read_bytes()
+                        try:  # a regular file of at most MAX_PNG_BYTES (not a link to a device)
+                            data = read_bytes_bounded(where, MAX_PNG_BYTES)
+                        except UnreadableFileError as exc:
+                            raise DataError(f"{exc}; Omniglot images are small PNG files") from None
                     images[c, d] = _decode(data, where)
                 alphabets.append(alphabet)
                 characters.append(character)
@@ -213,6 +227,30 @@ def _build_arrays(splits: list[_Split], expected_characters: dict | None = None)
                 zf.close()
     return {"images": images, "alphabets": np.array(alphabets), "characters": np.array(characters),
             "splits": np.array(split_names), "file_names": np.array(file_names)}
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
+    """One zip member's bytes, its declared size checked first and the read bounded by it."""
+    try:
+        info = zf.getinfo(name)
+        if info.file_size > MAX_PNG_BYTES:
+            raise DataError(f"cannot read Omniglot image {where}: it declares {info.file_size:,} bytes, more than "
+                            f"the {MAX_PNG_BYTES:,} an Omniglot PNG can hold; download the data again from {HOME_URL}")
+        with zf.open(info) as member:
+            return member.read(MAX_PNG_BYTES + 1)
+    except DataError:
+        raise
+    except _ZIP_ERRORS as exc:  # a CRC mismatch, a damaged deflate stream, a truncated file
+        kind = "zlib.error" if isinstance(exc, zlib.error) else type(exc).__name__
+        raise DataError(f"cannot read Omniglot image {where}: {kind}: {exc}. The zip is "
+                        f"corrupt; download it again from {HOME_URL}") from None
+
+
+def _cache_layout(n_characters: int) -> dict:
+    """The arrays a cache of ``n_characters`` characters holds: {name: (shape, dtype)}."""
+    c, d, s = n_characters, DRAWINGS_PER_CHARACTER, IMAGE_SIZE
+    return {"images": ((c, d, s, s), "uint8"), "alphabets": ((c,), "U"), "characters": ((c,), "U"),
+            "splits": ((c,), "U"), "file_names": ((c, d), "U")}
 
 
 # =======================================================================================
@@ -268,9 +306,11 @@ def load_omniglot(data_dir=None, cache_dir=None, *, rebuild: bool = False, verbo
     rebuilt (and the reason printed when ``verbose``). If the cache folder is not
     writable the data is still returned, just not cached.
 
-    Raises FileNotFoundError if the data is not found, RuntimeError naming the file if
-    a zip is incomplete (a character without 20 drawings, a wrong character count) or
-    holds a corrupt PNG.
+    Raises FileNotFoundError if the data is not found, :class:`~tinymeta.data.cache.DataError`
+    (a RuntimeError and a ValueError) naming the file if a zip is incomplete (a character
+    without 20 drawings, a wrong character count), damaged, holds a member path with
+    ``..`` or a member larger than a PNG can be, or a corrupt or wrongly sized PNG (sizes
+    are read from the headers, before anything is inflated or decoded).
     """
     folder = find_omniglot(data_dir)
     splits = _splits_in(folder)
@@ -280,6 +320,11 @@ def load_omniglot(data_dir=None, cache_dir=None, *, rebuild: bool = False, verbo
     path = resolve_cache_dir(cache_dir) / CACHE_NAME
     cached = True
     arrays, reason = (None, "rebuild requested") if rebuild else load_cache(path, fingerprint, PREPROCESSING)
+    if arrays is not None:  # a forged cache can carry a matching fingerprint: its arrays must fit too
+        expected = dict(EXPECTED_CHARACTERS, **(expected_characters or {}))
+        problem = layout_problem(arrays, _cache_layout(sum(expected[s.name] for s in splits)))
+        if problem:
+            arrays, reason = None, f"cache {path} does not hold Omniglot's layout: {problem}"
     if arrays is None:
         if reason != "no cache yet":
             say(verbose, f"rebuilding the Omniglot cache: {reason}")

@@ -34,14 +34,13 @@ import hashlib
 import json
 import math
 import os
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import __version__, backend
-from ..files import atomic_write
+from ..files import UnreadableFileError, atomic_write, check_regular_file, read_npz
 from ..tensor import Tensor, tensor
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint",
@@ -255,32 +254,19 @@ def save_checkpoint(path, params: Mapping[str, Tensor], optimizer=None,
 
 # ---- loading ----------------------------------------------------------------------------------
 def _read_entries(path: str) -> dict[str, np.ndarray]:
-    """All arrays of the .npz at ``path``, never unpickling anything."""
+    """All arrays of the .npz at ``path``, each entry's declared size checked before it is read
+    (:func:`tinymeta.files.read_npz`); never unpickling anything."""
     try:
-        npz = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except Exception as exc:  # noqa: BLE001 (any parse failure means "not a checkpoint")
-        raise CheckpointError(f"{path!r} cannot be read as an .npz file: it is truncated, "
-                              f"corrupt, or not a tinymeta checkpoint at all ({exc})") from exc
-    if not isinstance(npz, np.lib.npyio.NpzFile):  # a bare .npy holds one array
-        raise CheckpointError(f"{path!r} is a single-array .npy file, not a tinymeta checkpoint")
-    with npz:
-        entries = {}
-        for key in npz.files:
-            try:
-                entries[key] = npz[key]
-            except ValueError as exc:
-                if "allow_pickle" in str(exc):
-                    raise CheckpointError(
-                        f"{path!r}: entry {key!r} holds pickled Python objects; refusing to "
-                        "load it, since unpickling untrusted data can run arbitrary code") from exc
-                raise CheckpointError(f"{path!r} is corrupt: entry {key!r} cannot be read "
-                                      f"({exc})") from exc
-            except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                raise CheckpointError(f"{path!r} is corrupt or truncated: entry {key!r} cannot "
-                                      f"be read ({exc})") from exc
-    return entries
+        check_regular_file(path)  # not a link to a device or a pipe: nothing below may block or run on
+    except UnreadableFileError as exc:
+        raise CheckpointError(f"{path!r} {exc.problem}") from None
+    try:
+        return read_npz(path)
+    except UnreadableFileError as exc:
+        with open(path, "rb") as f:  # a regular file: say what it is when it is a bare .npy
+            if f.read(6) == b"\x93NUMPY":
+                raise CheckpointError(f"{path!r} is a single-array .npy file, not a tinymeta checkpoint") from None
+        raise CheckpointError(f"{path!r} is damaged, or not a tinymeta checkpoint at all: {exc.problem}") from None
 
 
 def _check_entries(path: str, entries: dict) -> dict:
@@ -305,8 +291,10 @@ def _check_entries(path: str, entries: dict) -> dict:
                               "contents (damaged or modified after saving); use another copy")
     try:
         meta = json.loads(entries["meta"].tobytes().decode("ascii"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path!r} has an unreadable 'meta' entry ({exc})") from exc
+    except RecursionError:
+        raise CheckpointError(f"{path!r} has a 'meta' entry nested too deeply to be read") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: bad JSON, or an integer of thousands of digits
+        raise CheckpointError(f"{path!r} has an unreadable 'meta' entry ({str(exc).splitlines()[0]})") from None
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT_NAME:
         raise CheckpointError(f"{path!r} has a 'meta' entry that is not tinymeta checkpoint metadata")
     return meta
@@ -330,22 +318,34 @@ def load_checkpoint(path, device=None) -> Checkpoint:
         return _decode(path, entries, meta, device)
     except CheckpointError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except RecursionError:
+        raise CheckpointError(f"{path!r} has checkpoint metadata nested too deeply to be read") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
         # The checksum only proves the file is as written; a hand-made file can still be odd.
-        raise CheckpointError(f"{path!r} has malformed checkpoint metadata ({exc!r})") from exc
+        raise CheckpointError(f"{path!r} has malformed checkpoint metadata ({exc!r})") from None
 
 
 def _decode(path: str, entries: dict, meta: dict, device: str) -> Checkpoint:
-    """Turn checked entries and metadata into a Checkpoint."""
+    """Turn checked entries and metadata into a Checkpoint, checking the type of every part."""
     names = meta["params"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise CheckpointError(f"{path!r}: the recorded parameter names are not a list of distinct names")
     stored = {k[len("param/"):] for k in entries if k.startswith("param/")}
     if set(names) != stored:
         raise CheckpointError(f"{path!r}: parameter entries {sorted(stored)} do not match the "
                               f"recorded names {sorted(names)}")
+    requires_grad = meta["requires_grad"]
+    if not isinstance(requires_grad, dict) or set(requires_grad) != set(names) or not all(
+            isinstance(v, bool) for v in requires_grad.values()):
+        raise CheckpointError(f"{path!r}: 'requires_grad' does not give True or False for each parameter")
     params = {}
     for name in names:
-        t = tensor(entries[f"param/{name}"], device=device)
-        if meta["requires_grad"][name]:
+        array = entries[f"param/{name}"]
+        if array.dtype.kind != "f":
+            raise CheckpointError(f"{path!r}: parameter {name!r} has dtype {array.dtype}; parameters are "
+                                  "floating point")
+        t = tensor(array, device=device)
+        if requires_grad[name]:
             t.requires_grad_(True)
         params[name] = t
 
@@ -353,9 +353,17 @@ def _decode(path: str, entries: dict, meta: dict, device: str) -> Checkpoint:
     algorithm_state = _decode_state(path, entries, meta.get("algorithm"), "algo", "algorithm state")
 
     rng_state = None if meta["rng_state"] is None else _from_json(meta["rng_state"])
+    if rng_state is not None:
+        try:  # a state the bit generator refuses would otherwise fail only when training resumes
+            restore_rng(rng_state)
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise CheckpointError(f"{path!r}: the saved random-generator state is malformed ({exc})") from None
+    config, extra = _from_json(meta["config"]), _from_json(meta["extra"])
+    for what, value in (("config", config), ("extra", extra)):
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path!r}: the saved {what} is a {type(value).__name__}, not a dict")
     return Checkpoint(params=params, optimizer_state=optimizer_state, rng_state=rng_state,
-                      algorithm_state=algorithm_state,
-                      config=_from_json(meta["config"]), extra=_from_json(meta["extra"]),
+                      algorithm_state=algorithm_state, config=config, extra=extra,
                       path=path, format_version=int(entries["format_version"]))
 
 
@@ -363,6 +371,9 @@ def _decode_state(path: str, entries: dict, meta: dict | None, prefix: str, what
     """Undo :func:`_state_entries` (None when no such state was saved; older files have no algorithm state)."""
     if meta is None:
         return None
+    if not isinstance(meta, dict) or not isinstance(meta.get("keys"), list) or not isinstance(
+            meta.get("scalars"), dict) or not all(isinstance(k, str) for k in meta["keys"]):
+        raise CheckpointError(f"{path!r}: the {what} metadata is malformed")
     state = {}
     for key in meta["keys"]:
         if key in meta["scalars"]:

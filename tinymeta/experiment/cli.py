@@ -13,7 +13,6 @@ from .. import __version__, backend
 from ..files import write_text
 from ..tasks import TASK_FAMILIES
 from . import bench, cli_data, demo, docs, report, rl, runs
-from .checkpoint import load_checkpoint
 from .config import Config
 from .curves import default_out, plot_runs
 from .evaluation import evaluate_run
@@ -150,7 +149,7 @@ def resolve_config(args, parser) -> Config:
             ckpt = Path(args.logdir or "") / "checkpoint.npz"
             if not args.logdir or not ckpt.exists():
                 fail(parser, f"--resume needs --logdir of an existing run (no {ckpt})")
-            base = Config.from_dict(load_checkpoint(ckpt).config)
+            base = runs.checkpoint_config(ckpt)  # names the file when its configuration is invalid
         elif args.preset:
             base = PRESETS[check_preset(args.preset, ALL_PRESET_NAMES)]
         else:

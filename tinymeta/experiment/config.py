@@ -18,6 +18,15 @@ from ..tasks import TASK_FAMILIES
 # minimize() of a vector), or the sum divided by the shots K (MAML's xent, utils.py:58).
 TASK_LOSSES = ("mean", "sum", "sum/shots")
 
+# Upper bounds, far above every paper's setting and low enough that a forged or mistyped
+# number (shots = 10**8 in a checkpoint's config) is refused before it asks for memory.
+LIMITS = {"ways": 10_000, "shots": 100_000, "queries": 100_000, "train_shots": 100_000, "meta_batch": 100_000,
+          "inner_steps": 100_000, "eval_inner_steps": 100_000, "iterations": 10**9, "inner_batch": 100_000,
+          "eval_inner_batch": 100_000, "filters": 4096, "val_tasks": 10**6, "test_tasks": 10**6,
+          "val_interval": 10**9, "log_interval": 10**9, "checkpoint_interval": 10**9, "seed": 2**63 - 1,
+          "context_size": 100_000, "hidden": 100_000}
+MAX_BATCH_VALUES = 2**28  # input values in one meta-batch (support and query): 1 GiB of float32
+
 
 @dataclass
 class Config:
@@ -148,6 +157,7 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        self._check_limits(flag)
         family = TASK_FAMILIES[self.dataset]
         if self.algorithm == "nil" and family.kind != "classification":
             raise ValueError(f"NIL needs a classification dataset ({self.dataset} is {family.kind})")
@@ -159,3 +169,19 @@ class Config:
                              f"({self.dataset} is {family.kind})")
         family.check_config(self)
         return self
+
+    def _check_limits(self, flag) -> None:
+        """Refuse a number above :data:`LIMITS`, and a meta-batch too large to hold (runs after the type checks)."""
+        for name, most in LIMITS.items():
+            values = self.hidden if name == "hidden" else (getattr(self, name),)
+            if any(v is not None and v > most for v in values):
+                raise ValueError(f"{flag(name)} must be at most {most:,}, got {getattr(self, name)!r}")
+        family = TASK_FAMILIES[self.dataset]
+        per_example = math.prod(family.input_shape) if family.input_shape else 1
+        examples = (self.ways if family.kind == "classification" else 1) * (
+            max(self.shots, self.train_shots or 0) + self.queries)
+        values = self.meta_batch * examples * per_example
+        if values > MAX_BATCH_VALUES:
+            raise ValueError(f"a meta-batch of {self.meta_batch} tasks with {examples:,} examples each is "
+                             f"{values:,} input values, more than {MAX_BATCH_VALUES:,} (1 GiB of float32): "
+                             "use fewer --shots, --queries, --ways or a smaller --meta-batch")

@@ -9,9 +9,9 @@ from tqdm import tqdm
 
 from .. import backend
 from ..algorithms import evaluate_under_attack, summarize
-from .checkpoint import load_checkpoint
 from .config import Config
 from .factories import TaskSource, build_algorithm, build_model, task_family
+from .runs import load_run_checkpoint
 
 
 def evaluate_tasks(algo, meta_params, tasks: TaskSource, split: str, num_tasks: int, steps: int,
@@ -89,8 +89,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     device = backend.check_device(device)
-    ckpt = load_checkpoint(ckpt_path, device=device)
-    cfg = Config.from_dict(ckpt.config)
+    ckpt, cfg = load_run_checkpoint(ckpt_path, device=device)  # every part checked before the data loads
     changes = {"algorithm": algorithm, "shots": shots, "eval_inner_steps": steps,
                f"{split}_tasks": num_tasks, "transductive": transductive}  # validated like every other setting
     cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None}).validate()

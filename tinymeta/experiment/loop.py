@@ -15,12 +15,13 @@ from tqdm import tqdm
 
 from .. import backend
 from ..tensor import tensor
-from .checkpoint import load_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import restore_rng, save_checkpoint
 from .config import Config
 from .curves import plot_runs
 from .evaluation import evaluate_tasks, format_evaluation, is_finite
 from .factories import TaskSource, build_algorithm, build_model, make_optimizer
-from .runs import append_log, check_resume, clear_run, truncate_log, write_config, write_json, write_status
+from .runs import (append_log, check_resume, clear_run, load_run_checkpoint, truncate_log, write_config, write_json,
+                   write_status)
 
 
 class StopFlag:
@@ -69,8 +70,8 @@ def _check_run_folder(cfg: Config, logdir: Path, device: str, resume: bool, over
         if not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; train without --resume to start "
                                     "the run")
-        ckpt = load_checkpoint(ckpt_path, device=device)
-        check_resume(cfg, Config.from_dict(ckpt.config), ckpt_path)
+        ckpt, saved = load_run_checkpoint(ckpt_path, device=device, resume=True)  # every part checked
+        check_resume(cfg, saved, ckpt_path)
         return ckpt
     if ckpt_path.exists() and not overwrite:
         raise FileExistsError(f"{logdir} already holds a run (checkpoint.npz): pass --resume to continue it, "

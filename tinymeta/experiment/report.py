@@ -7,12 +7,12 @@ judgement lives in ``results/notes.md`` and is included as it is.
 """
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
-from ..files import atomic_write, write_text
+from ..files import atomic_write, read_json, write_text
 from .presets import PRESETS
-from .runs import read_log
+from .runs import read_config, read_evaluation, read_log
 
 # Published values (../shared/REFERENCE.md)
 MAML_SINE_K5 = {1: 0.67, 5: 0.38, 10: 0.35}          # MAML paper, App. C
@@ -45,7 +45,15 @@ CAML_CONTEXTS = (5, 2, 50)                                          # the preset
 
 
 def _load(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    """A run folder's JSON file (None if absent), checked as its kind requires: a damaged one raises
+    UnreadableFileError naming it, before anything is written."""
+    if not os.path.lexists(path):
+        return None
+    if path.name == "config.json":
+        read_config(path.parent)  # validated as a Config; the report reads the dict as saved
+    elif path.name == "test.json" or path.name.startswith("eval-"):
+        return read_evaluation(path)
+    return read_json(path)
 
 
 def _cell(summary) -> str:
@@ -349,7 +357,6 @@ def adml_table(runs: Path) -> list[str]:
 def adml_validation(runs: Path) -> list[str]:
     """Clean validation accuracy after one step of MAML and ADML at the iterations both logged: the two
     runs compared at equal training, where their test rows above are not."""
-    from .runs import read_log  # noqa: PLC0415
     if not all((runs / name / "log.jsonl").exists() for name in ADML_RUNS):
         return []
     val, common = _validation_rows({name: read_log(runs / name) for name in ADML_RUNS})
@@ -430,7 +437,6 @@ def meta_sgd_vs_maml_omniglot(runs: Path, out: Path) -> list[str]:
     """MAML against Meta-SGD, 5-way 1-shot: validation accuracy after one step at the iterations both
     reached, time per iteration, and the learning-curve figure (``plot_runs`` of both runs)."""
     from .curves import plot_runs  # noqa: PLC0415 (matplotlib only when a report is made)
-    from .runs import read_log  # noqa: PLC0415
     if not all((runs / name / "log.jsonl").exists() for name in COMPARED):
         return ["(not run yet)"]
     logs = {name: read_log(runs / name) for name in COMPARED}
@@ -450,8 +456,23 @@ def meta_sgd_vs_maml_omniglot(runs: Path, out: Path) -> list[str]:
     return lines
 
 
+def check_run_files(runs: Path) -> None:
+    """Read and check every file of the run folders in ``runs`` that the report uses, before anything is
+    written: a damaged one stops the report with its name, and no figure or page is left half made."""
+    folders = sorted(p for p in runs.iterdir() if p.is_dir() and os.path.lexists(p / "config.json")) \
+        if runs.is_dir() else []
+    for run in folders:
+        read_config(run)
+        for ev in [run / "test.json", *sorted(run.glob("eval-*.json"))]:
+            if os.path.lexists(ev):
+                read_evaluation(ev)
+        if os.path.lexists(run / "log.jsonl"):
+            read_log(run)
+
+
 def make_report(root: Path = Path(".")) -> str:
     runs = root / "results" / "runs"
+    check_run_files(runs)
     fig = figure2(runs, root / "results" / "figure2_sine.png")
     caml_fig = caml_figure(runs, root / "results" / "figure_caml_sine.png")
     notes = root / "results" / "notes.md"

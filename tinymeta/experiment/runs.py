@@ -13,12 +13,20 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
+import os
+import sys
 from pathlib import Path
 
-from ..files import write_text
+import numpy as np
+
+from .. import backend
+from ..files import UnreadableFileError, parse_json, read_json, read_text_bounded, write_text
 from ..tasks import TASK_FAMILIES
-from .checkpoint import config_diff
+from .checkpoint import Checkpoint, CheckpointError, config_diff, load_checkpoint
 from .config import Config
+from .factories import build_algorithm, build_model, make_optimizer
 
 RUN_FILES = ("checkpoint.npz", "log.jsonl", "config.json", "test.json", "curves.png", "status.json")
 # Settings a resumed run may change: they do not alter the meta-parameters it computes (more
@@ -30,18 +38,74 @@ RESUMABLE_CHANGES = {"iterations", "log_interval", "val_interval", "checkpoint_i
 RL_DATASET = "nav2d"
 
 
+MAX_LOG_BYTES = 1 << 30  # a log row is ~200 bytes: millions of rows
+
+
+def _integer(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _numbers(v) -> bool:
+    """A non-empty list of numbers: a value per inner step (0 = before adaptation)."""
+    return isinstance(v, list) and len(v) > 0 and all(_number(x) for x in v)
+
+
+def _check_log_row(path, n: int, row) -> dict:
+    """A log row as the loop writes it, or UnreadableFileError naming the file and line."""
+    def bad(problem):
+        raise UnreadableFileError(path, f"line {n}: {problem}")
+
+    if not isinstance(row, dict):
+        bad(f"a log row is a JSON object, got {type(row).__name__}")
+    if not _integer(row.get("iteration")) or row["iteration"] < 0:
+        bad(f"'iteration' must be a non-negative integer, got {row.get('iteration')!r}")
+    if not _number(row.get("time")) or not math.isfinite(row["time"]) or row["time"] < 0:
+        bad(f"'time' must be a number of seconds >= 0, got {row.get('time')!r}")
+    split = row.get("split")
+    if split not in ("train", "val"):
+        bad(f"'split' must be train or val, got {split!r}")
+    for key, value in row.items():
+        if key in ("split", "iteration", "time"):
+            continue
+        if split == "val" and not _numbers(value):  # one value per inner step
+            bad(f"validation {key!r} must be a non-empty list of numbers, got {value!r}")
+        if split == "train" and not _number(value):
+            bad(f"training metric {key!r} must be a number, got {value!r}")
+    return row
+
+
+def _check_rl_log_row(path, n: int, row) -> dict:
+    """A 2D-navigation log row (TRPO's numbers and flags per iteration; rows made before the shared loop
+    have no split or time), or UnreadableFileError naming the file and line."""
+    if not isinstance(row, dict):
+        raise UnreadableFileError(path, f"line {n}: a log row is a JSON object, got {type(row).__name__}")
+    if not _integer(row.get("iteration")) or row["iteration"] < 0:
+        raise UnreadableFileError(path, f"line {n}: 'iteration' must be a non-negative integer, "
+                                        f"got {row.get('iteration')!r}")
+    for key, value in row.items():
+        if key != "split" and not isinstance(value, (int, float)):  # bool is an int: TRPO's 'accepted'
+            raise UnreadableFileError(path, f"line {n}: {key!r} must be a number or true/false, got {value!r}")
+    return row
+
+
 def read_log(logdir) -> list[dict]:
-    """The rows of ``logdir/log.jsonl``, in order."""
+    """The rows of ``logdir/log.jsonl``, in order, each checked (UnreadableFileError names file and line)."""
     path = Path(logdir) / "log.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"no log.jsonl in {logdir}: is it a tinymeta run folder?")
+    check = _check_rl_log_row if is_rl_run(logdir) else _check_log_row
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text_bounded(path, MAX_LOG_BYTES).splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {n}: not JSON ({exc})") from None
+                row = parse_json(line, path)
+            except UnreadableFileError as exc:
+                raise UnreadableFileError(path, f"line {n}: {exc.problem}") from None
+            rows.append(check(path, n, row))
     return rows
 
 
@@ -75,6 +139,79 @@ def check_resume(cfg: Config, saved: Config, path) -> None:
                          + "\n  ".join(diffs) + "\nresume with the same settings, or start a new --logdir")
 
 
+def checkpoint_config(path) -> Config:
+    """The validated Config saved in the checkpoint at ``path`` (CheckpointError naming the file otherwise)."""
+    return _checked_config(path, load_checkpoint(path, device="cpu"))
+
+
+def _checked_config(path, ckpt: Checkpoint) -> Config:
+    try:
+        return Config.from_dict(ckpt.config).validate()
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{str(path)!r}: its saved configuration is invalid: "
+                              f"{str(exc).replace(chr(10), ' ')}") from None
+
+
+def load_run_checkpoint(path, device=None, *, resume: bool = False) -> tuple[Checkpoint, Config]:
+    """A run's checkpoint and its Config, every part checked against what it feeds.
+
+    The checksum proves only that a file is as it was written; a file made or edited by hand
+    can still hold anything. So: the configuration must validate; the parameters must be
+    exactly the model's and algorithm's (names, shapes, dtypes, finite values); the saved
+    iteration an integer from 0 to the configuration's iterations; the elapsed time and the
+    log row in progress plain finite numbers; the optimizer and algorithm states must load
+    into fresh ones. ``resume``: the optimizer and RNG states must be there too. Any
+    mismatch raises CheckpointError naming the file, before any data loads.
+    """
+    ckpt = load_checkpoint(path, device=device)
+    cfg = _checked_config(path, ckpt)
+
+    def bad(problem):
+        raise CheckpointError(f"{str(path)!r}: {problem}")
+
+    model = build_model(cfg)
+    algo = build_algorithm(cfg, model)
+    init_rng = np.random.default_rng(0)
+    reference = algo.init_meta_params(model.init_params(init_rng, dtype=cfg.dtype, device="cpu"), init_rng)
+    missing, unknown = sorted(set(reference) - set(ckpt.params)), sorted(set(ckpt.params) - set(reference))
+    if missing or unknown:
+        bad(f"its parameters are not those of the {cfg.algorithm} {cfg.dataset} model its configuration "
+            f"describes (missing: {missing}; not in the model: {unknown})")
+    for name, ref in reference.items():
+        have = backend.to_numpy(ckpt.params[name].data)
+        if have.shape != tuple(ref.shape) or have.dtype != backend.to_numpy(ref.data).dtype:
+            bad(f"parameter {name!r} is {have.dtype} of shape {have.shape}; the model's is "
+                f"{backend.to_numpy(ref.data).dtype} of shape {tuple(ref.shape)}")
+        if not np.isfinite(have).all():
+            bad(f"parameter {name!r} holds NaN or infinite values")
+    extra = ckpt.extra
+    it = extra.get("iteration")
+    if not _integer(it) or not 0 <= it <= cfg.iterations:
+        bad(f"its saved iteration must be an integer from 0 to {cfg.iterations} (the configuration's "
+            f"iterations), got {it!r}")
+    elapsed = extra.get("elapsed")
+    if not _number(elapsed) or not math.isfinite(elapsed) or elapsed < 0:
+        bad(f"its saved training time must be a number of seconds >= 0, got {elapsed!r}")
+    count, sums = extra.get("log_count", 0), extra.get("log_sums", {})
+    if not _integer(count) or count < 0:
+        bad(f"its saved log_count must be a non-negative integer, got {count!r}")
+    if not isinstance(sums, dict) or not all(
+            np.ndim(v) == 0 and np.asarray(v).dtype.kind in "iuf" and np.isfinite(v) for v in sums.values()):
+        bad("its saved log_sums must map metric names to finite numbers")
+    if resume and (ckpt.optimizer_state is None or ckpt.rng_state is None):
+        bad("it holds no optimizer or random-generator state to resume from")
+    try:
+        if ckpt.optimizer_state is not None:
+            make_optimizer(cfg, ckpt.params).load_state_dict(ckpt.optimizer_state)
+    except (ValueError, TypeError, KeyError) as exc:
+        bad(f"its optimizer state does not fit the model: {exc}")
+    try:
+        algo.load_state_dict(ckpt.algorithm_state or {})
+    except (ValueError, TypeError, KeyError) as exc:
+        bad(f"its {cfg.algorithm} state does not fit: {exc}")
+    return ckpt, cfg
+
+
 def clear_run(logdir) -> None:
     """Remove a previous run's files from ``logdir`` (and nothing else there)."""
     for name in RUN_FILES:
@@ -96,15 +233,68 @@ def write_json(path, obj: dict) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
+def read_config(logdir) -> Config:
+    """``logdir/config.json`` as a validated Config (UnreadableFileError naming the file otherwise)."""
+    path = Path(logdir) / "config.json"
+    d = read_json(path)
+    if not isinstance(d, dict):
+        raise UnreadableFileError(path, f"holds a JSON {type(d).__name__}, not a run configuration")
+    try:
+        return Config.from_dict(d).validate()
+    except (ValueError, TypeError) as exc:
+        raise UnreadableFileError(path, str(exc).replace("\n", " ")) from None
+
+
 def read_status(logdir) -> dict:
     """How a run stands: {'status', 'iteration', 'message'} (from status.json, else guessed from its files)."""
     logdir = Path(logdir)
-    if (logdir / "status.json").exists():
-        return json.loads((logdir / "status.json").read_text())
+    path = logdir / "status.json"
+    if os.path.lexists(path):
+        state = read_json(path)
+        if not isinstance(state, dict):
+            raise UnreadableFileError(path, f"holds a JSON {type(state).__name__}, not a run status")
+        if not isinstance(state.get("status"), str) or not state["status"]:
+            raise UnreadableFileError(path, f"'status' must be a word such as finished, got {state.get('status')!r}")
+        if not _integer(state.get("iteration")) or state["iteration"] < 0:
+            raise UnreadableFileError(path, f"'iteration' must be a non-negative integer, got "
+                                            f"{state.get('iteration')!r}")
+        if not isinstance(state.get("message", ""), str):
+            raise UnreadableFileError(path, f"'message' must be text, got {state['message']!r}")
+        return {"message": "", **state}
     rows = read_log(logdir) if (logdir / "log.jsonl").exists() else []
     iteration = rows[-1]["iteration"] if rows else 0
     return {"status": "finished" if (logdir / "test.json").exists() else "stopped", "iteration": iteration,
             "message": ""}
+
+
+def check_evaluation(path, ev) -> dict:
+    """An evaluation as ``train`` (test.json) or ``evaluate --out`` writes it; UnreadableFileError otherwise."""
+    def bad(problem):
+        raise UnreadableFileError(path, problem)
+
+    if not isinstance(ev, dict):
+        bad(f"holds a JSON {type(ev).__name__}, not an evaluation")
+    if "loss" not in ev and "accuracy" not in ev:
+        bad("has neither 'loss' nor 'accuracy'")
+    for key in ("loss", "accuracy", "attacked_loss", "attacked_accuracy"):
+        steps = ev.get(key, [{"mean": 0, "ci95": 0}])
+        if not isinstance(steps, list) or not steps or not all(
+                isinstance(s, dict) and _number(s.get("mean")) and _number(s.get("ci95")) for s in steps):
+            bad(f"{key!r} must be a non-empty list of {{'mean', 'ci95'}} numbers (one per inner step), "
+                f"got {str(steps)[:80]}")
+    if not _integer(ev.get("iteration")) or ev["iteration"] < 0:
+        bad(f"'iteration' must be a non-negative integer, got {ev.get('iteration')!r}")
+    for key in ("train_seconds", "tasks", "steps"):
+        if key in ev and (not _number(ev[key]) or not math.isfinite(ev[key]) or ev[key] < 0):
+            bad(f"{key!r} must be a number >= 0, got {ev[key]!r}")
+    if "device" in ev and not isinstance(ev["device"], str):
+        bad(f"'device' must be text, got {ev['device']!r}")
+    return ev
+
+
+def read_evaluation(path) -> dict:
+    """A checked evaluation file (test.json, eval-*.json)."""
+    return check_evaluation(path, read_json(path))
 
 
 def _figure(values, kind: str) -> str:
@@ -152,11 +342,14 @@ def rl_summary(logdir) -> dict:
 
 
 def run_summary(logdir) -> dict:
-    """One row of ``tinymeta runs``: what a run is, how far it got, its best validation and its test figures."""
+    """One row of ``tinymeta runs``: what a run is, how far it got, its best validation and its test figures.
+
+    Every file is checked as it is read; a damaged one raises UnreadableFileError (or OSError) naming it.
+    """
     logdir = Path(logdir)
     if is_rl_run(logdir):
         return rl_summary(logdir)
-    cfg = Config.from_dict(json.loads((logdir / "config.json").read_text()))
+    cfg = read_config(logdir)
     state = read_status(logdir)
     status = state["status"]
     if status == "nan":
@@ -168,8 +361,8 @@ def run_summary(logdir) -> dict:
     val = [r[kind][-1] for r in rows if r.get("split") == "val" and kind in r]
     best_val = (max(val) if kind == "accuracy" else min(val)) if val else None
     test, seconds = None, (rows[-1]["time"] if rows else 0.0)
-    if (logdir / "test.json").exists():
-        ev = json.loads((logdir / "test.json").read_text())
+    if os.path.lexists(logdir / "test.json"):
+        ev = read_evaluation(logdir / "test.json")
         key = "accuracy" if "accuracy" in ev else "loss"
         test = f"{_figure(ev[key][-1]['mean'], key)} ± {_figure(ev[key][-1]['ci95'], key)}"
         seconds = ev.get("train_seconds", seconds)
@@ -184,25 +377,57 @@ def run_summary(logdir) -> dict:
 
 
 def find_runs(folder) -> list[Path]:
-    """The run folders in ``folder`` (a folder holding config.json), or ``folder`` itself if it is one."""
+    """The run folders in ``folder`` (a folder holding config.json), or ``folder`` itself if it is one.
+
+    A folder whose config.json is there but unreadable (a dangling link, a device) is listed too, so
+    that ``tinymeta runs`` reports it rather than leaving it out.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no folder {folder}: give the folder that holds your run folders "
                                 "(default runs/)")
-    if (folder / "config.json").exists() or is_rl_run(folder):
+    if os.path.lexists(folder / "config.json") or is_rl_run(folder):
         return [folder]
-    return sorted(p for p in folder.iterdir() if (p / "config.json").is_file() or is_rl_run(p))
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and (os.path.lexists(p / "config.json") or is_rl_run(p)))
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character (terminal escape codes, newlines) shown as an escape."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+def _summary_or_problem(logdir: Path) -> tuple[dict, str | None]:
+    """(the run's row, None), or (a row marking it unreadable, what is wrong and in which file)."""
+    try:
+        return run_summary(logdir), None
+    except (ValueError, OSError) as exc:  # UnreadableFileError, FileNotFoundError, PermissionError, ...
+        problem = str(exc) or type(exc).__name__
+        file = getattr(exc, "path", None) or getattr(exc, "filename", None)
+        where = os.path.basename(file) if file else "?"
+        return {"run": logdir.name, "what": "?", "status": f"unreadable ({where})", "iterations": "-",
+                "best val": "-", "test": "-", "train time": "-"}, problem
 
 
 def main(folder="runs") -> int:
-    """``tinymeta runs [FOLDER]``: an aligned table of the runs in FOLDER."""
+    """``tinymeta runs [FOLDER]``: an aligned table of the runs in FOLDER.
+
+    As ``ls`` does with a partly unreadable tree, a run folder with a damaged or unreadable file
+    does not hide the others: its row says ``unreadable (FILE)``, one ``error:`` line per such
+    folder on stderr names the file and the problem, and the exit status is 1 (0 when every run
+    was read). Text from the files is printed with control characters escaped.
+    """
     found = find_runs(folder)
     if not found:
-        print(f"no runs in {folder} (a run folder holds config.json; train one with tinymeta train)")
+        print(f"no runs in {printable(folder)} (a run folder holds config.json; train one with tinymeta train)")
         return 0
-    rows = [run_summary(p) for p in found]
+    results = [_summary_or_problem(p) for p in found]
+    rows = [{k: printable(v) for k, v in row.items()} for row, _ in results]
     head = list(rows[0])
     widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in head}
     for r in [dict(zip(head, head))] + rows:
-        print("  ".join(r[k].ljust(widths[k]) for k in head).rstrip())
-    return 0
+        print("  ".join(r[k].ljust(widths[k]) for k in head).rstrip(), flush=True)
+    problems = [problem for _, problem in results if problem is not None]
+    for problem in problems:
+        print(f"tinymeta runs: error: {printable(problem)}", file=sys.stderr)
+    return 1 if problems else 0
