@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import sys
 from pathlib import Path
 
-from ..files import write_text
+from ..files import process_alive, write_text
 from ..tasks import TASK_FAMILIES
 from .checkpoint import config_diff
 from .config import Config
@@ -33,11 +35,16 @@ def read_log(logdir) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"no log.jsonl in {logdir}: is it a tinymeta run folder?")
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    text = path.read_text()
+    lines = text.splitlines()
+    for n, line in enumerate(lines, 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
+                if n == len(lines) and not text.endswith("\n"):  # a write cut off by a kill: skip, and say so
+                    print(f"note: {path}, line {n}: skipped a torn last line (not a whole row)", file=sys.stderr)
+                    break
                 raise ValueError(f"{path}, line {n}: not JSON ({exc})") from None
     return rows
 
@@ -83,9 +90,13 @@ def write_config(logdir, cfg: Config) -> None:
     write_text(Path(logdir) / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
 
 
-def write_status(logdir, status: str, iteration: int, message: str = "") -> None:
-    """``logdir/status.json``: how the last sitting ended (``tinymeta runs`` lists it)."""
-    write_json(Path(logdir) / "status.json", {"status": status, "iteration": iteration, "message": message})
+def write_status(logdir, status: str, iteration: int, message: str = "", **more) -> None:
+    """``logdir/status.json``: how the last sitting ended (``tinymeta runs`` lists it).
+
+    A sitting in progress writes ``running`` with the iteration of its checkpoint on disk and
+    its ``pid`` and ``host``, so that a sitting killed without a word shows as ``aborted``.
+    """
+    write_json(Path(logdir) / "status.json", {"status": status, "iteration": iteration, "message": message, **more})
 
 
 def write_json(path, obj: dict) -> None:
@@ -97,7 +108,13 @@ def read_status(logdir) -> dict:
     """How a run stands: {'status', 'iteration', 'message'} (from status.json, else guessed from its files)."""
     logdir = Path(logdir)
     if (logdir / "status.json").exists():
-        return json.loads((logdir / "status.json").read_text())
+        state = json.loads((logdir / "status.json").read_text())
+        if (state.get("status") == "running" and state.get("host") == socket.gethostname()
+                and isinstance(state.get("pid"), int) and not process_alive(state["pid"])):
+            state = {**state, "status": "aborted",  # killed (kill -9, power cut): what is on disk is the checkpoint
+                     "message": f"the sitting ended without saving its status (killed?); resume continues from "
+                                f"iteration {state.get('iteration')}"}
+        return state
     rows = read_log(logdir) if (logdir / "log.jsonl").exists() else []
     iteration = rows[-1]["iteration"] if rows else 0
     return {"status": "finished" if (logdir / "test.json").exists() else "stopped", "iteration": iteration,
