@@ -6,7 +6,8 @@
   checkpoint.npz  meta-parameters, optimizer state, RNG state, config, iteration
   test.json       the final evaluation: mean and 95% CI per inner step
   curves.png      the learning curves
-  status.json     how the last sitting ended: finished, stopped, interrupted, time limit or nan
+  status.json     how the last sitting ended: finished, stopped, interrupted, time limit, nan or error;
+                  running (with the pid and host) while it runs, shown as aborted once that process is gone
 ``time`` in the log counts seconds spent in meta-training iterations only
 (validation, logging and checkpoints excluded), so runs compare fairly by time.
 """
