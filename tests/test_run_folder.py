@@ -95,6 +95,8 @@ def test_unwritable_paths_are_one_error_line_naming_the_path(tmp_path, capsys):
     saved = {p.name: p.read_bytes() for p in logdir.iterdir()}
     code, out, err = run_cli(["evaluate", "--logdir", logdir, "--out", f"{NO_WRITE}/ev.json"], capsys)
     assert code == 2 and NO_WRITE in one_error_line(err, "evaluate") and "test tasks" not in out
+    code, out, err = run_cli(["evaluate", "--logdir", logdir, "--out", "/sys/ev.json"], capsys)  # a folder, no write
+    assert code == 2 and "/sys/ev.json" in one_error_line(err, "evaluate") and "test tasks" not in out
     code, _, err = run_cli(["plot", logdir, "--out", f"{NO_WRITE}/curves.png"], capsys)
     assert code == 2 and NO_WRITE in one_error_line(err, "plot")
     code, _, err = run_cli(["plot", logdir, "--out", tmp_path], capsys)  # a folder, not a file
@@ -108,6 +110,10 @@ def test_atomic_write_reports_one_error_and_leaves_nothing_behind(tmp_path):
     (target / "inside").write_text("kept")  # os.replace cannot put a file over a folder that holds files
     with pytest.raises(files.WriteError, match=f"cannot write {target}: "):
         files.write_text(target, "new")
+    if os.path.isdir("/sys/kernel"):  # the temporary file cannot be made: one error, not a second from the clean-up
+        with pytest.raises(files.WriteError, match="cannot write /sys/tinymeta-test.txt: ") as exc:
+            files.write_text("/sys/tinymeta-test.txt", "new")
+        assert exc.value.__suppress_context__ or exc.value.__context__ is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no temporary file left
     assert (target / "inside").read_text() == "kept"
 

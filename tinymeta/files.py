@@ -34,7 +34,8 @@ def check_writable(path, what: str = "file") -> None:
     """Raise WriteError (naming ``path`` and why) unless a file can be written at ``path``.
 
     Checked before slow work starts, so that an evaluation or a figure is not computed for
-    nothing: the folder must exist and be a writable folder, and ``path`` must not be a folder.
+    nothing: the folder must exist and take a new file (one is made and removed at once), and
+    ``path`` must not be a folder.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -43,8 +44,14 @@ def check_writable(path, what: str = "file") -> None:
     if not os.path.isdir(folder):
         why = "is not a folder" if os.path.exists(folder) else "does not exist (create it first)"
         raise WriteError(f"cannot write the {what} {path}: the folder {folder} {why}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise WriteError(f"cannot write the {what} {path}: the folder {folder} is not writable")
+    # A file made and removed at once: permissions alone do not tell (root, read-only or special file systems)
+    probe = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise WriteError(f"cannot write the {what} {path}: {_cause(exc)}") from None
+    with contextlib.suppress(OSError):
+        os.remove(probe)
 
 
 def make_folder(folder, what: str = "folder") -> None:
