@@ -176,13 +176,18 @@ def resume_command(logdir, device: str = "cpu") -> str:
 
 
 def validation_line(val: dict, iteration: int, cfg: Config) -> str:
-    """'validation at iteration 20/40 (20 tasks): loss 3.10 -> 0.51 after 1 inner step, ...': what a validation found."""
-    steps = len(val["loss"]) - 1
-    parts = [f"loss {val['loss'][0]['mean']:.4g} -> {val['loss'][-1]['mean']:.4g} after {steps} inner "
-             f"step{'s' if steps != 1 else ''}"]
-    if "accuracy" in val:
-        parts.append(f"accuracy {100 * val['accuracy'][0]['mean']:.2f}% -> {100 * val['accuracy'][-1]['mean']:.2f}%")
-    return f"validation at iteration {iteration}/{cfg.iterations} ({val['tasks']} tasks): " + ", ".join(parts)
+    """'validation at iteration 20/40 (20 tasks): loss 3.1 -> 0.51 after 1 inner step': what a validation found.
+
+    Before adaptation and after the last inner step, for the loss and the accuracy (those ``val`` has).
+    """
+    parts = []
+    for key, show in (("loss", lambda v: f"{v:.4g}"), ("accuracy", lambda v: f"{100 * v:.2f}%")):
+        if key in val:
+            first, last = val[key][0]["mean"], val[key][-1]["mean"]
+            parts.append(f"{key} {show(first)}" if len(val[key]) == 1 else f"{key} {show(first)} -> {show(last)}")
+    steps = max(len(val[k]) for k in ("loss", "accuracy") if k in val) - 1
+    after = f" after {steps} inner step{'s' if steps != 1 else ''}" if steps else ""
+    return f"validation at iteration {iteration}/{cfg.iterations} ({val['tasks']} tasks): {', '.join(parts)}{after}"
 
 
 def _draw_curves(logdir: Path, rows: list, echo) -> None:
