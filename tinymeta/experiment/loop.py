@@ -139,7 +139,7 @@ def _resumed_rows(logdir: Path, start: int, partial: bool, echo) -> list[dict]:
 
 
 def _begin(cfg: Config, logdir: Path, model, algo, device: str, ckpt, overwrite: bool, echo):
-    """(meta-parameters, optimizer, rng, iteration, elapsed, log sums, count, log rows): fresh, or as the checkpoint left them.
+    """(meta-parameters, optimizer, rng, iteration, elapsed, log sums, count, log rows): fresh or resumed.
 
     The log sums and count are the running totals of the log row in progress, so that
     the first row after a resume averages the same iterations as an uninterrupted run.
