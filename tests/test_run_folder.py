@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 from tinymeta import files
-from tinymeta.experiment import PRESETS, cli, load_checkpoint, read_log, train
+from tinymeta.experiment import PRESETS, cli, load_checkpoint, loop, read_log, train
 from tinymeta.experiment.runs import read_status
 
 from conftest import OMNIGLOT_DIR, REPO
@@ -202,22 +202,25 @@ def test_after_kill_9_runs_reports_the_checkpoint_not_the_last_log_row(tmp_path,
     assert again.returncode == 0 and f"resuming {logdir} at iteration {saved}" in again.stdout
 
 
-def test_ctrl_c_in_the_final_evaluation_leaves_a_true_status_and_resume_finishes(tmp_path, capsys):
+def test_ctrl_c_in_the_final_evaluation_leaves_a_true_status_and_resume_finishes(tmp_path, capsys, monkeypatch):
+    real = loop.evaluate_tasks
+
+    def ctrl_c_in_the_test(algo, params, tasks, split, *args, **kwargs):  # Ctrl-C lands in the final evaluation
+        assert _status(logdir) == {**_status(logdir), "status": "running", "iteration": 20}  # as a kill would leave
+        if split == "test":
+            raise KeyboardInterrupt
+        return real(algo, params, tasks, split, *args, **kwargs)
     logdir = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "tinymeta", "train", *SINE, "--checkpoint-interval", "0",
-                             "--test-tasks", "200000", "--logdir", str(logdir)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    # status.json says "running" at the last iteration only once the final evaluation is about to start
-    _wait_for(lambda: _status(logdir).get("iteration") == 20 or proc.poll() is not None, "the final evaluation")
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
+    monkeypatch.setattr(loop, "evaluate_tasks", ctrl_c_in_the_test)
+    code, out, err = run_cli(["train", *SINE, "--checkpoint-interval", "0", "--logdir", logdir], capsys)
+    assert code == 130 and "interrupted" in err
     state = read_status(logdir)
     assert state["status"] == "interrupted" and state["iteration"] == 20
-    assert "during the final evaluation" in state["message"] and "--resume" in out
+    assert "during the final evaluation" in state["message"] and f"--resume --logdir {logdir}" in out
     code, out, _ = run_cli(["runs", tmp_path], capsys)
     assert "interrupted at 20" in out
-    assert run_cli(["train", "--resume", "--logdir", logdir, "--test-tasks", "10"], capsys)[0] == 0
+    monkeypatch.setattr(loop, "evaluate_tasks", real)
+    assert run_cli(["train", "--resume", "--logdir", logdir], capsys)[0] == 0
     assert read_status(logdir)["status"] == "finished" and (logdir / "test.json").exists()
 
 
