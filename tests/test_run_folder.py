@@ -194,7 +194,7 @@ def test_after_kill_9_runs_reports_the_checkpoint_not_the_last_log_row(tmp_path,
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     saved = load_checkpoint(logdir / "checkpoint.npz").extra["iteration"]
-    assert read_log(logdir)[-1]["iteration"] > saved
+    assert read_log(logdir)[-1]["iteration"] >= saved  # (> unless a checkpoint came between the look and the kill)
     code, out, _ = run_cli(["runs", tmp_path], capsys)
     line = next(line for line in out.splitlines() if line.startswith("killed"))
     assert code == 0 and f"aborted at {saved}" in line and f"{saved}/1000000" in line
