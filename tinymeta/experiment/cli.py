@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__, backend
-from ..files import write_text
+from ..files import check_writable, write_text
 from ..tasks import TASK_FAMILIES
 from . import bench, cli_data, demo, docs, report, rl, runs
 from .config import Config
@@ -84,13 +84,31 @@ CONFIG_FLAGS = [
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 
 
+class _Setting(argparse.Action):
+    """Store a run setting; refuse its other spelling giving another value (--first-order --stop_grad False).
+
+    (A flag repeated in the same spelling overrides itself, as argparse's flags do.)
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        value = self.const if self.nargs == 0 else values
+        given = vars(namespace).setdefault("_settings_given", {})  # dest -> (flag, value)
+        if self.dest in given and given[self.dest][0] != option_string and given[self.dest][1] != value:
+            flag, before = given[self.dest]
+            fail(parser, f"{flag} {before} and {option_string} {value} contradict each other (both set "
+                         f"{self.dest}): give one")
+        given[self.dest] = (option_string, value)
+        setattr(namespace, self.dest, value)
+
+
 def _add_config_flags(p):
     group = p.add_argument_group("run configuration (override the preset)")
     for flags, dest, typ, text in CONFIG_FLAGS:
-        group.add_argument(*flags, dest=dest, type=typ, default=None, help=text)
-    group.add_argument("--first-order", dest="first_order", action="store_const", const=True, default=None,
+        group.add_argument(*flags, dest=dest, type=typ, default=None, help=text, action=_Setting)
+    group.add_argument("--first-order", dest="first_order", action=_Setting, nargs=0, const=True, default=None,
                        help="first-order MAML / Meta-SGD / ANIL (inner gradients as constants)")
-    group.add_argument("--stop_grad", dest="first_order", type=_bool, help="MAML's flag for --first-order")
+    group.add_argument("--stop_grad", dest="first_order", type=_bool, action=_Setting,
+                       help="MAML's flag for --first-order")
 
 
 def _add_rl_flags(p):
@@ -157,13 +175,13 @@ def resolve_config(args, parser) -> Config:
                                   over.get("ways"), over.get("shots"))
         if "shots" in over and "queries" not in over and base.queries == base.shots:
             over["queries"] = over["shots"]  # a protocol with K queries per class keeps them tied (MAML: main.py:249)
+        if over.get("algorithm") == "fomaml" and "first_order" not in over:
+            over["first_order"] = True  # another preset's protocol, first order (--stop_grad False contradicts it)
         cfg = base.replace(**over)
         if cfg.algorithm != "reptile":
             given = [k for k in REPTILE_ONLY if k in over]
             if given:
                 fail(parser, f"--{given[0].replace('_', '-')} applies to Reptile only (algorithm is {cfg.algorithm})")
-        if cfg.algorithm == "reptile" and over.get("first_order"):
-            fail(parser, "--first-order: Reptile is first order already")
         unused = TASK_FAMILIES[cfg.dataset].unused_fields
         if any(k in over for k in unused):
             flags = "/".join(f"--{k.replace('_', '-')}" for k in unused)
@@ -243,6 +261,15 @@ def _train(args, parser):
     given = _rl_overrides(args)
     if given:
         fail(parser, f"--{next(iter(given)).replace('_', '-')} applies to 2D navigation only (the nav2d-* presets)")
+    if args.train is False:  # MAML's --train=False evaluates: a sitting's flags would be ignored
+        given = [flag for flag, on in (("--resume", args.resume), ("--overwrite", args.overwrite),
+                                       ("--stop-at", args.stop_at is not None),
+                                       ("--time-limit", args.time_limit is not None)) if on]
+        if given:
+            fail(parser, f"{given[0]} trains, --train=False evaluates the run in --logdir: drop one")
+    elif args.test_set:
+        fail(parser, "--test_set=True chooses the tasks of --train=False (an evaluation): add --train=False, "
+                     "or drop --test_set (training ends with the test tasks anyway)")
     device = check_device(args.device)
     cfg = resolve_config(args, parser)
     logdir = args.logdir or str(Path("runs") / (args.preset or f"{cfg.algorithm}-{cfg.dataset}"))
@@ -276,6 +303,8 @@ def _evaluate_rl(args, parser):
 
 
 def _evaluate(args, parser):
+    if args.out:  # before the evaluation, not after it
+        check_writable(args.out, "--out file")
     if runs.is_rl_run(args.logdir):
         return _evaluate_rl(args, parser)
     ev = evaluate_run(args.logdir, device=check_device(args.device), data_dir=args.data_dir, split=args.split,
@@ -288,6 +317,8 @@ def _evaluate(args, parser):
 
 
 def _plot(args, parser):
+    if args.out:
+        check_writable(args.out, "--out file")
     rl_runs = [runs.is_rl_run(d) for d in args.logdirs]
     if all(rl_runs):  # returns per iteration, not losses
         out = args.out or default_out(args.logdirs)
@@ -376,8 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_plot = sub.add_parser("plot", help="learning curves of one or more runs on one figure")
     p_plot.add_argument("logdirs", nargs="+", metavar="LOGDIR")
-    p_plot.add_argument("--out", help="the PNG to write (default: curves.png in the run folder, or in the "
-                                      "folder holding all the runs)")
+    p_plot.add_argument("--out", help="the PNG to write (default: curves.png in the run folder; for several "
+                                      "runs, in the current folder)")
     p_plot.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
     p_plot.set_defaults(func=lambda args: _plot(args, p_plot))
 
@@ -461,7 +492,7 @@ def _runs(args) -> int:
 
 # Errors that a user's input or setup causes: one ``error:`` line, no traceback (set
 # TINYMETA_DEBUG=1 to see it). Exit 2 for a setting or file to fix, 1 for a run that diverged.
-USER_ERRORS = [((ValueError, FileNotFoundError, FileExistsError, NotADirectoryError), 2),
+USER_ERRORS = [((ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, OSError), 2),
                ((FloatingPointError, MemoryError), 1)]
 
 

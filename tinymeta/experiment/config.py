@@ -96,6 +96,31 @@ class Config:
             d["hidden"] = tuple(d["hidden"])
         return cls(**d)
 
+    def check_sitting(self, *, start: int = 0, stop_at=None, time_limit=None) -> "Config":
+        """Raise ValueError when the settings of one sitting contradict the run (the other half of :meth:`validate`).
+
+        ``start``: the iteration the sitting begins at (a resume's checkpoint); ``stop_at``: the
+        iteration to end it at (--stop-at), after ``start`` and at most ``iterations``;
+        ``time_limit``: seconds (--time-limit), a finite number > 0.
+        """
+        if start > self.iterations:
+            raise ValueError(f"iterations (--iterations) {self.iterations} is below the iteration the run has "
+                             f"reached ({start}): give --iterations {start} or more")
+        if stop_at is not None:
+            if not isinstance(stop_at, numbers.Integral) or isinstance(stop_at, bool):
+                raise ValueError(f"--stop-at must be an iteration (an integer), got {stop_at!r}")
+            if stop_at > self.iterations:
+                raise ValueError(f"--stop-at {stop_at} is after the last iteration (--iterations {self.iterations}): "
+                                 f"give --stop-at {self.iterations} or less, or more --iterations")
+            if stop_at <= start:
+                raise ValueError(f"--stop-at {stop_at} is not after the iteration the run starts at ({start}): "
+                                 f"give --stop-at {start + 1} or more")
+        if time_limit is not None and not (isinstance(time_limit, (int, float)) and not isinstance(time_limit, bool)
+                                           and math.isfinite(time_limit) and time_limit > 0):
+            raise ValueError(f"--time-limit must be a number of seconds > 0, got {time_limit!r} "
+                             "(leave it out for no limit)")
+        return self
+
     def validate(self) -> "Config":
         """Raise ValueError naming the first bad setting and its fix; the task family checks its own.
 
@@ -136,6 +161,12 @@ class Config:
             count("test_tasks", 1), count("log_interval", 1), count("checkpoint_interval", 0), count("seed", 0),
             rate("inner_lr"), rate("meta_lr"),
             (isinstance(self.first_order, bool), f"first_order must be True or False, got {self.first_order!r}"),
+            # combinations: a setting another one makes meaningless is a contradiction, not a choice
+            (self.algorithm != "fomaml" or self.first_order is not False,
+             "fomaml is first-order MAML: first_order (--first-order / --stop_grad) False contradicts it; "
+             "use --algorithm maml for second order"),
+            (self.algorithm != "reptile" or self.first_order is not True,
+             "--first-order: Reptile is first order already (it has no meta-gradient through its inner steps)"),
             (isinstance(self.pool, bool), f"pool must be True or False, got {self.pool!r}"),
             (len(self.hidden) >= 1 and all(integer(h) and h >= 1 for h in self.hidden),
              f"hidden must be one or more layer sizes >= 1, got {self.hidden!r}"),

@@ -1,10 +1,9 @@
 """Learning curves of one or more runs on one figure (``tinymeta plot LOGDIR...``)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from ..files import atomic_write
+from ..files import atomic_write, make_folder
 from .runs import read_log
 
 
@@ -21,11 +20,14 @@ def _series(rows, split, key, post_index=-1):
 
 
 def default_out(logdirs) -> Path:
-    """Where ``tinymeta plot`` writes without --out: in the run folder, or in the folder holding all the runs."""
-    folders = [Path(d).resolve() for d in logdirs]
+    """Where ``tinymeta plot`` writes without --out: one run's folder, or the current folder for several runs.
+
+    (Not their common parent: for runs in unrelated folders that is the file system's root.)
+    """
+    folders = [Path(d) for d in logdirs]
     if len(folders) == 1:
         return folders[0] / "curves.png"
-    return Path(os.path.commonpath(folders)) / "curves.png"
+    return Path("curves.png")
 
 
 def plot_runs(logdirs, out=None, labels=None) -> Path:
@@ -76,7 +78,7 @@ def plot_runs(logdirs, out=None, labels=None) -> Path:
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     out = Path(out) if out is not None else default_out(logdirs)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent, "folder of the figure")
     with atomic_write(out, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
     return out

@@ -80,6 +80,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     ``attack_epsilon``: also report FGSM-attacked accuracy (attack against each adapted model).
     ``transductive``: False passes each query example through the net with its task's support
     set instead of with the other queries (default: the run's setting, True in every preset).
+    ``data_dir``: default, the folder the run was trained with (remembered in its checkpoint).
     """
     logdir = Path(logdir)
     ckpt_path = logdir / "checkpoint.npz"
@@ -97,9 +98,14 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     algo.load_state_dict(ckpt.algorithm_state or {})  # Reptile's persistent inner state: evaluation starts from it
     if attack_epsilon is not None and task_family(cfg).kind != "classification":
         raise ValueError("--attack-epsilon: FGSM attacks images of a classification task")
+    remembered = ckpt.extra.get("data_dir")  # the --data-dir the run was trained with
+    if data_dir is None and isinstance(remembered, str) and Path(remembered).is_dir():
+        data_dir = remembered
     tasks = TaskSource(cfg, device, data_dir, verbose=progress)
     steps, n = cfg.eval_inner_steps, getattr(cfg, f"{split}_tasks")
-    ev = evaluate_tasks(algo, ckpt.params, tasks, split, n, steps, progress=progress, attack_epsilon=attack_epsilon)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging adaptation: said below
+        ev = evaluate_tasks(algo, ckpt.params, tasks, split, n, steps, progress=progress,
+                            attack_epsilon=attack_epsilon)
     if not is_finite(ev):
         raise FloatingPointError(f"the evaluation of {ckpt_path} is not finite: its adaptation diverges "
                                  f"(inner_lr {cfg.inner_lr:g}, {steps} steps); try fewer --steps")

@@ -4,8 +4,13 @@ finally evaluate on held-out test tasks. The run folder's files: :mod:`.runs`.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import os
+import shlex
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -14,13 +19,14 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import backend
+from ..files import WriteError, make_folder, remove_stale_temporaries, write_text
 from ..tensor import tensor
 from .checkpoint import restore_rng, save_checkpoint
 from .config import Config
 from .curves import plot_runs
 from .evaluation import evaluate_tasks, format_evaluation, is_finite
 from .factories import TaskSource, build_algorithm, build_model, make_optimizer
-from .runs import (append_log, check_resume, clear_run, load_run_checkpoint, truncate_log, write_config, write_json,
+from .runs import (RUN_FILES, check_resume, clear_run, load_run_checkpoint, read_log, write_config, write_json,
                    write_status)
 
 
@@ -64,7 +70,17 @@ def oom_message(cfg: Config, device: str, iteration: int) -> str:
 
 
 def _check_run_folder(cfg: Config, logdir: Path, device: str, resume: bool, overwrite: bool):
-    """Refuse a run folder that does not fit (before any data loads); the checkpoint to resume, or None."""
+    """Refuse a run folder that does not fit (before any data loads); the checkpoint to resume, or None.
+
+    A folder holding any file of a run is an existing run, checkpoint or not; a run file that
+    is a symbolic link is refused (a write through it would land outside the run folder).
+    """
+    if logdir.exists() and not logdir.is_dir():
+        raise WriteError(f"cannot use {logdir} as the run folder (--logdir): it is a file")
+    links = [name for name in RUN_FILES if (logdir / name).is_symlink()]
+    if links:
+        raise ValueError(f"{logdir / links[0]} is a symbolic link: tinymeta writes a run's files only inside its "
+                         "run folder, never through a link; remove the link, or choose another --logdir")
     ckpt_path = logdir / "checkpoint.npz"
     if resume:
         if not ckpt_path.exists():
@@ -76,11 +92,54 @@ def _check_run_folder(cfg: Config, logdir: Path, device: str, resume: bool, over
     if ckpt_path.exists() and not overwrite:
         raise FileExistsError(f"{logdir} already holds a run (checkpoint.npz): pass --resume to continue it, "
                               "--overwrite to replace it, or choose another --logdir")
+    old = [name for name in RUN_FILES if (logdir / name).exists()]
+    if old and not overwrite:
+        raise FileExistsError(f"{logdir} holds the files of an earlier run ({', '.join(old)}) but no checkpoint to "
+                              "resume: pass --overwrite to remove them, or choose another --logdir")
     return None
 
 
+def _data_dir(data_dir, ckpt, echo):
+    """The data folder: the one given, else the one the run was trained from (remembered in its checkpoint)."""
+    if data_dir is not None or ckpt is None:
+        return data_dir
+    remembered = ckpt.extra.get("data_dir")
+    if isinstance(remembered, str) and Path(remembered).is_dir():
+        echo(f"data: {remembered} (the --data-dir this run was trained with)")
+        return remembered
+    return None
+
+
+def _drop_torn_row(path: Path, echo) -> None:
+    """Remove a last line of the log that a killed write cut off (it is not JSON), saying so."""
+    text = path.read_text()
+    head, sep, last = text.rstrip("\n").rpartition("\n")
+    if not last.strip():
+        return
+    try:
+        json.loads(last)
+    except json.JSONDecodeError:
+        write_text(path, head + sep)
+        echo(f"dropped the torn last line of {path} ({len(last)} characters, not a whole row: a write cut off "
+             "when an earlier sitting was killed)")
+
+
+def _resumed_rows(logdir: Path, start: int, partial: bool, echo) -> list[dict]:
+    """The log rows a run resumed at ``start`` keeps: those of the iterations the checkpoint holds.
+
+    ``partial``: the checkpoint holds a log row in progress, so a train row at ``start`` is the
+    shorter last row of a finished run now given more iterations; the continued run writes it whole.
+    """
+    path = logdir / "log.jsonl"
+    if not path.exists():
+        return []
+    _drop_torn_row(path, echo)
+    return [r for r in read_log(logdir) if r.get("iteration", 0) <= start
+            and not (partial and r.get("iteration") == start and r.get("split") == "train")]
+
+
 def _begin(cfg: Config, logdir: Path, model, algo, device: str, ckpt, overwrite: bool, echo):
-    """(meta-parameters, optimizer, rng, iteration, elapsed, log sums, count): fresh, or as the checkpoint left them.
+    """(meta-parameters, optimizer, rng, iteration, elapsed, log sums, count, log rows): fresh or resumed.
 
     The log sums and count are the running totals of the log row in progress, so that
     the first row after a resume averages the same iterations as an uninterrupted run.
@@ -91,17 +150,16 @@ def _begin(cfg: Config, logdir: Path, model, algo, device: str, ckpt, overwrite:
         opt.load_state_dict(ckpt.optimizer_state)
         algo.load_state_dict(ckpt.algorithm_state or {})  # e.g. Reptile's persistent inner optimizer
         start = int(ckpt.extra["iteration"])
-        truncate_log(logdir, start)
         sums = {k: tensor(np.asarray(v), device=device) for k, v in ckpt.extra.get("log_sums", {}).items()}
         count = int(ckpt.extra.get("log_count", 0))
+        rows = _resumed_rows(logdir, start, count > 0, echo)
         echo(f"resuming {logdir} at iteration {start}")
-        return params, opt, restore_rng(ckpt.rng_state), start, float(ckpt.extra["elapsed"]), sums, count
+        return params, opt, restore_rng(ckpt.rng_state), start, float(ckpt.extra["elapsed"]), sums, count, rows
     if overwrite:
         clear_run(logdir)
     init_rng = np.random.default_rng([cfg.seed, 0])
     meta_params = algo.init_meta_params(model.init_params(init_rng, dtype=cfg.dtype, device=device), init_rng)
-    (logdir / "log.jsonl").write_text("")
-    return meta_params, make_optimizer(cfg, meta_params), np.random.default_rng([cfg.seed, 1]), 0, 0.0, {}, 0
+    return meta_params, make_optimizer(cfg, meta_params), np.random.default_rng([cfg.seed, 1]), 0, 0.0, {}, 0, []
 
 
 def _on_disk(ckpt_path: Path, last_saved: int | None) -> str:
@@ -109,6 +167,40 @@ def _on_disk(ckpt_path: Path, last_saved: int | None) -> str:
     if last_saved is None or not ckpt_path.exists():
         return "no checkpoint was written yet (the first is due at --checkpoint-interval)"
     return f"the last good checkpoint (iteration {last_saved}) is kept in {ckpt_path}"
+
+
+def resume_command(logdir, device: str = "cpu") -> str:
+    """The command that continues the run in ``logdir`` (its data folder is remembered in the checkpoint)."""
+    return (f"python -m tinymeta train --resume --logdir {shlex.quote(str(logdir))}"
+            + ("" if device == "cpu" else f" --device {device}"))
+
+
+def validation_line(val: dict, iteration: int, cfg: Config) -> str:
+    """'validation at iteration 20/40 (20 tasks): loss 3.1 -> 0.51 after 1 inner step': what a validation found.
+
+    Before adaptation and after the last inner step, for the loss and the accuracy (those ``val`` has).
+    """
+    parts = []
+    for key, show in (("loss", lambda v: f"{v:.4g}"), ("accuracy", lambda v: f"{100 * v:.2f}%")):
+        if key in val:
+            first, last = val[key][0]["mean"], val[key][-1]["mean"]
+            parts.append(f"{key} {show(first)}" if len(val[key]) == 1 else f"{key} {show(first)} -> {show(last)}")
+    steps = max(len(val[k]) for k in ("loss", "accuracy") if k in val) - 1
+    after = f" after {steps} inner step{'s' if steps != 1 else ''}" if steps else ""
+    return f"validation at iteration {iteration}/{cfg.iterations} ({val['tasks']} tasks): {', '.join(parts)}{after}"
+
+
+def _draw_curves(logdir: Path, rows: list, echo) -> None:
+    """curves.png of a finished run, or one line saying why there is none (the run's results are saved either way)."""
+    if not rows:
+        echo("no learning curves: the run has no log rows (it ran no iteration)")
+        return
+    try:
+        echo(f"learning curves: {plot_runs([logdir], logdir / 'curves.png')}")
+    except ImportError:
+        echo("no learning curves: matplotlib is not installed (pip install matplotlib)")
+    except (ValueError, OSError) as exc:
+        echo(f"no learning curves: {exc}")
 
 
 def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, overwrite=False, stop_at=None,
@@ -120,126 +212,190 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
     ``time_limit`` (seconds) end this sitting early with a checkpoint, as
     Ctrl-C does; run again with ``resume=True`` to continue. ``overwrite``
     replaces a previous run's files in ``logdir`` (and nothing else there).
-    ``progress``: a progress bar on a terminal, else a line per log row (False: silent).
+    ``data_dir`` is remembered in the checkpoint: a resume or an evaluation without one uses it.
+    ``progress``: a progress bar on a terminal, else a line per log row (False: silent);
+    validation results are printed (``echo``) either way.
     Bad settings, an unusable device and a run folder that does not fit raise
     before any data loads; a non-finite meta-loss or final evaluation raises FloatingPointError.
+    ``logdir/status.json`` always tells how the sitting ended, or that it is running (with the
+    iteration of the checkpoint on disk).
     """
     if resume and overwrite:
         raise ValueError("resume and overwrite contradict each other: choose one")
-    cfg.validate()
+    cfg.validate().check_sitting(stop_at=stop_at, time_limit=time_limit)
     device = backend.check_device(device)
     logdir = Path(logdir)
     ckpt_path = logdir / "checkpoint.npz"
     ckpt = _check_run_folder(cfg, logdir, device, resume, overwrite)
-    logdir.mkdir(parents=True, exist_ok=True)
+    if ckpt is not None:
+        cfg.check_sitting(start=int(ckpt.extra["iteration"]), stop_at=stop_at, time_limit=time_limit)
+    data_dir = _data_dir(data_dir, ckpt, echo)
+    sitting_began = time.time()
+    created = not logdir.exists()
+    make_folder(logdir, "run folder (--logdir)")
     model = build_model(cfg)
     algo = build_algorithm(cfg, model)
-    tasks = TaskSource(cfg, device, data_dir, verbose=progress)
+    try:
+        tasks = TaskSource(cfg, device, data_dir, verbose=progress)
+    except BaseException:
+        if created:  # no data: leave no empty run folder behind
+            with contextlib.suppress(OSError):
+                logdir.rmdir()
+        raise
+    stale = remove_stale_temporaries(logdir, RUN_FILES, older_than=sitting_began)
+    if stale:
+        echo(f"removed {len(stale)} temporary file(s) that killed saves left in {logdir}: {', '.join(stale)}")
 
-    meta_params, opt, rng, start, elapsed, sums, count = _begin(cfg, logdir, model, algo, device, ckpt, overwrite,
-                                                                 echo)
-    write_config(logdir, cfg)
+    meta_params, opt, rng, start, elapsed, sums, count, rows = _begin(cfg, logdir, model, algo, device, ckpt,
+                                                                      overwrite, echo)
+    remembered = {} if data_dir is None else {"data_dir": str(Path(data_dir).expanduser().resolve())}
+    log_text = "".join(json.dumps(r) + "\n" for r in rows)
+
+    def add_row(row):  # the whole log, replaced atomically: no torn row, no write through a link
+        nonlocal log_text
+        rows.append(row)
+        log_text += json.dumps(row) + "\n"
+        write_text(logdir / "log.jsonl", log_text)
+
+    def running(iteration):
+        write_status(logdir, "running", iteration, f"the checkpoint on disk is at iteration {iteration}"
+                     if iteration else "no checkpoint yet", pid=os.getpid(), host=socket.gethostname())
 
     def save(iteration):
         log_sums = {k: np.asarray(v.numpy()) for k, v in sums.items()}  # the log row in progress
         save_checkpoint(ckpt_path, meta_params, optimizer=opt, rng=rng, config=cfg.to_dict(),
-                        extra={"iteration": iteration, "elapsed": elapsed, "log_sums": log_sums, "log_count": count},
+                        extra={"iteration": iteration, "elapsed": elapsed, "log_sums": log_sums, "log_count": count,
+                               **remembered},
                         algorithm_state=algo.state_dict() or None)
 
+    ended = False  # status.json already says how the sitting ended
+
     def fail(message, iteration):
+        nonlocal ended
         write_status(logdir, "nan", iteration, message)
+        ended = True
         return FloatingPointError(message)
 
+    write_text(logdir / "log.jsonl", log_text)
+    write_config(logdir, cfg)
+    last_saved = start if ckpt is not None else None
+    running(last_saved or 0)
     end = cfg.iterations if stop_at is None else min(cfg.iterations, int(stop_at))
     check_every = 1 if device == "cpu" else cfg.log_interval  # a finiteness check syncs the GPU
     bar = None
     if progress and sys.stderr.isatty():
         bar = tqdm(total=cfg.iterations, initial=start, desc=f"{cfg.algorithm} {cfg.dataset}", unit="it",
                    dynamic_ncols=True)
-    status, last_saved = "finished", (start if ckpt is not None else None)
+    say = bar.write if bar else echo  # a line above the bar, not through it
+    status = "finished"
     sitting_start = time.perf_counter()
     it = start
-    with StopFlag() as flag, open(logdir / "log.jsonl", "a") as log:
-        while it < end:
-            if flag.stop or (time_limit is not None and time.perf_counter() - sitting_start > time_limit):
-                status = "interrupted" if flag.stop else "time limit"
-                break
-            t0 = time.perf_counter()
-            opt.lr = scheduled_lr(cfg, it)
-            batch = tasks.train(rng)
-            try:
-                grads, metrics = algo.meta_gradient(meta_params, batch, rng=rng)
-            except Exception as exc:
-                if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # CuPy's
-                    raise MemoryError(oom_message(cfg, device, it + 1)) from exc
-                raise
-            main = next(iter(metrics.values()))
-            if (it + 1) % check_every == 0 and not math.isfinite(main.item()):
+    where = "by a second Ctrl-C"  # where a KeyboardInterrupt can reach the loop
+    try:
+        # The loop tests the meta-loss and every logged metric for NaN and inf itself, and says
+        # what to do: NumPy's overflow warnings on the way there would only bury that line.
+        with StopFlag() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            while it < end:
+                if flag.stop or (time_limit is not None and time.perf_counter() - sitting_start > time_limit):
+                    status = "interrupted" if flag.stop else "time limit"
+                    break
+                t0 = time.perf_counter()
+                opt.lr = scheduled_lr(cfg, it)
+                batch = tasks.train(rng)
+                try:
+                    grads, metrics = algo.meta_gradient(meta_params, batch, rng=rng)
+                except Exception as exc:
+                    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # CuPy's
+                        raise MemoryError(oom_message(cfg, device, it + 1)) from exc
+                    raise
+                main = next(iter(metrics.values()))
+                if (it + 1) % check_every == 0 and not math.isfinite(main.item()):
+                    raise fail(f"the meta-loss became {main.item()} at iteration {it + 1}; "
+                               f"{_on_disk(ckpt_path, last_saved)}. Try a smaller meta or inner learning rate."
+                               + ("" if device == "cpu" else
+                                  " (On a GPU, class labels outside [0, ways) also give NaN.)"), it + 1)
+                opt.step(grads)
+                for k, v in metrics.items():
+                    sums[k] = v if k not in sums else sums[k] + v
+                count += 1
+                if (it + 1) % cfg.log_interval == 0:  # the GPU runs ahead of Python in between: time it here
+                    backend.synchronize(device)
+                elapsed += time.perf_counter() - t0
+                it += 1
                 if bar:
-                    bar.close()
-                raise fail(f"the meta-loss became {main.item()} at iteration {it + 1}; "
-                           f"{_on_disk(ckpt_path, last_saved)}. Try a smaller meta or inner learning rate."
-                           + ("" if device == "cpu" else " (On a GPU, class labels outside [0, ways) also give NaN.)"),
-                           it + 1)
-            opt.step(grads)
-            for k, v in metrics.items():
-                sums[k] = v if k not in sums else sums[k] + v
-            count += 1
-            if (it + 1) % cfg.log_interval == 0:  # the GPU runs ahead of Python in between: time it here
-                backend.synchronize(device)
-            elapsed += time.perf_counter() - t0
-            it += 1
-            if bar:
-                bar.update(1)
-            if it % cfg.log_interval == 0:
-                row = {"split": "train", "iteration": it, "time": round(elapsed, 4)}
-                row.update({k: float(v.item()) / count for k, v in sums.items()})
-                if not all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
+                    bar.update(1)
+                last = it == cfg.iterations and count > 0  # a run ends with a row, however short it is
+                if it % cfg.log_interval == 0 or last:
+                    row = {"split": "train", "iteration": it, "time": round(elapsed, 4)}
+                    row.update({k: float(v.item()) / count for k, v in sums.items()})
+                    if not all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
+                        raise fail(f"a training metric is not finite at iteration {it}: {row}; "
+                                   f"{_on_disk(ckpt_path, last_saved)}", it)
+                    add_row(row)
+                    if it % cfg.log_interval == 0:  # a shorter last row stays in progress, for a longer resume
+                        sums, count = {}, 0
+                    shown = {k.replace("query_", "q_"): f"{v:.3f}" for k, v in row.items()
+                             if k not in ("split", "iteration", "time")}
                     if bar:
-                        bar.close()
-                    raise fail(f"a training metric is not finite at iteration {it}: {row}; "
-                               f"{_on_disk(ckpt_path, last_saved)}", it)
-                append_log(log, row)
-                sums, count = {}, 0
-                shown = {k.replace("query_", "q_"): f"{v:.3f}" for k, v in row.items()
-                         if k not in ("split", "iteration", "time")}
-                if bar:
-                    bar.set_postfix(shown)
-                elif progress:  # no terminal (a log file, CI): one line per log row instead of a bar
-                    echo(f"iteration {it}/{cfg.iterations}  {elapsed:.1f} s  "
-                         + "  ".join(f"{k} {v}" for k, v in shown.items()))
-            if cfg.val_interval and it % cfg.val_interval == 0:
-                val = evaluate_tasks(algo, meta_params, tasks, "val", cfg.val_tasks, cfg.inner_steps)
-                row = {"split": "val", "iteration": it, "time": round(elapsed, 4)}
-                row.update({k: [s["mean"] for s in val[k]] for k in ("loss", "accuracy") if k in val})
-                append_log(log, row)
-            if cfg.checkpoint_interval and it % cfg.checkpoint_interval == 0:
-                save(it)
-                last_saved = it
-    if bar:
-        bar.close()
-    save(it)
-    if it < cfg.iterations:
-        status = status if status != "finished" else "stopped"
-        write_status(logdir, status, it)
-        echo(f"{status} at iteration {it}: checkpoint saved in {ckpt_path}; continue with --resume")
-        return {"status": status, "iteration": it}
-    result = {"status": "finished", "iteration": it, "elapsed": elapsed}
-    if evaluate_at_end:
-        test = evaluate_tasks(algo, meta_params, tasks, "test", cfg.test_tasks, cfg.eval_inner_steps,
-                              progress=progress)
-        if not is_finite(test):
-            raise fail(f"the final evaluation on {cfg.test_tasks} test tasks is not finite (adaptation with "
-                       f"inner_lr {cfg.inner_lr:g} diverges); the trained checkpoint is kept in {ckpt_path}. "
-                       "Try a smaller --inner-lr (or --eval-inner-steps)", it)
-        test.update({"iteration": it, "train_seconds": round(elapsed, 2), "device": device})
-        write_json(logdir / "test.json", test)
-        result["test"] = test
-        echo(format_evaluation(test, cfg))
-        try:
-            png = plot_runs([logdir], logdir / "curves.png")
-            echo(f"learning curves: {png}")
-        except ImportError:  # matplotlib missing: the numbers are written, the picture is not
-            pass
-    write_status(logdir, "finished", it)
-    return result
+                        bar.set_postfix(shown)
+                    elif progress:  # no terminal (a log file, CI): one line per log row instead of a bar
+                        echo(f"iteration {it}/{cfg.iterations}  {elapsed:.1f} s  "
+                             + "  ".join(f"{k} {v}" for k, v in shown.items()))
+                if cfg.val_interval and it % cfg.val_interval == 0:
+                    val = evaluate_tasks(algo, meta_params, tasks, "val", cfg.val_tasks, cfg.inner_steps)
+                    row = {"split": "val", "iteration": it, "time": round(elapsed, 4)}
+                    row.update({k: [s["mean"] for s in val[k]] for k in ("loss", "accuracy") if k in val})
+                    add_row(row)
+                    say(validation_line(val, it, cfg))
+                if cfg.checkpoint_interval and it % cfg.checkpoint_interval == 0:
+                    save(it)
+                    last_saved = it
+                    running(it)
+        if bar:
+            bar.close()
+            bar = None
+        where = "while the checkpoint was saved"
+        save(it)
+        last_saved = it
+        if it < cfg.iterations:
+            status = status if status != "finished" else "stopped"
+            write_status(logdir, status, it)
+            ended = True
+            echo(f"{status} at iteration {it}: checkpoint saved in {ckpt_path}; continue with: "
+                 f"{resume_command(logdir, device)}")
+            return {"status": status, "iteration": it}
+        result = {"status": "finished", "iteration": it, "elapsed": elapsed}
+        if evaluate_at_end:
+            where = "during the final evaluation"
+            running(it)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # is_finite below says it better
+                test = evaluate_tasks(algo, meta_params, tasks, "test", cfg.test_tasks, cfg.eval_inner_steps,
+                                      progress=progress)
+            if not is_finite(test):
+                raise fail(f"the final evaluation on {cfg.test_tasks} test tasks is not finite (adaptation with "
+                           f"inner_lr {cfg.inner_lr:g} diverges); the trained checkpoint is kept in {ckpt_path}. "
+                           "Try a smaller --inner-lr (or --eval-inner-steps)", it)
+            test.update({"iteration": it, "train_seconds": round(elapsed, 2), "device": device})
+            write_json(logdir / "test.json", test)
+            result["test"] = test
+            echo(format_evaluation(test, cfg))
+        write_status(logdir, "finished", it)
+        ended = True
+        if evaluate_at_end:
+            _draw_curves(logdir, rows, echo)
+        return result
+    except KeyboardInterrupt:  # a second Ctrl-C, or one during the final evaluation
+        if bar:
+            bar.close()
+        if not ended:
+            message = (f"interrupted {where}; " + (f"the checkpoint on disk is at iteration {last_saved}: continue "
+                       f"with: {resume_command(logdir, device)}" if last_saved is not None else "no checkpoint saved"))
+            write_status(logdir, "interrupted", last_saved or 0, message)
+            echo(message)
+        raise
+    except Exception as exc:
+        if bar:
+            bar.close()
+        if not ended:
+            write_status(logdir, "error", last_saved or 0, f"{type(exc).__name__}: {exc}")
+        raise

@@ -6,7 +6,8 @@
   checkpoint.npz  meta-parameters, optimizer state, RNG state, config, iteration
   test.json       the final evaluation: mean and 95% CI per inner step
   curves.png      the learning curves
-  status.json     how the last sitting ended: finished, stopped, interrupted, time limit or nan
+  status.json     how the last sitting ended: finished, stopped, interrupted, time limit, nan or error;
+                  running (with the pid and host) while it runs, shown as aborted once that process is gone
 ``time`` in the log counts seconds spent in meta-training iterations only
 (validation, logging and checkpoints excluded), so runs compare fairly by time.
 """
@@ -16,13 +17,14 @@ import json
 import math
 import numbers
 import os
+import socket
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from .. import backend
-from ..files import UnreadableFileError, parse_json, read_json, read_text_bounded, write_text
+from ..files import UnreadableFileError, parse_json, process_alive, read_json, read_text_bounded, write_text
 from ..tasks import TASK_FAMILIES
 from .checkpoint import Checkpoint, CheckpointError, config_diff, load_checkpoint
 from .config import Config
@@ -99,11 +101,16 @@ def read_log(logdir) -> list[dict]:
         raise FileNotFoundError(f"no log.jsonl in {logdir}: is it a tinymeta run folder?")
     check = _check_rl_log_row if is_rl_run(logdir) else _check_log_row
     rows = []
-    for n, line in enumerate(read_text_bounded(path, MAX_LOG_BYTES).splitlines(), 1):
+    text = read_text_bounded(path, MAX_LOG_BYTES)
+    lines = text.splitlines()
+    for n, line in enumerate(lines, 1):
         if line.strip():
             try:
                 row = parse_json(line, path)
             except UnreadableFileError as exc:
+                if n == len(lines) and not text.endswith("\n"):  # a write cut off by a kill: skip, and say so
+                    print(f"note: {path}, line {n}: skipped a torn last line (not a whole row)", file=sys.stderr)
+                    break
                 raise UnreadableFileError(path, f"line {n}: {exc.problem}") from None
             rows.append(check(path, n, row))
     return rows
@@ -223,9 +230,13 @@ def write_config(logdir, cfg: Config) -> None:
     write_text(Path(logdir) / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
 
 
-def write_status(logdir, status: str, iteration: int, message: str = "") -> None:
-    """``logdir/status.json``: how the last sitting ended (``tinymeta runs`` lists it)."""
-    write_json(Path(logdir) / "status.json", {"status": status, "iteration": iteration, "message": message})
+def write_status(logdir, status: str, iteration: int, message: str = "", **more) -> None:
+    """``logdir/status.json``: how the last sitting ended (``tinymeta runs`` lists it).
+
+    A sitting in progress writes ``running`` with the iteration of its checkpoint on disk and
+    its ``pid`` and ``host``, so that a sitting killed without a word shows as ``aborted``.
+    """
+    write_json(Path(logdir) / "status.json", {"status": status, "iteration": iteration, "message": message, **more})
 
 
 def write_json(path, obj: dict) -> None:
@@ -260,6 +271,11 @@ def read_status(logdir) -> dict:
                                             f"{state.get('iteration')!r}")
         if not isinstance(state.get("message", ""), str):
             raise UnreadableFileError(path, f"'message' must be text, got {state['message']!r}")
+        if (state["status"] == "running" and state.get("host") == socket.gethostname()
+                and _integer(state.get("pid")) and not process_alive(state["pid"])):
+            state = {**state, "status": "aborted",  # killed (kill -9, power cut): what is on disk is the checkpoint
+                     "message": f"the sitting ended without saving its status (killed?); resume continues from "
+                                f"iteration {state['iteration']}"}
         return {"message": "", **state}
     rows = read_log(logdir) if (logdir / "log.jsonl").exists() else []
     iteration = rows[-1]["iteration"] if rows else 0
