@@ -347,7 +347,8 @@ def omniglot_fails(tinymeta, tmp_path, data, *, memory=None, process=False, comm
         line = error_line(err, "train")
         assert code == 2, err
         return line
-    assert code != 0 and "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: "), err
+    assert code != 0 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith(f"tinymeta {command[0]}: error: "), err
     return err.strip().splitlines()[-1]
 
 

@@ -212,6 +212,8 @@ def _remove_if_left_empty(folder):
         yield
     except BaseException:
         for p in created:
+            if not p.exists():  # already removed (the loop removes a run folder it made itself)
+                continue
             try:
                 p.rmdir()  # only if empty: a run that wrote anything keeps it
             except OSError:
@@ -536,6 +538,8 @@ def _main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # not a file-system error of the user's: main() ends quietly
+        raise
     except Exception as exc:
         for kinds, code in USER_ERRORS:
             if isinstance(exc, kinds) and not os.environ.get("TINYMETA_DEBUG"):
