@@ -83,10 +83,13 @@ def test_cell_is_one_step_of_the_recurrence(device, rng):
 CELL_KEYS = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
 
 
-def test_cell_gradients_to_second_order(device, rng):
+@pytest.mark.parametrize("tasks", [None, 2], ids=["shared", "per-task"])
+def test_cell_gradients_to_second_order(tasks, device, rng):
     N, D, H = 2, 2, 2
-    x, h, c = (tm.tensor(rng.standard_normal(s), device=device, requires_grad=True) for s in [(N, D), (N, H), (N, H)])
-    weights = [tm.tensor(0.5 * rng.standard_normal(s), device=device, requires_grad=True)
+    lead = () if tasks is None else (tasks,)
+    x, h, c = (tm.tensor(rng.standard_normal(lead + s), device=device, requires_grad=True)
+               for s in [(N, D), (N, H), (N, H)])
+    weights = [tm.tensor(0.5 * rng.standard_normal(lead + s), device=device, requires_grad=True)
                for s in [(4 * H, D), (4 * H, H), (4 * H,), (4 * H,)]]
 
     def cell(x, h, c, *w):
@@ -127,6 +130,20 @@ def test_bidirectional_is_the_forward_pass_and_the_reversed_sequence_joined(devi
                                rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(h.numpy(), np.concatenate([h_f.numpy(), h_b.numpy()], axis=1), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(c.numpy(), np.concatenate([c_f.numpy(), c_b.numpy()], axis=1), rtol=1e-13, atol=1e-15)
+
+
+def test_a_sequence_run_in_two_pieces_equals_one_run(device, rng):
+    """The final state starts the next piece (truncated backpropagation through time)."""
+    lstm = LSTM(3, 2, num_layers=2)
+    params = lstm.init_params(5, dtype="float64", device=device)
+    x = rng.standard_normal((2, 7, 3))
+    whole, (h, c) = lstm(params, tm.tensor(x, device=device))
+    first, state = lstm(params, tm.tensor(x[:, :4], device=device))
+    second, (h2, c2) = lstm(params, tm.tensor(x[:, 4:], device=device), state=state)
+    np.testing.assert_allclose(np.concatenate([first.numpy(), second.numpy()], axis=1), whole.numpy(),
+                               rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(c2.numpy(), c.numpy(), rtol=1e-13, atol=1e-15)
 
 
 def test_task_axis_equals_a_loop_over_tasks(device, rng):

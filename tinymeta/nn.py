@@ -203,14 +203,19 @@ class ConvNet(Model):
 
 
 # ---- recurrent ------------------------------------------------------------------------------
-def _lstm_gates(gates_x, h, c, weight_hh, bias_hh):
-    """One LSTM step given the input's share of the gates, ``gates_x = W_ih x + b_ih``.
+def _input_gates(params, suffix, x):
+    """The input's share of the gates, W_ih x + (b_ih + b_hh): (..., 4H), for every step at once."""
+    return F.linear(x, params["weight_ih" + suffix], params["bias_ih" + suffix] + params["bias_hh" + suffix])
+
+
+def _lstm_step(gates_x, h, c, weight_hh):
+    """One LSTM step given the input's share of the gates (see :func:`_input_gates`).
 
     Split out of :func:`lstm_cell` so that :class:`LSTM` computes every step's input
     share in one matmul before the recurrence; only ``W_hh h`` must wait for ``h``.
     """
     H = h.shape[-1]
-    gates = gates_x + F.linear(h, weight_hh, bias_hh)              # (..., 4H): i, f, g, o
+    gates = gates_x + F.linear(h, weight_hh)                      # (..., 4H): i, f, g, o
     i = ops.sigmoid(gates[..., 0 * H:1 * H])
     f = ops.sigmoid(gates[..., 1 * H:2 * H])
     g = ops.tanh(gates[..., 2 * H:3 * H])
@@ -254,7 +259,7 @@ def lstm_cell(params, x, h, c, suffix=""):
         raise ValueError(f"lstm_cell: weight_ih{suffix} {w_ih.shape} needs x (..., {w_ih.shape[-1]}) and "
                          f"h, c (..., {w_ih.shape[-2] // 4}) of one shape; got x {x.shape}, h {h.shape}, "
                          f"c {c.shape}")
-    return _lstm_gates(F.linear(x, w_ih, params["bias_ih" + suffix]), h, c, w_hh, params["bias_hh" + suffix])
+    return _lstm_step(_input_gates(params, suffix, x), h, c, w_hh)
 
 
 class LSTM(Model):
@@ -347,11 +352,11 @@ class LSTM(Model):
     @staticmethod
     def _run(params, suffix, x, h, c, reverse):
         """One layer in one direction: every step's h (..., L, H), and the last (h, c)."""
-        gates_x = F.linear(x, params["weight_ih" + suffix], params["bias_ih" + suffix])  # (..., L, 4H)
+        gates_x = _input_gates(params, suffix, x)  # (..., L, 4H)
         steps = range(x.shape[-2] - 1, -1, -1) if reverse else range(x.shape[-2])
         hs = []
         for t in steps:
-            h, c = _lstm_gates(gates_x[..., t, :], h, c, params["weight_hh" + suffix], params["bias_hh" + suffix])
+            h, c = _lstm_step(gates_x[..., t, :], h, c, params["weight_hh" + suffix])
             hs.append(h)
         if reverse:
             hs.reverse()  # outputs[t] is the state after reading steps L-1 .. t
