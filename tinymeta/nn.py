@@ -3,7 +3,9 @@
 ``params = model.init_params(seed)`` gives {name: Tensor}; ``model(params, x)``
 computes the output. Fast weights in MAML are just another dict with the same
 keys, and a per-task dict (every tensor with a leading task axis T) runs every
-task at once.
+task at once. :class:`LSTM` (with :func:`lstm_cell`, one step) is the recurrent
+piece later models build on: matching networks' full context embeddings, learned
+optimisers, memory-augmented nets.
 """
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import math
 import numpy as np
 
 from . import functional as F
+from . import ops
 from .ops.conv import same_padding
-from .tensor import tensor
+from .tensor import Tensor, tensor
 
 
 def _rng(seed):
@@ -197,3 +200,168 @@ class ConvNet(Model):
                 f"blocks={self.blocks}, pool={self.pool}, image_size={self.image_size}, padding={self.padding!r}, "
                 f"bn_scale={self.bn_scale}, bn_eps={self.bn_eps}, features={self.feature_mode!r}, "
                 f"head_init={self.head_init!r})")
+
+
+# ---- recurrent ------------------------------------------------------------------------------
+def _input_gates(params, suffix, x):
+    """The input's share of the gates, W_ih x + (b_ih + b_hh): (..., 4H), for every step at once."""
+    return F.linear(x, params["weight_ih" + suffix], params["bias_ih" + suffix] + params["bias_hh" + suffix])
+
+
+def _lstm_step(gates_x, h, c, weight_hh):
+    """One LSTM step given the input's share of the gates (see :func:`_input_gates`).
+
+    Split out of :func:`lstm_cell` so that :class:`LSTM` computes every step's input
+    share in one matmul before the recurrence; only ``W_hh h`` must wait for ``h``.
+    """
+    H = h.shape[-1]
+    gates = gates_x + F.linear(h, weight_hh)                      # (..., 4H): i, f, g, o
+    i = ops.sigmoid(gates[..., 0 * H:1 * H])
+    f = ops.sigmoid(gates[..., 1 * H:2 * H])
+    g = ops.tanh(gates[..., 2 * H:3 * H])
+    o = ops.sigmoid(gates[..., 3 * H:4 * H])
+    c = f * c + i * g
+    return o * ops.tanh(c), c
+
+
+def lstm_cell(params, x, h, c, suffix=""):
+    """One step of a long short-term memory cell: ``(h', c') = lstm_cell(params, x, h, c)``.
+
+    With the gates in PyTorch's order (``torch.nn.LSTMCell``, ``torch.nn.LSTM``)::
+
+        i  = sigmoid(W_ii x + b_ii + W_hi h + b_hi)     input gate
+        f  = sigmoid(W_if x + b_if + W_hf h + b_hf)     forget gate
+        g  = tanh(W_ig x + b_ig + W_hg h + b_hg)        candidate cell
+        o  = sigmoid(W_io x + b_io + W_ho h + b_ho)     output gate
+        c' = f * c + i * g
+        h' = o * tanh(c')
+
+    ``params`` holds PyTorch's layouts: ``weight_ih`` (4H, D) = [W_ii; W_if; W_ig; W_io],
+    ``weight_hh`` (4H, H), ``bias_ih`` (4H,) and ``bias_hh`` (4H,), each name followed
+    by ``suffix`` (``LSTM`` passes ``"_l0"``, ``"_l0_reverse"``, ...). With per-task
+    weights, (T, 4H, D) and so on, ``x`` is (T, ..., D) and ``h``, ``c`` are (T, ..., H),
+    as in :func:`tinymeta.functional.linear`. Built from linear, slicing, sigmoid and
+    tanh only, so it differentiates to any order.
+
+    The cell is Hochreiter & Schmidhuber (1997), "Long short-term memory", with the
+    forget gate of Gers, Schmidhuber & Cummins (2000), "Learning to forget: continual
+    prediction with LSTM" (without peepholes).
+
+    Example::
+
+        H, D = 3, 2
+        params = LSTM(D, H).init_params(0, dtype="float64")
+        x, h = tinymeta.tensor(np.ones((5, D))), tinymeta.tensor(np.zeros((5, H)))
+        h, c = lstm_cell(params, x, h, h, suffix="_l0")   # (5, 3) each
+    """
+    w_ih, w_hh = params["weight_ih" + suffix], params["weight_hh" + suffix]
+    if x.shape[-1] != w_ih.shape[-1] or h.shape[-1] * 4 != w_ih.shape[-2] or h.shape != c.shape:
+        raise ValueError(f"lstm_cell: weight_ih{suffix} {w_ih.shape} needs x (..., {w_ih.shape[-1]}) and "
+                         f"h, c (..., {w_ih.shape[-2] // 4}) of one shape; got x {x.shape}, h {h.shape}, "
+                         f"c {c.shape}")
+    return _lstm_step(_input_gates(params, suffix, x), h, c, w_hh)
+
+
+class LSTM(Model):
+    """A (stacked, optionally bidirectional) LSTM over a sequence, as ``torch.nn.LSTM(batch_first=True)``.
+
+    ``outputs, (h_n, c_n) = lstm(params, x)`` with ``x`` (..., L, D), for instance
+    (N, L, D), or (T, N, L, D) with a leading task axis; per-task parameters (a
+    leading T on every tensor, as from :func:`tinymeta.algorithms.per_task`) need the
+    task axis on ``x``. Each step is :func:`lstm_cell` (the equations are there).
+
+    - ``outputs`` (..., L, num_directions * H): the last layer's hidden state at every
+      step; bidirectionally, [forward h_t, backward h_t] joined on the last axis, the
+      backward direction having read the sequence from its end back to step t.
+    - ``h_n``, ``c_n`` (..., num_layers * num_directions, H): the final states, ordered as
+      PyTorch's (layer by layer, forward before backward; the backward direction's
+      final state is the one at step 0). PyTorch puts that axis first, (S, N, H);
+      here it sits before H, so the task axis stays first.
+    - ``state=(h_0, c_0)``, of the shape of ``(h_n, c_n)``, starts from given states
+      (zeros otherwise), so a long sequence can run in pieces.
+
+    Parameters use PyTorch's names and layouts: ``weight_ih_l{k}`` (4H, D for layer 0,
+    else num_directions * H), ``weight_hh_l{k}`` (4H, H), ``bias_ih_l{k}``,
+    ``bias_hh_l{k}`` (4H,), and the same with ``_reverse`` for the backward direction,
+    so ``{k: tinymeta.tensor(v.numpy()) for k, v in torch_lstm.state_dict().items()}``
+    runs a PyTorch LSTM's weights here. Initialisation is PyTorch's too: every entry
+    U(-1/sqrt(H), 1/sqrt(H)). There is no dropout between layers.
+
+    Hochreiter & Schmidhuber (1997), with the forget gate of Gers et al. (2000);
+    bidirectional as Schuster & Paliwal (1997), "Bidirectional recurrent neural
+    networks", the form matching networks' full context embeddings use
+    (Vinyals et al. 2016, appendix A.2).
+
+    Example::
+
+        lstm = LSTM(input_size=2, hidden_size=3, bidirectional=True)
+        params = lstm.init_params(0)
+        out, (h, c) = lstm(params, tinymeta.tensor(np.ones((4, 5, 2))))   # (4, 5, 6); (4, 2, 3)
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False):
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.num_layers, self.bidirectional = int(num_layers), bool(bidirectional)
+        if self.input_size < 1 or self.hidden_size < 1 or self.num_layers < 1:
+            raise ValueError(f"LSTM: input_size, hidden_size and num_layers must be >= 1, got "
+                             f"{input_size}, {hidden_size}, {num_layers}")
+
+    @property
+    def directions(self):
+        """The name suffixes of one layer's directions: ``[""]`` or ``["", "_reverse"]``."""
+        return ["", "_reverse"] if self.bidirectional else [""]
+
+    def _init(self, rng):
+        H, k = self.hidden_size, 1.0 / math.sqrt(self.hidden_size)
+        p = {}
+        for layer in range(self.num_layers):
+            d_in = self.input_size if layer == 0 else H * len(self.directions)
+            for direction in self.directions:
+                s = f"_l{layer}{direction}"
+                p["weight_ih" + s] = rng.uniform(-k, k, (4 * H, d_in))
+                p["weight_hh" + s] = rng.uniform(-k, k, (4 * H, H))
+                p["bias_ih" + s] = rng.uniform(-k, k, 4 * H)
+                p["bias_hh" + s] = rng.uniform(-k, k, 4 * H)
+        return p
+
+    def __call__(self, params, x, state=None):
+        if x.ndim < 2 or x.shape[-1] != self.input_size or x.shape[-2] < 1:
+            raise ValueError(f"LSTM: input must be (..., L, {self.input_size}) with L >= 1, got {x.shape}")
+        H, S = self.hidden_size, self.num_layers * len(self.directions)
+        batch = x.shape[:-2]
+        if state is None:
+            zeros = Tensor(x.xp.zeros(batch + (S, H), dtype=x.dtype))
+            state = (zeros, zeros)
+        h0, c0 = state
+        if h0.shape != batch + (S, H) or c0.shape != h0.shape:
+            raise ValueError(f"LSTM: state (h_0, c_0) must be {batch + (S, H)} each, got {h0.shape} and "
+                             f"{c0.shape}")
+        h_n, c_n, s = [], [], 0
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in self.directions:
+                hs, h, c = self._run(params, f"_l{layer}{direction}", x, h0[..., s, :], c0[..., s, :],
+                                     reverse=direction == "_reverse")
+                outputs.append(hs)
+                h_n.append(h)
+                c_n.append(c)
+                s += 1
+            x = outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=-1)
+        return x, (ops.stack(h_n, axis=-2), ops.stack(c_n, axis=-2))
+
+    @staticmethod
+    def _run(params, suffix, x, h, c, reverse):
+        """One layer in one direction: every step's h (..., L, H), and the last (h, c)."""
+        gates_x = _input_gates(params, suffix, x)  # (..., L, 4H)
+        steps = range(x.shape[-2] - 1, -1, -1) if reverse else range(x.shape[-2])
+        hs = []
+        for t in steps:
+            h, c = _lstm_step(gates_x[..., t, :], h, c, params["weight_hh" + suffix])
+            hs.append(h)
+        if reverse:
+            hs.reverse()  # outputs[t] is the state after reading steps L-1 .. t
+        return ops.stack(hs, axis=-2), h, c
+
+    def __repr__(self):
+        return (f"LSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"num_layers={self.num_layers}, bidirectional={self.bidirectional})")
