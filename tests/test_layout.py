@@ -192,3 +192,32 @@ def test_no_module_imports_an_optional_framework_when_imported():
             found += [f"{path.relative_to(PKG)}:{node.lineno} imports {name}" for name in names
                       if name.split(".")[0] in ("torch", "jax", "jaxlib")]
     assert not found, "\n".join(found)
+
+
+def _setup_floors() -> dict:
+    """{package: its floor} for the dependencies of setup.py and its dev extra ("numpy>=1.24.1")."""
+    call = next(n for n in ast.walk(ast.parse((PKG.parent / "setup.py").read_text()))
+                if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "setup")
+    kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg in ("install_requires", "extras_require")}
+    floors = {}
+    for spec in kw["install_requires"] + kw["extras_require"]["dev"]:
+        name, sep, version = spec.partition(">=")
+        assert sep and version, f"setup.py: {spec!r} has no floor (>=) for the oldest-versions CI pass to pin"
+        floors[name.strip().lower()] = version.strip()
+    return floors
+
+
+def test_the_oldest_versions_ci_pass_pins_every_floor_of_setup_py():
+    """.ci/run's second pass installs with .ci/constraints-oldest.txt: it tests what setup.py promises
+    only while that file pins each dependency to exactly its floor there."""
+    lines = (PKG.parent / ".ci" / "constraints-oldest.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in (ln.split("#")[0].strip() for ln in lines) if line)
+
+    def release(version):  # 3.6 and 3.6.0 are one version
+        parts = [int(p) for p in version.strip().split(".")]
+        while len(parts) > 1 and parts[-1] == 0:
+            parts.pop()
+        return tuple(parts)
+
+    assert {k.strip().lower(): release(v) for k, v in pins.items()} == \
+        {k: release(v) for k, v in _setup_floors().items()}
