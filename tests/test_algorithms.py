@@ -1,4 +1,5 @@
 """Each algorithm against a closed form or a hand computation, and batched against per task."""
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -209,8 +210,19 @@ def test_batched_equals_per_task_loop(name):
         g, _ = algo.meta_gradient(meta, batch.task(t))
         for k in meta:
             loop[k] = loop[k] + g[k].numpy() / batch.num_tasks
+    # A conv bias just before batch norm is taken out again with its channel's mean, so its gradient
+    # (and Meta-SGD's for that bias's rate) is zero in exact arithmetic: what is computed is rounding
+    # noise. Reptile's inner Adam divides that noise by its own size plus eps and turns it into steps
+    # of ~1e-10, whose values depend on how the BLAS rounded, batched or not (they differ between
+    # NumPy builds and OpenBLAS kernels). So those entries are held to being noise, a millionth of
+    # the real gradient entries at most, and the others, which mean something, to the loop's.
+    noise = {k for k in meta if re.fullmatch(r"(lr/)?conv\d+_b", k)}
     for k in meta if grads is not None else ():
-        np.testing.assert_allclose(grads[k].numpy(), loop[k], rtol=1e-9, atol=1e-13)
+        if k in noise:
+            largest = max(np.abs(grads[j].numpy()).max() for j in meta if j not in noise)
+            assert np.abs(grads[k].numpy()).max() <= 1e-6 * largest and np.abs(loop[k]).max() <= 1e-6 * largest, k
+        else:
+            np.testing.assert_allclose(grads[k].numpy(), loop[k], rtol=1e-9, atol=1e-13)
     ev = algo.evaluate(meta, batch, steps=2)
     for t in range(batch.num_tasks):
         one = algo.evaluate(meta, batch.task(t), steps=2)

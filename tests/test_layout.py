@@ -14,8 +14,9 @@ LATE = {("tensor", "autograd"), ("tensor", "ops")}
 
 
 def _module_of(path: Path) -> str:
-    rel = path.relative_to(PKG).with_suffix("")
-    return ".".join(rel.parts)
+    """'ops.conv' for tinymeta/ops/conv.py, 'ops' for tinymeta/ops/__init__.py."""
+    parts = path.relative_to(PKG).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _engine_files():
@@ -26,7 +27,9 @@ def _engine_files():
 def _imports(path: Path):
     """(imported tinymeta module, imported names, node) for every import in the file."""
     module = _module_of(path)
-    package = module.split(".")[:-1] if not path.name == "__init__.py" else module.split(".")
+    package = module.split(".") if module else []
+    if path.name != "__init__.py":
+        package = package[:-1]
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level:
@@ -85,13 +88,8 @@ def test_the_only_late_import_is_tensors_and_it_comes_after_the_class():
     assert len(ops_import) == 1 and ops_import[0] > classes[0]
 
 
-def test_ops_submodules_import_each_other_without_a_cycle():
-    graph = {}
-    for path in sorted((PKG / "ops").glob("*.py")):
-        if path.name == "__init__.py":
-            continue
-        here = _module_of(path)
-        graph[here] = {t for t, _, _ in _imports(path) if t and t.startswith("ops.") and t != here}
+def _assert_no_cycle(graph: dict):
+    """Fail naming the first import cycle found in {module: modules it imports}."""
     done, active = set(), []
 
     def visit(m):
@@ -99,13 +97,38 @@ def test_ops_submodules_import_each_other_without_a_cycle():
         if m in done:
             return
         active.append(m)
-        for t in graph.get(m, ()):
+        for t in sorted(graph.get(m, ())):
             visit(t)
         active.pop()
         done.add(m)
 
-    for m in graph:
+    for m in sorted(graph):
         visit(m)
+
+
+def test_ops_submodules_import_each_other_without_a_cycle():
+    graph = {}
+    for path in sorted((PKG / "ops").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        here = _module_of(path)
+        graph[here] = {t for t, _, _ in _imports(path) if t and t.startswith("ops.") and t != here}
+    _assert_no_cycle(graph)
+
+
+def test_no_import_cycle_in_the_package_but_the_documented_late_import():
+    """A cycle works only while the import order suits it, and hides which module is the lower one
+    (the benchmarks and the command line once imported each other through an import inside a
+    function). Imports anywhere in a file count: at its top or inside a function. Only tensor.py's
+    documented late import (LATE) may close a cycle."""
+    graph = {}
+    for path in sorted(PKG.rglob("*.py")):
+        here = _module_of(path)
+        targets = {"" if t == "tinymeta" else t.removeprefix("tinymeta.") for t, _, _ in _imports(path) if t}
+        graph[here] = {t for t in targets if t != here and (here, t.split(".")[0]) not in LATE}
+    modules = set(graph)
+    assert {"experiment.bench", "experiment.cli", "tensor", "ops.conv"} <= modules
+    _assert_no_cycle({m: {t for t in ts if t in modules} for m, ts in graph.items()})
 
 
 def test_no_private_name_is_imported_across_engine_modules():
@@ -144,3 +167,57 @@ def test_import_tinymeta_gives_the_layers_above_the_ops():
     assert set(tm.ops.__all__) <= set(tm.__all__) and len(tm.__all__) == len(set(tm.__all__))
     assert all(hasattr(tm, name) for name in tm.__all__)
     assert tm.expand is tm.broadcast_to  # "expand" in the engine means broadcasting, as Tensor.expand
+
+
+def _imports_run_on_import(tree):
+    """The import statements that run when the module is imported: all but those inside functions."""
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def test_no_module_imports_an_optional_framework_when_imported():
+    """PyTorch and JAX are never dependencies: a module that uses one (bench --compare torch) imports
+    it inside the functions that need it, so that importing every module (as the API reference
+    does) works without them."""
+    found = []
+    for path in sorted(PKG.rglob("*.py")):
+        for node in _imports_run_on_import(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [f"{path.relative_to(PKG)}:{node.lineno} imports {name}" for name in names
+                      if name.split(".")[0] in ("torch", "jax", "jaxlib")]
+    assert not found, "\n".join(found)
+
+
+def _setup_floors() -> dict:
+    """{package: its floor} for the dependencies of setup.py and its dev extra ("numpy>=1.24.1")."""
+    call = next(n for n in ast.walk(ast.parse((PKG.parent / "setup.py").read_text()))
+                if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "setup")
+    kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg in ("install_requires", "extras_require")}
+    floors = {}
+    for spec in kw["install_requires"] + kw["extras_require"]["dev"]:
+        name, sep, version = spec.partition(">=")
+        assert sep and version, f"setup.py: {spec!r} has no floor (>=) for the oldest-versions CI pass to pin"
+        floors[name.strip().lower()] = version.strip()
+    return floors
+
+
+def test_the_oldest_versions_ci_pass_pins_every_floor_of_setup_py():
+    """.ci/run's second pass installs with .ci/constraints-oldest.txt: it tests what setup.py promises
+    only while that file pins each dependency to exactly its floor there."""
+    lines = (PKG.parent / ".ci" / "constraints-oldest.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in (ln.split("#")[0].strip() for ln in lines) if line)
+
+    def release(version):  # 3.6 and 3.6.0 are one version
+        parts = [int(p) for p in version.strip().split(".")]
+        while len(parts) > 1 and parts[-1] == 0:
+            parts.pop()
+        return tuple(parts)
+
+    assert {k.strip().lower(): release(v) for k, v in pins.items()} == \
+        {k: release(v) for k, v in _setup_floors().items()}

@@ -28,6 +28,7 @@ from ..nn import MLP, ConvNet
 from ..tasks import MetaBatch
 from ..tensor import tensor
 from ..files import write_text
+from . import bench_torch
 from .bench_tasks import task_benchmarks
 from .factories import build_algorithm, build_model, make_optimizer, task_family
 from .presets import PRESETS
@@ -214,7 +215,7 @@ def op_overhead(repeat=5, number=20000):
     return rows
 
 
-GOAL_PROBLEMS = (  # (label, preset, changes): issue 14's goal figures
+GOAL_PROBLEMS = (  # (label, preset, changes): the problems of the speed goals
     ("sine, second order", "maml-sine-10shot", {}),
     ("Omniglot 5w1s, 1 query/class, second order", "maml-omniglot-5w1s", {"queries": 1}),
     ("Omniglot 5w1s, 1 query/class, first order", "fomaml-omniglot-5w1s", {"queries": 1}),
@@ -232,7 +233,6 @@ def goal_benchmarks(device="cpu", repeat=5, compare_torch=False, quick=False):
     ``compare_torch`` the same iteration in PyTorch (a task loop, and torch.func.vmap), timed
     interleaved with tinymeta's in one process, and the ratios."""
     if compare_torch:
-        from . import bench_torch  # PyTorch only when asked for: never a dependency
         print(f"  comparing with {bench_torch.torch_version(device)}")
     rows, medians = [], {}
     problems = GOAL_PROBLEMS[:1] if quick else GOAL_PROBLEMS + (GPU_GOAL_PROBLEMS if device == "cuda" else ())
@@ -313,14 +313,14 @@ def print_rows(rows, title):
         print(f"  {r['name']:<{width}}  {r['value']:10.3f} {r['unit']}{memory}")
 
 
-def main(args) -> int:
-    from .cli import check_device, check_preset  # noqa: PLC0415 (the cli imports this module)
-    device = check_device(args.device)
-    for name in args.presets or ():  # before any timing starts
-        check_preset(name)
+def main(args, device: str) -> int:
+    """``tinymeta bench``: the groups ``args`` asks for, on ``device`` (the command line has checked
+    it and the presets named)."""
+    compare = getattr(args, "compare", None) == "torch"
+    if compare:
+        bench_torch.torch_version(device)  # before any timing: PyTorch is not a dependency, it may be missing
     print(f"tinymeta bench on {device}: numpy {np.__version__}"
           + (f", cupy {backend.xp_for('cuda').__version__}" if device == "cuda" else ""))
-    compare = getattr(args, "compare", None) == "torch"
     groups = {}
 
     def keep(rows, title):  # printed, and kept for --out
@@ -330,8 +330,8 @@ def main(args) -> int:
     if args.only in (None, "goals"):
         keep(op_overhead(), "Host cost per op (goal: <= 5 us above the array library's)")
         keep(goal_benchmarks(device, repeat=args.repeat, compare_torch=compare, quick=args.quick),
-             "Issue 14 goals: one meta-iteration (meta-gradient + Adam step), median"
-                   + (", interleaved with PyTorch" if compare else ""))
+             "Speed goals: one meta-iteration (meta-gradient + Adam step), median"
+             + (", interleaved with PyTorch" if compare else ""))
         if args.only == "goals":
             return _save(args, device, groups)
     if args.only in (None, "engine"):

@@ -6,21 +6,21 @@ and one batched call with torch.func (``vmap`` over tasks of an inner step made 
 device (``.item()`` at the end waits for the GPU), take one inner SGD step, differentiate the query loss through it (second order unless
 ``first_order``) and make one Adam step, as tinymeta's meta-iteration does.
 
-PyTorch is never a dependency: this module is imported only when asked for, and
-only here. The networks mirror :class:`tinymeta.nn.ConvNet` (strided Omniglot
+PyTorch is never a dependency: this module imports it inside its functions, so that
+importing the module (as the API reference does) needs no PyTorch, and ``bench``
+calls :func:`torch_version` before any timing, which says how to install it when it
+is missing. The networks mirror :class:`tinymeta.nn.ConvNet` (strided Omniglot
 variant) and :class:`tinymeta.nn.MLP`; they must follow those if they change.
 """
 from __future__ import annotations
-
-import torch
-import torch.nn.functional as TF
-from torch.func import grad, vmap
 
 from ..ops.conv import same_padding
 
 
 def _conv_forward(p, x, model):
     """ConvNet.body + head for one task: x (N, C, H, W)."""
+    import torch  # noqa: PLC0415 (here, not at the top: see the module's docstring)
+    import torch.nn.functional as TF  # noqa: PLC0415
     for i in range(1, model.blocks + 1):
         if model.padding == "same":  # TensorFlow's rule, as ConvNet(padding="same"): the odd pixel after
             (top, bottom), (left, right) = (same_padding(s, 3, 2) for s in x.shape[-2:])
@@ -41,6 +41,7 @@ def model_eps(model):
 
 
 def _mlp_forward(p, x, n_layers):
+    import torch  # noqa: PLC0415
     for i in range(1, n_layers):
         x = torch.relu(x @ p[f"w{i}"].T + p[f"b{i}"])
     return x @ p[f"w{n_layers}"].T + p[f"b{n_layers}"]
@@ -50,6 +51,8 @@ class TorchMAML:
     """One MAML meta-iteration (1 inner step) in PyTorch: ``loop()`` and ``vmapped()``."""
 
     def __init__(self, kind, model, params, batch, inner_lr, meta_lr, first_order=False, device="cpu"):
+        import torch  # noqa: PLC0415
+        import torch.nn.functional as TF  # noqa: PLC0415
         self.first_order = first_order
         self.inner_lr = inner_lr
         dev = torch.device("cuda" if device == "cuda" else "cpu")  # the device tinymeta runs on
@@ -67,6 +70,7 @@ class TorchMAML:
 
     def _task_loss(self, p, xs, ys, xq, yq):
         """Query loss of one task after one inner step (as a function of the meta-parameters)."""
+        import torch  # noqa: PLC0415
         inner = self.loss(self.forward(p, xs), ys)
         names = list(p)
         g = torch.autograd.grad(inner, [p[k] for k in names], create_graph=not self.first_order)
@@ -85,6 +89,7 @@ class TorchMAML:
 
     def vmapped(self):
         """All tasks at once with torch.func: vmap over tasks of (inner grad step, query loss)."""
+        from torch.func import grad, vmap  # noqa: PLC0415
         lr, fo = self.inner_lr, self.first_order
 
         def inner_loss(p, xs, ys):
@@ -106,7 +111,14 @@ class TorchMAML:
 
 
 def torch_version(device="cpu") -> str:
+    """Which PyTorch the comparison runs, e.g. 'torch 2.13.0 (2 threads)'; ValueError, saying how to
+    install it, where PyTorch cannot be imported."""
+    try:
+        import torch  # noqa: PLC0415
+        import torch.func  # noqa: F401, PLC0415
+    except ImportError as exc:
+        raise ValueError(f"--compare torch needs PyTorch, which cannot be imported here ({exc}): install it "
+                         "(pip install torch) or leave out --compare") from None
     if device == "cuda":
         return f"torch {torch.__version__} on {torch.cuda.get_device_name()}"
     return f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
-

@@ -333,6 +333,14 @@ def _plot(args, parser):
     return 0
 
 
+def _bench(args):
+    """The benchmarks, once the device and every preset named are known to be usable (before any timing)."""
+    device = check_device(args.device)
+    for name in args.presets or ():
+        check_preset(name)
+    return bench.main(args, device)
+
+
 def _docs(args, parser):
     """The API reference, generated from the docstrings by pdoc (one HTML page per module)."""
     try:
@@ -364,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "algorithm, plus 20w1s on a GPU)")
     p_bench.add_argument("--data-dir", default=None, help="Omniglot folder (default: $TINYMETA_DATA, ./data/omniglot)")
     p_bench.add_argument("--out", help="also write the measured rows as JSON here (with device, threads, date)")
-    p_bench.set_defaults(func=bench.main)
+    p_bench.set_defaults(func=_bench)
 
     p_train = sub.add_parser("train", help="meta-train (and finally evaluate) a preset or configuration",
                              description="Meta-train with one of the papers' protocols (--preset), any field "
