@@ -128,3 +128,14 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_sep("=", "skipped per device")
     for (family, reason), n in sorted(Counter((_device_family(r), _skip_reason(r)) for r in per_device).items()):
         terminalreporter.write_line(f"{n} test{'s' * (n != 1)} on device {family}: {reason}")
+
+
+def run_cli(argv, capsys):
+    """(exit status, stdout, stderr) of ``tinymeta ARGV`` run in this process, whether it returns or exits."""
+    from tinymeta.experiment import cli  # noqa: PLC0415 (only the CLI tests need it)
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err

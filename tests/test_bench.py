@@ -4,17 +4,9 @@ import functools
 import re
 import sys
 
-from tinymeta.experiment import bench, cli
+from conftest import run_cli
 
-
-def run_cli(argv, capsys):
-    """(exit status, stdout, stderr) of ``tinymeta ARGV``, whether it returns or exits."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from tinymeta.experiment import bench
 
 
 def test_the_goal_figures_are_headed_for_users_not_by_an_internal_label(capsys, monkeypatch):

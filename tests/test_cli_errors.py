@@ -4,22 +4,14 @@ import json
 
 import pytest
 
+from conftest import run_cli
+
 from tinymeta import backend
 from tinymeta.experiment import PRESETS, Config, bench, cli, evaluation, read_log, train
 from tinymeta.experiment.runs import read_status
 
 TINY = ["--preset", "maml-sine-5shot", "--iterations", "20", "--log-interval", "10", "--val-interval", "10",
         "--val-tasks", "5", "--test-tasks", "10", "--eval-inner-steps", "2", "--no-progress"]
-
-
-def run_cli(argv, capsys):
-    """(exit status, stdout, stderr) of ``tinymeta ARGV``, whether it returns or exits."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(err: str, command: str) -> str:

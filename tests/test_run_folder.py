@@ -11,8 +11,10 @@ import warnings
 
 import pytest
 
+from conftest import run_cli
+
 from tinymeta import files
-from tinymeta.experiment import PRESETS, cli, load_checkpoint, loop, read_log, train
+from tinymeta.experiment import PRESETS, load_checkpoint, loop, read_log, train
 from tinymeta.experiment.runs import read_status
 
 from conftest import OMNIGLOT_DIR, REPO
@@ -20,16 +22,6 @@ from conftest import OMNIGLOT_DIR, REPO
 QUIET = dict(progress=False, echo=lambda *a: None)
 FAST = ["--test-tasks", "10", "--eval-inner-steps", "2", "--val-tasks", "5", "--no-progress"]
 SINE = ["--preset", "maml-sine-5shot", "--iterations", "20", "--log-interval", "10", "--val-interval", "0", *FAST]
-
-
-def run_cli(argv, capsys):
-    """(exit status, stdout, stderr) of ``tinymeta ARGV`` run in this process."""
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def tinymeta(*argv, cwd=REPO, env=None):
