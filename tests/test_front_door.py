@@ -210,3 +210,20 @@ def test_protocols_md_lists_the_2d_navigation_presets_with_their_lines():
     text = (REPO / "PROTOCOLS.md").read_text()
     assert all(f"`{name}`" in text for name in RL_PRESETS)
     assert "maml_trpo_point.py:23" in text and "maml_trpo_point.py:23" in RL_SOURCES["max_kl"]
+
+
+def test_a_2d_navigation_run_is_never_written_through_a_link_nor_over_an_earlier_run(tmp_path):
+    """Issue 30's run-folder rules hold for the nav2d presets too: a run file that is a link is refused and
+    its target untouched; a folder with an earlier run's files but no checkpoint needs --overwrite."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me\n")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "log.jsonl").symlink_to(outside)
+    line = error_line(tinymeta("train", *TINY_RL, "--iterations", "1", "--logdir", linked), "train")
+    assert "symbolic link" in line and outside.read_text() == "keep me\n"
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "results.json").write_text("{}")
+    line = error_line(tinymeta("train", *TINY_RL, "--iterations", "1", "--logdir", old), "train")
+    assert "earlier run" in line and "--overwrite" in line and (old / "results.json").read_text() == "{}"

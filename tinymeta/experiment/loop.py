@@ -26,8 +26,8 @@ from .config import Config
 from .curves import plot_runs
 from .evaluation import evaluate_tasks, format_evaluation, is_finite
 from .factories import TaskSource, build_algorithm, build_model, make_optimizer
-from .runs import (RUN_FILES, check_resume, clear_run, load_run_checkpoint, read_log, write_config, write_json,
-                   write_status)
+from .runs import (RUN_FILES, check_resume, check_run_files, clear_run, load_run_checkpoint, read_log, write_config,
+                   write_json, write_status)
 
 
 class StopFlag:
@@ -77,10 +77,7 @@ def _check_run_folder(cfg: Config, logdir: Path, device: str, resume: bool, over
     """
     if logdir.exists() and not logdir.is_dir():
         raise WriteError(f"cannot use {logdir} as the run folder (--logdir): it is a file")
-    links = [name for name in RUN_FILES if (logdir / name).is_symlink()]
-    if links:
-        raise ValueError(f"{logdir / links[0]} is a symbolic link: tinymeta writes a run's files only inside its "
-                         "run folder, never through a link; remove the link, or choose another --logdir")
+    check_run_files(logdir, RUN_FILES, resume, overwrite)
     ckpt_path = logdir / "checkpoint.npz"
     if resume:
         if not ckpt_path.exists():
@@ -92,10 +89,6 @@ def _check_run_folder(cfg: Config, logdir: Path, device: str, resume: bool, over
     if ckpt_path.exists() and not overwrite:
         raise FileExistsError(f"{logdir} already holds a run (checkpoint.npz): pass --resume to continue it, "
                               "--overwrite to replace it, or choose another --logdir")
-    old = [name for name in RUN_FILES if (logdir / name).exists()]
-    if old and not overwrite:
-        raise FileExistsError(f"{logdir} holds the files of an earlier run ({', '.join(old)}) but no checkpoint to "
-                              "resume: pass --overwrite to remove them, or choose another --logdir")
     return None
 
 

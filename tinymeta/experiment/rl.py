@@ -47,13 +47,12 @@ from pathlib import Path
 import numpy as np
 
 from ..algorithms.common import summarize
-from ..files import write_text
 from ..rl import navigation
 from ..rl.maml_rl import ALGORITHMS, MetaRL
 from ..rl.policy import GaussianMLPPolicy
 from .checkpoint import config_diff, load_checkpoint, save_checkpoint
 from .loop import StopFlag
-from .runs import RL_DATASET, append_log, truncate_log, write_json, write_status
+from .runs import RL_DATASET, append_log, check_run_files, truncate_log, write_json, write_status
 
 CHECKPOINT, LOG, RESULTS = "checkpoint.npz", "log.jsonl", "results.json"
 # what --overwrite removes (and nothing else in the folder)
@@ -258,6 +257,7 @@ def train(cfg: RLConfig, logdir, *, resume=False, overwrite=False, stop_at=None,
     if stop_at is not None and not 1 <= stop_at <= cfg.iterations:
         raise ValueError(f"--stop-at {stop_at} must be an iteration from 1 to --iterations ({cfg.iterations})")
     logdir = Path(logdir)
+    check_run_files(logdir, RL_RUN_FILES, resume, overwrite)  # no write through a link; no earlier run lost
     ckpt_path = logdir / CHECKPOINT
     ckpt = None
     if resume:

@@ -244,6 +244,21 @@ def write_json(path, obj: dict) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
+def check_run_files(logdir: Path, files, resume: bool, overwrite: bool) -> None:
+    """Refuse a run folder whose ``files`` would be written through a link, or that holds an earlier
+    run's files but no checkpoint to resume (a folder with any run file in it is an existing run)."""
+    links = [name for name in files if (logdir / name).is_symlink()]
+    if links:
+        raise ValueError(f"{logdir / links[0]} is a symbolic link: tinymeta writes a run's files only inside its "
+                         "run folder, never through a link; remove the link, or choose another --logdir")
+    if resume or (logdir / "checkpoint.npz").exists():
+        return  # resuming, or refused (or replaced) for its checkpoint by the caller
+    old = [name for name in files if (logdir / name).exists()]
+    if old and not overwrite:
+        raise FileExistsError(f"{logdir} holds the files of an earlier run ({', '.join(old)}) but no checkpoint to "
+                              "resume: pass --overwrite to remove them, or choose another --logdir")
+
+
 def read_config(logdir) -> Config:
     """``logdir/config.json`` as a validated Config (UnreadableFileError naming the file otherwise)."""
     path = Path(logdir) / "config.json"
