@@ -108,3 +108,15 @@ python -m tinymeta evaluate --logdir results/runs/fomaml-omniglot-5w1s --data-di
 python -m tinymeta evaluate --logdir results/runs/meta-sgd-omniglot-5w1s --data-dir ../shared/data/omniglot --transductive False --out results/runs/meta-sgd-omniglot-5w1s/eval-test-nontransductive.json
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-test.json
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --transductive False --out results/runs/reptile-omniglot-5w1s/eval-test-nontransductive.json
+# A later session: ANIL 20w1s resumed for one sitting (42,213 -> 54,160, --time-limit 8400, stopped with Ctrl-C after
+# 2 h 7 min beside the session's other work: 0.3-3 s per iteration), then evaluated as ANIL and as NIL (no head);
+# Reptile 5w1s resumed to 54,121 in a sitting stopped with Ctrl-C, evaluated both ways again on 100 test tasks
+python -m tinymeta train --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 8400 --no-progress
+python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/anil-omniglot-20w1s/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --algorithm nil --out results/runs/anil-omniglot-20w1s/eval-nil-test.json
+python -m tinymeta plot results/runs/anil-omniglot-20w1s --out results/runs/anil-omniglot-20w1s/curves.png
+python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 2640 --no-progress
+python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --transductive False --out results/runs/reptile-omniglot-5w1s/eval-test-nontransductive.json
+python -m tinymeta plot results/runs/reptile-omniglot-5w1s --out results/runs/reptile-omniglot-5w1s/curves.png
+python -m tinymeta report
