@@ -114,6 +114,7 @@ python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-d
 python -m tinymeta train --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 8400 --no-progress
 python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/anil-omniglot-20w1s/eval-test.json
 python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --algorithm nil --out results/runs/anil-omniglot-20w1s/eval-nil-test.json
+python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --transductive False --out results/runs/anil-omniglot-20w1s/eval-test-nontransductive.json
 python -m tinymeta plot results/runs/anil-omniglot-20w1s --out results/runs/anil-omniglot-20w1s/curves.png
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 2640 --no-progress
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-test.json
