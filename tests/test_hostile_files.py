@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from tinymeta.data import load_omniglot
 from tinymeta.data.cache import array_checksum
 from tinymeta.experiment import checkpoint as ckpt_mod
-from tinymeta.experiment import cli
 
 MEMORY_LIMIT = 768 << 20   # address space for a command reading a bomb that inflates or declares more
 TINY = ["--preset", "maml-sine-5shot", "--iterations", "20", "--log-interval", "10", "--val-interval", "10",
@@ -63,12 +63,7 @@ def tinymeta(tmp_path, monkeypatch, capsys):
         monkeypatch.delenv("TINYMETA_DEBUG", raising=False)
         monkeypatch.setenv("TINYMETA_CACHE", str(cwd / "cache"))
         capsys.readouterr()
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(argv, capsys)
     return run
 
 
