@@ -32,7 +32,8 @@ def evaluate_tasks(algo, meta_params, tasks: TaskSource, split: str, num_tasks: 
         parts = [algo.evaluate(meta_params, batch, steps) for batch in batches]
     else:
         parts = [evaluate_under_attack(algo, meta_params, batch, steps, attack_epsilon) for batch in batches]
-    out = {"split": split, "tasks": num_tasks, "steps": steps}
+    rows = len(next(iter(parts[0].values())))  # steps + 1, or 1 for a learner without an inner loop
+    out = {"split": split, "tasks": num_tasks, "steps": rows - 1}
     if attack_epsilon is not None:
         out["attack_epsilon"] = attack_epsilon
     for key in parts[0]:
@@ -57,7 +58,7 @@ def format_evaluation(ev: dict, cfg: Config | None = None) -> str:
     lines.append(header)
     rows = len(ev["loss"] if has_loss else ev["accuracy"])
     for s in range(rows):
-        name = "0 (pre-update)" if s == 0 and rows > 1 else str(s)
+        name = "0 (pre-update)" if s == 0 and rows > 1 else str(s) if rows > 1 else "no inner loop"
         line = f"  {name:>16}"
         if has_loss:
             line += f"  {ev['loss'][s]['mean']:>9.4f} ± {ev['loss'][s]['ci95']:<6.4f}"
