@@ -80,6 +80,10 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
                           eval_inner_batch=3)
     algo = ALGORITHMS[name].from_config(MLP(), REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
+    if not algo.inner_loop:  # a metric learner reads its support set in one pass: no inner settings
+        assert (algo.inner_lr, algo.inner_steps, algo.first_order) == (0.0, 0, False)
+        assert algo.transductive == (name in ("anil", "nil"))
+        return
     assert (algo.inner_lr, algo.inner_steps) == (0.3, 4)
     if name not in ("reptile", "caml"):  # Reptile adapts everything; CAML adapts only its context
         assert algo.adapt_norm is False
