@@ -57,6 +57,7 @@ UNARY = {
     "cos": (tm.cos, lambda r, s: 3 * r.standard_normal(s)),
     "numpy sin": (lambda x: np.sin(x) * x, lambda r, s: 3 * r.standard_normal(s)),  # NumPy's ufunc is tm.sin
     "sigmoid": (tm.sigmoid, lambda r, s: 3 * r.standard_normal(s)),
+    "softplus": (tm.softplus, lambda r, s: 5 * r.standard_normal(s)),
     "relu": (tm.relu, away_from_zero),
     "abs": (tm.abs, away_from_zero),
     "pow3": (lambda x: x ** 3, lambda r, s: r.standard_normal(s)),
@@ -447,7 +448,19 @@ THIRD = {
     "sin": (tm.sin, lambda x: -np.cos(x)),
     "cos": (tm.cos, np.sin),
     "softplus-ish": (lambda x: tm.log(1.0 + tm.exp(x)), lambda x: (s := 1 / (1 + np.exp(-x))) * (1 - s) * (1 - 2 * s)),
+    "softplus": (tm.softplus, lambda x: (s := 1 / (1 + np.exp(-x))) * (1 - s) * (1 - 2 * s)),
 }
+
+
+def test_softplus_is_stable_and_exact_at_the_kink_of_relu():
+    """log(1 + e^x) without overflow for large x, its slope 1/2 at 0 (where a ReLU feeds it zeros)."""
+    x = t64(np.array([-800.0, -30.0, 0.0, 30.0, 800.0]))
+    y = tm.softplus(x)
+    np.testing.assert_allclose(y.numpy(), [0.0, np.log1p(np.exp(-30.0)), np.log(2.0), 30.0 + np.log1p(np.exp(-30.0)),
+                                           800.0], rtol=1e-15, atol=1e-300)
+    (d,) = tm.grad([y.sum()], [x])
+    np.testing.assert_allclose(d.numpy(), [0.0, 1 / (1 + np.exp(30.0)), 0.5, 1 / (1 + np.exp(-30.0)), 1.0],
+                               rtol=1e-15, atol=1e-300)
 
 
 @pytest.mark.parametrize("name", list(THIRD))

@@ -16,7 +16,7 @@ from .cast import astype, to_device
 from .compare import all, any, argmax, equal, greater, greater_equal, less, less_equal, not_equal, one_hot
 from .conv import fold, unfold
 from .elementwise import (abs, add, cos, div, exp, log, maximum, minimum, mul, neg, pow, relu, sigmoid, sin,
-                          sqrt, sub, tanh, where)
+                          softplus, sqrt, sub, tanh, where)
 from .matmul import matmul
 from .norm import standardize
 from .reduce import max, mean, min, sum, var
@@ -27,6 +27,6 @@ from .softmax import softmax_cross_entropy
 __all__ = ["abs", "add", "all", "any", "argmax", "astype", "broadcast_to", "concatenate", "cos", "div", "equal", "exp", "expand",
            "flatten", "fold", "getitem", "greater", "greater_equal", "less", "less_equal", "log", "matmul",
            "max", "maximum", "mean", "min", "minimum", "mul", "neg", "not_equal", "one_hot", "pad", "pow",
-           "relu", "reshape", "sigmoid", "sin", "softmax_cross_entropy", "sqrt", "squeeze", "stack", "standardize",
-           "sub", "sum", "sum_to", "swapaxes", "tanh", "to_device", "transpose", "unfold", "unsqueeze", "var",
+           "relu", "reshape", "sigmoid", "sin", "softmax_cross_entropy", "softplus", "sqrt", "squeeze", "stack",
+           "standardize", "sub", "sum", "sum_to", "swapaxes", "tanh", "to_device", "transpose", "unfold", "unsqueeze", "var",
            "where"]

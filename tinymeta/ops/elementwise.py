@@ -189,6 +189,17 @@ class Sqrt(Function):
         return (g * 0.5 / self.out,)
 
 
+class Softplus(Function):
+    """log(1 + exp(x)), computed stably (``logaddexp(0, x)``); d/dx = sigmoid(x), 1/2 at 0."""
+    saves_inputs = True
+
+    def forward(self, a):
+        return backend.get_xp(a).logaddexp(0, a)
+
+    def backward(self, g):
+        return (g * sigmoid(self.inputs[0]),)
+
+
 class Sin(Function):
     saves_inputs = True
 
@@ -298,6 +309,7 @@ def neg(a): return Neg.apply(a)
 def exp(a): return Exp.apply(a)
 def log(a): return Log.apply(a)
 def sqrt(a): return Sqrt.apply(a)
+def softplus(a): return Softplus.apply(a)
 def sin(a): return Sin.apply(a)
 def cos(a): return Cos.apply(a)
 def tanh(a): return Tanh.apply(a)
