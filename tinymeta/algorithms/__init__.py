@@ -14,6 +14,7 @@ dict, and a thin class the training loop drives:
 Learners without an inner loop (:class:`MetricLearner`, the book's chapters 2-4):
 
 - :func:`protonet_scores`, :class:`ProtoNet` (Snell et al. 2017)
+- :func:`gaussian_protonet_scores`, :class:`GaussianProtoNet` (Fort 2017)
 
 All run the whole meta-batch on a leading task axis. Every class is built the
 same way from a run's config: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
@@ -23,6 +24,7 @@ from .anil import ANIL, NIL, anil_meta_loss, nil_predict
 from .base import MetaLearner
 from .caml import CAML, ContextModel, caml_inner_loop, caml_meta_loss
 from .common import Objective, inner_sgd, per_task, query_metrics, summarize
+from .gaussian_protonet import GaussianProtoNet, gaussian_protonet_scores
 from .gradient_agreement import GradientAgreement, agreement_weights, gradient_agreement_meta_loss
 from .maml import FOMAML, MAML, maml_inner_loop, maml_meta_loss
 from .meta_sgd import MetaSGD, meta_sgd_meta_loss
@@ -31,12 +33,11 @@ from .protonet import ProtoNet, prototypes, protonet_scores, squared_distances
 from .reptile import Reptile, reptile_meta_gradient
 
 ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML,
-                                        ProtoNet)}
+                                        ProtoNet, GaussianProtoNet)}
 
-__all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GradientAgreement", "MAML",
-           "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective", "ProtoNet", "Reptile", "adml_meta_loss",
-           "agreement_weights",
-           "anil_meta_loss", "caml_inner_loop", "caml_meta_loss", "evaluate_under_attack", "fgsm",
-           "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss",
-           "nil_predict", "per_task", "protonet_scores", "prototypes", "query_metrics", "reptile_meta_gradient",
-           "squared_distances", "summarize"]
+__all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GaussianProtoNet", "GradientAgreement",
+           "MAML", "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective", "ProtoNet", "Reptile",
+           "adml_meta_loss", "agreement_weights", "anil_meta_loss", "caml_inner_loop", "caml_meta_loss",
+           "evaluate_under_attack", "fgsm", "gaussian_protonet_scores", "gradient_agreement_meta_loss", "inner_sgd",
+           "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss", "nil_predict", "per_task", "protonet_scores",
+           "prototypes", "query_metrics", "reptile_meta_gradient", "squared_distances", "summarize"]

@@ -80,6 +80,7 @@ CONFIG_FLAGS = [
     (["--dtype"], "dtype", str, "float32 or float64"),
     (["--adv-epsilon"], "adv_epsilon", float, "ADML: FGSM epsilon (images in [0, 1])"),
     (["--context-size"], "context_size", int, "CAML: context parameters per task"),
+    (["--covariance"], "covariance", str, "Gaussian prototypical networks: radius or diagonal"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 

@@ -76,6 +76,8 @@ class Config:
     # ---- ADML and CAML (issue 15) ----
     adv_epsilon: float = 0.2           # ADML: FGSM step epsilon on [0, 1] images (source: presets.py)
     context_size: int = 5              # CAML: context parameters per task at the first layer (CAVIA code default)
+    # ---- learners without an inner loop (issue 26) ----
+    covariance: str = "radius"         # Gaussian prototypical networks: radius (one confidence) | diagonal (one per dim)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -179,7 +181,7 @@ class Config:
             (self.head_init in (None, "normal", "glorot"),
              f"{flag('head_init')} must be normal or glorot, got {self.head_init!r}"),
             # ADML and CAML (issue 15)
-            rate("adv_epsilon"), count("context_size", 1),
+            rate("adv_epsilon"), count("context_size", 1), one_of("covariance", ("radius", "diagonal")),
             one_of("inner_state", ("fresh", "persistent")), optional("eval_inner_batch"),
             (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
              "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
