@@ -15,6 +15,7 @@ Learners without an inner loop (:class:`MetricLearner`, the book's chapters 2-4)
 
 - :func:`protonet_scores`, :class:`ProtoNet` (Snell et al. 2017)
 - :func:`gaussian_protonet_scores`, :class:`GaussianProtoNet` (Fort 2017)
+- :func:`soft_kmeans_step`, :class:`SemiProtoNet` (Ren et al. 2018)
 
 All run the whole meta-batch on a leading task axis. Every class is built the
 same way from a run's config: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
@@ -31,13 +32,15 @@ from .meta_sgd import MetaSGD, meta_sgd_meta_loss
 from .metric import MetricLearner
 from .protonet import ProtoNet, prototypes, protonet_scores, squared_distances
 from .reptile import Reptile, reptile_meta_gradient
+from .semi_protonet import SemiProtoNet, soft_kmeans_step
 
 ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML,
-                                        ProtoNet, GaussianProtoNet)}
+                                        ProtoNet, GaussianProtoNet, SemiProtoNet)}
 
 __all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GaussianProtoNet", "GradientAgreement",
-           "MAML", "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective", "ProtoNet", "Reptile",
+           "MAML", "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective", "ProtoNet", "Reptile", "SemiProtoNet",
            "adml_meta_loss", "agreement_weights", "anil_meta_loss", "caml_inner_loop", "caml_meta_loss",
            "evaluate_under_attack", "fgsm", "gaussian_protonet_scores", "gradient_agreement_meta_loss", "inner_sgd",
            "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss", "nil_predict", "per_task", "protonet_scores",
-           "prototypes", "query_metrics", "reptile_meta_gradient", "squared_distances", "summarize"]
+           "prototypes", "query_metrics", "reptile_meta_gradient", "soft_kmeans_step", "squared_distances",
+           "summarize"]

@@ -81,6 +81,10 @@ CONFIG_FLAGS = [
     (["--adv-epsilon"], "adv_epsilon", float, "ADML: FGSM epsilon (images in [0, 1])"),
     (["--context-size"], "context_size", int, "CAML: context parameters per task"),
     (["--covariance"], "covariance", str, "Gaussian prototypical networks: radius or diagonal"),
+    (["--unlabeled"], "unlabeled", int, "semi-supervised episodes: unlabeled examples per class"),
+    (["--distractors"], "distractors", int, "semi-supervised episodes: distractor classes (unlabeled only)"),
+    (["--refinement"], "refinement", str, "semi-protonet: soft-kmeans, distractor-cluster or masked"),
+    (["--cluster-steps"], "cluster_steps", int, "semi-protonet: soft k-means refinement steps"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 

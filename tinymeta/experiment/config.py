@@ -24,7 +24,8 @@ LIMITS = {"ways": 10_000, "shots": 100_000, "queries": 100_000, "train_shots": 1
           "inner_steps": 100_000, "eval_inner_steps": 100_000, "iterations": 10**9, "inner_batch": 100_000,
           "eval_inner_batch": 100_000, "filters": 4096, "val_tasks": 10**6, "test_tasks": 10**6,
           "val_interval": 10**9, "log_interval": 10**9, "checkpoint_interval": 10**9, "seed": 2**63 - 1,
-          "context_size": 100_000, "hidden": 100_000}
+          "context_size": 100_000, "hidden": 100_000, "unlabeled": 100_000, "distractors": 10_000,
+          "cluster_steps": 1000}
 MAX_BATCH_VALUES = 2**28  # input values in one meta-batch (support and query): 1 GiB of float32
 
 
@@ -78,6 +79,10 @@ class Config:
     context_size: int = 5              # CAML: context parameters per task at the first layer (CAVIA code default)
     # ---- learners without an inner loop (issue 26) ----
     covariance: str = "radius"         # Gaussian prototypical networks: radius (one confidence) | diagonal (one per dim)
+    unlabeled: int = 0                 # semi-supervised episodes: unlabeled examples per class (Ren et al.: 5)
+    distractors: int = 0               # semi-supervised episodes: classes of unlabeled examples only (Ren et al.: 5)
+    refinement: str = "soft-kmeans"    # semi-protonet: soft-kmeans | distractor-cluster | masked (Ren et al. Sec. 3)
+    cluster_steps: int = 1             # semi-protonet: soft k-means refinement steps (the original: 1)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -182,6 +187,10 @@ class Config:
              f"{flag('head_init')} must be normal or glorot, got {self.head_init!r}"),
             # ADML and CAML (issue 15)
             rate("adv_epsilon"), count("context_size", 1), one_of("covariance", ("radius", "diagonal")),
+            count("unlabeled", 0), count("distractors", 0), count("cluster_steps", 1),
+            one_of("refinement", ("soft-kmeans", "distractor-cluster", "masked")),
+            (not self.distractors or self.unlabeled, "distractors (--distractors) are classes of unlabeled examples: "
+                                                     "give --unlabeled too"),
             one_of("inner_state", ("fresh", "persistent")), optional("eval_inner_batch"),
             (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
              "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
@@ -197,6 +206,12 @@ class Config:
         if self.algorithm == "adml" and family.kind != "classification":
             raise ValueError(f"ADML attacks images of a classification task with FGSM (clipped to [0, 1]); "
                              f"{self.dataset} is {family.kind}")
+        if self.unlabeled and not getattr(family, "unlabeled_examples", False):
+            raise ValueError(f"unlabeled (--unlabeled): {self.dataset} tasks have no unlabeled examples to draw")
+        if self.unlabeled and not getattr(ALGORITHMS[self.algorithm], "reads_unlabeled", False):
+            readers = sorted(k for k, a in ALGORITHMS.items() if getattr(a, "reads_unlabeled", False))
+            raise ValueError(f"unlabeled (--unlabeled): {self.algorithm} would ignore unlabeled examples; "
+                             f"algorithms that read them: {', '.join(readers)}")
         if self.algorithm == "caml" and family.kind != "regression":
             raise ValueError(f"CAML here conditions an MLP regressor on its context: it needs a regression dataset "
                              f"({self.dataset} is {family.kind})")

@@ -18,6 +18,10 @@ class MetaBatch:
     likewise the query set. Classification labels are int64 in [0, n_way);
     regression targets are floats. All four live on one device. ``info`` holds
     NumPy arrays with a leading task axis (e.g. sine amplitudes and phases).
+    ``x_unlabeled`` (T, n_unlabeled, ...), where a family draws them (``--unlabeled``), holds
+    examples without labels: of the task's classes and of distractor classes
+    (semi-supervised prototypical networks); their true labels, -1 for a distractor, are in
+    ``info['unlabeled_labels']`` for plots and checks only.
     """
 
     x_support: Tensor
@@ -25,6 +29,7 @@ class MetaBatch:
     x_query: Tensor
     y_query: Tensor
     info: dict | None = None  # per-task facts for plots (amplitudes, class ids); not used in training
+    x_unlabeled: Tensor | None = None
 
     @property
     def num_tasks(self) -> int:
@@ -50,7 +55,8 @@ class MetaBatch:
         """The tasks selected by a slice of the task axis (e.g. evaluation in chunks)."""
         info = None if self.info is None else {k: v[index] for k, v in self.info.items()}
         return MetaBatch(self.x_support[index], self.y_support[index], self.x_query[index],
-                         self.y_query[index], info)
+                         self.y_query[index], info,
+                         None if self.x_unlabeled is None else self.x_unlabeled[index])
 
 
 # Validation and test tasks come from fixed seeds, independent of the training seed,

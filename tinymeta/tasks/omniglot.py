@@ -199,6 +199,39 @@ class FewShotImageTasks(TaskFamily):
             imgs = np.subtract(np.uint8(255), imgs, dtype=np.uint8)
         return np.divide(imgs, self.dtype.type(255), dtype=self.dtype)
 
+    def _semi_supervised(self, batch: MetaBatch, n: int, q: int, m: int) -> MetaBatch:
+        """Split a batch drawn with N + H classes and Q + M queries into an N-way task and unlabeled examples.
+
+        Labels 0..N-1 are the task's classes: their first Q query examples (in the shuffled
+        order) stay queries, the next M become unlabeled. Labels N.. are distractor classes
+        (Ren et al. 2018, Sec. 4.1): their support examples are dropped and M of their query
+        examples become unlabeled. The unlabeled examples keep the shuffled order; their
+        labels, -1 for a distractor, go to ``info['unlabeled_labels']``.
+        """
+        info = dict(batch.info)
+        ys, yq = batch.y_support.numpy(), batch.y_query.numpy()
+        T, classes = ys.shape[0], info["classes"].shape[1]
+        onehot = yq[..., None] == np.arange(classes)
+        rank = np.take_along_axis(np.cumsum(onehot, axis=1), yq[..., None], 2)[..., 0] - 1  # within its class
+        task = yq < n
+        keep_s = ys < n
+        keep_q = task & (rank < q)
+        keep_u = (task & (rank >= q)) | (~task & (rank < m))
+
+        def gather(mask, idx, labels):
+            size = int(mask[0].sum())
+            idx, labels = idx[mask].reshape(T, size), labels[mask].reshape(T, size)
+            rot = np.take_along_axis(info["rotations"], labels, 1)
+            return self._images(idx, rot), idx, labels
+
+        xs, info["support_images"], ys = gather(keep_s, info["support_images"], ys)
+        xq, info["query_images"], yq = gather(keep_q, info["query_images"], yq)
+        xu, info["unlabeled_images"], yu = gather(keep_u, batch.info["query_images"], batch.y_query.numpy())
+        info["unlabeled_labels"] = np.where(yu < n, yu, -1)
+        device = backend.check_device(self.device)
+        return MetaBatch(*(_to_device_tensor(a, device) for a in (xs, ys, xq, yq)), info=info,
+                         x_unlabeled=_to_device_tensor(xu, device))
+
 
 class Omniglot(FewShotImageTasks):
     """Omniglot N-way K-shot tasks (MAML's protocol by default); x is (T, N*K, 1, 28, 28).
@@ -209,7 +242,8 @@ class Omniglot(FewShotImageTasks):
     'lake' (background 864 train + 100 val, evaluation 659 test) or 'reptile' (Reptile's
     exact 1200/423 split); ``rotations``: 'per-task', 'train-classes' or 'none';
     ``ink``: 1 (strokes 1.0) or 0 (strokes 0.0); see the module docstring.
-    ``k_query`` defaults to 15; K + Q <= 20.
+    ``k_query`` defaults to 15; K + Q <= 20. ``unlabeled`` M > 0 adds M unlabeled drawings
+    of each class and of ``distractors`` H more classes (``MetaBatch.x_unlabeled``); K + Q + M <= 20.
 
     Example::
 
@@ -221,13 +255,15 @@ class Omniglot(FewShotImageTasks):
 
     name = "omniglot"
     examples_per_class = 20
+    unlabeled_examples = True  # draws --unlabeled examples and --distractors classes (MetaBatch.x_unlabeled)
     input_shape = (1, 28, 28)
 
     @classmethod
     def from_config(cls, cfg, *, device=None, data_dir=None, verbose=True) -> "Omniglot":
         """``cfg.ways``-way ``cfg.shots``-shot tasks with ``cfg.queries`` queries, split by ``cfg.split_mode``."""
         return cls(cfg.ways, cfg.shots, cfg.queries, data_dir=data_dir, split_mode=cfg.split_mode,
-                   rotations=cfg.rotations, ink=cfg.ink, dtype=cfg.dtype, device=device, verbose=verbose)
+                   rotations=cfg.rotations, ink=cfg.ink, dtype=cfg.dtype, device=device, verbose=verbose,
+                   unlabeled=cfg.unlabeled, distractors=cfg.distractors)
 
     @classmethod
     def check_config(cls, cfg) -> None:
@@ -239,14 +275,26 @@ class Omniglot(FewShotImageTasks):
         if cfg.ink not in (0, 1) or isinstance(cfg.ink, bool):
             raise ValueError(f"ink must be 1 (strokes 1.0, MAML) or 0 (strokes 0.0, Reptile), got {cfg.ink!r}")
         smallest = min(MAML_SPLIT_SIZES["val"], LAKE_VAL_SIZE)  # the validation split, in any mode
-        if cfg.ways > smallest:
-            raise ValueError(f"{cfg.ways} ways, but the Omniglot validation split has {smallest} characters; "
-                             f"use ways <= {smallest}")
+        shots = max(cfg.shots, cfg.train_shots or 0)
+        if cfg.unlabeled and shots + cfg.queries + cfg.unlabeled > cls.examples_per_class:
+            raise ValueError(f"{shots} shots + {cfg.queries} queries + {cfg.unlabeled} unlabeled examples per class "
+                             f"need {shots + cfg.queries + cfg.unlabeled} drawings, but a character has "
+                             f"{cls.examples_per_class}; use fewer --unlabeled or --queries")
+        if cfg.ways + cfg.distractors > smallest:
+            what, limit = ((f"{cfg.ways} ways + {cfg.distractors} distractor classes", "ways + distractors")
+                           if cfg.distractors else (f"{cfg.ways} ways", "ways"))
+            raise ValueError(f"{what}, but the Omniglot validation split has {smallest} characters; "
+                             f"use {limit} <= {smallest}")
 
     def __init__(self, n_way: int = 5, k_support: int = 1, k_query: int = 15, *, data=None,
                  data_dir=None, cache_dir=None, split_mode: str = "maml", rotations: str = "per-task",
-                 ink: int = 1, dtype="float32", device=None, verbose: bool = True):
+                 ink: int = 1, dtype="float32", device=None, verbose: bool = True, unlabeled: int = 0,
+                 distractors: int = 0):
         super().__init__(n_way, k_support, k_query, dtype, device)
+        if unlabeled < 0 or distractors < 0 or (distractors and not unlabeled):
+            raise ValueError(f"unlabeled and distractors must be >= 0, and distractor classes need unlabeled "
+                             f"examples; got unlabeled={unlabeled}, distractors={distractors}")
+        self.unlabeled, self.distractors = int(unlabeled), int(distractors)
         if rotations not in ROTATIONS:
             raise ValueError(f"unknown rotations {rotations!r}: use one of {ROTATIONS}")
         if ink not in (0, 1) or isinstance(ink, bool):
@@ -275,11 +323,19 @@ class Omniglot(FewShotImageTasks):
                 f"split_mode={self.split_mode!r}, rotations={self.rotations!r}, ink={self.ink}, device={self.device!r})")
 
     def sample(self, num_tasks, rng, split="train", **kw) -> MetaBatch:
-        batch = super().sample(num_tasks, rng, split, **kw)
+        if self.unlabeled:  # N + H classes, Q + M "queries", split into queries and unlabeled examples
+            n, q = kw.pop("n_way", None) or self.n_way, kw.pop("k_query", None) or self.k_query
+            batch = super().sample(num_tasks, rng, split, n_way=n + self.distractors, k_query=q + self.unlabeled,
+                                   **kw)
+            batch = self._semi_supervised(batch, n, q, self.unlabeled)
+        else:
+            batch = super().sample(num_tasks, rng, split, **kw)
         # Omniglot's images are (character, drawing); report the drawing (0..19) too.
         d = self.data.images.shape[1]
         batch.info["support_drawings"] = batch.info["support_images"] % d
         batch.info["query_drawings"] = batch.info["query_images"] % d
+        if "unlabeled_images" in batch.info:
+            batch.info["unlabeled_drawings"] = batch.info["unlabeled_images"] % d
         return batch
 
     sample.__doc__ = FewShotImageTasks.sample.__doc__ + (
