@@ -11,6 +11,7 @@ import numbers
 from dataclasses import dataclass
 
 from ..algorithms import ALGORITHMS
+from ..algorithms.taml import parse_measure
 from ..tasks import TASK_FAMILIES
 
 
@@ -76,6 +77,9 @@ class Config:
     # ---- ADML and CAML (issue 15) ----
     adv_epsilon: float = 0.2           # ADML: FGSM step epsilon on [0, 1] images (source: presets.py)
     context_size: int = 5              # CAML: context parameters per task at the first layer (CAVIA code default)
+    # ---- TAML (issue 27) ----
+    taml_lambda: float = 1.0           # TAML: lambda, the regulariser's weight (tinymeta's choice; see presets.py)
+    taml_measure: str = "theil"        # TAML: entropy | theil | ge:ALPHA | atkinson:EPSILON | gini | variance-of-logs
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -180,6 +184,7 @@ class Config:
              f"{flag('head_init')} must be normal or glorot, got {self.head_init!r}"),
             # ADML and CAML (issue 15)
             rate("adv_epsilon"), count("context_size", 1),
+            rate("taml_lambda"),
             one_of("inner_state", ("fresh", "persistent")), optional("eval_inner_batch"),
             (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
              "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
@@ -188,6 +193,10 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        try:
+            parse_measure(self.taml_measure)
+        except ValueError as exc:
+            raise ValueError(f"taml_measure (--taml-measure): {exc}") from None
         self._check_limits(flag)
         family = TASK_FAMILIES[self.dataset]
         if self.algorithm == "nil" and family.kind != "classification":
@@ -198,6 +207,11 @@ class Config:
         if self.algorithm == "caml" and family.kind != "regression":
             raise ValueError(f"CAML here conditions an MLP regressor on its context: it needs a regression dataset "
                              f"({self.dataset} is {family.kind})")
+        if self.algorithm == "taml" and parse_measure(self.taml_measure)[0] == "entropy" \
+                and family.kind != "classification":
+            raise ValueError(f"taml_measure (--taml-measure) entropy is the entropy of predicted labels: it needs a "
+                             f"classification dataset ({self.dataset} is {family.kind}); use an inequality measure "
+                             "such as theil")
         family.check_config(self)
         return self
 
