@@ -289,6 +289,8 @@ def test_config_fields_are_validated_and_change_no_other_preset():
         theil_cell.replace(taml_measure="median").validate()
     with pytest.raises(ValueError, match="needs a classification dataset"):
         PRESETS["taml-sine-5shot"].replace(taml_measure="entropy").validate()
+    protocols = (REPO / "PROTOCOLS.md").read_text()
+    assert "`taml-entropy-omniglot-5w1s`" in protocols and "`taml-theil-omniglot-5w1s`" in protocols
     source = preset_source("taml-entropy-omniglot-5w1s")
     assert "1805.07722" in source["paper"] and source["paper_value"] is None   # the paper's table was not read
     assert "Sec. 3.1" in source["settings"]["taml_measure"] and "main.py:249" in source["settings"]["queries"]
