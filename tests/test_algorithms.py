@@ -77,7 +77,8 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
     cfg = SimpleNamespace(algorithm=name, inner_lr=0.3, inner_steps=4, first_order=first_order,
                           inner_optimizer="sgd", inner_batch=7, adapt_norm=False, adv_epsilon=0.1,
                           context_size=3, transductive=name in ("anil", "nil"), inner_state="persistent",
-                          eval_inner_batch=3, covariance="diagonal", refinement="masked", cluster_steps=2)
+                          eval_inner_batch=3, covariance="diagonal", refinement="masked", cluster_steps=2,
+                          taml_lambda=0.5, taml_measure="gini")
     model = ConvNet(filters=4, pool=True) if name == "gaussian-protonet" else MLP()  # it splits conv channels
     algo = ALGORITHMS[name].from_config(model, REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
@@ -97,6 +98,8 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
         assert algo.epsilon == 0.1
     if name == "caml":
         assert algo.n_context == 3
+    if name == "taml":
+        assert (algo.lam, algo.measure) == (0.5, "gini")
 
 
 def test_fomaml_is_maml_first_order():
@@ -208,7 +211,7 @@ def test_batched_equals_per_task_loop(name):
     algo = make(name, model, objective)
     meta = algo.init_meta_params(params, np.random.default_rng(0))
     grads, metrics = algo.meta_gradient(meta, batch)
-    if name == "gradient-agreement":  # its weights couple the tasks: tests/test_gradient_agreement.py checks it
+    if name in ("gradient-agreement", "taml"):  # weights / an inequality couple the tasks: their own tests check it
         grads = None
     loop = {k: 0.0 for k in meta}
     for t in range(batch.num_tasks):

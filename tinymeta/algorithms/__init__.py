@@ -10,6 +10,7 @@ dict, and a thin class the training loop drives:
 - :func:`gradient_agreement_meta_loss`, :class:`GradientAgreement` (Eshratifar et al. 2018)
 - :func:`adml_meta_loss`, :class:`ADML`, :func:`fgsm` (Yin et al. 2018)
 - :func:`caml_meta_loss`, :class:`CAML`, :class:`ContextModel` (Zintgraf et al. 2019, CAVIA)
+- :func:`taml_meta_loss`, :class:`TAML` and its entropy and inequality measures (Jamal & Qi 2019)
 
 Learners without an inner loop (:class:`MetricLearner`, the book's chapters 2-4):
 
@@ -33,14 +34,15 @@ from .metric import MetricLearner
 from .protonet import ProtoNet, prototypes, protonet_scores, squared_distances
 from .reptile import Reptile, reptile_meta_gradient
 from .semi_protonet import SemiProtoNet, soft_kmeans_step
+from .taml import TAML, taml_meta_loss
 
-ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML,
+ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML, TAML,
                                         ProtoNet, GaussianProtoNet, SemiProtoNet)}
 
 __all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GaussianProtoNet", "GradientAgreement",
            "MAML", "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective", "ProtoNet", "Reptile", "SemiProtoNet",
-           "adml_meta_loss", "agreement_weights", "anil_meta_loss", "caml_inner_loop", "caml_meta_loss",
+           "TAML", "adml_meta_loss", "agreement_weights", "anil_meta_loss", "caml_inner_loop", "caml_meta_loss",
            "evaluate_under_attack", "fgsm", "gaussian_protonet_scores", "gradient_agreement_meta_loss", "inner_sgd",
            "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss", "nil_predict", "per_task", "protonet_scores",
            "prototypes", "query_metrics", "reptile_meta_gradient", "soft_kmeans_step", "squared_distances",
-           "summarize"]
+           "summarize", "taml_meta_loss"]

@@ -47,7 +47,7 @@ def _dataset(text: str) -> str:
 # (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
 CONFIG_FLAGS = [
     (["--algorithm"], "algorithm", str,
-     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml or caml"),
+     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml, caml or taml"),
     (["--dataset", "--datasource"], "dataset", _dataset, _dataset_names()),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
     (["--shots", "--update_batch_size"], "shots", int, "support examples per class (regression: points per task)"),
@@ -85,8 +85,12 @@ CONFIG_FLAGS = [
     (["--distractors"], "distractors", int, "semi-supervised episodes: distractor classes (unlabeled only)"),
     (["--refinement"], "refinement", str, "semi-protonet: soft-kmeans, distractor-cluster or masked"),
     (["--cluster-steps"], "cluster_steps", int, "semi-protonet: soft k-means refinement steps"),
+    (["--taml-lambda"], "taml_lambda", float, "TAML: lambda, the weight of its entropy or inequality term"),
+    (["--taml-measure"], "taml_measure", str,
+     "TAML: entropy, theil, ge:ALPHA, atkinson:EPSILON, gini or variance-of-logs"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
+TAML_ONLY = ("taml_lambda", "taml_measure")
 
 
 class _Setting(argparse.Action):
@@ -187,6 +191,10 @@ def resolve_config(args, parser) -> Config:
             given = [k for k in REPTILE_ONLY if k in over]
             if given:
                 fail(parser, f"--{given[0].replace('_', '-')} applies to Reptile only (algorithm is {cfg.algorithm})")
+        if cfg.algorithm != "taml":
+            given = [k for k in TAML_ONLY if k in over]
+            if given:
+                fail(parser, f"--{given[0].replace('_', '-')} applies to TAML only (algorithm is {cfg.algorithm})")
         unused = TASK_FAMILIES[cfg.dataset].unused_fields
         if any(k in over for k in unused):
             flags = "/".join(f"--{k.replace('_', '-')}" for k in unused)

@@ -11,6 +11,7 @@ import numbers
 from dataclasses import dataclass
 
 from ..algorithms import ALGORITHMS
+from ..algorithms.taml import parse_measure
 from ..tasks import TASK_FAMILIES
 
 
@@ -83,6 +84,9 @@ class Config:
     distractors: int = 0               # semi-supervised episodes: classes of unlabeled examples only (Ren et al.: 5)
     refinement: str = "soft-kmeans"    # semi-protonet: soft-kmeans | distractor-cluster | masked (Ren et al. Sec. 3)
     cluster_steps: int = 1             # semi-protonet: soft k-means refinement steps (the original: 1)
+    # ---- TAML (issue 27) ----
+    taml_lambda: float = 1.0           # TAML: lambda, the regulariser's weight (tinymeta's choice; see presets.py)
+    taml_measure: str = "theil"        # TAML: entropy | theil | ge:ALPHA | atkinson:EPSILON | gini | variance-of-logs
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -185,8 +189,10 @@ class Config:
             (self.features in (None, "mean", "flatten"), f"{flag('features')} must be mean or flatten, got {self.features!r}"),
             (self.head_init in (None, "normal", "glorot"),
              f"{flag('head_init')} must be normal or glorot, got {self.head_init!r}"),
-            # ADML and CAML (issue 15)
-            rate("adv_epsilon"), count("context_size", 1), one_of("covariance", ("radius", "diagonal")),
+            # ADML and CAML (issue 15), TAML (issue 27)
+            rate("adv_epsilon"), count("context_size", 1), rate("taml_lambda"),
+            # learners without an inner loop (issue 26)
+            one_of("covariance", ("radius", "diagonal")),
             count("unlabeled", 0), count("distractors", 0), count("cluster_steps", 1),
             one_of("refinement", ("soft-kmeans", "distractor-cluster", "masked")),
             (not self.distractors or self.unlabeled, "distractors (--distractors) are classes of unlabeled examples: "
@@ -199,6 +205,10 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        try:
+            parse_measure(self.taml_measure)
+        except ValueError as exc:
+            raise ValueError(f"taml_measure (--taml-measure): {exc}") from None
         self._check_limits(flag)
         family = TASK_FAMILIES[self.dataset]
         if self.algorithm == "nil" and family.kind != "classification":
@@ -215,6 +225,11 @@ class Config:
         if self.algorithm == "caml" and family.kind != "regression":
             raise ValueError(f"CAML here conditions an MLP regressor on its context: it needs a regression dataset "
                              f"({self.dataset} is {family.kind})")
+        if self.algorithm == "taml" and parse_measure(self.taml_measure)[0] == "entropy" \
+                and family.kind != "classification":
+            raise ValueError(f"taml_measure (--taml-measure) entropy is the entropy of predicted labels: it needs a "
+                             f"classification dataset ({self.dataset} is {family.kind}); use an inequality measure "
+                             "such as theil")
         family.check_config(self)
         return self
 

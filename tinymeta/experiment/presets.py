@@ -121,6 +121,19 @@ PAPERS = {
     "nil": ("Raghu et al. 2019, arXiv:1909.09157, Table 4 (NIL)", {(20, 1): "96.7 +- 0.3", (20, 5): "98.0 +- 0.04"}),
     "gradient-agreement": ("Eshratifar et al. 2018, arXiv:1810.08178", {}),
     "adml": ("Yin et al. 2018, arXiv:1806.03316 (no Omniglot cell: MAML's Omniglot protocol with FGSM)", {}),
+    # the paper's Omniglot table could not be read here (no copy of the PDF): no number is quoted
+    "taml": ("Jamal & Qi 2019, arXiv:1805.07722 (CVPR 2019), Omniglot table (not read here: its numbers are "
+             "not quoted)", {}),
+}
+
+# TAML's own settings (tinymeta/algorithms/taml.py says what could and could not be read of the paper)
+TAML_SOURCES = {
+    "taml_measure": "Jamal & Qi 2019, Sec. 3.1 (entropy maximisation/reduction: lambda [-H_i(f_theta) + "
+                    "H_i(f_theta_i)]) or Sec. 3.2 (inequality minimisation: lambda I({L_i(f_theta)}), "
+                    "the Theil index among its measures)",
+    "taml_lambda": "tinymeta's choice (1.0): the paper's value could not be read here",
+    "algorithm": "Jamal & Qi 2019: TAML on MAML; the network and every other setting are MAML's Omniglot "
+                 "protocol (the settings above), as issue 27 asks (the paper's experiments section was not read)",
 }
 
 
@@ -137,10 +150,12 @@ def preset_source(name: str) -> dict:
         return {"paper": None, "cell": None, "paper_value": None, "code": None, "settings": {}}
     paper, values = PAPERS[cfg.algorithm]
     reptile = cfg.algorithm == "reptile"
+    settings = dict(REPTILE_OMNIGLOT_SOURCES if reptile else MAML_OMNIGLOT_SOURCES)
+    if cfg.algorithm == "taml":
+        settings.update(TAML_SOURCES)
     return {"paper": paper, "cell": f"Omniglot {cfg.ways}-way {cfg.shots}-shot",
             "paper_value": values.get((cfg.ways, cfg.shots)),
-            "code": REPTILE_CODE if reptile else MAML_CODE,
-            "settings": dict(REPTILE_OMNIGLOT_SOURCES if reptile else MAML_OMNIGLOT_SOURCES)}
+            "code": REPTILE_CODE if reptile else MAML_CODE, "settings": settings}
 
 
 def _miniimagenet(algorithm, shots):
@@ -193,6 +208,14 @@ def _build_presets():
         for shots in (1, 5):
             presets[f"adml-omniglot-{ways}w{shots}s"] = presets[f"maml-omniglot-{ways}w{shots}s"].replace(
                 algorithm="adml", adv_epsilon=0.2)
+    # TAML on MAML's protocols (its network and settings; the paper's experiments section was not read): the
+    # Omniglot 5-way 1-shot cell with each variant (entropy; the Theil index, the first of the paper's inequality
+    # measures), and sine with the Theil index (entropy needs classes). lambda = 1.0 is tinymeta's choice.
+    for measure in ("entropy", "theil"):
+        presets[f"taml-{measure}-omniglot-5w1s"] = presets["maml-omniglot-5w1s"].replace(
+            algorithm="taml", taml_measure=measure, taml_lambda=1.0)
+    for k in (5, 10, 20):
+        presets[f"taml-sine-{k}shot"] = _sine("taml", k).replace(taml_measure="theil", taml_lambda=1.0)
     return presets
 
 
