@@ -4,10 +4,17 @@ Notebooks are committed without outputs or execution counts, so that diffs stay
 readable and nothing on the page is stale: what a reader sees is what their own
 run produces. A check below enforces it.
 
+The chapters carry the numbers of the book's chapters (*Hands-On Meta Learning with Python*):
+``chapters/06_maml.ipynb`` is the book's chapter 6. tinymeta's own material, which the book does
+not have, is in appendices numbered so that they cannot be mistaken for the book's chapters:
+``chapters/A1_autodiff_from_scratch.ipynb``. A check below holds both to it.
+
 Chapter N is linked to its checks by its number: ``chapters/NN_<topic>.ipynb``,
 ``tinymeta/exercises/chNN_<topic>.py``, ``chapters/solutions/chNN_<topic>.py`` and
 ``tests/test_chNN_<topic>.py`` all carry the pytest marker ``chNN`` (registered in
-pytest.ini), so ``pytest -m ch06`` runs chapter 6's checks and its notebook.
+pytest.ini), so ``pytest -m ch06`` runs chapter 6's checks and its notebook. Appendix AN's
+are ``chapters/AN_<topic>.ipynb``, ``aN_<topic>.py``, ``tests/test_aN_<topic>.py`` and the marker
+``aN`` (``pytest -m a1``).
 """
 import json
 import re
@@ -20,12 +27,38 @@ from tinymeta.exercises.folders import chapter_data_dir, chapter_runs_dir, find_
 
 CHAPTERS = sorted((REPO / "chapters").glob("*.ipynb"))
 
+# The book's chapters by number, each with the words one of which a chapter of that number names in its title
+# (the book's chapter 5, memory-augmented networks, has no chapter here yet).
+BOOK_CHAPTERS = {1: ("meta-learning",), 2: ("siamese",), 3: ("prototypical",), 4: ("relation", "matching"),
+                 5: ("memory",), 6: ("maml", "adml", "caml"), 7: ("meta-sgd", "reptile"),
+                 8: ("gradient agreement",), 9: ("recent advances",)}
+NUMBERED = re.compile(r"(?:test_)?(?:(?:ch)?(\d\d)|[aA](\d))_")    # 06_, ch06_, test_ch06_; A1_, a1_, test_a1_
+
 
 def chapter_marker(path):
-    """'ch06' for chapters/06_maml.ipynb (and for any file named chNN_... or test_chNN_...)."""
-    match = re.match(r"(?:test_)?(?:ch)?(\d\d)_", path.name)
-    assert match, f"{path.name} does not start with a two-digit chapter number"
-    return f"ch{match.group(1)}"
+    """'ch06' for chapters/06_maml.ipynb, 'a1' for the appendix chapters/A1_autodiff_from_scratch.ipynb (and
+    for any file named chNN_..., test_chNN_..., aN_... or test_aN_...)."""
+    match = NUMBERED.match(path.name)
+    assert match, f"{path.name} starts with neither a two-digit chapter number (06_) nor an appendix number (A1_)"
+    return f"ch{match.group(1)}" if match.group(1) else f"a{match.group(2)}"
+
+
+def notebook_name(module):
+    """The notebook of a checker module: 06_maml.ipynb for ch06_maml.py, A1_autodiff_from_scratch.ipynb for
+    a1_autodiff_from_scratch.py."""
+    stem = module.stem
+    return f"{stem[2:]}.ipynb" if stem.startswith("ch") else f"{stem[0].upper()}{stem[1:]}.ipynb"
+
+
+def exercise_modules(folder):
+    """The chapters' and appendices' modules in ``folder`` (chNN_<topic>.py, aN_<topic>.py)."""
+    return sorted(p for p in folder.glob("*.py") if NUMBERED.match(p.name))
+
+
+def title(path):
+    """A notebook's first line: '# Chapter 6: MAML, step by step'."""
+    first = json.loads(path.read_text())["cells"][0]
+    return "".join(first["source"]).split("\n")[0]
 
 
 def per_chapter(paths):
@@ -43,19 +76,39 @@ def test_every_chapter_has_a_registered_marker(pytestconfig):
     assert not missing, f"register the markers of {missing} in pytest.ini"
 
 
+@pytest.mark.parametrize("path", per_chapter(CHAPTERS))
+def test_chapter_numbers_are_the_books_and_tinymetas_own_chapters_are_appendices(path):
+    """06_<topic> is the book's chapter 6 and says so in its title; what the book lacks is an appendix, A1_<topic>."""
+    heading = title(path)
+    if path.name[0].isdigit():
+        number = int(path.name[:2])
+        assert number in BOOK_CHAPTERS, (f"{path.name}: the book has no chapter {number}; tinymeta's own material "
+                                         f"goes in an appendix (chapters/A<n>_<topic>.ipynb)")
+        assert re.match(rf"# Chapter {number}\b", heading), \
+            f"{path.name}: its title {heading!r} is not '# Chapter {number}...'"
+        assert any(word in heading.lower() for word in BOOK_CHAPTERS[number]), \
+            (f"{path.name}: its title {heading!r} names none of {BOOK_CHAPTERS[number]}, the book's chapter {number}; "
+             f"tinymeta's own material goes in an appendix (chapters/A<n>_<topic>.ipynb)")
+    else:
+        letter_number = path.name.split("_")[0]                            # A1
+        assert re.match(rf"# Appendix {letter_number}\b", heading), \
+            f"{path.name}: its title {heading!r} is not '# Appendix {letter_number}...'"
+
+
 def test_exercises_solutions_and_tests_share_the_chapter_number():
-    """Every checker module chNN_<topic> has its notebook NN_<topic>, its solutions and its marked tests."""
-    modules = sorted((REPO / "tinymeta" / "exercises").glob("ch*.py"))
+    """Every checker module chNN_<topic> (aN_<topic>) has its notebook NN_<topic> (AN_<topic>), its solutions and
+    its marked tests."""
+    modules = exercise_modules(REPO / "tinymeta" / "exercises")
     assert modules
     for module in modules:
-        topic = module.stem                                                 # chNN_<topic>
-        assert (REPO / "chapters" / f"{topic[2:]}.ipynb").is_file(), f"{module.name}: no notebook {topic[2:]}.ipynb"
+        notebook = notebook_name(module)
+        assert (REPO / "chapters" / notebook).is_file(), f"{module.name}: no notebook {notebook}"
         assert (REPO / "chapters" / "solutions" / module.name).is_file(), f"{module.name}: no solutions module"
         test_file = REPO / "tests" / f"test_{module.name}"
         assert test_file.is_file(), f"{module.name}: no tests/test_{module.name}"
         assert f"pytestmark = pytest.mark.{chapter_marker(module)}\n" in test_file.read_text(), \
             f"{test_file.name} is not marked {chapter_marker(module)}"
-    solutions = {p.name for p in (REPO / "chapters" / "solutions").glob("ch*.py")}
+    solutions = {p.name for p in exercise_modules(REPO / "chapters" / "solutions")}
     assert solutions == {m.name for m in modules}
 
 

@@ -1,4 +1,4 @@
-"""Every erratum of chapter 10, and each chapter's note on the book's mistakes, checked against the book itself.
+"""Every erratum of appendix A3, and each chapter's note on the book's mistakes, checked against the book itself.
 
 Each test re-computes what a notebook of the book (sudharsan13296/Hands-On-Meta-Learning-With-Python)
 computes, written here in our own code from reading the notebook, and shows the consequence the
@@ -21,7 +21,7 @@ from tinymeta.nn import MLP
 from tinymeta.optim import Adam
 from tinymeta.tasks import MetaBatch, Sinusoid
 
-pytestmark = pytest.mark.ch10
+pytestmark = pytest.mark.a3
 
 
 def sigmoid(z):
@@ -276,7 +276,7 @@ def chapter_text(name):
 
 
 def test_the_chapters_state_the_books_gradient_agreement_mistakes_as_the_book_makes_them():
-    for name in ("08_gradient_agreement.ipynb", "10_errata.ipynb"):
+    for name in ("08_gradient_agreement.ipynb", "A3_errata.ipynb"):
         text = chapter_text(name)
         for withdrawn in ("sums each task's update vector to a single number", "first sums each $g_i$",
                           "scalar sums (book)", "each task's update summed to"):

@@ -14,7 +14,7 @@ against the batch gets a negative weight, and sum_i |w_i| = 1.
 What was followed: the update rule, the definition g_i = theta - theta_i' and
 the normalised weights as summarised in the project's REFERENCE notes and the
 book's ch. 8 text (its notebook 8.4 normalises by sum_ij |g_i . g_j| instead, see
-chapter 10), which agree with the paper's abstract ("a positive (negative)
+appendix A3, the errata), which agree with the paper's abstract ("a positive (negative)
 weight ... if the inner product between its gradients and the average of the
 gradients of all tasks in the batch is a positive (negative) value"). The
 paper's PDF could not be opened here, so its equation numbers are not cited.

@@ -1,4 +1,4 @@
-"""Chapter 2 exercise: a differentiable primitive, written as a :class:`tinymeta.autograd.Function`.
+"""Appendix A1 exercise: a differentiable primitive, written as a :class:`tinymeta.autograd.Function`.
 
 The student writes ``Softplus``: ``forward(a)`` computes softplus(a) = log(1 + exp(a))
 on NumPy arrays (without overflow for large a), and ``backward(g)`` returns

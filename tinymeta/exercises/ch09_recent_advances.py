@@ -1,4 +1,5 @@
-"""Chapter 9 exercise: NIL, classification without a head (Raghu et al. 2020, arXiv:1909.09157, Sec. 5.1).
+"""Chapter 9 (recent advances), section 9.1 exercise: NIL, classification without a head
+(Raghu et al. 2020, arXiv:1909.09157, Sec. 5.1).
 
 The student writes ``nil_classify(fs, ys, fq, n_way) -> (scores, predictions)``:
 for each task, the score of query q for class c is the mean cosine similarity

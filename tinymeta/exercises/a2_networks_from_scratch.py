@@ -1,4 +1,4 @@
-"""Chapter 3 exercises: a convolution from unfold + matmul, and batch norm with per-task statistics.
+"""Appendix A2 exercises: a convolution from unfold + matmul, and batch norm with per-task statistics.
 
 ``conv2d_unfold(x, weight, bias, stride, padding)``: x (N, C, H, W), weight
 (O, C, kh, kw), bias (O,), Tensors; the result (N, O, Ho, Wo) must equal

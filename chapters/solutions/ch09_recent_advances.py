@@ -1,4 +1,4 @@
-"""Reference solution for chapter 9's exercise (NIL, Raghu et al. 2020, Sec. 5)."""
+"""Reference solution for chapter 9's exercise (section 9.1: NIL, Raghu et al. 2020, Sec. 5)."""
 import numpy as np
 
 

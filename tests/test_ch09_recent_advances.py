@@ -1,16 +1,16 @@
-"""Chapter 9's checker (NIL, classification without a head): the reference passes, typical mistakes fail."""
+"""Chapter 9, section 9.1 (NIL: classification without a head): the reference passes, typical mistakes fail."""
 import numpy as np
 import pytest
 from exercise_helpers import assert_fails
 
 import tinymeta as tm
-from chapters.solutions import ch09_anil_feature_reuse as solution
-from tinymeta.exercises.ch09_anil_feature_reuse import check_nil_predict
+from chapters.solutions import ch09_recent_advances as solution
+from tinymeta.exercises.ch09_recent_advances import check_nil_predict
 
 pytestmark = pytest.mark.ch09
 
 
-# ---- chapter 9: NIL ---------------------------------------------------------------------------------
+# ---- chapter 9, section 9.1: NIL --------------------------------------------------------------------
 def test_nil_reference_passes():
     assert check_nil_predict(solution.nil_classify) is True
     check_nil_predict(solution.nil_classify, raise_on_failure=True)
@@ -41,7 +41,7 @@ def summed(fs, ys, fq, n_way):
 
 def test_summed_similarities_predict_like_the_mean_in_balanced_tasks():
     """Why the hint does not call the sum a different algorithm: K shots per class scale every score by K."""
-    from tinymeta.exercises.ch09_anil_feature_reuse import _case
+    from tinymeta.exercises.ch09_recent_advances import _case
     fs, ys, fq = _case(1, 2, 3, 4, 10, 8)
     mean_scores, mean_pred = solution.nil_classify(fs, ys, fq, 3)
     sum_scores, sum_pred = summed(fs, ys, fq, 3)

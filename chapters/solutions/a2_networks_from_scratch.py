@@ -1,4 +1,4 @@
-"""Reference solutions for chapter 3's exercises: conv2d from unfold + matmul, batch norm per task."""
+"""Reference solutions for appendix A2's exercises: conv2d from unfold + matmul, batch norm per task."""
 import tinymeta as tm
 
 

@@ -1,4 +1,4 @@
-"""Reference solution for chapter 2's exercise: softplus as a tinymeta Function, differentiable to any order."""
+"""Reference solution for appendix A1's exercise: softplus as a tinymeta Function, differentiable to any order."""
 import numpy as np
 
 import tinymeta as tm

@@ -1,18 +1,18 @@
-"""Chapter 2's checker (softplus as a Function, differentiable to second order): the reference solution
+"""Appendix A1's checker (softplus as a Function, differentiable to second order): the reference solution
 passes, typical mistakes fail with a message that names them."""
 import numpy as np
 import pytest
 from exercise_helpers import assert_fails
 
 import tinymeta as tm
-from chapters.solutions import ch02_autodiff_from_scratch as solution
+from chapters.solutions import a1_autodiff_from_scratch as solution
 from tinymeta.autograd import Function
-from tinymeta.exercises.ch02_autodiff_from_scratch import check_softplus
+from tinymeta.exercises.a1_autodiff_from_scratch import check_softplus
 
-pytestmark = pytest.mark.ch02
+pytestmark = pytest.mark.a1
 
 
-# ---- chapter 2: softplus as a Function, to second order --------------------------------------------
+# ---- appendix A1: softplus as a Function, to second order ------------------------------------------
 def test_softplus_reference_passes():
     assert check_softplus(solution.Softplus) is True
     check_softplus(solution.Softplus, raise_on_failure=True)

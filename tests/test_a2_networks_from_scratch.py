@@ -1,17 +1,17 @@
-"""Chapter 3's checkers (conv2d from unfold + matmul, batch norm with per-task statistics): the reference
+"""Appendix A2's checkers (conv2d from unfold + matmul, batch norm with per-task statistics): the reference
 solutions pass, typical mistakes fail with a message that names them."""
 import pytest
 from exercise_helpers import assert_fails
 
 import tinymeta as tm
-from chapters.solutions import ch03_networks_from_scratch as solution
+from chapters.solutions import a2_networks_from_scratch as solution
 from tinymeta import functional as F
-from tinymeta.exercises.ch03_networks_from_scratch import check_batch_norm, check_conv2d
+from tinymeta.exercises.a2_networks_from_scratch import check_batch_norm, check_conv2d
 
-pytestmark = pytest.mark.ch03
+pytestmark = pytest.mark.a2
 
 
-# ---- chapter 3: conv2d from unfold + matmul ---------------------------------------------------------
+# ---- appendix A2: conv2d from unfold + matmul -------------------------------------------------------
 def test_conv2d_reference_passes():
     assert check_conv2d(solution.conv2d_unfold) is True
     check_conv2d(solution.conv2d_unfold, raise_on_failure=True)
@@ -69,7 +69,7 @@ def test_conv2d_mistakes_are_named(fn, message, capsys):
     assert_fails(check_conv2d, fn, message, capsys)
 
 
-# ---- chapter 3: batch norm with per-task statistics ----------------------------------------------------
+# ---- appendix A2: batch norm with per-task statistics --------------------------------------------------
 def test_batch_norm_reference_passes():
     assert check_batch_norm(solution.batch_norm_per_task) is True
     check_batch_norm(solution.batch_norm_per_task, raise_on_failure=True)
