@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import __version__, backend
 from ..files import check_writable, write_text
 from ..tasks import TASK_FAMILIES
-from . import bench, cli_data, demo, docs, report, rl, runs
+from . import bench, cli_data, copy_task, demo, docs, report, rl, runs
 from .config import Config
 from .curves import default_out, plot_runs
 from .evaluation import evaluate_run
@@ -444,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_rl.set_defaults(func=lambda args: rl.main([]))  # main() hands `rl ...` to rl.main whole
 
     cli_data.add_subcommands(sub)
+    copy_task.add_subcommand(sub)
     parser.subcommands = sub.choices  # name -> its parser, for errors in a subcommand's own words
     return parser
 
