@@ -10,6 +10,7 @@ dict, and a thin class the training loop drives:
 - :func:`gradient_agreement_meta_loss`, :class:`GradientAgreement` (Eshratifar et al. 2018)
 - :func:`adml_meta_loss`, :class:`ADML`, :func:`fgsm` (Yin et al. 2018)
 - :func:`caml_meta_loss`, :class:`CAML`, :class:`ContextModel` (Zintgraf et al. 2019, CAVIA)
+- :func:`mann_episode_loss`, :class:`MANNLearner` (Santoro et al. 2016: a memory-augmented net learns within the episode)
 
 All run the whole meta-batch on a leading task axis. Every class is built the
 same way from a run's config: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
@@ -21,13 +22,15 @@ from .caml import CAML, ContextModel, caml_inner_loop, caml_meta_loss
 from .common import Objective, inner_sgd, per_task, query_metrics, summarize
 from .gradient_agreement import GradientAgreement, agreement_weights, gradient_agreement_meta_loss
 from .maml import FOMAML, MAML, maml_inner_loop, maml_meta_loss
+from .mann import MANNLearner, accuracy_by_instance, mann_episode_loss
 from .meta_sgd import MetaSGD, meta_sgd_meta_loss
 from .reptile import Reptile, reptile_meta_gradient
 
-ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML)}
+ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML,
+                                        MANNLearner)}
 
-__all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GradientAgreement", "MAML",
+__all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GradientAgreement", "MAML", "MANNLearner",
            "MetaLearner", "MetaSGD", "NIL", "Objective", "Reptile", "adml_meta_loss", "agreement_weights",
-           "anil_meta_loss", "caml_inner_loop", "caml_meta_loss", "evaluate_under_attack", "fgsm",
-           "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss",
+           "accuracy_by_instance", "anil_meta_loss", "caml_inner_loop", "caml_meta_loss", "evaluate_under_attack", "fgsm",
+           "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "mann_episode_loss", "meta_sgd_meta_loss",
            "nil_predict", "per_task", "query_metrics", "reptile_meta_gradient", "summarize"]

@@ -47,7 +47,7 @@ def _dataset(text: str) -> str:
 # (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
 CONFIG_FLAGS = [
     (["--algorithm"], "algorithm", str,
-     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml or caml"),
+     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml, caml or mann"),
     (["--dataset", "--datasource"], "dataset", _dataset, _dataset_names()),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
     (["--shots", "--update_batch_size"], "shots", int, "support examples per class (regression: points per task)"),
@@ -80,6 +80,7 @@ CONFIG_FLAGS = [
     (["--dtype"], "dtype", str, "float32 or float64"),
     (["--adv-epsilon"], "adv_epsilon", float, "ADML: FGSM epsilon (images in [0, 1])"),
     (["--context-size"], "context_size", int, "CAML: context parameters per task"),
+    (["--memory-heads"], "memory_heads", int, "MANN: read heads (0: its LSTM baseline, no memory)"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 

@@ -24,7 +24,8 @@ LIMITS = {"ways": 10_000, "shots": 100_000, "queries": 100_000, "train_shots": 1
           "inner_steps": 100_000, "eval_inner_steps": 100_000, "iterations": 10**9, "inner_batch": 100_000,
           "eval_inner_batch": 100_000, "filters": 4096, "val_tasks": 10**6, "test_tasks": 10**6,
           "val_interval": 10**9, "log_interval": 10**9, "checkpoint_interval": 10**9, "seed": 2**63 - 1,
-          "context_size": 100_000, "hidden": 100_000}
+          "context_size": 100_000, "hidden": 100_000,
+          "memory_heads": 128}
 MAX_BATCH_VALUES = 2**28  # input values in one meta-batch (support and query): 1 GiB of float32
 
 
@@ -76,6 +77,8 @@ class Config:
     # ---- ADML and CAML (issue 15) ----
     adv_epsilon: float = 0.2           # ADML: FGSM step epsilon on [0, 1] images (source: presets.py)
     context_size: int = 5              # CAML: context parameters per task at the first layer (CAVIA code default)
+    # ---- memory-augmented networks (issue 27) ----
+    memory_heads: int = 4              # MANN's read heads on online episodes (Santoro et al.: 4); 0: the LSTM baseline
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -179,7 +182,7 @@ class Config:
             (self.head_init in (None, "normal", "glorot"),
              f"{flag('head_init')} must be normal or glorot, got {self.head_init!r}"),
             # ADML and CAML (issue 15)
-            rate("adv_epsilon"), count("context_size", 1),
+            rate("adv_epsilon"), count("context_size", 1), count("memory_heads", 0),
             one_of("inner_state", ("fresh", "persistent")), optional("eval_inner_batch"),
             (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
              "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
@@ -198,6 +201,15 @@ class Config:
         if self.algorithm == "caml" and family.kind != "regression":
             raise ValueError(f"CAML here conditions an MLP regressor on its context: it needs a regression dataset "
                              f"({self.dataset} is {family.kind})")
+        online = getattr(family, "online", False)  # episodes predicted step by step, labelled one step late
+        if online != (self.algorithm == "mann"):
+            raise ValueError(f"{self.dataset} and {self.algorithm} do not fit: "
+                             + ("its episodes are learned within the sequence by a memory-augmented network: use "
+                                "--algorithm mann" if online else "mann learns online episodes (a dataset whose "
+                                "labels arrive one step late); this one has support and query sets"))
+        if self.algorithm == "mann" and (self.inner_steps or self.eval_inner_steps):
+            raise ValueError("mann has no inner steps (the network learns within the episode): inner_steps "
+                             "(--inner-steps) and eval_inner_steps (--eval-inner-steps) must be 0")
         family.check_config(self)
         return self
 
