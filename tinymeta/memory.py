@@ -138,16 +138,16 @@ def erase_and_add(memory: Tensor, w: Tensor, erase: Tensor, add: Tensor) -> Tens
 
 
 # ---- the neural Turing machine ---------------------------------------------------------------
-CLIP = 20.0  # the controller's head parameters and outputs are clipped to [-20, 20] (Collier & Beel 2018)
+CLIP = 20.0  # head parameters and outputs clipped to [-20, 20] (Collier & Beel 2018; their ntm.py:58, 103)
 SHIFTS = 3   # shift weighting over {-1, 0, 1} (Sec. 3.3.2; copy-task setting, Table 2 and Sec. 4)
 
 
 def split_head_parameters(p: Tensor, memory_width: int, write: bool):
     """The read head's (k, beta, g, s, gamma) or the write head's (..., e, a) from raw controller outputs.
 
-    Activations as Collier & Beel's ntm.py (which the brief's "robust" NTM follows): k = tanh, beta =
-    softplus (>= 0), g = sigmoid, s = softmax over the 3 shifts, gamma = 1 + softplus (>= 1);
-    erase e = sigmoid, add a = tanh.
+    Activations as Collier & Beel's MarkPKCollier/NeuralTuringMachine@5644e3b ntm.py:66-72, 91-92:
+    k = tanh, beta = softplus (>= 0), g = sigmoid, s = softmax over the 3 shifts, gamma = 1 + softplus
+    (>= 1); erase e = sigmoid, add a = tanh. (The paper does not fix them.)
     """
     M = memory_width
     k = ops.tanh(p[..., :M])
@@ -169,7 +169,7 @@ def ntm_step(params, x, state, memory_width: int):
     and the memory (..., N, M). The controller sees [x, r_{t-1}]; both heads address the
     memory M_{t-1} (the read head reads it, then the write head erases and adds); the
     output is linear in [h_t, r_t] (logits: apply a sigmoid for bits). Head parameters
-    and output logits are clipped to [-20, 20] as in Collier & Beel's ntm.py.
+    and output logits are clipped to [-20, 20] as in Collier & Beel's ntm.py:58, 103.
     """
     h, c, r, w_read, w_write, memory = state
     h, c = lstm_cell(params, ops.concatenate([x, r], axis=-1), h, c, suffix="_l0")
@@ -194,9 +194,9 @@ class NTM(Model):
     ``ntm.initial_state(params, batch_shape)`` and ``ntm.step(params, x, state)``
     run it one step at a time.
 
-    Initial state, as Collier & Beel (arXiv:1807.08518, ntm.py ``zero_state``) found
-    trains most reliably: memory constant 1e-6 (not learned), controller state zero,
-    read vector tanh(learned bias), head weightings softmax(learned bias).
+    Initial state, as Collier & Beel (arXiv:1807.08518; ntm.py:149-173 ``zero_state``) found
+    trains most reliably: memory constant 1e-6 (not learned, ntm.py:173), controller state
+    zero (:157), read vector tanh(learned bias) (:151), head weightings softmax(learned bias) (:154).
     Parameters: the controller ``weight_ih_l0`` ... (PyTorch's LSTM layout and init),
     ``heads_w`` (P, H) / ``heads_b`` producing both heads' parameters, ``out_w`` /
     ``out_b`` (outputs, H + M), ``r0`` (M,), ``w0_read`` and ``w0_write`` (N,).
@@ -277,7 +277,7 @@ def least_used(usage: Tensor, n: int) -> Tensor:
 
 
 def lru_write_weights(alpha: Tensor, w_read_prev: Tensor, w_least_used: Tensor) -> Tensor:
-    """Eq. (7) of Santoro et al.: w^w_t = sigmoid(alpha) w^r_{t-1} + (1 - sigmoid(alpha)) w^lu_{t-1}.
+    """Santoro et al. Sec. 3.2: w^w_t = sigmoid(alpha) w^r_{t-1} + (1 - sigmoid(alpha)) w^lu_{t-1}.
 
     ``alpha`` (..., heads, 1), the weightings (..., heads, N): each head writes either where it
     last read (to update a memory) or to a least-used location (to store a new one).
@@ -291,13 +291,13 @@ def mann_step(params, x, state, heads: int, gamma: float):
 
     ``state`` = (h, c, r, w_read, usage, memory): controller states (..., H), the last reads
     joined (..., heads * M), the last read weightings (..., heads, N), usage (..., N), memory
-    (..., N, M). Following Sec. 3.2 and tristandeleu/ntm-one-shot mann/model.py:
+    (..., N, M). Following Sec. 3.2 and tristandeleu/ntm-one-shot mann/model.py:48-81:
     the controller sees [x_t, r_{t-1}]; each head h emits a key k (tanh) and a gate alpha;
     the write weights mix the head's last read weights with the h-th least-used location
-    of the last usage (eq. 7); the least-used location is zeroed, then each head adds
+    of the last usage; the least-used location is zeroed, then each head adds
     w^w(i) k to M(i) (Sec. 3.2: the key is what is written); reads use the new memory
-    with cosine content weights, no key strength (eqs. 2-4); usage decays,
-    u_t = gamma u_{t-1} + sum_heads (w^r_t + w^w_t) (eq. 8). The output is linear in [h_t, r_t].
+    with cosine content weights, no key strength; usage decays,
+    u_t = gamma u_{t-1} + sum_heads (w^r_t + w^w_t). The output is linear in [h_t, r_t].
     """
     h, c, r, w_read, usage, memory = state
     N, M = memory.shape[-2], memory.shape[-1]
@@ -326,7 +326,7 @@ class MANN(Model):
     (..., L, classes). With ``heads=0`` it is the paper's LSTM baseline: the same
     controller and output layer, no memory.
 
-    Sizes as the paper's Omniglot setting and tristandeleu/ntm-one-shot mann/model.py:12-13:
+    Sizes as the paper's Omniglot setting and tristandeleu/ntm-one-shot mann/model.py:12-14:
     200 LSTM units, memory 128 x 40, 4 read heads, usage decay gamma 0.95 (model.py:36).
     Initial state as model.py:20-25: memory 1e-6 everywhere, zero controller state and
     reads, each head's read weights and the usage one-hot at location 0.

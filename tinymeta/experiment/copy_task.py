@@ -13,12 +13,12 @@ Protocol, and where it departs from the paper (each named):
 
 - Sequences of length 1-20 at training (Sec. 4.1), 8 bits each, one delimiter channel,
   so 9 inputs and 8 outputs; every sequence of a batch has the same length
-  (loudinthecloud/pytorch-ntm tasks/copytask.py:38, one length per batch).
+  (loudinthecloud/pytorch-ntm@3c64937 tasks/copytask.py:38, one length per batch).
 - Gradients clipped elementwise to [-10, 10] (Sec. 4: "all gradient components
   clipped"; pytorch-ntm train.py:85-89).
 - Optimiser: Adam (lr 1e-3), not the paper's RMSprop with momentum 0.9, lr 1e-4
   (Table 2; pytorch-ntm tasks/copytask.py:64-66): tinymeta has no RMSprop, and Adam
-  is what Collier & Beel (arXiv:1807.08518) train with. A deviation.
+  is what Collier & Beel (arXiv:1807.08518; their run_tasks.py:29-30) train with. A deviation.
 - Batch of 16 sequences (the paper and pytorch-ntm use 1; Collier & Beel 32).
 - Controller: one LSTM layer of 100 units, memory 128 x 20 (pytorch-ntm
   tasks/copytask.py:54-61); the paper's LSTM-controlled NTM is 100 units, 128 x 20 too.

@@ -126,19 +126,19 @@ PAPERS = {
 
 # MANN (Santoro et al. 2016) on Omniglot episodes: the paper's 5-class one-hot setting, as
 # tristandeleu/ntm-one-shot (a reimplementation; DeepMind released no code) at its HEAD.
-MANN_CODE = "tristandeleu/ntm-one-shot@1ad733c"
+MANN_CODE = "tristandeleu/ntm-one-shot@617aec9"
 MANN_SOURCES = {
     "ways": "examples/omniglot.py:19-20 nb_samples=5 classes per episode",
     "shots": "examples/omniglot.py:20 nb_samples_per_class=10: 50-step episodes",
     "meta_batch": "examples/omniglot.py:19 batch_size=16 episodes per update",
     "meta_lr": "examples/omniglot.py:27 lasagne.updates.adam(learning_rate=1e-3)",
     "task_loss": "examples/omniglot.py:26 mean categorical cross-entropy over every step of every episode",
-    "hidden": "examples/omniglot.py:24 controller_size=200 (LSTM, mann/model.py:45-55)",
-    "memory_heads": "examples/omniglot.py:24 nb_reads=4; memory 128 x 40 (memory_shape), mann/model.py:12-13",
-    "algorithm": "mann/model.py:63-71 each head writes with sigmoid(alpha) w^r_{t-1} + (1 - sigmoid(alpha)) at its "
-                 "least-used location, zeroed first (model.py:73-75); model.py:36 usage decay gamma 0.95; "
+    "hidden": "examples/omniglot.py:24 controller_size=200 (LSTM, mann/model.py:48-56)",
+    "memory_heads": "examples/omniglot.py:24 nb_reads=4; memory 128 x 40 (memory_shape), mann/model.py:12-14",
+    "algorithm": "mann/model.py:63-67 each head writes with sigmoid(alpha) w^r_{t-1} + (1 - sigmoid(alpha)) at its "
+                 "least-used location, zeroed first (model.py:69-71); model.py:36 usage decay gamma 0.95; "
                  "model.py:20-25 initial memory 1e-6, zero controller state and reads, one-hot weights",
-    "dataset": "mann/model.py:102-107 each image joined with the one-hot label of the step before (zeros first); "
+    "dataset": "mann/model.py:89-95 each image joined with the one-hot label of the step before (zeros first); "
                "mann/utils/images.py:20 episode order shuffled; images.py:36-38 20x20, strokes 1",
     "split_mode": "paper Sec. 4.1: 1200 training characters, 423 test ('reptile' split: 1200/423)",
     "rotations": "paper Sec. 4.1 rotations as augmentation; here a random quarter turn per class per episode",
