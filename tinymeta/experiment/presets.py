@@ -146,8 +146,8 @@ MANN_SOURCES = {
     "test_tasks": "1000 test episodes (the paper does not say how many)",
 }
 PAPER_MANN_TABLE1 = {  # % correct at the k-th instance, 5 classes, one-hot labels (not re-read from the PDF here)
-    "mann": "MANN: 1st 36.4, 2nd 82.8, 3rd 91.0, 4th 92.6, 5th 94.9, 10th 98.1",
-    "lstm": "LSTM: 1st 24.4, 2nd 49.5, 3rd 55.3, 4th 61.0, 5th 63.6, 10th 62.5",
+    "mann": {1: 36.4, 2: 82.8, 3: 91.0, 4: 92.6, 5: 94.9, 10: 98.1},
+    "lstm": {1: 24.4, 2: 49.5, 3: 55.3, 4: 61.0, 5: 63.6, 10: 62.5},
 }
 
 
@@ -172,7 +172,8 @@ def preset_source(name: str) -> dict:
         row = "mann" if cfg.memory_heads else "lstm"
         return {"paper": "Santoro et al. 2016, arXiv:1605.06065, Table 1 (Omniglot, 5 classes, one-hot labels)",
                 "cell": f"{row.upper()} row, accuracy at the 1st-10th instance of a class",
-                "paper_value": PAPER_MANN_TABLE1[row], "code": MANN_CODE, "settings": dict(MANN_SOURCES)}
+                "paper_value": f"{row.upper()}: " + ", ".join(f"instance {k} {v}%" for k, v in PAPER_MANN_TABLE1[row].items()),
+                "code": MANN_CODE, "settings": dict(MANN_SOURCES)}
     if cfg.dataset != "omniglot":
         return {"paper": None, "cell": None, "paper_value": None, "code": None, "settings": {}}
     paper, values = PAPERS[cfg.algorithm]
