@@ -189,3 +189,20 @@ def test_the_preset_trains_resumes_and_evaluates_through_the_cli(tmp_path, omnig
     wrong = tinymeta("train", "--preset", "mann-omniglot-5way", "--eval-inner-steps", "3", "--logdir",
                      str(tmp_path / "x"), "--no-progress")
     assert wrong.returncode == 2 and "must be 0" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_a_mann_meta_iteration_never_synchronises(gpu_device, episodes):
+    """On a GPU (or the CuPy emulator), an update of the MANN on episodes reads nothing back from the device."""
+    from test_cuda_path import no_sync
+    batch = episodes.sample(2, np.random.default_rng(7))
+    batch = type(batch)(*(tm.tensor(a.numpy(), device=gpu_device) for a in (batch.x_support, batch.y_support,
+                                                                           batch.x_query, batch.y_query)), batch.info)
+    model = MANN(inputs=SIDE * SIDE + 5, classes=5, hidden=4, memory_size=8, memory_width=3, heads=2)
+    params = model.init_params(0, device=gpu_device)
+    learner = MANNLearner(model, Objective("classification"), inner_lr=0.0, inner_steps=0)
+    opt = tm.optim.Adam(params, lr=1e-3)
+    with no_sync():
+        for _ in range(2):
+            grads, metrics = learner.meta_gradient(params, batch)
+            opt.step(grads)
+    assert all(v.device == "cuda" for v in metrics.values()) and all(p.device == "cuda" for p in params.values())

@@ -42,14 +42,13 @@ def accuracy_by_instance(logits, labels, instance, instances: int):
 
 
 class MANNLearner(MetaLearner):
-    """The learner the loop drives for a memory-augmented network (or its LSTM baseline) on episodes."""
+    """The learner the loop drives for a memory-augmented network (or its LSTM baseline) on episodes.
+
+    Built like every algorithm (:meth:`MetaLearner.from_config`); its inner steps are unused, and a
+    run's config must set them to 0 (:meth:`tinymeta.experiment.Config.validate` says so).
+    """
 
     name = "mann"
-
-    @classmethod
-    def from_config(cls, model, objective, cfg):
-        """No inner loop: ``cfg.inner_steps`` and ``cfg.eval_inner_steps`` are 0 (Config.validate says so)."""
-        return cls(model, objective, inner_lr=0.0, inner_steps=0)
 
     def meta_loss(self, meta_params, batch):
         return mann_episode_loss(self.model, self.objective, meta_params, batch)
