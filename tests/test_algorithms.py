@@ -9,6 +9,7 @@ import tinymeta as tm
 from tinymeta.algorithms import ALGORITHMS, ANIL, MAML, NIL, FOMAML, MetaSGD, Objective, Reptile, inner_sgd, per_task
 from tinymeta.algorithms import maml_meta_loss
 from tinymeta.algorithms.meta_sgd import RATE_PREFIX
+from tinymeta.memory import MANN
 from tinymeta.nn import MLP, ConvNet
 from tinymeta.tasks import MetaBatch
 
@@ -194,6 +195,16 @@ def test_reptile_minibatches_cycle_through_the_support_set():
     assert list(minibatches(5, 8, 2, None)) == [None, None]  # a batch is at most the whole set
 
 
+def episode_tasks(rng, T=4, ways=3, per_class=2, width=6):
+    """Episodes of ``ways`` x ``per_class`` random inputs (T, L, width), labels (T, L), info['instance']."""
+    y = np.stack([rng.permutation(np.repeat(np.arange(ways), per_class)) for _ in range(T)])
+    instance = np.zeros_like(y)
+    for c in range(ways):
+        instance[y == c] = np.cumsum(y == c, axis=1)[y == c]
+    x, yt = tm.tensor(rng.normal(size=(T, ways * per_class, width))), tm.tensor(y)
+    return MetaBatch(x, yt, x, yt, {"instance": instance})
+
+
 def make(name, model, objective, **kw):
     cls = ALGORITHMS[name]
     if name == "reptile":
@@ -208,6 +219,10 @@ def test_batched_equals_per_task_loop(name):
     if name == "caml":  # CAML conditions an MLP regressor on its context
         model, objective = MLP((3, 8, 1)), REG
         batch, params = linear_tasks(np.random.default_rng(5), T=4), model.init_params(5, dtype="float64")
+    steps = 2
+    if name == "mann":  # a memory-augmented net on episodes (labels one step late), no inner steps
+        model, steps = MANN(inputs=6, classes=3, hidden=4, memory_size=5, memory_width=2, heads=2), 0
+        batch, params = episode_tasks(np.random.default_rng(5), T=4), model.init_params(5, dtype="float64")
     algo = make(name, model, objective)
     meta = algo.init_meta_params(params, np.random.default_rng(0))
     grads, metrics = algo.meta_gradient(meta, batch)
@@ -231,9 +246,9 @@ def test_batched_equals_per_task_loop(name):
             assert np.abs(grads[k].numpy()).max() <= 1e-6 * largest and np.abs(loop[k]).max() <= 1e-6 * largest, k
         else:
             np.testing.assert_allclose(grads[k].numpy(), loop[k], rtol=1e-9, atol=1e-13)
-    ev = algo.evaluate(meta, batch, steps=2)
+    ev = algo.evaluate(meta, batch, steps=steps)
     for t in range(batch.num_tasks):
-        one = algo.evaluate(meta, batch.task(t), steps=2)
+        one = algo.evaluate(meta, batch.task(t), steps=steps)
         for key in ev:
             np.testing.assert_allclose(ev[key][:, t], one[key][:, 0], rtol=1e-9, atol=1e-12)
 

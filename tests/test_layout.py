@@ -8,7 +8,8 @@ import tinymeta as tm
 
 PKG = Path(tm.__file__).resolve().parent
 # lower number = lower layer; a module may import only from layers below it (or its own package)
-LAYERS = {"backend": 0, "tensor": 1, "autograd": 2, "ops": 3, "functional": 4, "nn": 5, "optim": 5, "testing": 5}
+LAYERS = {"backend": 0, "tensor": 1, "autograd": 2, "ops": 3, "functional": 4, "nn": 5, "optim": 5, "testing": 5,
+          "memory": 6}
 # the one documented late import: Tensor's operator methods call the ops (and backward() autograd)
 LATE = {("tensor", "autograd"), ("tensor", "ops")}
 

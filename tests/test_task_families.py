@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tinymeta"
 
 
 def test_the_registry_names_each_family_by_its_own_name():
-    assert set(TASK_FAMILIES) == {"sine", "omniglot", "miniimagenet"}
+    assert set(TASK_FAMILIES) == {"sine", "omniglot", "miniimagenet", "omniglot-episodes"}
     for name, family in TASK_FAMILIES.items():
         assert issubclass(family, TaskFamily) and family.name == name
         assert family.kind in ("regression", "classification")

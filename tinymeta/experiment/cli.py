@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import __version__, backend
 from ..files import check_writable, write_text
 from ..tasks import TASK_FAMILIES
-from . import bench, cli_data, demo, docs, report, rl, runs
+from . import bench, cli_data, copy_task, demo, docs, report, rl, runs
 from .config import Config
 from .curves import default_out, plot_runs
 from .evaluation import evaluate_run
@@ -47,7 +47,8 @@ def _dataset(text: str) -> str:
 # (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
 CONFIG_FLAGS = [
     (["--algorithm"], "algorithm", str,
-     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml, caml or taml"),
+     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml, caml, taml, mann, protonet, "
+     "gaussian-protonet or semi-protonet"),
     (["--dataset", "--datasource"], "dataset", _dataset, _dataset_names()),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
     (["--shots", "--update_batch_size"], "shots", int, "support examples per class (regression: points per task)"),
@@ -88,6 +89,7 @@ CONFIG_FLAGS = [
     (["--taml-lambda"], "taml_lambda", float, "TAML: lambda, the weight of its entropy or inequality term"),
     (["--taml-measure"], "taml_measure", str,
      "TAML: entropy, theil, ge:ALPHA, atkinson:EPSILON, gini or variance-of-logs"),
+    (["--memory-heads"], "memory_heads", int, "MANN: read heads (0: its LSTM baseline, no memory)"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 TAML_ONLY = ("taml_lambda", "taml_measure")
@@ -457,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_rl.set_defaults(func=lambda args: rl.main([]))  # main() hands `rl ...` to rl.main whole
 
     cli_data.add_subcommands(sub)
+    copy_task.add_subcommand(sub)
     parser.subcommands = sub.choices  # name -> its parser, for errors in a subcommand's own words
     return parser
 

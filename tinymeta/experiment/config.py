@@ -26,7 +26,7 @@ LIMITS = {"ways": 10_000, "shots": 100_000, "queries": 100_000, "train_shots": 1
           "eval_inner_batch": 100_000, "filters": 4096, "val_tasks": 10**6, "test_tasks": 10**6,
           "val_interval": 10**9, "log_interval": 10**9, "checkpoint_interval": 10**9, "seed": 2**63 - 1,
           "context_size": 100_000, "hidden": 100_000, "unlabeled": 100_000, "distractors": 10_000,
-          "cluster_steps": 1000}
+          "cluster_steps": 1000, "memory_heads": 128}
 MAX_BATCH_VALUES = 2**28  # input values in one meta-batch (support and query): 1 GiB of float32
 
 
@@ -87,6 +87,8 @@ class Config:
     # ---- TAML (issue 27) ----
     taml_lambda: float = 1.0           # TAML: lambda, the regulariser's weight (tinymeta's choice; see presets.py)
     taml_measure: str = "theil"        # TAML: entropy | theil | ge:ALPHA | atkinson:EPSILON | gini | variance-of-logs
+    # ---- memory-augmented networks (issue 27) ----
+    memory_heads: int = 4              # MANN's read heads on online episodes (Santoro et al.: 4); 0: the LSTM baseline
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -197,6 +199,7 @@ class Config:
             one_of("refinement", ("soft-kmeans", "distractor-cluster", "masked")),
             (not self.distractors or self.unlabeled, "distractors (--distractors) are classes of unlabeled examples: "
                                                      "give --unlabeled too"),
+            count("memory_heads", 0),
             one_of("inner_state", ("fresh", "persistent")), optional("eval_inner_batch"),
             (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
              "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
@@ -230,6 +233,15 @@ class Config:
             raise ValueError(f"taml_measure (--taml-measure) entropy is the entropy of predicted labels: it needs a "
                              f"classification dataset ({self.dataset} is {family.kind}); use an inequality measure "
                              "such as theil")
+        online = getattr(family, "online", False)  # episodes predicted step by step, labelled one step late
+        if online != (self.algorithm == "mann"):
+            raise ValueError(f"{self.dataset} and {self.algorithm} do not fit: "
+                             + ("its episodes are learned within the sequence by a memory-augmented network: use "
+                                "--algorithm mann" if online else "mann learns online episodes (a dataset whose "
+                                "labels arrive one step late); this one has support and query sets"))
+        if self.algorithm == "mann" and (self.inner_steps or self.eval_inner_steps):
+            raise ValueError("mann has no inner steps (the network learns within the episode): inner_steps "
+                             "(--inner-steps) and eval_inner_steps (--eval-inner-steps) must be 0")
         family.check_config(self)
         return self
 

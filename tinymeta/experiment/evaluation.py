@@ -68,6 +68,10 @@ def format_evaluation(ev: dict, cfg: Config | None = None) -> str:
             a = ev["attacked_accuracy"][s]
             line += f"  {100 * a['mean']:>12.2f}% ± {100 * a['ci95']:<5.2f}%"
         lines.append(line)
+    if "instance_accuracy" in ev:  # online learners: accuracy at the k-th drawing of a class in an episode
+        lines.append("  accuracy at the k-th drawing of a class in an episode:")
+        for k, s in enumerate(ev["instance_accuracy"], start=1):
+            lines.append(f"  {k:>16}  {100 * s['mean']:>8.2f}% ± {100 * s['ci95']:<5.2f}%")
     return "\n".join(lines)
 
 

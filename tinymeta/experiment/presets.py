@@ -137,6 +137,41 @@ TAML_SOURCES = {
 }
 
 
+# MANN (Santoro et al. 2016) on Omniglot episodes: the paper's 5-class one-hot setting, as
+# tristandeleu/ntm-one-shot (a reimplementation; DeepMind released no code) at its HEAD.
+MANN_CODE = "tristandeleu/ntm-one-shot@617aec9"
+MANN_SOURCES = {
+    "ways": "examples/omniglot.py:19-20 nb_samples=5 classes per episode",
+    "shots": "examples/omniglot.py:20 nb_samples_per_class=10: 50-step episodes",
+    "meta_batch": "examples/omniglot.py:19 batch_size=16 episodes per update",
+    "meta_lr": "examples/omniglot.py:27 lasagne.updates.adam(learning_rate=1e-3)",
+    "task_loss": "examples/omniglot.py:26 mean categorical cross-entropy over every step of every episode",
+    "hidden": "examples/omniglot.py:24 controller_size=200 (LSTM, mann/model.py:48-56)",
+    "memory_heads": "examples/omniglot.py:24 nb_reads=4; memory 128 x 40 (memory_shape), mann/model.py:12-14",
+    "algorithm": "mann/model.py:63-67 each head writes with sigmoid(alpha) w^r_{t-1} + (1 - sigmoid(alpha)) at its "
+                 "least-used location, zeroed first (model.py:69-71); model.py:36 usage decay gamma 0.95; "
+                 "model.py:20-25 initial memory 1e-6, zero controller state and reads, one-hot weights",
+    "dataset": "mann/model.py:89-95 each image joined with the one-hot label of the step before (zeros first); "
+               "mann/utils/images.py:20 episode order shuffled; images.py:36-38 20x20, strokes 1",
+    "split_mode": "paper Sec. 4.1: 1200 training characters, 423 test ('reptile' split: 1200/423)",
+    "rotations": "paper Sec. 4.1 rotations as augmentation; here a random quarter turn per class per episode",
+    "iterations": "paper Fig. 2: 100,000 training episodes = 6250 updates of 16 episodes",
+    "test_tasks": "1000 test episodes (the paper does not say how many)",
+}
+PAPER_MANN_TABLE1 = {  # % correct at the k-th instance, 5 classes, one-hot labels (not re-read from the PDF here)
+    "mann": {1: 36.4, 2: 82.8, 3: 91.0, 4: 92.6, 5: 94.9, 10: 98.1},
+    "lstm": {1: 24.4, 2: 49.5, 3: 55.3, 4: 61.0, 5: 63.6, 10: 62.5},
+}
+
+
+def _mann_omniglot(heads: int) -> Config:
+    """The paper's 5-class Omniglot episodes (MANN_SOURCES); ``heads`` 0 is its LSTM baseline."""
+    return Config(algorithm="mann", dataset="omniglot-episodes", ways=5, shots=10, queries=10, meta_batch=16,
+                  inner_lr=0.0, inner_steps=0, eval_inner_steps=0, meta_lr=1e-3, iterations=6250, hidden=(200,),
+                  memory_heads=heads, split_mode="reptile", rotations="per-task", val_interval=500, val_tasks=96,
+                  test_tasks=1000, log_interval=50, checkpoint_interval=250)
+
+
 def preset_source(name: str) -> dict:
     """Where a preset comes from: paper and cell, the paper's number, the original code and each setting's line.
 
@@ -146,6 +181,12 @@ def preset_source(name: str) -> dict:
     if name in RL_PRESETS:
         return rl_preset_source(name)
     cfg = PRESETS[name]
+    if cfg.algorithm == "mann":
+        row = "mann" if cfg.memory_heads else "lstm"
+        return {"paper": "Santoro et al. 2016, arXiv:1605.06065, Table 1 (Omniglot, 5 classes, one-hot labels)",
+                "cell": f"{row.upper()} row, accuracy at the 1st-10th instance of a class",
+                "paper_value": f"{row.upper()}: " + ", ".join(f"instance {k} {v}%" for k, v in PAPER_MANN_TABLE1[row].items()),
+                "code": MANN_CODE, "settings": dict(MANN_SOURCES)}
     if cfg.dataset != "omniglot":
         return {"paper": None, "cell": None, "paper_value": None, "code": None, "settings": {}}
     paper, values = PAPERS[cfg.algorithm]
@@ -216,6 +257,9 @@ def _build_presets():
             algorithm="taml", taml_measure=measure, taml_lambda=1.0)
     for k in (5, 10, 20):
         presets[f"taml-sine-{k}shot"] = _sine("taml", k).replace(taml_measure="theil", taml_lambda=1.0)
+    # MANN and its LSTM baseline on Omniglot episodes, the label shown one step late (Santoro et al. 2016)
+    presets["mann-omniglot-5way"] = _mann_omniglot(4)
+    presets["lstm-omniglot-5way"] = _mann_omniglot(0)
     return presets
 
 

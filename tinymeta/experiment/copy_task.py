@@ -1,0 +1,215 @@
+"""The copy task of the neural Turing machine paper (Graves, Wayne & Danihelka 2014, Sec. 4.1), and its training.
+
+A sequence of random 8-bit vectors is shown, then a delimiter; the net must then
+write the sequence back with no input. The loss is the binary cross-entropy of the
+output bits during the answer phase.
+
+``train_copy`` trains an :class:`tinymeta.memory.NTM` on it on the CPU for a number of
+steps or seconds, checkpointing to ``logdir/checkpoint.npz`` (tinymeta's pickle-free,
+checksummed format) and logging to ``logdir/log.jsonl``; ``resume=True`` continues.
+The command line is ``tinymeta copy-task`` (:func:`add_subcommand`).
+
+Protocol, and where it departs from the paper (each named):
+
+- Sequences of length 1-20 at training (Sec. 4.1), 8 bits each, one delimiter channel,
+  so 9 inputs and 8 outputs; every sequence of a batch has the same length
+  (loudinthecloud/pytorch-ntm@3c64937 tasks/copytask.py:38, one length per batch).
+- Gradients clipped elementwise to [-10, 10] (Sec. 4: "all gradient components
+  clipped"; pytorch-ntm train.py:85-89).
+- Optimiser: Adam (lr 1e-3), not the paper's RMSprop with momentum 0.9, lr 1e-4
+  (Table 2; pytorch-ntm tasks/copytask.py:64-66): tinymeta has no RMSprop, and Adam
+  is what Collier & Beel (arXiv:1807.08518; their run_tasks.py:29-30) train with. A deviation.
+- Batch of 16 sequences (the paper and pytorch-ntm use 1; Collier & Beel 32).
+- Controller: one LSTM layer of 100 units, memory 128 x 20 (pytorch-ntm
+  tasks/copytask.py:54-61); the paper's LSTM-controlled NTM is 100 units, 128 x 20 too.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import ops
+from ..autograd import grad, no_grad
+from ..files import make_folder, write_text
+from ..memory import NTM, binary_cross_entropy_with_logits
+from ..optim import Adam
+from ..tensor import tensor
+from .checkpoint import load_checkpoint, restore_rng, save_checkpoint
+
+WIDTH = 8          # bits per vector (Sec. 4.1)
+GRAD_CLIP = 10.0   # elementwise gradient clipping (Sec. 4)
+DEFAULTS = {"hidden": 100, "memory_size": 128, "memory_width": 20, "batch": 16, "min_len": 1, "max_len": 20,
+            "lr": 1e-3, "seed": 0}
+
+
+def copy_batch(rng: np.random.Generator, batch: int, length: int, width: int = WIDTH, dtype="float64"):
+    """(inputs, targets, mask) of one batch of copy sequences of ``length`` vectors.
+
+    inputs (batch, 2 L + 1, width + 1): the L vectors (bits in the first ``width`` channels),
+    then the delimiter (channel ``width`` alone set), then L empty steps during which the
+    answer is due. targets (batch, 2 L + 1, width): the vectors again at steps L + 1 ... 2 L
+    (zeros elsewhere); mask (2 L + 1,): 1 at the answer steps, which alone enter the loss.
+    """
+    if length < 1 or batch < 1:
+        raise ValueError(f"copy_batch: length and batch must be >= 1, got {length}, {batch}")
+    bits = rng.integers(0, 2, (batch, length, width)).astype(dtype)
+    steps = 2 * length + 1
+    x = np.zeros((batch, steps, width + 1), dtype=dtype)
+    x[:, :length, :width] = bits
+    x[:, length, width] = 1.0
+    y = np.zeros((batch, steps, width), dtype=dtype)
+    y[:, length + 1:] = bits
+    mask = np.zeros(steps, dtype=dtype)
+    mask[length + 1:] = 1.0
+    return x, y, mask
+
+
+def copy_loss(model: NTM, params: dict, x, y, mask):
+    """(mean binary cross-entropy over the answer steps' bits, output logits, attention trace)."""
+    logits, trace = model(params, tensor(x, dtype=params["r0"].dtype))
+    per_bit = binary_cross_entropy_with_logits(logits, tensor(y, dtype=logits.dtype), reduction="none")
+    m = tensor(mask[:, None], dtype=logits.dtype)
+    loss = (per_bit * m).sum() / (float(mask.sum()) * x.shape[0] * y.shape[-1])
+    return loss, logits, trace
+
+
+def evaluate_copy(model: NTM, params: dict, length: int, batch: int = 32, seed: int = 1) -> dict:
+    """Loss and wrong bits per sequence on ``batch`` fresh sequences of ``length`` (e.g. longer than trained)."""
+    x, y, mask = copy_batch(np.random.default_rng(seed), batch, length, dtype=str(params["r0"].dtype))
+    with no_grad():
+        loss, logits, _ = copy_loss(model, params, x, y, mask)
+    wrong = ((logits.numpy() > 0) != (y > 0.5)) * mask[:, None]
+    return {"length": length, "loss": float(loss.item()), "bit_errors": float(wrong.sum() / batch)}
+
+
+def _settings(logdir: Path, given: dict, resume: bool, overwrite: bool):
+    """The run's settings and its checkpoint (or None), refusing a folder that does not fit."""
+    ckpt_path = logdir / "checkpoint.npz"
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: choose one")
+    if resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; train without --resume to start")
+        ckpt = load_checkpoint(ckpt_path)
+        saved = dict(ckpt.config or {})
+        clash = {k: (v, saved.get(k)) for k, v in given.items() if v is not None and saved.get(k) != v}
+        if clash:
+            raise ValueError("--resume continues the run with its own settings; these differ from it: "
+                             + ", ".join(f"{k} {a!r} (run: {b!r})" for k, (a, b) in sorted(clash.items())))
+        return saved, ckpt
+    if ckpt_path.exists() and not overwrite:
+        raise FileExistsError(f"{logdir} already holds a copy-task run: pass --resume to continue it, --overwrite "
+                              "to replace it, or choose another --logdir")
+    settings = {k: (DEFAULTS[k] if given.get(k) is None else given[k]) for k in DEFAULTS}
+    for k in ("hidden", "memory_size", "memory_width", "batch", "min_len", "max_len"):
+        if not isinstance(settings[k], int) or isinstance(settings[k], bool) or settings[k] < 1:
+            raise ValueError(f"--{k.replace('_', '-')} must be an integer >= 1, got {settings[k]!r}")
+    if settings["min_len"] > settings["max_len"]:
+        raise ValueError(f"--min-len {settings['min_len']} is above --max-len {settings['max_len']}")
+    if not (isinstance(settings["lr"], (int, float)) and math.isfinite(settings["lr"]) and settings["lr"] > 0):
+        raise ValueError(f"--lr must be a number > 0, got {settings['lr']!r}")
+    return settings, None
+
+
+def train_copy(logdir, *, steps: int | None = None, seconds: float | None = None, resume: bool = False,
+               overwrite: bool = False, log_every: int = 50, echo=print, **settings) -> dict:
+    """Train an NTM on the copy task in ``logdir`` until ``steps`` steps in all, or ``seconds`` of this sitting.
+
+    ``settings`` (any of :data:`DEFAULTS`: hidden, memory_size, memory_width, batch, min_len,
+    max_len, lr, seed) fix a new run; a resumed run keeps its own (a different value is refused).
+    Returns {"step", "loss" (mean of the last log interval), "history" [(step, loss), ...]}.
+    The checkpoint holds the weights, Adam's state, the generator state and the log, so a
+    resumed run draws the same sequences an uninterrupted one would.
+    """
+    if steps is None and seconds is None:
+        raise ValueError("give --steps or --time-limit (or both): the copy task trains until one is reached")
+    if steps is not None and (not isinstance(steps, int) or steps < 0):
+        raise ValueError(f"--steps must be an integer >= 0, got {steps!r}")
+    if seconds is not None and not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"--time-limit must be a number of seconds > 0, got {seconds!r}")
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"train_copy: unknown settings {unknown}; known: {sorted(DEFAULTS)}")
+    logdir = Path(logdir)
+    cfg, ckpt = _settings(logdir, settings, resume, overwrite)
+    make_folder(logdir, "run folder (--logdir)")
+    model = NTM(WIDTH + 1, WIDTH, hidden=cfg["hidden"], memory_size=cfg["memory_size"],
+                memory_width=cfg["memory_width"])
+    if ckpt is None:
+        params = model.init_params(np.random.default_rng([cfg["seed"], 0]), dtype="float64")
+        opt, rng, step, history = Adam(params, lr=cfg["lr"]), np.random.default_rng([cfg["seed"], 1]), 0, []
+    else:
+        params = ckpt.params
+        opt = Adam(params, lr=cfg["lr"])
+        opt.load_state_dict(ckpt.optimizer_state)
+        rng, step = restore_rng(ckpt.rng_state), int(ckpt.extra["step"])
+        history = [tuple(r) for r in ckpt.extra.get("history", [])]
+        echo(f"resuming {logdir} at step {step}")
+    start, window = time.perf_counter(), []
+
+    def save():
+        save_checkpoint(logdir / "checkpoint.npz", params, optimizer=opt, rng=rng, config=cfg,
+                        extra={"step": step, "history": [list(r) for r in history]})
+        write_text(logdir / "log.jsonl", "".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in history))
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        while (steps is None or step < steps) and (seconds is None or time.perf_counter() - start < seconds):
+            length = int(rng.integers(cfg["min_len"], cfg["max_len"] + 1))
+            x, y, mask = copy_batch(rng, cfg["batch"], length)
+            loss, _, _ = copy_loss(model, params, x, y, mask)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the copy-task loss became {value} at step {step + 1}; try a smaller --lr")
+            grads = grad(loss, params)
+            with no_grad():
+                grads = {k: ops.minimum(ops.maximum(g, -GRAD_CLIP), GRAD_CLIP) for k, g in grads.items()}
+            opt.step(grads)
+            step += 1
+            window.append(value)
+            if step % log_every == 0:
+                history.append((step, float(np.mean(window))))
+                window = []
+                echo(f"step {step}  loss {history[-1][1]:.4f}  ({time.perf_counter() - start:.0f} s)")
+    if window:  # the sitting's last partial interval, so a short run still logs
+        history.append((step, float(np.mean(window))))
+    save()
+    echo(f"checkpoint at step {step}: {logdir / 'checkpoint.npz'}")
+    return {"step": step, "loss": history[-1][1] if history else None, "history": history,
+            "model": model, "params": params}
+
+
+def add_subcommand(subparsers) -> None:
+    """Register ``copy-task`` on the ``tinymeta`` command line's subparsers."""
+    p = subparsers.add_parser("copy-task", help="train a neural Turing machine on the copy task (CPU, resumable)",
+                              description="Train an NTM (Graves et al. 2014) on the copy task for --steps steps "
+                                          "or --time-limit seconds, checkpointing to LOGDIR; --resume continues. "
+                                          "Then report loss and wrong bits per sequence at --eval-lengths.")
+    p.add_argument("--logdir", default="runs/ntm-copy", help="run folder (default runs/ntm-copy)")
+    p.add_argument("--steps", type=int, help="train until this many steps in all")
+    p.add_argument("--time-limit", type=float, help="end this sitting after this many seconds")
+    p.add_argument("--resume", action="store_true", help="continue the run in --logdir")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous run in --logdir")
+    for k in DEFAULTS:
+        kind = float if k == "lr" else int
+        p.add_argument(f"--{k.replace('_', '-')}", type=kind, default=None,
+                       help=f"default {DEFAULTS[k]}" + (" (a resumed run keeps its own)"))
+    p.add_argument("--eval-lengths", type=int, nargs="*", default=[10, 20, 40],
+                   help="sequence lengths to evaluate at the end (default 10 20 40: 40 is longer than trained)")
+    p.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    given = {k: getattr(args, k) for k in DEFAULTS}
+    if any(n < 1 for n in args.eval_lengths):
+        raise ValueError(f"--eval-lengths must be >= 1, got {args.eval_lengths}")
+    out = train_copy(args.logdir, steps=args.steps, seconds=args.time_limit, resume=args.resume,
+                     overwrite=args.overwrite, **given)
+    for n in args.eval_lengths:
+        ev = evaluate_copy(out["model"], out["params"], n)
+        print(f"length {n:>3}: loss {ev['loss']:.4f}, wrong bits per sequence {ev['bit_errors']:.2f} "
+              f"(of {n * WIDTH})")
+    return 0
