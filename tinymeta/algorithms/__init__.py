@@ -10,6 +10,7 @@ dict, and a thin class the training loop drives:
 - :func:`gradient_agreement_meta_loss`, :class:`GradientAgreement` (Eshratifar et al. 2018)
 - :func:`adml_meta_loss`, :class:`ADML`, :func:`fgsm` (Yin et al. 2018)
 - :func:`caml_meta_loss`, :class:`CAML`, :class:`ContextModel` (Zintgraf et al. 2019, CAVIA)
+- :func:`maml_plus_plus_meta_loss`, :class:`MAMLPlusPlus`, :func:`multi_step_loss_weights` (Antoniou et al. 2019)
 
 All run the whole meta-batch on a leading task axis. Every class is built the
 same way from a run's config: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
@@ -21,13 +22,16 @@ from .caml import CAML, ContextModel, caml_inner_loop, caml_meta_loss
 from .common import Objective, inner_sgd, per_task, query_metrics, summarize
 from .gradient_agreement import GradientAgreement, agreement_weights, gradient_agreement_meta_loss
 from .maml import FOMAML, MAML, maml_inner_loop, maml_meta_loss
+from .maml_plus_plus import MAMLPlusPlus, maml_plus_plus_meta_loss, multi_step_loss_weights
 from .meta_sgd import MetaSGD, meta_sgd_meta_loss
 from .reptile import Reptile, reptile_meta_gradient
 
-ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML)}
+ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML,
+                                        MAMLPlusPlus)}
 
 __all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GradientAgreement", "MAML",
-           "MetaLearner", "MetaSGD", "NIL", "Objective", "Reptile", "adml_meta_loss", "agreement_weights",
+           "MAMLPlusPlus", "MetaLearner", "MetaSGD", "NIL", "Objective", "Reptile", "adml_meta_loss", "agreement_weights",
            "anil_meta_loss", "caml_inner_loop", "caml_meta_loss", "evaluate_under_attack", "fgsm",
-           "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss",
+           "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "maml_plus_plus_meta_loss", "meta_sgd_meta_loss",
+           "multi_step_loss_weights",
            "nil_predict", "per_task", "query_metrics", "reptile_meta_gradient", "summarize"]

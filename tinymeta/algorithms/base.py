@@ -61,6 +61,14 @@ class MetaLearner:
             raise ValueError(f"{type(self).__name__} carries no state between meta-iterations, but the checkpoint "
                              f"holds {sorted(state)}; was it saved by another algorithm or setting?")
 
+    def set_iteration(self, iteration: int) -> None:
+        """The training loop's iteration (0-based), told before each meta-gradient: nothing reads it here.
+
+        Algorithms whose objective follows a schedule over training (MAML++'s multi-step
+        loss and derivative-order annealing) read it; a resumed run tells the same
+        iterations as an uninterrupted one, so the schedules continue exactly.
+        """
+
     # ---- what is meta-learned --------------------------------------------------------------
     def init_meta_params(self, params: dict, rng=None) -> dict:
         """The meta-parameters: the model's initial weights theta (Meta-SGD adds its rates)."""

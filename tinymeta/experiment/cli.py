@@ -47,7 +47,7 @@ def _dataset(text: str) -> str:
 # (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
 CONFIG_FLAGS = [
     (["--algorithm"], "algorithm", str,
-     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml or caml"),
+     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml, caml or maml++"),
     (["--dataset", "--datasource"], "dataset", _dataset, _dataset_names()),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
     (["--shots", "--update_batch_size"], "shots", int, "support examples per class (regression: points per task)"),
@@ -59,7 +59,7 @@ CONFIG_FLAGS = [
     (["--eval-inner-steps"], "eval_inner_steps", int, "inner steps at evaluation"),
     (["--meta-lr", "--meta_lr"], "meta_lr", float, "outer learning rate (Reptile: epsilon)"),
     (["--meta-optimizer"], "meta_optimizer", str, "adam or sgd"),
-    (["--lr-schedule"], "lr_schedule", str, "constant or linear (to 0)"),
+    (["--lr-schedule"], "lr_schedule", str, "constant, linear (to 0) or cosine (to --meta-lr-min)"),
     (["--iterations", "--metatrain_iterations"], "iterations", int, "meta-iterations"),
     (["--inner-optimizer"], "inner_optimizer", str, "Reptile's inner optimizer: sgd or adam (beta1 = 0)"),
     (["--inner-batch"], "inner_batch", int, "Reptile's inner mini-batch size"),
@@ -80,6 +80,16 @@ CONFIG_FLAGS = [
     (["--dtype"], "dtype", str, "float32 or float64"),
     (["--adv-epsilon"], "adv_epsilon", float, "ADML: FGSM epsilon (images in [0, 1])"),
     (["--context-size"], "context_size", int, "CAML: context parameters per task"),
+    (["--meta-lr-min"], "meta_lr_min", float, "the cosine schedule's last outer learning rate"),
+    (["--epoch-iterations"], "epoch_iterations", int,
+     "iterations per epoch of the cosine, multi-step-loss and first-order schedules (MAML++: 500)"),
+    (["--multi-step-loss-iterations"], "multi_step_loss_iterations", int,
+     "MAML++: weigh every inner step's query loss for this many iterations (0: off)"),
+    (["--first-order-iterations"], "first_order_iterations", int,
+     "MAML++: first order for this many iterations, then second order (0: off)"),
+    (["--learned-step-rates"], "learned_step_rates", _bool,
+     "MAML++: a learned inner rate per weight tensor and inner step (True/False)"),
+    (["--per-step-bn"], "per_step_bn", _bool, "MAML++: batch-norm scale and shift per inner step (True/False)"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 
@@ -459,7 +469,7 @@ def preset_table() -> list[str]:
         shots = str(cfg.shots) + (f" ({cfg.train_shots} train)" if cfg.train_shots else "")
         rows.append((name, cfg.algorithm, order, cfg.dataset, str(cfg.ways) if kind == "classification" else "-",
                      shots, str(cfg.queries), str(cfg.meta_batch), f"{cfg.inner_steps} x {cfg.inner_lr:g}" + (" adam" if cfg.inner_optimizer == "adam" else ""),
-                     f"{cfg.meta_optimizer} {cfg.meta_lr:g}" + (" linear" if cfg.lr_schedule == "linear" else ""),
+                     f"{cfg.meta_optimizer} {cfg.meta_lr:g}" + ("" if cfg.lr_schedule == "constant" else f" {cfg.lr_schedule}"),
                      str(cfg.iterations)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
