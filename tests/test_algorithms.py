@@ -77,7 +77,8 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
     cfg = SimpleNamespace(algorithm=name, inner_lr=0.3, inner_steps=4, first_order=first_order,
                           inner_optimizer="sgd", inner_batch=7, adapt_norm=False, adv_epsilon=0.1,
                           context_size=3, transductive=name in ("anil", "nil"), inner_state="persistent",
-                          eval_inner_batch=3)
+                          eval_inner_batch=3, multi_step_loss_iterations=500, first_order_iterations=250,
+                          learned_step_rates=True, per_step_bn=False, epoch_iterations=250)
     algo = ALGORITHMS[name].from_config(MLP(), REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
     assert (algo.inner_lr, algo.inner_steps) == (0.3, 4)
@@ -92,6 +93,9 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
         assert algo.epsilon == 0.1
     if name == "caml":
         assert algo.n_context == 3
+    if name == "maml++":
+        assert (algo.multi_step_loss_iterations, algo.first_order_iterations, algo.learned_step_rates,
+                algo.per_step_bn, algo.epoch_iterations) == (500, 250, True, False, 250)
 
 
 def test_fomaml_is_maml_first_order():

@@ -61,14 +61,6 @@ class MetaLearner:
             raise ValueError(f"{type(self).__name__} carries no state between meta-iterations, but the checkpoint "
                              f"holds {sorted(state)}; was it saved by another algorithm or setting?")
 
-    def set_iteration(self, iteration: int) -> None:
-        """The training loop's iteration (0-based), told before each meta-gradient: nothing reads it here.
-
-        Algorithms whose objective follows a schedule over training (MAML++'s multi-step
-        loss and derivative-order annealing) read it; a resumed run tells the same
-        iterations as an uninterrupted one, so the schedules continue exactly.
-        """
-
     # ---- what is meta-learned --------------------------------------------------------------
     def init_meta_params(self, params: dict, rng=None) -> dict:
         """The meta-parameters: the model's initial weights theta (Meta-SGD adds its rates)."""
@@ -98,10 +90,13 @@ class MetaLearner:
         """(meta-loss, metrics) for one meta-batch; metrics are constant Tensors."""
         raise NotImplementedError
 
-    def meta_gradient(self, meta_params: dict, batch: MetaBatch, rng=None):
+    def meta_gradient(self, meta_params: dict, batch: MetaBatch, rng=None, iteration: int = 0):
         """(gradients of the meta-loss with respect to every meta-parameter, metrics).
 
-        ``rng`` (a NumPy Generator) is for algorithms that draw inner mini-batches.
+        ``rng`` (a NumPy Generator) is for algorithms that draw inner mini-batches;
+        ``iteration`` (the training loop's, 0-based) for objectives that follow a schedule
+        over training (MAML++'s multi-step loss and derivative-order annealing). A resumed
+        run passes the same iterations as an uninterrupted one.
         """
         loss, metrics = self.meta_loss(meta_params, batch)
         return grad(loss, meta_params), metrics

@@ -25,8 +25,7 @@ so batch statistics per task, tinymeta's batch norm, compute what it computes.
 """
 from __future__ import annotations
 
-import numpy as np
-
+from ..autograd import grad
 from ..tensor import tensor
 from .base import MetaLearner
 from .common import inner_sgd, per_task, query_metrics
@@ -118,8 +117,8 @@ class MAMLPlusPlus(MetaLearner):
     ``multi_step_loss_iterations`` (MSL, 0: off), ``first_order_iterations`` (DA, 0: off),
     ``per_step_bn`` (BNWB), ``learned_step_rates`` (LSLR) and ``epoch_iterations`` (the
     original's epoch, the unit its schedules step in) are the run config's fields of the
-    same names. The training loop tells the algorithm the iteration it is at
-    (:meth:`set_iteration`) before each meta-gradient; the schedules read it.
+    same names. The training loop passes the iteration it is at to :meth:`meta_gradient`;
+    the schedules read it.
     Meta-parameters: the model's weights, plus ``lr/<weight>`` (steps,) with LSLR and,
     with BNWB, ``step_bn/<bn weight>`` (steps, C) in place of each batch-norm weight.
     """
@@ -141,7 +140,6 @@ class MAMLPlusPlus(MetaLearner):
             first_order_iterations)
         self.learned_step_rates, self.per_step_bn = bool(learned_step_rates), bool(per_step_bn)
         self.epoch_iterations = int(epoch_iterations)
-        self.iteration = 0
 
     @classmethod
     def from_config(cls, model, objective, cfg):
@@ -152,21 +150,18 @@ class MAMLPlusPlus(MetaLearner):
                    per_step_bn=cfg.per_step_bn, epoch_iterations=cfg.epoch_iterations)
 
     # ---- the schedules ---------------------------------------------------------------------
-    def set_iteration(self, iteration: int) -> None:
-        self.iteration = int(iteration)
-
-    def step_weights(self):
-        """The multi-step loss weights now (None: the last step's loss alone)."""
-        return multi_step_loss_weights(self.inner_steps, self.iteration, self.multi_step_loss_iterations,
+    def step_weights(self, iteration: int):
+        """The multi-step loss weights at ``iteration`` (None: the last step's loss alone)."""
+        return multi_step_loss_weights(self.inner_steps, iteration, self.multi_step_loss_iterations,
                                        self.epoch_iterations)
 
-    def second_order_now(self) -> bool:
+    def second_order_at(self, iteration: int) -> bool:
         """Second order unless ``first_order``, or while ``iteration < first_order_iterations`` (DA).
 
         The original: ``second_order and epoch > first_order_to_second_order_epoch``
         (few_shot_learning_system.py:304-305), i.e. first order for (that epoch + 1) epochs.
         """
-        return not self.first_order and self.iteration >= self.first_order_iterations
+        return not self.first_order and iteration >= self.first_order_iterations
 
     # ---- meta-parameters ----------------------------------------------------------------------
     def init_meta_params(self, params, rng=None):
@@ -175,11 +170,11 @@ class MAMLPlusPlus(MetaLearner):
         if self.per_step_bn:  # every step starts from the model's initial batch-norm weights
             for k in self.model.norm_keys():
                 w = meta.pop(k)
-                meta[NORM_PREFIX + k] = tensor(np.repeat(w.numpy()[None], S, axis=0), dtype=w.dtype,
+                meta[NORM_PREFIX + k] = tensor(w.detach().broadcast_to((S,) + w.shape).numpy(), dtype=w.dtype,
                                                device=w.device, requires_grad=True)
         if self.learned_step_rates:  # a rate per adapted weight and step, all alpha at first
             for k in self.inner_keys(params) or list(params):
-                meta[RATE_PREFIX + k] = tensor(np.full(S, self.inner_lr), dtype=params[k].dtype,
+                meta[RATE_PREFIX + k] = tensor([self.inner_lr] * S, dtype=params[k].dtype,
                                                device=params[k].device, requires_grad=True)
         return meta
 
@@ -202,11 +197,17 @@ class MAMLPlusPlus(MetaLearner):
         return params
 
     # ---- meta-training and evaluation -------------------------------------------------------------
-    def meta_loss(self, meta_params, batch):
+    def meta_loss(self, meta_params, batch, iteration: int = 0):
+        """(meta-loss, metrics) at training ``iteration`` (0-based), which sets the MSL weights and the order."""
         params = self.model_params(meta_params)
         return maml_plus_plus_meta_loss(self.model, self.objective, params, batch, self.inner_rates(meta_params),
-                                        self.inner_steps, self.step_weights(), not self.second_order_now(),
-                                        self.inner_keys(params), self.step_norm(meta_params))
+                                        self.inner_steps, self.step_weights(iteration),
+                                        not self.second_order_at(iteration), self.inner_keys(params),
+                                        self.step_norm(meta_params))
+
+    def meta_gradient(self, meta_params, batch, rng=None, iteration: int = 0):
+        loss, metrics = self.meta_loss(meta_params, batch, iteration)
+        return grad(loss, meta_params), metrics
 
     def adapt(self, meta_params, batch, steps):
         """The fast weights before adaptation and after each step, each step with its own rates and batch norm."""

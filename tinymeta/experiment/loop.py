@@ -304,10 +304,9 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
                     break
                 t0 = time.perf_counter()
                 opt.lr = scheduled_lr(cfg, it)
-                algo.set_iteration(it)  # schedules inside the objective (MAML++'s multi-step loss, DA)
                 batch = tasks.train(rng)
                 try:
-                    grads, metrics = algo.meta_gradient(meta_params, batch, rng=rng)
+                    grads, metrics = algo.meta_gradient(meta_params, batch, rng=rng, iteration=it)
                 except Exception as exc:
                     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # CuPy's
                         raise MemoryError(oom_message(cfg, device, it + 1)) from exc
