@@ -69,13 +69,12 @@ def test_the_multi_step_loss_is_the_weighted_sum_of_every_steps_query_loss():
     by_hand = sum(v * maml_meta_loss(model, REG, params, batch, 0.05, s + 1)[0].item() for s, v in enumerate(weights))
     assert loss.item() == pytest.approx(by_hand, rel=1e-13)
     algo = MAMLPlusPlus(model, REG, 0.05, 3, multi_step_loss_iterations=20, epoch_iterations=10)
-    algo.set_iteration(10)  # epoch 1 of 2: weights 1/3 - 1/6 = 1/6, 1/6 and 1/3 + 2/6 = 2/3
-    loss, _ = algo.meta_loss(params, batch)
+    loss, _ = algo.meta_loss(params, batch, 10)  # epoch 1 of 2: weights 1/3 - 1/6 = 1/6, 1/6 and 1/3 + 2/6 = 2/3
     by_hand = sum(v * maml_meta_loss(model, REG, params, batch, 0.05, s + 1)[0].item()
                   for s, v in enumerate([1 / 6, 1 / 6, 2 / 3]))
     assert loss.item() == pytest.approx(by_hand, rel=1e-13)
-    algo.set_iteration(20)  # past the multi-step loss: MAML's objective
-    assert algo.meta_loss(params, batch)[0].item() == maml_meta_loss(model, REG, params, batch, 0.05, 3)[0].item()
+    past = algo.meta_loss(params, batch, 20)[0].item()  # past the multi-step loss: MAML's objective
+    assert past == maml_meta_loss(model, REG, params, batch, 0.05, 3)[0].item()
 
 
 def test_with_every_option_off_maml_plus_plus_is_maml():
@@ -97,16 +96,20 @@ def test_derivative_order_annealing_is_fomaml_before_and_maml_from_the_switch():
     assert max(np.abs(first[k] - second[k]).max() for k in params) > 1e-3  # the two orders differ here
     algo = MAMLPlusPlus(model, REG, 0.1, 2, first_order_iterations=4, epoch_iterations=2)
     for it, want in ((0, first), (3, first), (4, second), (1000, second)):
-        algo.set_iteration(it)
-        got = numbers(algo.meta_gradient(params, batch)[0])
+        got = numbers(algo.meta_gradient(params, batch, iteration=it)[0])
         for k in params:
             np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-15, err_msg=f"iteration {it}, {k}")
 
 
-def test_the_training_loop_tells_the_algorithm_every_iteration_also_after_a_resume(tmp_path, monkeypatch):
+def test_the_training_loop_passes_every_iteration_also_after_a_resume(tmp_path, monkeypatch):
     seen = []
-    original = MAMLPlusPlus.set_iteration
-    monkeypatch.setattr(MAMLPlusPlus, "set_iteration", lambda self, it: (seen.append(it), original(self, it)))
+    original = MAMLPlusPlus.meta_gradient
+
+    def spy(self, meta_params, batch, rng=None, iteration=0):
+        seen.append(iteration)
+        return original(self, meta_params, batch, rng, iteration)
+
+    monkeypatch.setattr(MAMLPlusPlus, "meta_gradient", spy)
     cfg = PRESETS["mamlpp-sine-5shot"].replace(iterations=6, inner_steps=2, eval_inner_steps=2, val_interval=0,
                                                log_interval=2, test_tasks=5, multi_step_loss_iterations=4,
                                                epoch_iterations=2)
@@ -318,3 +321,38 @@ def test_train_a_maml_plus_plus_preset_from_the_command_line(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("tinymeta train: error:") and "Traceback" not in bad.stderr
     assert "--eval-inner-steps 5 or less" in bad.stderr
+
+
+# ---- the original's network and data: leaky ReLU, rotations while training only -----------------------------------
+def test_leaky_relu_by_hand_and_gradient_checked_to_second_order():
+    from tinymeta import functional as F
+    x = tm.tensor(np.array([-2.0, -0.5, 0.0, 0.25, 3.0]), requires_grad=True)
+    np.testing.assert_allclose(F.leaky_relu(x).numpy(), [-0.02, -0.005, 0.0, 0.25, 3.0])
+    np.testing.assert_allclose(tm.grad(F.leaky_relu(x).sum(), x).numpy(), [0.01, 0.01, 0.01, 1, 1])  # PyTorch's at 0
+    np.testing.assert_allclose(F.leaky_relu(x, 0.2).numpy(), [-0.4, -0.1, 0.0, 0.25, 3.0])
+    y = tm.tensor(np.random.default_rng(0).normal(size=(3, 4)), requires_grad=True)  # away from the kink
+    assert gradcheck(lambda a: F.leaky_relu(a) * a, [y]) and gradgradcheck(lambda a: F.leaky_relu(a) * a, [y])
+
+
+def test_the_conv_net_takes_leaky_relu_after_batch_norm():
+    from tinymeta import functional as F
+    relu, leaky = ConvNet(n_way=2, filters=2, blocks=1, image_size=4), ConvNet(n_way=2, filters=2, blocks=1,
+                                                                                image_size=4, activation="leaky_relu")
+    params = relu.init_params(0, dtype="float64")
+    x = tm.tensor(np.random.default_rng(1).normal(size=(3, 1, 4, 4)))
+    h = F.batch_norm(F.conv2d(x, params["conv1"], params["conv1_b"], stride=2, padding=1), weight=params["bn1_w"],
+                     bias=params["bn1_b"])
+    np.testing.assert_allclose(leaky.body(params, x).numpy(), F.leaky_relu(h).mean(axis=(-2, -1)).numpy())
+    assert not np.allclose(leaky.body(params, x).numpy(), relu.body(params, x).numpy())
+    with pytest.raises(ValueError, match="activation"):
+        ConvNet(activation="tanh")
+    assert PRESETS["mamlpp-omniglot-5w1s"].activation == "leaky_relu"
+
+
+def test_per_task_train_rotations_turn_training_tasks_only(omniglot_real):
+    from tinymeta.tasks import Omniglot
+    tasks = Omniglot(5, 1, 1, data=omniglot_real, rotations="per-task-train")
+    train_rot = tasks.sample(100, np.random.default_rng(0), split="train").info["rotations"]
+    assert np.bincount(train_rot.ravel(), minlength=4).min() > 80  # all four angles while training
+    for split in ("val", "test"):
+        assert (tasks.sample(50, np.random.default_rng(0), split=split).info["rotations"] == 0).all()

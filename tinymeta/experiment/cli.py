@@ -66,7 +66,8 @@ CONFIG_FLAGS = [
     (["--filters", "--num_filters"], "filters", int, "conv filters per layer"),
     (["--pool", "--max_pool"], "pool", _bool, "max-pool instead of strided conv (True/False)"),
     (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake or reptile"),
-    (["--rotations"], "rotations", str, "Omniglot rotations: per-task (MAML), train-classes (Reptile) or none"),
+    (["--rotations"], "rotations", str,
+     "Omniglot rotations: per-task (MAML), per-task-train (MAML++), train-classes (Reptile) or none"),
     (["--ink"], "ink", int, "Omniglot stroke value: 1 (MAML) or 0 (Reptile: the PNGs as read)"),
     (["--inner-state"], "inner_state", str, "Reptile's inner optimizer state: fresh or persistent (the original)"),
     (["--eval-inner-batch"], "eval_inner_batch", int, "Reptile's inner mini-batch at evaluation"),
@@ -90,6 +91,7 @@ CONFIG_FLAGS = [
     (["--learned-step-rates"], "learned_step_rates", _bool,
      "MAML++: a learned inner rate per weight tensor and inner step (True/False)"),
     (["--per-step-bn"], "per_step_bn", _bool, "MAML++: batch-norm scale and shift per inner step (True/False)"),
+    (["--activation"], "activation", str, "conv nets' nonlinearity: relu or leaky_relu (MAML++)"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 

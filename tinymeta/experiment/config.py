@@ -84,6 +84,7 @@ class Config:
     first_order_iterations: int = 0    # MAML++ DA: first order for this many iterations, then second (0: off)
     learned_step_rates: bool = False   # MAML++ LSLR: a learned inner rate per weight tensor and inner step
     per_step_bn: bool = False          # MAML++ BNWB: batch-norm scale and shift per inner step (meta-learned)
+    activation: str = "relu"           # conv nets' nonlinearity: relu | leaky_relu (MAML++'s, slope 0.01)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -198,6 +199,7 @@ class Config:
             (isinstance(self.learned_step_rates, bool),
              f"learned_step_rates must be True or False, got {self.learned_step_rates!r}"),
             (isinstance(self.per_step_bn, bool), f"per_step_bn must be True or False, got {self.per_step_bn!r}"),
+            one_of("activation", ("relu", "leaky_relu")),
         ]
         for ok, message in checks:
             if not ok:

@@ -155,8 +155,9 @@ MAMLPP_OMNIGLOT_SOURCES = {
                     "meta_neural_network_architectures.py:246 batch statistics always (training=True)",
     "ink": "data.py:383-387 the 1-bit PNGs as read (PIL resizes mode '1' by nearest neighbour): background 1, "
            "strokes 0, no inversion",
-    "rotations": "data.py:489, 94 a rotation per class per task (experiment_builder.py:60, 316 training only; "
-                 ":269 test tasks unrotated)",
+    "rotations": "data.py:489, 94 a rotation per class per task while training (experiment_builder.py:60, 316); "
+                 "test tasks unrotated (:269 augment_images=False)",
+    "activation": "meta_neural_network_architectures.py:426 F.leaky_relu (PyTorch's slope 0.01) after batch norm",
     "split_mode": "json:14 train_val_test_split, data.py:201-207: 1150 train, 50 validation, 423 test characters",
     "test_tasks": "json:23 num_evaluation_tasks 600 (experiment_builder.py:266-290: an ensemble of the 5 best "
                   "validation epochs' models)",
@@ -236,7 +237,8 @@ def _mamlpp_omniglot(ways, shots):
                   multi_step_loss_iterations=5000, first_order_iterations=0, learned_step_rates=True,
                   per_step_bn=True, adapt_norm=False, filters=64, pool=True, conv_padding="symmetric",
                   features="flatten", head_init="glorot", bn_scale=True, bn_eps=1e-5, task_loss="mean",
-                  transductive=True, ink=0, rotations="per-task", split_mode="maml", test_tasks=600,
+                  transductive=True, ink=0, rotations="per-task-train", split_mode="maml", activation="leaky_relu",
+                  test_tasks=600,
                   val_interval=1000, val_tasks=100, log_interval=100)
 
 
