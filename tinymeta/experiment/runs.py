@@ -32,7 +32,7 @@ from .factories import build_algorithm, build_model, make_optimizer
 
 RUN_FILES = ("checkpoint.npz", "log.jsonl", "config.json", "test.json", "curves.png", "status.json")
 # Settings a resumed run may change: they do not alter the meta-parameters it computes (more
-# iterations only under a constant learning rate: a linear schedule's every step depends on them).
+# iterations only under a constant learning rate: a linear or cosine schedule's every step depends on them).
 RESUMABLE_CHANGES = {"iterations", "log_interval", "val_interval", "checkpoint_interval", "test_tasks",
                      "val_tasks"}
 # The "dataset" of a 2D-navigation run's config.json (tinymeta.experiment.rl): its folder holds
