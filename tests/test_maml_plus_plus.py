@@ -233,6 +233,28 @@ def test_every_option_on_the_task_axis_equals_a_per_task_loop():
         np.testing.assert_allclose(ev["loss"][:, t], algo.evaluate(meta, batch.task(t), 2)["loss"][:, 0], rtol=1e-10)
 
 
+def test_every_option_runs_on_the_gpu_path_without_a_synchronisation(gpu_device):
+    from tinymeta import backend
+    from tinymeta.optim import Adam
+    if not hasattr(backend._cupyx, "allow_synchronize"):
+        pytest.skip("this CuPy has no cupyx.allow_synchronize to check with")
+    rng = np.random.default_rng(1)
+    model = ConvNet(n_way=3, filters=4, blocks=2, pool=True, image_size=8, activation="leaky_relu")
+    algo = MAMLPlusPlus(model, CLS, 0.1, 2, adapt_norm=False, per_step_bn=True, learned_step_rates=True,
+                        multi_step_loss_iterations=2, first_order_iterations=1)
+    meta = algo.init_meta_params(model.init_params(rng, dtype="float32", device=gpu_device), rng)
+    xs, xq = rng.normal(size=(2, 3, 1, 8, 8)), rng.normal(size=(2, 6, 1, 8, 8))
+    ys, yq = np.tile(np.arange(3), (2, 1)), np.tile(np.arange(3).repeat(2), (2, 1))
+    batch = MetaBatch(tm.tensor(xs, dtype="float32", device=gpu_device), tm.tensor(ys, device=gpu_device),
+                      tm.tensor(xq, dtype="float32", device=gpu_device), tm.tensor(yq, device=gpu_device))
+    opt = Adam(meta, lr=1e-3)
+    with backend._cupyx.allow_synchronize(False):
+        for it in range(3):  # first order, then second with the multi-step loss, then the last step's loss alone
+            grads, metrics = algo.meta_gradient(meta, batch, iteration=it)
+            opt.step(grads)
+    assert all(p.device == "cuda" for p in meta.values()) and metrics["query_loss"].device == "cuda"
+
+
 # ---- cosine annealing of the outer rate (CA) --------------------------------------------------------------------------
 def test_the_cosine_schedule_by_hand():
     cfg = PRESETS["maml-sine-10shot"].replace(lr_schedule="cosine", meta_lr=1e-3, meta_lr_min=1e-5, iterations=2000,
