@@ -191,6 +191,9 @@ def test_per_step_batch_norm_with_equal_steps_is_plain_maml():
         np.testing.assert_allclose(got, grads_a[k], rtol=1e-10, atol=1e-14, err_msg=k)
     np.testing.assert_allclose(plus.evaluate(meta, batch, 3)["loss"], maml.evaluate(params, batch, 3)["loss"],
                                rtol=1e-12)
+    each = dict(adapt_norm=False, transductive=False)  # each query through the net with its support set
+    np.testing.assert_allclose(MAMLPlusPlus(model, CLS, 0.3, 3, per_step_bn=True, **each).evaluate(meta, batch, 3)["loss"],
+                               MAML(model, CLS, 0.3, 3, **each).evaluate(params, batch, 3)["loss"], rtol=1e-12)
 
 
 def test_each_inner_step_and_the_query_after_it_use_that_steps_batch_norm():
@@ -297,6 +300,21 @@ def test_every_existing_preset_keeps_the_new_fields_at_their_defaults():
             assert (cfg.multi_step_loss_iterations, cfg.first_order_iterations, cfg.learned_step_rates,
                     cfg.per_step_bn, cfg.meta_lr_min, cfg.epoch_iterations) == (0, 0, False, False, 0.0, 1), name
             assert cfg.lr_schedule != "cosine", name
+
+
+def test_the_omniglot_presets_cite_the_original_and_the_papers_number(capsys):
+    import json
+
+    from tinymeta.experiment.cli import main
+    assert main(["presets", "--json"]) == 0
+    rows = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    cell = rows["mamlpp-omniglot-5w1s"]
+    assert cell["source"]["paper_value"] == "99.47" and "HowToTrainYourMAMLPytorch" in cell["source"]["code"]
+    settings = cell["source"]["settings"]
+    assert "few_shot_learning_system.py:83-103" in settings["multi_step_loss_iterations"]
+    assert "omniglot_maml++-omniglot_1_8_0.1_64_5_0.json" in settings["command"]
+    assert "_1_8_0.1_64_20_0" in rows["mamlpp-omniglot-20w1s"]["source"]["settings"]["command"]
+    assert cell["config"]["iterations"] == 50000 and cell["config"]["multi_step_loss_iterations"] == 5000
 
 
 def test_per_step_batch_norm_needs_the_inner_loop_to_leave_batch_norm_alone():
