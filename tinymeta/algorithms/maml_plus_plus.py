@@ -99,7 +99,7 @@ def maml_plus_plus_meta_loss(model, objective, params, batch, rates, steps, step
         raise ValueError(f"MAML++ needs at least one inner step, got {steps}")
     x, y = batch.support
     fast = per_task(params, batch.num_tasks)
-    total, support_losses = 0.0, []
+    total, support_losses = None, []
     for s in range(steps):
         norm = norm_at(step_norm, s)
         fast = inner_sgd(lambda f: objective.losses(model({**f, **norm}, x), y), fast, rates_at(rates, s), 1,
@@ -107,7 +107,8 @@ def maml_plus_plus_meta_loss(model, objective, params, batch, rates, steps, step
         if step_weights is not None or s == steps - 1:  # the query set after step s, with step s's batch norm
             losses, metrics = query_metrics(objective, model({**fast, **norm}, batch.x_query), batch.y_query,
                                             support_losses)
-            total = total + (1.0 if step_weights is None else step_weights[s]) * losses
+            weighted = losses if step_weights is None else step_weights[s] * losses
+            total = weighted if total is None else total + weighted
     return total.mean(), metrics
 
 
