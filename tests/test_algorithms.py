@@ -79,7 +79,9 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
                           inner_optimizer="sgd", inner_batch=7, adapt_norm=False, adv_epsilon=0.1,
                           context_size=3, transductive=name in ("anil", "nil"), inner_state="persistent",
                           eval_inner_batch=3, covariance="diagonal", refinement="masked", cluster_steps=2,
-                          taml_lambda=0.5, taml_measure="gini")
+                          taml_lambda=0.5, taml_measure="gini",
+                          multi_step_loss_iterations=500, first_order_iterations=250,
+                          learned_step_rates=True, per_step_bn=False, epoch_iterations=250)
     model = ConvNet(filters=4, pool=True) if name == "gaussian-protonet" else MLP()  # it splits conv channels
     algo = ALGORITHMS[name].from_config(model, REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
@@ -101,6 +103,9 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
         assert algo.n_context == 3
     if name == "taml":
         assert (algo.lam, algo.measure) == (0.5, "gini")
+    if name == "maml++":
+        assert (algo.multi_step_loss_iterations, algo.first_order_iterations, algo.learned_step_rates,
+                algo.per_step_bn, algo.epoch_iterations) == (500, 250, True, False, 250)
 
 
 def test_fomaml_is_maml_first_order():

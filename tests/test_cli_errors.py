@@ -107,7 +107,7 @@ def test_every_numeric_and_enumerated_field_is_validated():
                eval_inner_steps=-1, meta_lr=float("inf"), iterations=-1, inner_batch=0, hidden=(0,), filters=0,
                val_interval=-1, val_tasks=0, test_tasks=0, log_interval=0, checkpoint_interval=-1, seed=-1,
                dtype="int32", algorithm="mammal", dataset="imagenet", meta_optimizer="rmsprop",
-               lr_schedule="cosine", inner_optimizer="lbfgs", split_mode="random", first_order="yes", pool=1)
+               lr_schedule="exponential", inner_optimizer="lbfgs", split_mode="random", first_order="yes", pool=1)
     for name, value in bad.items():
         with pytest.raises(ValueError, match=name):
             base.replace(**{name: value}).validate()

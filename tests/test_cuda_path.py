@@ -32,7 +32,7 @@ def no_sync():
 
 
 def sine_setup(name, device):
-    cfg = PRESETS[f"{name}-sine-10shot"].replace(meta_batch=5)
+    cfg = PRESETS[f"{'mamlpp' if name == 'maml++' else name}-sine-10shot"].replace(meta_batch=5)
     model = build_model(cfg)
     return model, build_algorithm(cfg, model), TaskSource(cfg, device)
 

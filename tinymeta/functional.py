@@ -207,6 +207,15 @@ def relu(input: Tensor) -> Tensor:
     return ops.relu(input)
 
 
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else ``negative_slope`` * x, as ``torch.nn.functional.leaky_relu`` (the slope at 0 too).
+
+    Composed of ``where`` and a product, so every order of derivative follows (MAML++'s
+    conv net uses it, meta_neural_network_architectures.py:426).
+    """
+    return ops.where(input > 0, input, input * negative_slope)
+
+
 def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
     """log softmax(x) = x - logsumexp(x), stable for any finite logits.
 

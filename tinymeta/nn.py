@@ -130,13 +130,15 @@ class ConvNet(Model):
       ``"flatten"`` (Reptile's models.py:24: 2x2x64 = 256 features on Omniglot).
     - ``head_init``: ``"normal"``, N(0, 1) (MAML's maml.py:206), or ``"glorot"``
       uniform (tf.layers.dense's default, Reptile's models.py:25).
+    - ``activation``: ``"relu"`` (both codes above) or ``"leaky_relu"`` (slope 0.01,
+      MAML++'s meta_neural_network_architectures.py:426).
 
     Batch norm always uses the statistics of the current batch, per task.
     Conv weights are Glorot-uniform and biases zero, as in both reference codes.
     """
 
     def __init__(self, n_way=5, in_channels=1, filters=64, blocks=4, pool=False, image_size=28, padding=1,
-                 bn_scale=True, bn_eps=1e-5, features=None, head_init=None):
+                 bn_scale=True, bn_eps=1e-5, features=None, head_init=None, activation="relu"):
         self.n_way, self.in_channels, self.filters = int(n_way), int(in_channels), int(filters)
         self.blocks, self.pool, self.image_size = int(blocks), bool(pool), int(image_size)
         if padding != "same" and not (isinstance(padding, int) and padding >= 0):
@@ -148,6 +150,9 @@ class ConvNet(Model):
             raise ValueError(f"ConvNet: features must be 'mean' or 'flatten', got {features!r}")
         if self.head_init not in ("normal", "glorot"):
             raise ValueError(f"ConvNet: head_init must be 'normal' or 'glorot', got {head_init!r}")
+        if activation not in ("relu", "leaky_relu"):
+            raise ValueError(f"ConvNet: activation must be 'relu' or 'leaky_relu', got {activation!r}")
+        self.activation = activation
         size, stride = self.image_size, 1 if pool else 2
         for _ in range(self.blocks):
             pad = sum(same_padding(size, 3, stride)) if padding == "same" else 2 * padding
@@ -187,8 +192,9 @@ class ConvNet(Model):
         for i in range(1, self.blocks + 1):
             x = F.conv2d(x, params[f"conv{i}"], params[f"conv{i}_b"], stride=1 if self.pool else 2,
                          padding=self.padding)
-            x = F.relu(F.batch_norm(x, weight=params[f"bn{i}_w"] if self.bn_scale else None,
-                                    bias=params[f"bn{i}_b"], eps=self.bn_eps))
+            x = F.batch_norm(x, weight=params[f"bn{i}_w"] if self.bn_scale else None, bias=params[f"bn{i}_b"],
+                             eps=self.bn_eps)
+            x = F.relu(x) if self.activation == "relu" else F.leaky_relu(x)
             if self.pool:
                 x = F.max_pool2d(x, 2)
         if self.feature_mode == "flatten":
@@ -199,7 +205,8 @@ class ConvNet(Model):
         return (f"ConvNet(n_way={self.n_way}, in_channels={self.in_channels}, filters={self.filters}, "
                 f"blocks={self.blocks}, pool={self.pool}, image_size={self.image_size}, padding={self.padding!r}, "
                 f"bn_scale={self.bn_scale}, bn_eps={self.bn_eps}, features={self.feature_mode!r}, "
-                f"head_init={self.head_init!r})")
+                f"head_init={self.head_init!r}" + ("" if self.activation == "relu" else
+                                                   f", activation={self.activation!r}") + ")")
 
 
 # ---- recurrent ------------------------------------------------------------------------------

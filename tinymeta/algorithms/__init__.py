@@ -12,6 +12,7 @@ dict, and a thin class the training loop drives:
 - :func:`caml_meta_loss`, :class:`CAML`, :class:`ContextModel` (Zintgraf et al. 2019, CAVIA)
 - :func:`taml_meta_loss`, :class:`TAML` and its entropy and inequality measures (Jamal & Qi 2019)
 - :func:`mann_episode_loss`, :class:`MANNLearner` (Santoro et al. 2016: a memory-augmented net learns within the episode)
+- :func:`maml_plus_plus_meta_loss`, :class:`MAMLPlusPlus`, :func:`multi_step_loss_weights` (Antoniou et al. 2019)
 
 Learners without an inner loop (:class:`MetricLearner`, the book's chapters 2-4):
 
@@ -30,6 +31,7 @@ from .common import Objective, inner_sgd, per_task, query_metrics, summarize
 from .gaussian_protonet import GaussianProtoNet, gaussian_protonet_scores
 from .gradient_agreement import GradientAgreement, agreement_weights, gradient_agreement_meta_loss
 from .maml import FOMAML, MAML, maml_inner_loop, maml_meta_loss
+from .maml_plus_plus import MAMLPlusPlus, maml_plus_plus_meta_loss, multi_step_loss_weights
 from .mann import MANNLearner, accuracy_by_instance, mann_episode_loss
 from .meta_sgd import MetaSGD, meta_sgd_meta_loss
 from .metric import MetricLearner
@@ -39,12 +41,13 @@ from .semi_protonet import SemiProtoNet, soft_kmeans_step
 from .taml import TAML, taml_meta_loss
 
 ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML, TAML,
-                                        MANNLearner, ProtoNet, GaussianProtoNet, SemiProtoNet)}
+                                        MAMLPlusPlus, MANNLearner, ProtoNet, GaussianProtoNet, SemiProtoNet)}
 
 __all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GaussianProtoNet", "GradientAgreement",
-           "MAML", "MANNLearner", "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective", "ProtoNet", "Reptile",
-           "SemiProtoNet", "TAML", "accuracy_by_instance", "adml_meta_loss", "agreement_weights", "anil_meta_loss",
-           "caml_inner_loop", "caml_meta_loss", "evaluate_under_attack", "fgsm", "gaussian_protonet_scores",
-           "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "mann_episode_loss",
-           "meta_sgd_meta_loss", "nil_predict", "per_task", "protonet_scores", "prototypes", "query_metrics",
-           "reptile_meta_gradient", "soft_kmeans_step", "squared_distances", "summarize", "taml_meta_loss"]
+           "MAML", "MAMLPlusPlus", "MANNLearner", "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective",
+           "ProtoNet", "Reptile", "SemiProtoNet", "TAML", "accuracy_by_instance", "adml_meta_loss", "agreement_weights",
+           "anil_meta_loss", "caml_inner_loop", "caml_meta_loss", "evaluate_under_attack", "fgsm",
+           "gaussian_protonet_scores", "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss",
+           "maml_plus_plus_meta_loss", "mann_episode_loss", "meta_sgd_meta_loss", "multi_step_loss_weights",
+           "nil_predict", "per_task", "protonet_scores", "prototypes", "query_metrics", "reptile_meta_gradient",
+           "soft_kmeans_step", "squared_distances", "summarize", "taml_meta_loss"]

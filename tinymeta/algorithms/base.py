@@ -91,10 +91,13 @@ class MetaLearner:
         """(meta-loss, metrics) for one meta-batch; metrics are constant Tensors."""
         raise NotImplementedError
 
-    def meta_gradient(self, meta_params: dict, batch: MetaBatch, rng=None):
+    def meta_gradient(self, meta_params: dict, batch: MetaBatch, rng=None, iteration: int = 0):
         """(gradients of the meta-loss with respect to every meta-parameter, metrics).
 
-        ``rng`` (a NumPy Generator) is for algorithms that draw inner mini-batches.
+        ``rng`` (a NumPy Generator) is for algorithms that draw inner mini-batches;
+        ``iteration`` (the training loop's, 0-based) for objectives that follow a schedule
+        over training (MAML++'s multi-step loss and derivative-order annealing). A resumed
+        run passes the same iterations as an uninterrupted one.
         """
         loss, metrics = self.meta_loss(meta_params, batch)
         return grad(loss, meta_params), metrics

@@ -185,7 +185,7 @@ class Reptile(MetaLearner):
         with no_grad():
             return {k: stack([p[k][0] for p in per_task]) for k in per_task[0]}
 
-    def meta_gradient(self, meta_params, batch, rng=None):
+    def meta_gradient(self, meta_params, batch, rng=None, iteration=0):
         """(theta - mean_i phi_i, metrics): an outer SGD step of size epsilon is Reptile's update."""
         theta = self.model_params(meta_params)
         x, y = batch.support

@@ -47,7 +47,7 @@ def _dataset(text: str) -> str:
 # (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
 CONFIG_FLAGS = [
     (["--algorithm"], "algorithm", str,
-     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml, caml, taml, mann, protonet, "
+     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml, caml, taml, maml++, mann, protonet, "
      "gaussian-protonet or semi-protonet"),
     (["--dataset", "--datasource"], "dataset", _dataset, _dataset_names()),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
@@ -60,14 +60,15 @@ CONFIG_FLAGS = [
     (["--eval-inner-steps"], "eval_inner_steps", int, "inner steps at evaluation"),
     (["--meta-lr", "--meta_lr"], "meta_lr", float, "outer learning rate (Reptile: epsilon)"),
     (["--meta-optimizer"], "meta_optimizer", str, "adam or sgd"),
-    (["--lr-schedule"], "lr_schedule", str, "constant or linear (to 0)"),
+    (["--lr-schedule"], "lr_schedule", str, "constant, linear (to 0) or cosine (to --meta-lr-min)"),
     (["--iterations", "--metatrain_iterations"], "iterations", int, "meta-iterations"),
     (["--inner-optimizer"], "inner_optimizer", str, "Reptile's inner optimizer: sgd or adam (beta1 = 0)"),
     (["--inner-batch"], "inner_batch", int, "Reptile's inner mini-batch size"),
     (["--filters", "--num_filters"], "filters", int, "conv filters per layer"),
     (["--pool", "--max_pool"], "pool", _bool, "max-pool instead of strided conv (True/False)"),
     (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake or reptile"),
-    (["--rotations"], "rotations", str, "Omniglot rotations: per-task (MAML), train-classes (Reptile) or none"),
+    (["--rotations"], "rotations", str,
+     "Omniglot rotations: per-task (MAML), per-task-train (MAML++), train-classes (Reptile) or none"),
     (["--ink"], "ink", int, "Omniglot stroke value: 1 (MAML) or 0 (Reptile: the PNGs as read)"),
     (["--inner-state"], "inner_state", str, "Reptile's inner optimizer state: fresh or persistent (the original)"),
     (["--eval-inner-batch"], "eval_inner_batch", int, "Reptile's inner mini-batch at evaluation"),
@@ -90,6 +91,17 @@ CONFIG_FLAGS = [
     (["--taml-measure"], "taml_measure", str,
      "TAML: entropy, theil, ge:ALPHA, atkinson:EPSILON, gini or variance-of-logs"),
     (["--memory-heads"], "memory_heads", int, "MANN: read heads (0: its LSTM baseline, no memory)"),
+    (["--meta-lr-min"], "meta_lr_min", float, "the cosine schedule's last outer learning rate"),
+    (["--epoch-iterations"], "epoch_iterations", int,
+     "iterations per epoch of the cosine, multi-step-loss and first-order schedules (MAML++: 500)"),
+    (["--multi-step-loss-iterations"], "multi_step_loss_iterations", int,
+     "MAML++: weigh every inner step's query loss for this many iterations (0: off)"),
+    (["--first-order-iterations"], "first_order_iterations", int,
+     "MAML++: first order for this many iterations, then second order (0: off)"),
+    (["--learned-step-rates"], "learned_step_rates", _bool,
+     "MAML++: a learned inner rate per weight tensor and inner step (True/False)"),
+    (["--per-step-bn"], "per_step_bn", _bool, "MAML++: batch-norm scale and shift per inner step (True/False)"),
+    (["--activation"], "activation", str, "conv nets' nonlinearity: relu or leaky_relu (MAML++)"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 TAML_ONLY = ("taml_lambda", "taml_measure")
@@ -475,7 +487,7 @@ def preset_table() -> list[str]:
         shots = str(cfg.shots) + (f" ({cfg.train_shots} train)" if cfg.train_shots else "")
         rows.append((name, cfg.algorithm, order, cfg.dataset, str(cfg.ways) if kind == "classification" else "-",
                      shots, str(cfg.queries), str(cfg.meta_batch), f"{cfg.inner_steps} x {cfg.inner_lr:g}" + (" adam" if cfg.inner_optimizer == "adam" else ""),
-                     f"{cfg.meta_optimizer} {cfg.meta_lr:g}" + (" linear" if cfg.lr_schedule == "linear" else ""),
+                     f"{cfg.meta_optimizer} {cfg.meta_lr:g}" + ("" if cfg.lr_schedule == "constant" else f" {cfg.lr_schedule}"),
                      str(cfg.iterations)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]

@@ -26,7 +26,8 @@ LIMITS = {"ways": 10_000, "shots": 100_000, "queries": 100_000, "train_shots": 1
           "eval_inner_batch": 100_000, "filters": 4096, "val_tasks": 10**6, "test_tasks": 10**6,
           "val_interval": 10**9, "log_interval": 10**9, "checkpoint_interval": 10**9, "seed": 2**63 - 1,
           "context_size": 100_000, "hidden": 100_000, "unlabeled": 100_000, "distractors": 10_000,
-          "cluster_steps": 1000, "memory_heads": 128}
+          "cluster_steps": 1000, "memory_heads": 128,
+          "epoch_iterations": 10**9, "multi_step_loss_iterations": 10**9, "first_order_iterations": 10**9}
 MAX_BATCH_VALUES = 2**28  # input values in one meta-batch (support and query): 1 GiB of float32
 
 
@@ -47,7 +48,7 @@ class Config:
     first_order: bool = False
     meta_optimizer: str = "adam"       # adam | sgd (Reptile: sgd, its step size epsilon)
     meta_lr: float = 1e-3
-    lr_schedule: str = "constant"      # constant | linear (to 0 at the last iteration)
+    lr_schedule: str = "constant"      # constant | linear (to 0 at the last iteration) | cosine (to meta_lr_min)
     iterations: int = 70000
     inner_optimizer: str = "sgd"       # Reptile's inner optimizer: sgd | adam (beta1 = 0)
     inner_batch: int | None = None     # Reptile's inner mini-batch (None: the whole support set)
@@ -89,6 +90,14 @@ class Config:
     taml_measure: str = "theil"        # TAML: entropy | theil | ge:ALPHA | atkinson:EPSILON | gini | variance-of-logs
     # ---- memory-augmented networks (issue 27) ----
     memory_heads: int = 4              # MANN's read heads on online episodes (Santoro et al.: 4); 0: the LSTM baseline
+    # ---- MAML++ (issue 27; Antoniou et al. 2019; PROTOCOLS.md cites the original's lines) ----
+    meta_lr_min: float = 0.0           # the cosine schedule's last rate (MAML++'s min_learning_rate 1e-5)
+    epoch_iterations: int = 1          # iterations per epoch of the cosine, multi-step loss and DA schedules (500)
+    multi_step_loss_iterations: int = 0  # MAML++ MSL: weigh every step's query loss for this many iterations (0: off)
+    first_order_iterations: int = 0    # MAML++ DA: first order for this many iterations, then second (0: off)
+    learned_step_rates: bool = False   # MAML++ LSLR: a learned inner rate per weight tensor and inner step
+    per_step_bn: bool = False          # MAML++ BNWB: batch-norm scale and shift per inner step (meta-learned)
+    activation: str = "relu"           # conv nets' nonlinearity: relu | leaky_relu (MAML++'s, slope 0.01)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -163,7 +172,7 @@ class Config:
 
         checks = [
             one_of("algorithm", sorted(ALGORITHMS)), one_of("dataset", sorted(TASK_FAMILIES)),
-            one_of("meta_optimizer", ("adam", "sgd")), one_of("lr_schedule", ("constant", "linear")),
+            one_of("meta_optimizer", ("adam", "sgd")), one_of("lr_schedule", ("constant", "linear", "cosine")),
             one_of("inner_optimizer", ("adam", "sgd")), one_of("split_mode", ("maml", "lake", "reptile")),
             (self.dtype in ("float32", "float64"), f"dtype (--dtype) must be float32 or float64, got {self.dtype!r}"
              + (": float16 is unsupported (about 3 significant digits and a largest value of 65504: "
@@ -204,6 +213,13 @@ class Config:
             (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
              "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
             (isinstance(self.transductive, bool), f"transductive must be True or False, got {self.transductive!r}"),
+            # MAML++ (issue 27)
+            rate("meta_lr_min"), count("epoch_iterations", 1), count("multi_step_loss_iterations", 0),
+            count("first_order_iterations", 0),
+            (isinstance(self.learned_step_rates, bool),
+             f"learned_step_rates must be True or False, got {self.learned_step_rates!r}"),
+            (isinstance(self.per_step_bn, bool), f"per_step_bn must be True or False, got {self.per_step_bn!r}"),
+            one_of("activation", ("relu", "leaky_relu")),
         ]
         for ok, message in checks:
             if not ok:
@@ -213,6 +229,7 @@ class Config:
         except ValueError as exc:
             raise ValueError(f"taml_measure (--taml-measure): {exc}") from None
         self._check_limits(flag)
+        self._check_maml_plus_plus(flag)
         family = TASK_FAMILIES[self.dataset]
         if self.algorithm == "nil" and family.kind != "classification":
             raise ValueError(f"NIL needs a classification dataset ({self.dataset} is {family.kind})")
@@ -244,6 +261,44 @@ class Config:
                              "(--inner-steps) and eval_inner_steps (--eval-inner-steps) must be 0")
         family.check_config(self)
         return self
+
+    def _check_maml_plus_plus(self, flag) -> None:
+        """Refuse MAML++'s options where they mean nothing or contradict another setting (after the type checks)."""
+        options = {"multi_step_loss_iterations": self.multi_step_loss_iterations != 0,
+                   "first_order_iterations": self.first_order_iterations != 0,
+                   "learned_step_rates": self.learned_step_rates, "per_step_bn": self.per_step_bn}
+        given = [flag(name) for name, on in options.items() if on]
+        if self.lr_schedule == "cosine" and self.meta_lr_min > self.meta_lr:
+            raise ValueError(f"{flag('meta_lr_min')} {self.meta_lr_min:g} is above {flag('meta_lr')} "
+                             f"{self.meta_lr:g}: the cosine schedule decays from meta_lr to meta_lr_min")
+        if self.algorithm != "maml++":
+            if given:
+                raise ValueError(f"{', '.join(given)}: MAML++'s options; use --algorithm maml++ (with them all off "
+                                 "it is MAML)")
+            return
+        if self.inner_steps < 1:
+            raise ValueError(f"{flag('inner_steps')} must be >= 1 for MAML++, got {self.inner_steps}")
+        for name in ("multi_step_loss_iterations", "first_order_iterations"):
+            if getattr(self, name) % self.epoch_iterations:
+                raise ValueError(f"{flag(name)} {getattr(self, name)} is not a whole number of epochs of "
+                                 f"{flag('epoch_iterations')} {self.epoch_iterations}: MAML++'s schedules change "
+                                 "at epoch boundaries")
+        if self.first_order_iterations and self.first_order:
+            raise ValueError(f"{flag('first_order_iterations')}: derivative-order annealing switches from first to "
+                             "second order, but first_order (--first-order) keeps it first order throughout: "
+                             "give one")
+        if self.per_step_bn:
+            if self.adapt_norm:
+                raise ValueError(f"{flag('per_step_bn')}: per-step batch-norm weights are meta-learned, not adapted "
+                                 "by the inner loop (each step replaces them): it needs adapt_norm False")
+            if not TASK_FAMILIES[self.dataset].build_model(self).norm_keys():
+                raise ValueError(f"{flag('per_step_bn')}: the {self.dataset} model has no batch norm")
+        if (self.per_step_bn or self.learned_step_rates) and self.eval_inner_steps > self.inner_steps:
+            what = " and ".join(n for n, on in (("batch-norm weights", self.per_step_bn),
+                                                ("inner rates", self.learned_step_rates)) if on)
+            raise ValueError(f"{flag('eval_inner_steps')} {self.eval_inner_steps} is more than the "
+                             f"{self.inner_steps} inner steps MAML++ learns per-step {what} for: give "
+                             f"--eval-inner-steps {self.inner_steps} or less")
 
     def _check_limits(self, flag) -> None:
         """Refuse a number above :data:`LIMITS`, and a meta-batch too large to hold (runs after the type checks)."""

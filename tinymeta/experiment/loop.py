@@ -55,9 +55,19 @@ class StopFlag:
 
 
 def scheduled_lr(cfg: Config, iteration: int) -> float:
-    """The outer learning rate at ``iteration``: constant, or linear to 0 at the last iteration."""
+    """The outer learning rate at ``iteration`` (0-based): constant, linear to 0 at the last iteration, or cosine.
+
+    ``"cosine"`` is MAML++'s annealing (few_shot_learning_system.py:70-71, 346: PyTorch's
+    ``CosineAnnealingLR(T_max=total_epochs, eta_min=min_learning_rate)`` stepped with the
+    epoch before each iteration), with epoch e = iteration // ``epoch_iterations`` and
+    E = ``iterations / epoch_iterations`` epochs:
+    ``meta_lr_min + (meta_lr - meta_lr_min) (1 + cos(pi e / E)) / 2``.
+    """
     if cfg.lr_schedule == "linear":
         return cfg.meta_lr * (1.0 - iteration / max(cfg.iterations, 1))
+    if cfg.lr_schedule == "cosine":
+        epoch, epochs = iteration // cfg.epoch_iterations, max(cfg.iterations, 1) / cfg.epoch_iterations
+        return cfg.meta_lr_min + (cfg.meta_lr - cfg.meta_lr_min) * (1.0 + math.cos(math.pi * epoch / epochs)) / 2.0
     return cfg.meta_lr
 
 
@@ -296,7 +306,7 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
                 opt.lr = scheduled_lr(cfg, it)
                 batch = tasks.train(rng)
                 try:
-                    grads, metrics = algo.meta_gradient(meta_params, batch, rng=rng)
+                    grads, metrics = algo.meta_gradient(meta_params, batch, rng=rng, iteration=it)
                 except Exception as exc:
                     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # CuPy's
                         raise MemoryError(oom_message(cfg, device, it + 1)) from exc

@@ -107,6 +107,62 @@ def _omniglot(algorithm, ways, shots):
     return base
 
 
+MAMLPP_CODE = "AntreasAntoniou/HowToTrainYourMAMLPytorch@8696470"
+# json = experiment_config/omniglot_maml++-omniglot_{shots}_8_0.1_64_{ways}_0.json (the four cells' files differ
+# only in lines 50-51); the paper's runs: experiment_scripts/<same name>_few_shot.sh:11.
+MAMLPP_OMNIGLOT_SOURCES = {
+    "command": "experiment_scripts/omniglot_maml++-omniglot_{shots}_8_0.1_64_{ways}_0_few_shot.sh:11 "
+               "train_maml_system.py --name_of_args_json_file experiment_config/omniglot_maml++-omniglot_"
+               "{shots}_8_0.1_64_{ways}_0.json (json below)",
+    "ways": "json:50 num_classes_per_set",
+    "shots": "json:51 num_samples_per_class",
+    "queries": "json:52 num_target_samples 1 (one query per class, 1-shot and 5-shot alike)",
+    "meta_batch": "json:2 batch_size 8",
+    "inner_lr": "parser_utils.py:41 --task_learning_rate 0.1, read at few_shot_learning_system.py:46-49 (the json's "
+                "init_inner_loop_learning_rate, json:19, is read nowhere; it is 0.1 too)",
+    "inner_steps": "json:47 number_of_training_steps_per_iter 5",
+    "eval_inner_steps": "json:48 number_of_evaluation_steps_per_iter 5",
+    "meta_lr": "json:40 meta_learning_rate 0.001; few_shot_learning_system.py:69 Adam (amsgrad False)",
+    "lr_schedule": "few_shot_learning_system.py:70-71 CosineAnnealingLR(T_max=total_epochs, eta_min=min_learning_rate), "
+                   ":346 stepped with the epoch before each iteration",
+    "meta_lr_min": "json:39 min_learning_rate 0.00001",
+    "iterations": "json:27-28 total_epochs 100 x total_iter_per_epoch 500 = 50,000",
+    "epoch_iterations": "json:28 total_iter_per_epoch 500; experiment_builder.py:321-322 epoch = current_iter / 500, "
+                        "few_shot_learning_system.py:345 int(epoch)",
+    "multi_step_loss_iterations": "json:21 multi_step_loss_num_epochs 10 (x 500 = 5,000), json:55 "
+                                  "use_multi_step_loss_optimization; few_shot_learning_system.py:83-103 the weights, "
+                                  ":232-244 weighted query loss after every step while epoch < 10, else the last",
+    "first_order_iterations": "json:41 first_order_to_second_order_epoch -1: (-1 + 1) x 500 = 0 first-order "
+                              "iterations; few_shot_learning_system.py:304-305 second order when epoch > -1; json:54",
+    "learned_step_rates": "json:24 learnable_per_layer_per_step_inner_loop_learning_rate; inner_loop_optimizers.py:86-91 "
+                          "a rate per weight tensor and step, initialised to the inner lr, :108-113 the step",
+    "per_step_bn": "json:31 per_step_bn_statistics, json:34-35 learnable gamma and beta; "
+                   "meta_neural_network_architectures.py:177-185 weight and bias (steps, channels), :226-234 row "
+                   "num_step; few_shot_learning_system.py:217-243 support and query of step s use row s",
+    "adapt_norm": "json:25 enable_inner_loop_optimizable_bn_params false; few_shot_learning_system.py:111-120 the "
+                  "inner loop adapts every weight but batch norm's",
+    "pool": "json:30 max_pooling; meta_neural_network_architectures.py:568-573 stride 1, :651-652 2x2 max-pool",
+    "filters": "json:44 cnn_num_filters 64, json:45 num_stages 4",
+    "conv_padding": "json:46 conv_padding true -> padding=1 (meta_neural_network_architectures.py:57, 596)",
+    "features": "meta_neural_network_architectures.py:654-657 no average pool with max-pooling: flatten (1x1x64)",
+    "head_init": "meta_neural_network_architectures.py:115-116 xavier_uniform head, :62-66 xavier_uniform convs, "
+                 "zero biases",
+    "bn_scale": "json:34 learnable_bn_gamma true (and json:35 beta)",
+    "bn_eps": "meta_neural_network_architectures.py:144 eps=1e-5",
+    "task_loss": "few_shot_learning_system.py:284 F.cross_entropy: the mean over a task's examples (inner and "
+                 "query); :250 summed over steps, :164 mean over tasks",
+    "transductive": "few_shot_learning_system.py:233-236 a task's query set through the net together; "
+                    "meta_neural_network_architectures.py:246 batch statistics always (training=True)",
+    "ink": "data.py:383-387 the 1-bit PNGs as read (PIL resizes mode '1' by nearest neighbour): background 1, "
+           "strokes 0, no inversion",
+    "rotations": "data.py:489, 94 a rotation per class per task while training (experiment_builder.py:60, 316); "
+                 "test tasks unrotated (:269 augment_images=False)",
+    "activation": "meta_neural_network_architectures.py:426 F.leaky_relu (PyTorch's slope 0.01) after batch norm",
+    "split_mode": "json:14 train_val_test_split, data.py:201-207: 1150 train, 50 validation, 423 test characters",
+    "test_tasks": "json:23 num_evaluation_tasks 600 (experiment_builder.py:266-290: an ensemble of the 5 best "
+                  "validation epochs' models)",
+}
+
 # The papers' numbers for each Omniglot cell (REFERENCE.md), by algorithm and (ways, shots).
 PAPERS = {
     "maml": ("Finn et al. 2017, arXiv:1703.03400, Table 1 (MAML)",
@@ -124,6 +180,10 @@ PAPERS = {
     # the paper's Omniglot table could not be read here (no copy of the PDF): no number is quoted
     "taml": ("Jamal & Qi 2019, arXiv:1805.07722 (CVPR 2019), Omniglot table (not read here: its numbers are "
              "not quoted)", {}),
+    # REFERENCE.md's figures (read from public reimplementations, not from the paper's PDF, which could not be
+    # read here; paperswithcode lists 99.85 for 5-way 5-shot): check the paper's Omniglot table before quoting.
+    "maml++": ("Antoniou et al. 2019, arXiv:1810.09502, Omniglot results (MAML++)",
+               {(5, 1): "99.47", (5, 5): "99.93", (20, 1): "97.65", (20, 5): "99.33"}),
 }
 
 # TAML's own settings (tinymeta/algorithms/taml.py says what could and could not be read of the paper)
@@ -190,13 +250,16 @@ def preset_source(name: str) -> dict:
     if cfg.dataset != "omniglot":
         return {"paper": None, "cell": None, "paper_value": None, "code": None, "settings": {}}
     paper, values = PAPERS[cfg.algorithm]
+    cell = {"paper": paper, "cell": f"Omniglot {cfg.ways}-way {cfg.shots}-shot",
+            "paper_value": values.get((cfg.ways, cfg.shots))}
+    if cfg.algorithm == "maml++":
+        settings = {k: v.format(ways=cfg.ways, shots=cfg.shots) for k, v in MAMLPP_OMNIGLOT_SOURCES.items()}
+        return {**cell, "code": MAMLPP_CODE, "settings": settings}
     reptile = cfg.algorithm == "reptile"
     settings = dict(REPTILE_OMNIGLOT_SOURCES if reptile else MAML_OMNIGLOT_SOURCES)
     if cfg.algorithm == "taml":
         settings.update(TAML_SOURCES)
-    return {"paper": paper, "cell": f"Omniglot {cfg.ways}-way {cfg.shots}-shot",
-            "paper_value": values.get((cfg.ways, cfg.shots)),
-            "code": REPTILE_CODE if reptile else MAML_CODE, "settings": settings}
+    return {**cell, "code": REPTILE_CODE if reptile else MAML_CODE, "settings": settings}
 
 
 def _miniimagenet(algorithm, shots):
@@ -222,6 +285,32 @@ def _caml_sine(shots, context=5):
                   context_size=context, val_interval=1000, val_tasks=100, log_interval=100)
 
 
+def _mamlpp_omniglot(ways, shots):
+    """MAML++ on Omniglot under its original code's protocol (MAMLPP_OMNIGLOT_SOURCES cites every line)."""
+    return Config(algorithm="maml++", dataset="omniglot", ways=ways, shots=shots, queries=1, meta_batch=8,
+                  inner_lr=0.1, inner_steps=5, eval_inner_steps=5, meta_optimizer="adam", meta_lr=1e-3,
+                  lr_schedule="cosine", meta_lr_min=1e-5, iterations=50000, epoch_iterations=500,
+                  multi_step_loss_iterations=5000, first_order_iterations=0, learned_step_rates=True,
+                  per_step_bn=True, adapt_norm=False, filters=64, pool=True, conv_padding="symmetric",
+                  features="flatten", head_init="glorot", bn_scale=True, bn_eps=1e-5, task_loss="mean",
+                  transductive=True, ink=0, rotations="per-task-train", split_mode="maml", activation="leaky_relu",
+                  test_tasks=600,
+                  val_interval=1000, val_tasks=100, log_interval=100)
+
+
+def _mamlpp_sine(shots):
+    """MAML's sine protocol with MAML++'s options (no paper cell: the options' ablation ground).
+
+    Five inner steps (so that the multi-step loss and per-step rates have steps to act on),
+    evaluated with the five the rates are learned for; learned per-step rates, the
+    multi-step loss over the first tenth of training and the cosine outer schedule in
+    epochs of 500, as MAML++'s Omniglot configuration; second order throughout.
+    """
+    return _sine("maml", shots).replace(algorithm="maml++", inner_steps=5, eval_inner_steps=5,
+                                        learned_step_rates=True, multi_step_loss_iterations=7000,
+                                        epoch_iterations=500, lr_schedule="cosine", meta_lr_min=1e-5)
+
+
 def _build_presets():
     presets = {}
     for algo in ("maml", "fomaml", "meta-sgd", "reptile", "anil", "gradient-agreement"):
@@ -236,6 +325,11 @@ def _build_presets():
     for algo in ("maml", "fomaml"):
         for shots in (1, 5):
             presets[f"{algo}-miniimagenet-5w{shots}s"] = _miniimagenet(algo, shots)
+    for ways in (5, 20):  # MAML++ (issue 27)
+        for shots in (1, 5):
+            presets[f"mamlpp-omniglot-{ways}w{shots}s"] = _mamlpp_omniglot(ways, shots)
+    for k in (5, 10, 20):
+        presets[f"mamlpp-sine-{k}shot"] = _mamlpp_sine(k)
     # CAML (CAVIA) on sine: 5 context parameters (the code's default), and the other context sizes of the
     # paper's sine table (2 and 50: unconfirmed against the paper's PDF)
     for k in (5, 10, 20):
@@ -278,7 +372,7 @@ def default_config(algorithm: str, dataset: str, ways: int | None, shots: int | 
         cell = f"miniimagenet-5w{5 if shots == 5 else 1}s"
     else:
         cell = f"omniglot-{20 if ways == 20 else 5}w{5 if shots == 5 else 1}s"
-    preset = PRESETS.get(f"{algorithm}-{cell}")
+    preset = PRESETS.get(f"{'mamlpp' if algorithm == 'maml++' else algorithm}-{cell}")
     return preset if preset is not None else PRESETS[f"maml-{cell}"].replace(algorithm=algorithm)
 
 

@@ -32,7 +32,7 @@ from .factories import build_algorithm, build_model, make_optimizer
 
 RUN_FILES = ("checkpoint.npz", "log.jsonl", "config.json", "test.json", "curves.png", "status.json")
 # Settings a resumed run may change: they do not alter the meta-parameters it computes (more
-# iterations only under a constant learning rate: a linear schedule's every step depends on them).
+# iterations only under a constant learning rate: a linear or cosine schedule's every step depends on them).
 RESUMABLE_CHANGES = {"iterations", "log_interval", "val_interval", "checkpoint_interval", "test_tasks",
                      "val_tasks"}
 # The "dataset" of a 2D-navigation run's config.json (tinymeta.experiment.rl): its folder holds
@@ -137,10 +137,11 @@ def check_resume(cfg: Config, saved: Config, path) -> None:
         a.pop(k, None)
         b.pop(k, None)
     diffs = config_diff(a, b, labels=("checkpoint", "now"))
-    if saved.lr_schedule == "linear" and cfg.iterations != saved.iterations:
-        raise ValueError(f"cannot resume {path} with --iterations {cfg.iterations}: its linear learning-rate "
-                         f"schedule decays to 0 at iteration {saved.iterations}, so every later step would "
-                         f"change; resume with --iterations {saved.iterations}, or start a new --logdir")
+    if saved.lr_schedule in ("linear", "cosine") and cfg.iterations != saved.iterations:
+        end = "0" if saved.lr_schedule == "linear" else f"meta_lr_min {saved.meta_lr_min:g}"
+        raise ValueError(f"cannot resume {path} with --iterations {cfg.iterations}: its {saved.lr_schedule} "
+                         f"learning-rate schedule decays to {end} at iteration {saved.iterations}, so every later "
+                         f"step would change; resume with --iterations {saved.iterations}, or start a new --logdir")
     if diffs:
         raise ValueError(f"cannot resume {path}: it was made with another configuration:\n  "
                          + "\n  ".join(diffs) + "\nresume with the same settings, or start a new --logdir")

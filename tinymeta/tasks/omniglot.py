@@ -9,6 +9,8 @@ Rotations (``rotations``):
 
 - ``'per-task'`` (MAML's code, data_generator.py:138, 147): a class is a character,
   turned by a random multiple of 90 degrees drawn per class per task, at meta-test too.
+- ``'per-task-train'`` (MAML++'s code, data.py:489, 94; experiment_builder.py:60, 316, 269): the same
+  while meta-training; validation and test tasks are never rotated.
 - ``'train-classes'`` (Reptile's code, omniglot.py:51-63, run_omniglot.py:24-26): each
   training character's four rotations are four classes, sampled like any class (a
   task may hold two rotations of one character); validation and test characters are
@@ -57,7 +59,7 @@ LAKE_VAL_SIZE = 100
 REPTILE_SPLIT_SEED, REPTILE_TRAIN_SIZE = 0, 1200  # run_omniglot.py:22 random.seed(args.seed = 0); omniglot.py:37
 TASK_SPLITS = ("train", "val", "test")
 SPLIT_MODES = ("maml", "lake", "reptile")
-ROTATIONS = ("per-task", "train-classes", "none")
+ROTATIONS = ("per-task", "per-task-train", "train-classes", "none")
 
 
 def _to_device_tensor(array: np.ndarray, device: str) -> Tensor:
@@ -76,7 +78,7 @@ class FewShotImageTasks(TaskFamily):
     (C + 1,) so that class ``c`` owns ``images[class_offsets[c]:class_offsets[c+1]]``,
     and ``pools``: {split: class indices}. Images are uint8 with ink 255: ``ink`` 1 maps
     them to [0, 1] as they are, ``ink`` 0 inverts them. ``rotations``: 'per-task',
-    'train-classes' or 'none' (see the Omniglot module docstring; mini-ImageNet: none).
+    'per-task-train', 'train-classes' or 'none' (see the Omniglot module docstring; mini-ImageNet: none).
     """
 
     images: np.ndarray
@@ -93,7 +95,7 @@ class FewShotImageTasks(TaskFamily):
         channels, side, _ = cls.input_shape
         return ConvNet(n_way=cfg.ways, in_channels=channels, filters=cfg.filters, pool=cfg.pool, image_size=side,
                        padding="same" if cfg.conv_padding == "same" else 1, bn_scale=cfg.bn_scale,
-                       bn_eps=cfg.bn_eps, features=cfg.features, head_init=cfg.head_init)
+                       bn_eps=cfg.bn_eps, features=cfg.features, head_init=cfg.head_init, activation=cfg.activation)
 
     def __init__(self, n_way: int, k_support: int, k_query: int, dtype, device):
         if n_way < 1 or k_support < 1 or k_query < 1:
@@ -169,7 +171,7 @@ class FewShotImageTasks(TaskFamily):
 
         if as_classes:
             rotations = pick // len(pool)
-        elif self.rotations == "per-task":
+        elif self.rotations == "per-task" or (self.rotations == "per-task-train" and split == "train"):
             rotations = rng.integers(0, 4, size=(T, n))
         else:
             rotations = np.zeros((T, n), dtype=np.int64)
@@ -240,7 +242,7 @@ class Omniglot(FewShotImageTasks):
     :func:`~tinymeta.data.load_omniglot` from ``data_dir`` / ``cache_dir``).
     ``split_mode``: 'maml' (1100/100/423 characters drawn irrespective of alphabet),
     'lake' (background 864 train + 100 val, evaluation 659 test) or 'reptile' (Reptile's
-    exact 1200/423 split); ``rotations``: 'per-task', 'train-classes' or 'none';
+    exact 1200/423 split); ``rotations``: 'per-task', 'per-task-train', 'train-classes' or 'none';
     ``ink``: 1 (strokes 1.0) or 0 (strokes 0.0); see the module docstring.
     ``k_query`` defaults to 15; K + Q <= 20. ``unlabeled`` M > 0 adds M unlabeled drawings
     of each class and of ``distractors`` H more classes (``MetaBatch.x_unlabeled``); K + Q + M <= 20.

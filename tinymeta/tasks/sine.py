@@ -35,7 +35,7 @@ class Sinusoid(TaskFamily):
 
     name, aliases, kind = "sine", ("sinusoid",), "regression"
     input_shape = (1,)
-    unused_fields = ("ways", "pool", "filters")
+    unused_fields = ("ways", "pool", "filters", "activation")
     eval_chunk = 100  # small tasks: evaluate many at once
 
     def __init__(self, k_support: int = 10, k_query: int = 10, amp_range=(0.1, 5.0),
