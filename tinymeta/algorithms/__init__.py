@@ -14,6 +14,8 @@ dict, and a thin class the training loop drives:
 Learners without an inner loop (:class:`MetricLearner`, the book's chapters 2-4):
 
 - :func:`protonet_scores`, :class:`ProtoNet` (Snell et al. 2017)
+- :func:`weighted_l1_logits`, :func:`contrastive_pair_losses`, :class:`Siamese` (Koch et al. 2015; the book's
+  contrastive loss, Hadsell et al. 2006)
 
 All run the whole meta-batch on a leading task axis. Every class is built the
 same way from a run's config: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
@@ -29,12 +31,16 @@ from .meta_sgd import MetaSGD, meta_sgd_meta_loss
 from .metric import MetricLearner
 from .protonet import ProtoNet, prototypes, protonet_scores, squared_distances
 from .reptile import Reptile, reptile_meta_gradient
+from .siamese import (Siamese, balanced_pair_weights, bce_pair_losses, class_scores, contrastive_pair_losses,
+                      euclidean_distances, weighted_l1_logits)
 
 ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML,
-                                        ProtoNet)}
+                                        ProtoNet, Siamese)}
 
 __all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GradientAgreement", "MAML",
-           "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective", "ProtoNet", "Reptile", "adml_meta_loss",
+           "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective", "ProtoNet", "Reptile", "Siamese",
+           "adml_meta_loss", "balanced_pair_weights", "bce_pair_losses", "class_scores", "contrastive_pair_losses",
+           "euclidean_distances", "weighted_l1_logits",
            "agreement_weights",
            "anil_meta_loss", "caml_inner_loop", "caml_meta_loss", "evaluate_under_attack", "fgsm",
            "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss",

@@ -65,7 +65,7 @@ CONFIG_FLAGS = [
     (["--inner-batch"], "inner_batch", int, "Reptile's inner mini-batch size"),
     (["--filters", "--num_filters"], "filters", int, "conv filters per layer"),
     (["--pool", "--max_pool"], "pool", _bool, "max-pool instead of strided conv (True/False)"),
-    (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake or reptile"),
+    (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake, reptile or koch"),
     (["--rotations"], "rotations", str, "Omniglot rotations: per-task (MAML), train-classes (Reptile) or none"),
     (["--ink"], "ink", int, "Omniglot stroke value: 1 (MAML) or 0 (Reptile: the PNGs as read)"),
     (["--inner-state"], "inner_state", str, "Reptile's inner optimizer state: fresh or persistent (the original)"),
@@ -80,6 +80,8 @@ CONFIG_FLAGS = [
     (["--dtype"], "dtype", str, "float32 or float64"),
     (["--adv-epsilon"], "adv_epsilon", float, "ADML: FGSM epsilon (images in [0, 1])"),
     (["--context-size"], "context_size", int, "CAML: context parameters per task"),
+    (["--siamese-loss"], "siamese_loss", str, "Siamese: bce (Koch et al.: weighted L1, sigmoid) or contrastive (the book)"),
+    (["--margin"], "margin", float, "Siamese, contrastive loss: the margin m"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 
