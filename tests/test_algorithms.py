@@ -77,7 +77,7 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
     cfg = SimpleNamespace(algorithm=name, inner_lr=0.3, inner_steps=4, first_order=first_order,
                           inner_optimizer="sgd", inner_batch=7, adapt_norm=False, adv_epsilon=0.1,
                           context_size=3, transductive=name in ("anil", "nil"), inner_state="persistent",
-                          eval_inner_batch=3)
+                          eval_inner_batch=3, siamese_loss="bce", margin=1.0)
     algo = ALGORITHMS[name].from_config(MLP(), REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
     if not algo.inner_loop:  # a metric learner reads its support set in one pass: no inner settings

@@ -44,13 +44,14 @@ task family (``pool=True``: 4 x [3x3 conv, batch norm, ReLU, 2x2 max-pool], 64
 filters, 64 features) followed by Koch's fully connected sigmoid layer of
 ``features`` units (4096); :class:`Siamese` adds that layer and the alphas to the
 body as meta-parameters. Deviations, each named: the image size and conv stack (3x3
-kernels with batch norm instead of 10/7/4/4 without), the output (no bias, as the
-paper's equation; reimplementations add one: it cannot change the one-shot answer),
-no L2 penalty (lambda_j were tuned per layer, Sec. 3.2, and not reported), Adam
+kernels with batch norm instead of 10/7/4/4 without), a bias on the output unit (the
+paper's equation shows none, but its Sec. 3.2 initialises every layer's biases, and
+without one a same pair cannot reach p > 1/2 while different pairs fall below it; a
+bias cannot change the one-shot answer), no L2 penalty (lambda_j were tuned per layer, Sec. 3.2, and not reported), Adam
 instead of per-layer SGD with momentum and decay, no affine distortions (Sec. 3.3).
 Initialisation follows Sec. 3.2 for the layers Koch describes and tinymeta adds:
 the fully connected weights and the alphas N(0, 0.2^2), its biases N(0.5, 0.01^2)
-(the conv body keeps the family's Glorot-uniform init).
+(the conv body keeps the family's Glorot-uniform init); the output bias N(0.5, 0.01^2).
 """
 from __future__ import annotations
 
@@ -69,12 +70,14 @@ EPS = 1e-12            # inside the Euclidean distance's sqrt: a finite gradient
 
 
 # ---- the two heads ----------------------------------------------------------------------------------
-def weighted_l1_logits(zq, zs, alpha):
-    """sum_j alpha_j |zq_j - zs_j| for every (query, support) pair, (T, Q, S): the logit of Koch's p.
+def weighted_l1_logits(zq, zs, alpha, bias=None):
+    """sum_j alpha_j |zq_j - zs_j| (+ bias) for every (query, support) pair, (T, Q, S): the logit of Koch's p.
 
-    ``zq`` (T, Q, D), ``zs`` (T, S, D), ``alpha`` (D,). ``sigmoid`` of this is p (Sec. 3.1).
+    ``zq`` (T, Q, D), ``zs`` (T, S, D), ``alpha`` (D,), ``bias`` a scalar Tensor or None.
+    ``sigmoid`` of this is p (Sec. 3.1).
     """
-    return (abs_(zq.unsqueeze(-2) - zs.unsqueeze(-3)) * alpha).sum(axis=-1)
+    logits = (abs_(zq.unsqueeze(-2) - zs.unsqueeze(-3)) * alpha).sum(axis=-1)
+    return logits if bias is None else logits + bias
 
 
 def euclidean_distances(zq, zs):
@@ -152,13 +155,14 @@ class Siamese(MetricLearner):
         return cls(model, objective, transductive=cfg.transductive, loss=cfg.siamese_loss, margin=cfg.margin)
 
     def extra_params(self, rng, dtype, device) -> dict:
-        """Koch's fully connected sigmoid layer, and (bce) the alphas of the weighted L1 distance."""
+        """Koch's fully connected sigmoid layer, and (bce) the alphas of the weighted L1 distance and their bias."""
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         n_in, n_out = self.model.features, self.features
         arrays = {"siamese_fc": rng.normal(0.0, 0.2, (n_out, n_in)),        # Sec. 3.2: fc weights N(0, 0.2^2)
                   "siamese_fc_b": rng.normal(0.5, 0.01, n_out)}            # biases N(0.5, 0.01^2)
         if self.loss == "bce":
             arrays["siamese_alpha"] = rng.normal(0.0, 0.2, n_out)           # the last layer: a fc weight too
+            arrays["siamese_alpha_b"] = rng.normal(0.5, 0.01, ())          # and its bias
         return {k: tensor(v, dtype=dtype, device=device, requires_grad=True) for k, v in arrays.items()}
 
     def embed(self, meta_params, x):
@@ -169,7 +173,7 @@ class Siamese(MetricLearner):
     def pair_scores(self, meta_params, zs, zq):
         """(T, Q, S): Koch's logit (bce), or minus the Euclidean distance (contrastive)."""
         if self.loss == "bce":
-            return weighted_l1_logits(zq, zs, meta_params["siamese_alpha"])
+            return weighted_l1_logits(zq, zs, meta_params["siamese_alpha"], meta_params["siamese_alpha_b"])
         return -euclidean_distances(zq, zs)
 
     def scores(self, meta_params, zs, ys, zq, n_way):
