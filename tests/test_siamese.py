@@ -271,10 +271,11 @@ def test_the_learner_is_built_from_a_config_and_bad_settings_are_refused():
 
 def test_the_presets_cite_the_paper_and_the_book():
     koch = preset_source("siamese-omniglot-20w1s")
-    assert koch["paper_value"] == "92.0" and "Koch" in koch["paper"] and koch["code"] is None
+    assert koch["paper_value"] == "92.0" and "Koch" in koch["paper"] and "none released" in koch["code"]
     assert all("Sec." in v for v in koch["settings"].values())
     book = preset_source("siamese-contrastive-omniglot-20w1s")
     assert book["paper_value"] is None and "Hadsell" in book["paper"] and "margin" in book["settings"]
+    assert "Hands-On-Meta-Learning-With-Python@" in book["code"]
     cfg = PRESETS["siamese-omniglot-20w1s"]
     assert (cfg.ways, cfg.shots, cfg.queries, cfg.test_tasks, cfg.split_mode) == (20, 1, 1, 20, "koch")  # 400 trials
 

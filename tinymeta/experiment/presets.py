@@ -133,6 +133,9 @@ SIAMESE_OMNIGLOT_SOURCES = {
 BOOK_CONTRASTIVE = ("Hands-On Meta Learning with Python (Ravichandiran 2018), ch. 2, notebook 2.4: contrastive loss "
                     "(Hadsell, Chopra & LeCun 2006, Eq. 4) on the Euclidean distance; the book reports no Omniglot "
                     "number")
+KOCH_CODE = "none released by the authors: each setting cites the paper's section"
+BOOK_CODE = ("sudharsan13296/Hands-On-Meta-Learning-With-Python@86c42ce, '02. Face and Audio Recognition using "
+             "Siamese Networks/2.4 Face Recognition Using Siamese Network.ipynb'")
 SIAMESE_CONTRASTIVE_SOURCES = {
     "siamese_loss": "notebook 2.4 contrastive_loss: y D^2 + (1 - y) max(margin - D, 0)^2, y = 1 genuine; Hadsell et al. "
                     "2006 Eq. 4 with Y = 1 - y and the 1/2 factors",
@@ -178,7 +181,7 @@ def preset_source(name: str) -> dict:
         contrastive = cfg.siamese_loss == "contrastive"
         return {"paper": BOOK_CONTRASTIVE if contrastive else KOCH_PAPER,
                 "cell": f"Omniglot {cfg.ways}-way {cfg.shots}-shot within-alphabet",
-                "paper_value": None if contrastive else "92.0", "code": None,
+                "paper_value": None if contrastive else "92.0", "code": BOOK_CODE if contrastive else KOCH_CODE,
                 "settings": {**SIAMESE_OMNIGLOT_SOURCES, **(SIAMESE_CONTRASTIVE_SOURCES if contrastive else {})}}
     if cfg.dataset != "omniglot":
         return {"paper": None, "cell": None, "paper_value": None, "code": None, "settings": {}}
