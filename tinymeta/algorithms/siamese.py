@@ -48,7 +48,7 @@ kernels with batch norm instead of 10/7/4/4 without), a bias on the output unit 
 paper's equation shows none, but its Sec. 3.2 initialises every layer's biases, and
 without one a same pair cannot reach p > 1/2 while different pairs fall below it; a
 bias cannot change the one-shot answer), no L2 penalty (lambda_j were tuned per layer, Sec. 3.2, and not reported), Adam
-instead of per-layer SGD with momentum and decay, no affine distortions (Sec. 3.3).
+instead of per-layer SGD with momentum and decay, no affine distortions (Sec. 3.2, 'Affine distortions').
 Initialisation follows Sec. 3.2 for the layers Koch describes and tinymeta adds:
 the fully connected weights and the alphas N(0, 0.2^2), its biases N(0.5, 0.01^2)
 (the conv body keeps the family's Glorot-uniform init); the output bias N(0.5, 0.01^2).

@@ -128,7 +128,7 @@ SIAMESE_OMNIGLOT_SOURCES = {
     "iterations": "Sec. 4.2: up to 200 epochs with early stopping on validation; here a fixed CPU budget",
     "pool": "Sec. 3.1: each conv followed by ReLU and 2x2 max-pooling (the last conv without); here the few-shot "
             "conv body on 28x28 (3x3 convs, batch norm): a deviation, Koch's 105x105 net is not built",
-    "rotations": "Sec. 3.3 affine distortions are not used; no rotations either",
+    "rotations": "Sec. 3.2 'Affine distortions' are not used; no rotations either",
 }
 BOOK_CONTRASTIVE = ("Hands-On Meta Learning with Python (Ravichandiran 2018), ch. 2, notebook 2.4: contrastive loss "
                     "(Hadsell, Chopra & LeCun 2006, Eq. 4) on the Euclidean distance; the book reports no Omniglot "
