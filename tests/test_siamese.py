@@ -280,6 +280,16 @@ def test_the_presets_cite_the_paper_and_the_book():
     assert (cfg.ways, cfg.shots, cfg.queries, cfg.test_tasks, cfg.split_mode) == (20, 1, 1, 20, "koch")  # 400 trials
 
 
+def test_presets_lists_the_siamese_cells_without_an_inner_loop():
+    done = subprocess.run([sys.executable, "-m", "tinymeta", "presets"], capture_output=True, text=True, cwd=REPO,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.startswith("siamese")}
+    assert set(rows) == {"siamese-omniglot-20w1s", "siamese-contrastive-omniglot-20w1s"}
+    for row in rows.values():  # name, algorithm, order, dataset, ways, shots, queries, meta-batch, inner, meta...
+        assert row[1:9] == ["siamese", "first", "omniglot", "20", "1", "1", "4", "none"]
+
+
 # ---- a tiny run learns ----------------------------------------------------------------------------------
 def prototype_tasks(rng, protos, tasks=4, n_way=3, queries=2, noise=0.15):
     """Tasks whose classes are fixed 8x8 patterns plus noise: a twin that learns them tells them apart."""
