@@ -249,6 +249,8 @@ def test_kochs_split_is_the_background_alphabets_then_ten_and_ten_evaluation_alp
     largest = max(np.sum(omniglot_real.alphabets[s["test"]] == a) for a in alphabets["test"])
     with pytest.raises(ValueError, match=f"within one group .alphabet. and the largest has {largest} classes"):
         tasks.sample(1, np.random.default_rng(0), "test", n_way=largest + 1)
+    with pytest.raises(ValueError, match="within one alphabet and its largest"):  # refused when built, too
+        Omniglot(50, 1, 1, data=omniglot_real, split_mode="koch")
 
 
 # ---- the config and the presets -------------------------------------------------------------------------

@@ -295,6 +295,12 @@ class Omniglot(FewShotImageTasks):
             self.class_groups = {split: [self.pools[split][data.alphabets[self.pools[split]] == a]
                                          for a in np.unique(data.alphabets[self.pools[split]])]
                                  for split in ("val", "test")}
+            for split, groups in self.class_groups.items():
+                largest = max(len(g) for g in groups)
+                if self.n_way > largest:
+                    raise ValueError(f"n_way={self.n_way}, but split_mode='koch' draws {split} tasks within one "
+                                     f"alphabet and its largest {split} alphabet has {largest} characters; use "
+                                     f"n_way <= {largest}")
         if self.k_support + self.k_query > d:
             raise ValueError(f"k_support + k_query = {self.k_support + self.k_query}, but each character "
                              f"has only {d} drawings; use k_support + k_query <= {d}")
