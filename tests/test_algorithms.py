@@ -81,7 +81,8 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
                           eval_inner_batch=3, covariance="diagonal", refinement="masked", cluster_steps=2,
                           taml_lambda=0.5, taml_measure="gini",
                           multi_step_loss_iterations=500, first_order_iterations=250,
-                          learned_step_rates=True, per_step_bn=False, epoch_iterations=250)
+                          learned_step_rates=True, per_step_bn=False, epoch_iterations=250,
+                          siamese_loss="bce", margin=1.0)
     model = ConvNet(filters=4, pool=True) if name == "gaussian-protonet" else MLP()  # it splits conv channels
     algo = ALGORITHMS[name].from_config(model, REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name

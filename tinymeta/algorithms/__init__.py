@@ -19,6 +19,8 @@ Learners without an inner loop (:class:`MetricLearner`, the book's chapters 2-4)
 - :func:`protonet_scores`, :class:`ProtoNet` (Snell et al. 2017)
 - :func:`gaussian_protonet_scores`, :class:`GaussianProtoNet` (Fort 2017)
 - :func:`soft_kmeans_step`, :class:`SemiProtoNet` (Ren et al. 2018)
+- :func:`weighted_l1_logits`, :func:`contrastive_pair_losses`, :class:`Siamese` (Koch et al. 2015; the book's
+  contrastive loss, Hadsell et al. 2006)
 
 All run the whole meta-batch on a leading task axis. Every class is built the
 same way from a run's config: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
@@ -38,16 +40,20 @@ from .metric import MetricLearner
 from .protonet import ProtoNet, prototypes, protonet_scores, squared_distances
 from .reptile import Reptile, reptile_meta_gradient
 from .semi_protonet import SemiProtoNet, soft_kmeans_step
+from .siamese import (Siamese, balanced_pair_weights, bce_pair_losses, class_scores, contrastive_pair_losses,
+                      euclidean_distances, weighted_l1_logits)
 from .taml import TAML, taml_meta_loss
 
 ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML, TAML,
-                                        MAMLPlusPlus, MANNLearner, ProtoNet, GaussianProtoNet, SemiProtoNet)}
+                                        MAMLPlusPlus, MANNLearner, ProtoNet, GaussianProtoNet, SemiProtoNet, Siamese)}
 
 __all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GaussianProtoNet", "GradientAgreement",
            "MAML", "MAMLPlusPlus", "MANNLearner", "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective",
-           "ProtoNet", "Reptile", "SemiProtoNet", "TAML", "accuracy_by_instance", "adml_meta_loss", "agreement_weights",
-           "anil_meta_loss", "caml_inner_loop", "caml_meta_loss", "evaluate_under_attack", "fgsm",
-           "gaussian_protonet_scores", "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss",
-           "maml_plus_plus_meta_loss", "mann_episode_loss", "meta_sgd_meta_loss", "multi_step_loss_weights",
-           "nil_predict", "per_task", "protonet_scores", "prototypes", "query_metrics", "reptile_meta_gradient",
-           "soft_kmeans_step", "squared_distances", "summarize", "taml_meta_loss"]
+           "ProtoNet", "Reptile", "SemiProtoNet", "Siamese", "TAML", "accuracy_by_instance", "adml_meta_loss",
+           "agreement_weights", "anil_meta_loss", "balanced_pair_weights", "bce_pair_losses", "caml_inner_loop",
+           "caml_meta_loss", "class_scores", "contrastive_pair_losses", "euclidean_distances", "evaluate_under_attack",
+           "fgsm", "gaussian_protonet_scores", "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop",
+           "maml_meta_loss", "maml_plus_plus_meta_loss", "mann_episode_loss", "meta_sgd_meta_loss",
+           "multi_step_loss_weights", "nil_predict", "per_task", "protonet_scores", "prototypes", "query_metrics",
+           "reptile_meta_gradient", "soft_kmeans_step", "squared_distances", "summarize", "taml_meta_loss",
+           "weighted_l1_logits"]

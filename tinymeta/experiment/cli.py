@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__, backend
+from ..algorithms import ALGORITHMS
 from ..files import check_writable, write_text
 from ..tasks import TASK_FAMILIES
 from . import bench, cli_data, copy_task, demo, docs, report, rl, runs
@@ -66,7 +67,7 @@ CONFIG_FLAGS = [
     (["--inner-batch"], "inner_batch", int, "Reptile's inner mini-batch size"),
     (["--filters", "--num_filters"], "filters", int, "conv filters per layer"),
     (["--pool", "--max_pool"], "pool", _bool, "max-pool instead of strided conv (True/False)"),
-    (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake or reptile"),
+    (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake, reptile or koch"),
     (["--rotations"], "rotations", str,
      "Omniglot rotations: per-task (MAML), per-task-train (MAML++), train-classes (Reptile) or none"),
     (["--ink"], "ink", int, "Omniglot stroke value: 1 (MAML) or 0 (Reptile: the PNGs as read)"),
@@ -102,6 +103,8 @@ CONFIG_FLAGS = [
      "MAML++: a learned inner rate per weight tensor and inner step (True/False)"),
     (["--per-step-bn"], "per_step_bn", _bool, "MAML++: batch-norm scale and shift per inner step (True/False)"),
     (["--activation"], "activation", str, "conv nets' nonlinearity: relu or leaky_relu (MAML++)"),
+    (["--siamese-loss"], "siamese_loss", str, "Siamese: bce (Koch et al.: weighted L1, sigmoid) or contrastive (the book)"),
+    (["--margin"], "margin", float, "Siamese, contrastive loss: the margin m"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 TAML_ONLY = ("taml_lambda", "taml_measure")
@@ -483,10 +486,13 @@ def preset_table() -> list[str]:
     rows = [head]
     for name, cfg in PRESETS.items():
         order = "first" if cfg.first_order or cfg.algorithm == "reptile" else "second"
+        inner = f"{cfg.inner_steps} x {cfg.inner_lr:g}" + (" adam" if cfg.inner_optimizer == "adam" else "")
+        if not ALGORITHMS[cfg.algorithm].inner_loop:  # a metric learner: one pass over the support set
+            order, inner = "first", "none"
         kind = task_family(cfg).kind
         shots = str(cfg.shots) + (f" ({cfg.train_shots} train)" if cfg.train_shots else "")
         rows.append((name, cfg.algorithm, order, cfg.dataset, str(cfg.ways) if kind == "classification" else "-",
-                     shots, str(cfg.queries), str(cfg.meta_batch), f"{cfg.inner_steps} x {cfg.inner_lr:g}" + (" adam" if cfg.inner_optimizer == "adam" else ""),
+                     shots, str(cfg.queries), str(cfg.meta_batch), inner,
                      f"{cfg.meta_optimizer} {cfg.meta_lr:g}" + ("" if cfg.lr_schedule == "constant" else f" {cfg.lr_schedule}"),
                      str(cfg.iterations)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]

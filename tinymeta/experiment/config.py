@@ -55,7 +55,7 @@ class Config:
     hidden: tuple = (40, 40)           # MLP hidden sizes (sine)
     filters: int = 64                  # conv filters (Omniglot 64, mini-ImageNet 32)
     pool: bool = False                 # max-pool instead of strided conv (mini-ImageNet)
-    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile (1200/423)
+    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile (1200/423) | koch
     # How the reference codes compute; tinymeta's own defaults first (see PROTOCOLS.md)
     task_loss: str = "mean"            # per-task loss: mean | sum | sum/shots (see TASK_LOSSES)
     adapt_norm: bool = True            # the inner loop adapts batch norm's parameters (MAML's code: no)
@@ -98,6 +98,9 @@ class Config:
     learned_step_rates: bool = False   # MAML++ LSLR: a learned inner rate per weight tensor and inner step
     per_step_bn: bool = False          # MAML++ BNWB: batch-norm scale and shift per inner step (meta-learned)
     activation: str = "relu"           # conv nets' nonlinearity: relu | leaky_relu (MAML++'s, slope 0.01)
+    # ---- Siamese networks (issue 26) ----
+    siamese_loss: str = "bce"          # bce: Koch et al.'s weighted L1 + sigmoid | contrastive: the book's (Hadsell et al.)
+    margin: float = 1.0                # the contrastive loss's margin m (the book's notebook: 1)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -173,7 +176,7 @@ class Config:
         checks = [
             one_of("algorithm", sorted(ALGORITHMS)), one_of("dataset", sorted(TASK_FAMILIES)),
             one_of("meta_optimizer", ("adam", "sgd")), one_of("lr_schedule", ("constant", "linear", "cosine")),
-            one_of("inner_optimizer", ("adam", "sgd")), one_of("split_mode", ("maml", "lake", "reptile")),
+            one_of("inner_optimizer", ("adam", "sgd")), one_of("split_mode", ("maml", "lake", "reptile", "koch")),
             (self.dtype in ("float32", "float64"), f"dtype (--dtype) must be float32 or float64, got {self.dtype!r}"
              + (": float16 is unsupported (about 3 significant digits and a largest value of 65504: "
                 "meta-gradients overflow to NaN within a few iterations)" if self.dtype == "float16" else "")),
@@ -220,6 +223,14 @@ class Config:
              f"learned_step_rates must be True or False, got {self.learned_step_rates!r}"),
             (isinstance(self.per_step_bn, bool), f"per_step_bn must be True or False, got {self.per_step_bn!r}"),
             one_of("activation", ("relu", "leaky_relu")),
+            # Siamese networks (issue 26)
+            one_of("siamese_loss", ("bce", "contrastive")),
+            (isinstance(self.margin, (int, float)) and not isinstance(self.margin, bool) and math.isfinite(self.margin)
+             and self.margin > 0, f"{flag('margin')} must be a finite number > 0, got {self.margin!r}"),
+            (self.algorithm == "siamese" or self.siamese_loss == "bce",
+             "siamese_loss (--siamese-loss) is the Siamese network's setting: use --algorithm siamese"),
+            (self.siamese_loss == "contrastive" or self.margin == 1.0,
+             "margin (--margin) is the contrastive loss's setting: use --siamese-loss contrastive"),
         ]
         for ok, message in checks:
             if not ok:
@@ -242,6 +253,9 @@ class Config:
             readers = sorted(k for k, a in ALGORITHMS.items() if getattr(a, "reads_unlabeled", False))
             raise ValueError(f"unlabeled (--unlabeled): {self.algorithm} would ignore unlabeled examples; "
                              f"algorithms that read them: {', '.join(readers)}")
+        if self.algorithm == "siamese" and (family.kind != "classification" or self.ways < 2):
+            raise ValueError(f"a Siamese network learns from same and different pairs of a classification task with "
+                             f"2 ways or more ({self.dataset} is {family.kind}, ways={self.ways})")
         if self.algorithm == "caml" and family.kind != "regression":
             raise ValueError(f"CAML here conditions an MLP regressor on its context: it needs a regression dataset "
                              f"({self.dataset} is {family.kind})")

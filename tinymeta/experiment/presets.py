@@ -163,6 +163,50 @@ MAMLPP_OMNIGLOT_SOURCES = {
                   "validation epochs' models)",
 }
 
+# Koch, Zemel & Salakhutdinov 2015 has no released code: each setting cites the paper's section.
+KOCH_PAPER = ("Koch, Zemel & Salakhutdinov 2015, 'Siamese neural networks for one-shot image recognition', "
+              "ICML deep learning workshop, Table 2 (convolutional Siamese net, 20-way one-shot)")
+SIAMESE_OMNIGLOT_SOURCES = {
+    "siamese_loss": "Sec. 3.1 p = sigmoid(sum_j alpha_j |h1_j - h2_j|); Sec. 3.2 cross-entropy of same (1) / "
+                    "different (0) pairs, minimised here without the L2 term (lambda_j not reported)",
+    "split_mode": "Sec. 4.1-4.2: 30 background alphabets train, 10 evaluation alphabets validate, the other 10 "
+                  "test (which 10 is not listed: a seeded draw here; drawers not split)",
+    "ways": "Sec. 4.3: 20-way within-alphabet one-shot classification (Lake et al.'s task)",
+    "shots": "Sec. 4.3: one drawing of each of the 20 characters",
+    "queries": "Sec. 4.3: each of the 20 characters drawn once more as a test image: 20 trials per task",
+    "test_tasks": "Sec. 4.3: 2 tasks per test alphabet x 10 alphabets x 20 trials = 400 one-shot trials",
+    "val_tasks": "Sec. 4.2: one-shot validation error on 320 trials (16 tasks of 20) of the validation alphabets",
+    "transductive": "Sec. 3.1: each image through the twin alone (no batch norm in the paper): here each test image "
+                    "with its support set (batch norm sees 21 images)",
+    "meta_batch": "Sec. 3.2: minibatches of 128 pairs, half same; here 4 episodes: 80 same and 1520 different "
+                  "(query, class) pairs, each kind weighing half",
+    "meta_lr": "Sec. 3.2: per-layer SGD with momentum, decayed 1% per epoch; here Adam 1e-3 (a deviation)",
+    "iterations": "Sec. 4.2: up to 200 epochs with early stopping on validation; here a fixed CPU budget",
+    "pool": "Sec. 3.1: each conv followed by ReLU and 2x2 max-pooling (the last conv without); here the few-shot "
+            "conv body on 28x28 (3x3 convs, batch norm): a deviation, Koch's 105x105 net is not built",
+    "rotations": "Sec. 3.2 'Affine distortions' are not used; no rotations either",
+}
+BOOK_CONTRASTIVE = ("Hands-On Meta Learning with Python (Ravichandiran 2018), ch. 2, notebook 2.4: contrastive loss "
+                    "(Hadsell, Chopra & LeCun 2006, Eq. 4) on the Euclidean distance; the book reports no Omniglot "
+                    "number")
+KOCH_CODE = "none released by the authors: each setting cites the paper's section"
+BOOK_CODE = ("sudharsan13296/Hands-On-Meta-Learning-With-Python@86c42ce, '02. Face and Audio Recognition using "
+             "Siamese Networks/2.4 Face Recognition Using Siamese Network.ipynb'")
+SIAMESE_CONTRASTIVE_SOURCES = {
+    "siamese_loss": "notebook 2.4 contrastive_loss: y D^2 + (1 - y) max(margin - D, 0)^2, y = 1 genuine; Hadsell et al. "
+                    "2006 Eq. 4 with Y = 1 - y and the 1/2 factors",
+    "margin": "notebook 2.4 contrastive_loss: margin = 1",
+}
+
+
+def _siamese(loss):
+    """Koch et al.'s 20-way one-shot Omniglot cell (``loss='bce'``), or the same cell with the book's contrastive loss."""
+    return Config(algorithm="siamese", dataset="omniglot", ways=20, shots=1, queries=1, meta_batch=4,
+                  inner_lr=0.0, inner_steps=0, eval_inner_steps=0, meta_lr=1e-3, iterations=20000, filters=64,
+                  pool=True, features="flatten", split_mode="koch", rotations="none", ink=1, val_interval=500,
+                  val_tasks=16, test_tasks=20, log_interval=100, transductive=False, siamese_loss=loss)
+
+
 # The papers' numbers for each Omniglot cell (REFERENCE.md), by algorithm and (ways, shots).
 PAPERS = {
     "maml": ("Finn et al. 2017, arXiv:1703.03400, Table 1 (MAML)",
@@ -247,6 +291,12 @@ def preset_source(name: str) -> dict:
                 "cell": f"{row.upper()} row, accuracy at the 1st-10th instance of a class",
                 "paper_value": f"{row.upper()}: " + ", ".join(f"instance {k} {v}%" for k, v in PAPER_MANN_TABLE1[row].items()),
                 "code": MANN_CODE, "settings": dict(MANN_SOURCES)}
+    if cfg.algorithm == "siamese":
+        contrastive = cfg.siamese_loss == "contrastive"
+        return {"paper": BOOK_CONTRASTIVE if contrastive else KOCH_PAPER,
+                "cell": f"Omniglot {cfg.ways}-way {cfg.shots}-shot within-alphabet",
+                "paper_value": None if contrastive else "92.0", "code": BOOK_CODE if contrastive else KOCH_CODE,
+                "settings": {**SIAMESE_OMNIGLOT_SOURCES, **(SIAMESE_CONTRASTIVE_SOURCES if contrastive else {})}}
     if cfg.dataset != "omniglot":
         return {"paper": None, "cell": None, "paper_value": None, "code": None, "settings": {}}
     paper, values = PAPERS[cfg.algorithm]
@@ -354,6 +404,9 @@ def _build_presets():
     # MANN and its LSTM baseline on Omniglot episodes, the label shown one step late (Santoro et al. 2016)
     presets["mann-omniglot-5way"] = _mann_omniglot(4)
     presets["lstm-omniglot-5way"] = _mann_omniglot(0)
+    # Siamese networks (the book's chapter 2): Koch et al.'s cell, and the book's contrastive loss on it
+    presets["siamese-omniglot-20w1s"] = _siamese("bce")
+    presets["siamese-contrastive-omniglot-20w1s"] = _siamese("contrastive")
     return presets
 
 

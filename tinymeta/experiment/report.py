@@ -35,6 +35,7 @@ OMNIGLOT_PAPER = {
     "anil-omniglot-20w5s": (98.0, "ANIL, Table 2"),
     "nil-omniglot-20w5s": (98.0, "ANIL, Table 4"),
     "reptile-omniglot-5w5s": (99.48, "Reptile, transductive"),
+    "siamese-omniglot-20w1s": (92.0, "Koch et al. 2015, Table 2, within-alphabet"),
 }
 
 
@@ -123,7 +124,8 @@ def _test_result(run: Path):
 NONTRANSDUCTIVE_PAPER = {"reptile-omniglot-5w1s": 95.39, "reptile-omniglot-5w5s": 98.90}
 # The ANIL paper's NIL cells are the ANIL runs evaluated without their head (`evaluate --algorithm nil`)
 NIL_OF = {"nil-omniglot-20w1s": "anil-omniglot-20w1s", "nil-omniglot-20w5s": "anil-omniglot-20w5s"}
-PLAN_EXTRA = ("adml-omniglot-5w1s",)  # campaign runs without a paper's Omniglot number (ADML's table below)
+# campaign runs without a paper's Omniglot number (ADML's table below; the book's contrastive Siamese network)
+PLAN_EXTRA = ("adml-omniglot-5w1s", "siamese-contrastive-omniglot-20w1s")
 
 
 def _cell_result(runs: Path, name: str):

@@ -37,6 +37,14 @@ Character splits (``split_mode``):
   with Python's ``random.seed(0); random.shuffle``; the first 1200 are train, the other
   423 test. The original has no validation split: the 'val' tasks here are other
   fixed tasks of the test characters, for monitoring only (no model is selected on them).
+- ``'koch'``: Koch, Zemel & Salakhutdinov's split (2015, Sec. 4.1, 4.3): the 964 characters
+  of the 30 background alphabets train; the 20 evaluation alphabets, permuted with
+  ``SPLIT_SEED`` by name, give 10 validation and 10 test alphabets. Validation and test
+  tasks are **within one alphabet** (Sec. 4.3: "an alphabet is first chosen", then its
+  characters): each task draws its alphabet uniformly among those with at least N
+  characters, then N of its characters. The paper does not list its 10 and 10 alphabets,
+  nor its drawer split (12 training, 4 validation, 4 test drawers): here every drawer of a
+  character may appear, and the two drawings of a class in a task are by two drawers.
 
 The sampler gathers uint8 images with one fancy index per set, rotates the examples in
 groups (one ``np.rot90`` per rotation angle), converts to float32 in [0, 1]
@@ -58,7 +66,8 @@ MAML_SPLIT_SIZES = {"train": 1100, "val": 100, "test": 423}
 LAKE_VAL_SIZE = 100
 REPTILE_SPLIT_SEED, REPTILE_TRAIN_SIZE = 0, 1200  # run_omniglot.py:22 random.seed(args.seed = 0); omniglot.py:37
 TASK_SPLITS = ("train", "val", "test")
-SPLIT_MODES = ("maml", "lake", "reptile")
+SPLIT_MODES = ("maml", "lake", "reptile", "koch")
+KOCH_VAL_ALPHABETS = 10  # of the 20 evaluation alphabets; the other 10 are the test alphabets (Sec. 4.1)
 ROTATIONS = ("per-task", "per-task-train", "train-classes", "none")
 
 
@@ -84,6 +93,7 @@ class FewShotImageTasks(TaskFamily):
     images: np.ndarray
     class_offsets: np.ndarray
     pools: dict
+    class_groups: dict = {}  # {split: [class indices of each group]}: tasks of that split within one group
     rotations: str = "none"
     ink: int = 1
     kind = "classification"
@@ -119,6 +129,11 @@ class FewShotImageTasks(TaskFamily):
         if n_way > n_classes:
             raise ValueError(f"n_way={n_way} but the {split!r} split has only {n_classes} classes; "
                              f"use n_way <= {n_classes}")
+        groups = self.class_groups.get(split)
+        if groups is not None and n_way > max(len(g) for g in groups):
+            raise ValueError(f"n_way={n_way} but the {split!r} split's tasks are drawn within one group "
+                             f"(alphabet) and the largest has {max(len(g) for g in groups)} classes; "
+                             f"use n_way <= {max(len(g) for g in groups)}")
         smallest = int(self.class_sizes[self.pools[split]].min())
         if k + q > smallest:
             raise ValueError(f"k_support + k_query = {k} + {q} = {k + q}, but a class in the {split!r} "
@@ -152,14 +167,27 @@ class FewShotImageTasks(TaskFamily):
         T = num_tasks
         # Reptile's training classes: every character of the pool four times, once per rotation
         as_classes = self.rotations == "train-classes" and split == "train"
-        size = 4 * len(pool) if as_classes else len(pool)
+        groups = self.class_groups.get(split)
+        if groups is not None:  # within-group tasks (Koch's within-alphabet one-shot): a group per task
+            if as_classes:
+                raise ValueError("within-group tasks and 'train-classes' rotations do not combine")
+            sizes = np.array([len(g) for g in groups])
+            group = rng.choice(np.flatnonzero(sizes >= n), size=T)            # (T,) among groups of N or more
+            table = np.full((len(groups), int(sizes.max())), -1, dtype=np.int64)
+            for i, g in enumerate(groups):
+                table[i, :len(g)] = g
+            pool, size = table[group], int(sizes.max())                     # (T, largest group)
+        else:
+            size = 4 * len(pool) if as_classes else len(pool)
 
         # N distinct classes per task, in random order: the N smallest of iid random keys,
         # sorted, are a uniform random ordered sample; position n gets label n.
         keys = rng.random((T, size))
+        if groups is not None:
+            keys[pool < 0] = np.inf  # past the end of a task's group: never drawn
         pick = np.argpartition(keys, n - 1, axis=1)[:, :n]
         pick = np.take_along_axis(pick, np.argsort(np.take_along_axis(keys, pick, 1), axis=1), 1)
-        classes = pool[pick % len(pool)]  # (T, N)
+        classes = np.take_along_axis(pool, pick, 1) if groups is not None else pool[pick % len(pool)]  # (T, N)
 
         # K + Q distinct images per class, the same trick along each class's images;
         # positions past a (smaller) class's size get an infinite key so they are never drawn.
@@ -241,8 +269,10 @@ class Omniglot(FewShotImageTasks):
     ``data``: an :class:`~tinymeta.data.OmniglotData` (else loaded with
     :func:`~tinymeta.data.load_omniglot` from ``data_dir`` / ``cache_dir``).
     ``split_mode``: 'maml' (1100/100/423 characters drawn irrespective of alphabet),
-    'lake' (background 864 train + 100 val, evaluation 659 test) or 'reptile' (Reptile's
-    exact 1200/423 split); ``rotations``: 'per-task', 'per-task-train', 'train-classes' or 'none';
+    'lake' (background 864 train + 100 val, evaluation 659 test), 'reptile' (Reptile's
+    exact 1200/423 split) or 'koch' (30 background alphabets train, 10 + 10 evaluation
+    alphabets validate and test, those tasks within one alphabet); ``rotations``: 'per-task',
+    'per-task-train', 'train-classes' or 'none';
     ``ink``: 1 (strokes 1.0) or 0 (strokes 0.0); see the module docstring.
     ``k_query`` defaults to 15; K + Q <= 20. ``unlabeled`` M > 0 adds M unlabeled drawings
     of each class and of ``distractors`` H more classes (``MetaBatch.x_unlabeled``); K + Q + M <= 20.
@@ -312,6 +342,16 @@ class Omniglot(FewShotImageTasks):
         self.images = data.images.reshape(c * d, 1, h, w)  # a view: drawing d of c is row c*d + d
         self.class_offsets = np.arange(c + 1, dtype=np.int64) * d
         self.pools = omniglot_splits(data, split_mode)
+        if split_mode == "koch":  # validation and test tasks within one alphabet (Koch et al. 2015, Sec. 4.3)
+            self.class_groups = {split: [self.pools[split][data.alphabets[self.pools[split]] == a]
+                                         for a in np.unique(data.alphabets[self.pools[split]])]
+                                 for split in ("val", "test")}
+            for split, groups in self.class_groups.items():
+                largest = max(len(g) for g in groups)
+                if self.n_way > largest:
+                    raise ValueError(f"n_way={self.n_way}, but split_mode='koch' draws {split} tasks within one "
+                                     f"alphabet and its largest {split} alphabet has {largest} characters; use "
+                                     f"n_way <= {largest}")
         if self.k_support + self.k_query > d:
             raise ValueError(f"k_support + k_query = {self.k_support + self.k_query}, but each character "
                              f"has only {d} drawings; use k_support + k_query <= {d}")
@@ -387,10 +427,18 @@ def omniglot_splits(data, split_mode: str = "maml") -> dict:
             raise ValueError(f"split_mode='reptile' needs all 1623 Omniglot characters, the data has {n}")
         train, test = reptile_split(data)
         parts = np.array(train), np.array(test), np.array(test)
+    elif split_mode == "koch":
+        evaluation = data.indices("evaluation")
+        alphabets = np.unique(data.alphabets[evaluation])  # sorted by name
+        if len(alphabets) < 2 * KOCH_VAL_ALPHABETS:
+            raise ValueError(f"split_mode='koch' needs the 20 evaluation alphabets, the data has {len(alphabets)}")
+        val_alphabets = alphabets[rng.permutation(len(alphabets))[:KOCH_VAL_ALPHABETS]]
+        is_val = np.isin(data.alphabets[evaluation], val_alphabets)
+        parts = data.indices("background"), evaluation[is_val], evaluation[~is_val]
     else:
         raise ValueError(f"unknown split_mode {split_mode!r}: use one of {SPLIT_MODES}")
     return {name: np.sort(p).astype(np.int64) for name, p in zip(TASK_SPLITS, parts)}
 
 
 __all__ = ["Omniglot", "FewShotImageTasks", "omniglot_splits", "reptile_split", "reptile_character_order",
-           "SPLIT_SEED", "MAML_SPLIT_SIZES"]
+           "SPLIT_SEED", "MAML_SPLIT_SIZES", "KOCH_VAL_ALPHABETS"]
