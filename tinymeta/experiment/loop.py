@@ -55,9 +55,13 @@ class StopFlag:
 
 
 def scheduled_lr(cfg: Config, iteration: int) -> float:
-    """The outer learning rate at ``iteration``: constant, or linear to 0 at the last iteration."""
+    """The outer learning rate at ``iteration`` (0-based): constant; linear to 0 at the last iteration
+    (Reptile); or step, ``meta_lr * lr_decay_factor ** (iteration // lr_decay_every)`` (prototypical
+    networks: halved every 2000 episodes, PyTorch's ``StepLR`` stepped once per 100-episode epoch)."""
     if cfg.lr_schedule == "linear":
         return cfg.meta_lr * (1.0 - iteration / max(cfg.iterations, 1))
+    if cfg.lr_schedule == "step":
+        return cfg.meta_lr * cfg.lr_decay_factor ** (iteration // cfg.lr_decay_every)
     return cfg.meta_lr
 
 

@@ -13,6 +13,9 @@ Rotations (``rotations``):
   training character's four rotations are four classes, sampled like any class (a
   task may hold two rotations of one character); validation and test characters are
   never rotated.
+- ``'all-classes'`` (prototypical networks' code, protonets/data/omniglot.py:30-31, 50; the
+  split files list ``rot000``..``rot270`` of every character of every split): each
+  character's four rotations are four classes in train, validation and test alike.
 - ``'none'``: no rotations.
 
 Pixels (``ink``): 1 puts strokes at 1.0 and background at 0.0 (MAML's ``1 - image``,
@@ -35,6 +38,12 @@ Character splits (``split_mode``):
   with Python's ``random.seed(0); random.shuffle``; the first 1200 are train, the other
   423 test. The original has no validation split: the 'val' tasks here are other
   fixed tasks of the test characters, for monitoring only (no model is selected on them).
+- ``'vinyals'``: Vinyals et al.'s split as prototypical networks' code ships it
+  (data/omniglot/splits/vinyals/*.txt, copied in :mod:`.omniglot_vinyals` with their
+  checksums): 1028 train, 172 validation, 423 test characters, by alphabet.
+- ``'vinyals-trainval'``: the same, training on train and validation characters together
+  (1200), as the original's final model does (scripts/train/few_shot/trainval.py); the
+  'val' tasks are then of characters seen in training (monitoring only).
 
 The sampler gathers uint8 images with one fancy index per set, rotates the examples in
 groups (one ``np.rot90`` per rotation angle), converts to float32 in [0, 1]
@@ -50,14 +59,15 @@ from .. import backend
 from ..nn import ConvNet
 from ..tensor import Tensor
 from .base import MetaBatch, TaskFamily
+from .omniglot_vinyals import vinyals_split
 
 SPLIT_SEED = 1  # seeds the character split (MAML's code uses random.seed(1))
 MAML_SPLIT_SIZES = {"train": 1100, "val": 100, "test": 423}
 LAKE_VAL_SIZE = 100
 REPTILE_SPLIT_SEED, REPTILE_TRAIN_SIZE = 0, 1200  # run_omniglot.py:22 random.seed(args.seed = 0); omniglot.py:37
 TASK_SPLITS = ("train", "val", "test")
-SPLIT_MODES = ("maml", "lake", "reptile")
-ROTATIONS = ("per-task", "train-classes", "none")
+SPLIT_MODES = ("maml", "lake", "reptile", "vinyals", "vinyals-trainval")
+ROTATIONS = ("per-task", "train-classes", "all-classes", "none")
 
 
 def _to_device_tensor(array: np.ndarray, device: str) -> Tensor:
@@ -76,7 +86,7 @@ class FewShotImageTasks(TaskFamily):
     (C + 1,) so that class ``c`` owns ``images[class_offsets[c]:class_offsets[c+1]]``,
     and ``pools``: {split: class indices}. Images are uint8 with ink 255: ``ink`` 1 maps
     them to [0, 1] as they are, ``ink`` 0 inverts them. ``rotations``: 'per-task',
-    'train-classes' or 'none' (see the Omniglot module docstring; mini-ImageNet: none).
+    'train-classes', 'all-classes' or 'none' (see the Omniglot module docstring; mini-ImageNet: none).
     """
 
     images: np.ndarray
@@ -113,7 +123,8 @@ class FewShotImageTasks(TaskFamily):
     def _check(self, split, n_way, k, q):
         if split not in self.pools:
             raise ValueError(f"unknown split {split!r}: use one of {tuple(self.pools)}")
-        n_classes = len(self.pools[split])
+        n_classes = len(self.pools[split]) * (4 if self.rotations == "all-classes" or (
+            self.rotations == "train-classes" and split == "train") else 1)
         if n_way > n_classes:
             raise ValueError(f"n_way={n_way} but the {split!r} split has only {n_classes} classes; "
                              f"use n_way <= {n_classes}")
@@ -148,8 +159,9 @@ class FewShotImageTasks(TaskFamily):
         self._check(split, n, k, q)
         pool = self.pools[split]
         T = num_tasks
-        # Reptile's training classes: every character of the pool four times, once per rotation
-        as_classes = self.rotations == "train-classes" and split == "train"
+        # Rotations as classes (Reptile's training split; every split of prototypical networks'):
+        # every character of the pool four times, once per rotation
+        as_classes = self.rotations == "all-classes" or (self.rotations == "train-classes" and split == "train")
         size = 4 * len(pool) if as_classes else len(pool)
 
         # N distinct classes per task, in random order: the N smallest of iid random keys,
@@ -206,8 +218,9 @@ class Omniglot(FewShotImageTasks):
     ``data``: an :class:`~tinymeta.data.OmniglotData` (else loaded with
     :func:`~tinymeta.data.load_omniglot` from ``data_dir`` / ``cache_dir``).
     ``split_mode``: 'maml' (1100/100/423 characters drawn irrespective of alphabet),
-    'lake' (background 864 train + 100 val, evaluation 659 test) or 'reptile' (Reptile's
-    exact 1200/423 split); ``rotations``: 'per-task', 'train-classes' or 'none';
+    'lake' (background 864 train + 100 val, evaluation 659 test), 'reptile' (Reptile's
+    exact 1200/423 split), 'vinyals' (1028/172/423 by alphabet) or 'vinyals-trainval';
+    ``rotations``: 'per-task', 'train-classes', 'all-classes' or 'none';
     ``ink``: 1 (strokes 1.0) or 0 (strokes 0.0); see the module docstring.
     ``k_query`` defaults to 15; K + Q <= 20.
 
@@ -265,10 +278,11 @@ class Omniglot(FewShotImageTasks):
         if self.k_support + self.k_query > d:
             raise ValueError(f"k_support + k_query = {self.k_support + self.k_query}, but each character "
                              f"has only {d} drawings; use k_support + k_query <= {d}")
-        if self.n_way > min(len(p) for p in self.pools.values()):
-            small = min(self.pools, key=lambda s: len(self.pools[s]))
+        classes = {s: len(p) * (4 if rotations == "all-classes" else 1) for s, p in self.pools.items()}
+        small = min(classes, key=classes.get)
+        if self.n_way > classes[small]:
             raise ValueError(f"n_way={self.n_way} but the {small!r} split has only "
-                             f"{len(self.pools[small])} characters; use n_way <= {len(self.pools[small])}")
+                             f"{classes[small]} classes; use n_way <= {classes[small]}")
 
     def __repr__(self):
         return (f"Omniglot(n_way={self.n_way}, k_support={self.k_support}, k_query={self.k_query}, "
@@ -311,7 +325,8 @@ def omniglot_splits(data, split_mode: str = "maml") -> dict:
     """{'train', 'val', 'test'} -> sorted character indices of ``data``.
 
     Disjoint and covering, except in 'reptile' mode, which has no validation split:
-    'val' is the test characters there (monitoring on other fixed tasks).
+    'val' is the test characters there (monitoring on other fixed tasks), and in
+    'vinyals-trainval' mode, whose training pool holds the validation characters too.
     """
     n = data.num_characters
     rng = np.random.default_rng(SPLIT_SEED)
@@ -324,6 +339,9 @@ def omniglot_splits(data, split_mode: str = "maml") -> dict:
     elif split_mode == "lake":
         background = data.indices("background")[rng.permutation(len(data.indices("background")))]
         parts = background[:-LAKE_VAL_SIZE], background[-LAKE_VAL_SIZE:], data.indices("evaluation")
+    elif split_mode in ("vinyals", "vinyals-trainval"):
+        pools = vinyals_split(data, trainval=split_mode == "vinyals-trainval")
+        parts = pools["train"], pools["val"], pools["test"]
     elif split_mode == "reptile":
         if n != sum(MAML_SPLIT_SIZES.values()):
             raise ValueError(f"split_mode='reptile' needs all 1623 Omniglot characters, the data has {n}")
