@@ -35,6 +35,11 @@ OMNIGLOT_PAPER = {
     "anil-omniglot-20w5s": (98.0, "ANIL, Table 2"),
     "nil-omniglot-20w5s": (98.0, "ANIL, Table 4"),
     "reptile-omniglot-5w5s": (99.48, "Reptile, transductive"),
+    # Learners without an inner loop, on Vinyals' split (every rotation its own class), not MAML's
+    "protonet-omniglot-5w1s": (98.8, "ProtoNet, Table 1, Vinyals' split"),
+    "protonet-omniglot-5w5s": (99.7, "ProtoNet, Table 1, Vinyals' split"),
+    "protonet-omniglot-20w1s": (96.0, "ProtoNet, Table 1, Vinyals' split"),
+    "protonet-omniglot-20w5s": (98.9, "ProtoNet, Table 1, Vinyals' split"),
 }
 
 
@@ -524,6 +529,14 @@ def make_report(root: Path = Path(".")) -> str:
         "--logdir RUN --transductive False --out RUN/eval-test-nontransductive.json` does, at the same "
         "iteration. NIL's rows are the ANIL runs evaluated without their head (`evaluate --algorithm nil`, "
         "written to `eval-nil-test.json`).",
+        "",
+        "Splits differ between rows, as between the papers: the MAML-family rows use MAML's split (1100 training, "
+        "100 validation, 423 test characters, each class turned by a random multiple of 90 degrees per task), "
+        "Reptile's rows its own (1200/423, rotations as extra training classes), and the prototypical-network "
+        "rows Vinyals et al.'s split by alphabet as jakesnell/prototypical-networks ships it (1200 training "
+        "characters, 423 test, every rotation its own class: 4800 and 1692 classes), trained on 60-way episodes "
+        "and evaluated on 1000 tasks with 15 queries per class. The test classes are not the same across "
+        "these groups.",
         "",
         *omniglot_plan(runs, root / "results" / "bench-cpu.json"),
         "",

@@ -281,8 +281,9 @@ class Omniglot(FewShotImageTasks):
         classes = {s: len(p) * (4 if rotations == "all-classes" else 1) for s, p in self.pools.items()}
         small = min(classes, key=classes.get)
         if self.n_way > classes[small]:
+            what = "classes (characters x 4 rotations)" if rotations == "all-classes" else "characters"
             raise ValueError(f"n_way={self.n_way} but the {small!r} split has only "
-                             f"{classes[small]} classes; use n_way <= {classes[small]}")
+                             f"{classes[small]} {what}; use n_way <= {classes[small]}")
 
     def __repr__(self):
         return (f"Omniglot(n_way={self.n_way}, k_support={self.k_support}, k_query={self.k_query}, "
