@@ -407,6 +407,19 @@ def test_the_cli_refuses_inner_loop_settings_for_a_learner_without_one(tmp_path)
     assert "error: --inner-lr sets the inner loop, and protonet has none" in out.stderr
 
 
+def test_evaluate_refuses_steps_for_a_run_without_an_inner_loop(tmp_path, omniglot_cache, monkeypatch):
+    monkeypatch.setenv("TINYMETA_CACHE", str(omniglot_cache))
+    cfg = PRESETS["protonet-omniglot-5w1s"].replace(filters=4, train_ways=5, train_queries=2, iterations=1,
+                                                    val_interval=0, test_tasks=2)
+    train(cfg, tmp_path / "r", data_dir=OMNIGLOT_DIR, evaluate_at_end=False, **QUIET)
+    env = dict(os.environ, TINYMETA_CACHE=str(omniglot_cache), OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "tinymeta", "evaluate", "--logdir", str(tmp_path / "r"),
+                          "--tasks", "2", "--steps", "3"], capture_output=True, text=True, cwd=REPO, env=env,
+                         timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "error: --steps 3: protonet has no inner loop" in out.stderr
+
+
 def test_a_protonet_run_resumes_with_the_numbers_of_an_uninterrupted_run(tmp_path, omniglot_cache, monkeypatch):
     """Across a decay of the step schedule (every 2 iterations here) and the 5-way training episodes."""
     monkeypatch.setenv("TINYMETA_CACHE", str(omniglot_cache))
