@@ -449,3 +449,36 @@ def test_the_training_episodes_have_60_ways_and_5_queries_and_the_test_episodes_
     t = next(source.fixed("test", 2))
     assert t.x_support.shape == (1, 20 * 5, 1, 28, 28) and t.x_query.shape == (1, 20 * 15, 1, 28, 28)
     assert set(np.unique(t.info["rotations"])) <= {0, 1, 2, 3} and source.evaluation.split_mode == "vinyals-trainval"
+
+
+# ---- report and bench know the cells ---------------------------------------------------------------------------
+def test_the_report_lists_the_protonet_cells_on_vinyals_split_and_plans_them_from_the_bench(tmp_path):
+    from tinymeta.experiment.report import omniglot_plan, omniglot_table
+    runs = tmp_path / "runs"
+    (runs / "protonet-omniglot-5w1s").mkdir(parents=True)
+    row = {"mean": 0.95, "ci95": 0.002, "std": 0.03, "n": 1000}
+    (runs / "protonet-omniglot-5w1s" / "test.json").write_text(json.dumps(
+        {"split": "test", "tasks": 1000, "steps": 0, "accuracy": [row], "iteration": 4000, "train_seconds": 60.0,
+         "device": "cpu"}))
+    (runs / "protonet-omniglot-5w1s" / "status.json").write_text(json.dumps({"status": "stopped", "iteration": 4000}))
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in omniglot_table(runs)[2:]}
+    assert set(rows) >= {f"protonet-omniglot-{c}" for c in ("5w1s", "5w5s", "20w1s", "20w5s")}
+    assert rows["protonet-omniglot-5w1s"][1] == "98.8 (ProtoNet, Table 1, Vinyals' split)"
+    assert rows["protonet-omniglot-5w1s"][2] == "95.00 ± 0.20 no inner loop (1000 tasks)"
+    assert "4000 (20000), stopped early" in rows["protonet-omniglot-5w1s"][4]
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"device": "cpu", "threads": "1", "machine": "x86_64, 2 cores", "date": "2026-12-06",
+                                 "groups": {"algorithms": [{"name": "x", "preset": "protonet-omniglot-5w1s",
+                                                            "value": 1800.0, "unit": "ms"}]}}))
+    plan = [line for line in omniglot_plan(runs, bench) if line.startswith("| protonet-omniglot-5w1s |")]
+    assert plan == ["| protonet-omniglot-5w1s | 4000 of 20000 | 16000 | 1.80 |  | 8.0 |"]  # 16,000 x 1.8 s = 8 h
+
+
+def test_bench_times_the_60_way_training_iteration_of_a_protonet_cell(monkeypatch):
+    from tinymeta.experiment.bench import algorithm_benchmarks, default_presets, random_batch
+    assert "protonet-omniglot-5w1s" in default_presets("cpu") and "protonet-sine-10shot" not in default_presets("cpu")
+    b = random_batch(PRESETS["protonet-omniglot-20w1s"], "cpu", np.random.default_rng(0))
+    assert b.x_support.shape[1] == 60 and b.x_query.shape[1] == 300  # 60-way 1-shot, 5 queries per class
+    monkeypatch.setitem(PRESETS, "protonet-tiny", PRESETS["protonet-omniglot-5w1s"].replace(filters=2, train_ways=3))
+    (row,) = algorithm_benchmarks("cpu", repeat=1, presets=["protonet-tiny"])
+    assert row["preset"] == "protonet-tiny" and "no inner loop, 3-way 1-shot, Q=5" in row["name"]
