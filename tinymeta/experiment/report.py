@@ -35,12 +35,16 @@ OMNIGLOT_PAPER = {
     "anil-omniglot-20w5s": (98.0, "ANIL, Table 2"),
     "nil-omniglot-20w5s": (98.0, "ANIL, Table 4"),
     "reptile-omniglot-5w5s": (99.48, "Reptile, transductive"),
-    # Learners without an inner loop, on Vinyals' split (every rotation its own class), not MAML's
+}
+# Learners without an inner loop, on Vinyals' split (every rotation its own class), not MAML's; trained on the
+# CPU (results/gpu.sh runs the cells above, in their order)
+VINYALS_PAPER = {
     "protonet-omniglot-5w1s": (98.8, "ProtoNet, Table 1, Vinyals' split"),
     "protonet-omniglot-5w5s": (99.7, "ProtoNet, Table 1, Vinyals' split"),
     "protonet-omniglot-20w1s": (96.0, "ProtoNet, Table 1, Vinyals' split"),
     "protonet-omniglot-20w5s": (98.9, "ProtoNet, Table 1, Vinyals' split"),
 }
+OMNIGLOT_CELLS = {**OMNIGLOT_PAPER, **VINYALS_PAPER}  # every row of the Omniglot table
 
 
 # ADML and CAML (issue 15): the runs of results/cpu.sh and what the papers report
@@ -152,7 +156,7 @@ def omniglot_table(runs: Path) -> list[str]:
     False``, written to ``eval-test-nontransductive.json`` at the same iteration)."""
     lines = ["| cell | paper accuracy | tinymeta accuracy (test tasks, 95% CI), transductive | non-transductive "
              "| iterations trained (paper) | device | train time | curves |", "|---|---|---|---|---|---|---|---|"]
-    for name, (paper, source) in OMNIGLOT_PAPER.items():
+    for name, (paper, source) in OMNIGLOT_CELLS.items():
         run, ev, nt = _cell_result(runs, name)
         paper_cell = f"{paper} ({source})" + (f"; {NONTRANSDUCTIVE_PAPER[name]} non-transductive"
                                               if name in NONTRANSDUCTIVE_PAPER else "")
@@ -191,7 +195,7 @@ def omniglot_plan(runs: Path, bench_file: Path) -> list[str]:
         for rows in bench["groups"].values():
             measured.update({r["preset"]: r["value"] / 1e3 for r in rows if "preset" in r})
     plan = []
-    for name in (*OMNIGLOT_PAPER, *PLAN_EXTRA):
+    for name in (*OMNIGLOT_CELLS, *PLAN_EXTRA):
         if name in NIL_OF:
             continue  # trained as ANIL: its cost is the ANIL cell's
         run = runs / name
