@@ -399,6 +399,14 @@ def test_train_a_protonet_preset_from_the_command_line(tmp_path, omniglot_cache)
     assert len(test["accuracy"]) == 1 and test["tasks"] == 3  # one row: no inner steps to report
 
 
+def test_the_cli_refuses_a_regression_dataset_for_prototypical_networks(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "tinymeta", "train", "--algorithm", "protonet", "--dataset", "sine",
+                          "--logdir", str(tmp_path / "r")], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "error: protonet answers a query with one of its support set's classes: it needs a classification " \
+           "dataset (sine is regression)" in out.stderr
+
+
 def test_the_cli_refuses_inner_loop_settings_for_a_learner_without_one(tmp_path):
     out = subprocess.run([sys.executable, "-m", "tinymeta", "train", "--preset", "protonet-omniglot-5w1s",
                           "--inner-lr", "0.4", "--logdir", str(tmp_path / "r")],

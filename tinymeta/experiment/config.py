@@ -216,6 +216,9 @@ class Config:
                 raise ValueError(f"train_ways (--train-ways) {self.train_ways}: {self.algorithm} adapts a head of "
                                  f"{self.ways} classes (ways), the same in training and test; only a learner "
                                  "without an inner loop (no head, e.g. protonet) trains on other ways: leave it out")
+        if not ALGORITHMS[self.algorithm].inner_loop and family.kind != "classification":
+            raise ValueError(f"{self.algorithm} answers a query with one of its support set's classes: it needs a "
+                             f"classification dataset ({self.dataset} is {family.kind})")
         if self.algorithm == "nil" and family.kind != "classification":
             raise ValueError(f"NIL needs a classification dataset ({self.dataset} is {family.kind})")
         if self.algorithm == "adml" and family.kind != "classification":
