@@ -34,7 +34,9 @@ class MetricLearner(MetaLearner):
 
     name = "metric"
     inner_loop = False
-    max_pass_examples = 4096  # images per forward pass when each query goes with its support set alone
+    # images per forward pass when each query goes with its support set alone: under twice a 60-way 5-shot
+    # training episode (600 images), so evaluation needs about the memory training needs
+    max_pass_examples = 1024
 
     def __init__(self, model, objective, transductive: bool = True, **_inner_settings):
         super().__init__(model, objective, inner_lr=0.0, inner_steps=0, transductive=transductive)
