@@ -453,7 +453,7 @@ def test_the_training_episodes_have_60_ways_and_5_queries_and_the_test_episodes_
     source = TaskSource(PRESETS["protonet-omniglot-20w5s"], "cpu", data_dir=OMNIGLOT_DIR, verbose=False)
     b = source.train(np.random.default_rng(0))
     assert b.x_support.shape == (1, 60 * 5, 1, 28, 28) and b.x_query.shape == (1, 60 * 5, 1, 28, 28)
-    assert b.y_support.numpy().max() == 59
+    assert b.y_support.numpy().max() == 59 and b.n_way == 60
     t = next(source.fixed("test", 2))
     assert t.x_support.shape == (1, 20 * 5, 1, 28, 28) and t.x_query.shape == (1, 20 * 15, 1, 28, 28)
     assert set(np.unique(t.info["rotations"])) <= {0, 1, 2, 3} and source.evaluation.split_mode == "vinyals-trainval"
@@ -487,6 +487,7 @@ def test_bench_times_the_60_way_training_iteration_of_a_protonet_cell(monkeypatc
     assert "protonet-omniglot-5w1s" in default_presets("cpu") and "protonet-sine-10shot" not in default_presets("cpu")
     b = random_batch(PRESETS["protonet-omniglot-20w1s"], "cpu", np.random.default_rng(0))
     assert b.x_support.shape[1] == 60 and b.x_query.shape[1] == 300  # 60-way 1-shot, 5 queries per class
+    assert b.n_way == 60 and b.task(0).n_way == 60  # known to the sampler: no device read for it
     monkeypatch.setitem(PRESETS, "protonet-tiny", PRESETS["protonet-omniglot-5w1s"].replace(filters=2, train_ways=3))
     (row,) = algorithm_benchmarks("cpu", repeat=1, presets=["protonet-tiny"])
     assert row["preset"] == "protonet-tiny" and "no inner loop, 3-way 1-shot, Q=5" in row["name"]

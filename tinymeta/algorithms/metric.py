@@ -104,7 +104,10 @@ class MetricLearner(MetaLearner):
 
     @staticmethod
     def n_way(batch) -> int:
-        """Classes per task: the support labels are 0..N-1 with every class present."""
+        """Classes per task: ``batch.n_way`` where the sampler set it; else read from the support labels
+        (0..N-1, every class present), which on a GPU waits for the device once."""
+        if batch.n_way is not None:
+            return int(batch.n_way)
         return int(batch.y_support.numpy().max()) + 1
 
     def task_losses(self, scores, batch):

@@ -145,7 +145,7 @@ def random_batch(cfg, device, rng):
     return MetaBatch(tensor(rng.random((T, ys.shape[1], *family.input_shape)), dtype=cfg.dtype, device=device),
                      tensor(ys, device=device),
                      tensor(rng.random((T, yq.shape[1], *family.input_shape)), dtype=cfg.dtype, device=device),
-                     tensor(yq, device=device))
+                     tensor(yq, device=device), n_way=ways)
 
 
 BENCH_ALGORITHMS = ("maml", "fomaml", "meta-sgd", "anil", "reptile", "protonet")

@@ -25,6 +25,7 @@ class MetaBatch:
     x_query: Tensor
     y_query: Tensor
     info: dict | None = None  # per-task facts for plots (amplitudes, class ids); not used in training
+    n_way: int | None = None  # classes per task, where the sampler knows it (read without a device sync)
 
     @property
     def num_tasks(self) -> int:
@@ -50,7 +51,7 @@ class MetaBatch:
         """The tasks selected by a slice of the task axis (e.g. evaluation in chunks)."""
         info = None if self.info is None else {k: v[index] for k, v in self.info.items()}
         return MetaBatch(self.x_support[index], self.y_support[index], self.x_query[index],
-                         self.y_query[index], info)
+                         self.y_query[index], info, self.n_way)
 
 
 # Validation and test tasks come from fixed seeds, independent of the training seed,

@@ -198,7 +198,7 @@ class FewShotImageTasks(TaskFamily):
             info[f"{name}_images"] = idx
         (xs, ys), (xq, yq) = parts
         device = backend.check_device(self.device)
-        return MetaBatch(*(_to_device_tensor(a, device) for a in (xs, ys, xq, yq)), info=info)
+        return MetaBatch(*(_to_device_tensor(a, device) for a in (xs, ys, xq, yq)), info=info, n_way=n)
 
     def _images(self, idx: np.ndarray, rot: np.ndarray) -> np.ndarray:
         """Gather (T, S) images, rotate each by ``rot`` quarter turns, scale to float [0, 1] (``ink``)."""
