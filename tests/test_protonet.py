@@ -386,6 +386,7 @@ TINY = ["--filters", "4", "--train-ways", "5", "--train-queries", "2", "--val-in
         "--test-tasks", "3", "--log-interval", "1"]
 
 
+@pytest.mark.slow  # a few seconds: real Omniglot, a whole run
 def test_train_a_protonet_preset_from_the_command_line(tmp_path, omniglot_cache):
     if not (OMNIGLOT_DIR / "images_background.zip").is_file():
         pytest.skip("real Omniglot not found")
@@ -428,6 +429,7 @@ def test_evaluate_refuses_steps_for_a_run_without_an_inner_loop(tmp_path, omnigl
     assert "error: --steps 3: protonet has no inner loop" in out.stderr
 
 
+@pytest.mark.slow  # a few seconds: real Omniglot, a whole run
 def test_a_protonet_run_resumes_with_the_numbers_of_an_uninterrupted_run(tmp_path, omniglot_cache, monkeypatch):
     """Across a decay of the step schedule (every 2 iterations here) and the 5-way training episodes."""
     monkeypatch.setenv("TINYMETA_CACHE", str(omniglot_cache))
