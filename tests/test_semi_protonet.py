@@ -152,8 +152,9 @@ def test_settings_are_checked():
         base.replace(unlabeled=0).validate()
     with pytest.raises(ValueError, match="1 shots \\+ 5 queries \\+ 15 unlabeled examples per class need 21"):
         base.replace(unlabeled=15).validate()
-    with pytest.raises(ValueError, match="sine tasks have no unlabeled examples"):
-        Config(algorithm="semi-protonet", dataset="sine", unlabeled=2).validate()
+    with pytest.raises(ValueError, match="miniimagenet tasks have no unlabeled examples"):
+        Config(algorithm="semi-protonet", dataset="miniimagenet", ways=5, shots=1, queries=5, pool=True,
+               unlabeled=2).validate()
     with pytest.raises(ValueError, match="refinement \\(--refinement\\) must be one of"):
         base.replace(refinement="hard").validate()
     algo = ALGORITHMS["semi-protonet"].from_config(None, CE, base.replace(refinement="masked", cluster_steps=3))

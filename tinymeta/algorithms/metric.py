@@ -34,6 +34,9 @@ class MetricLearner(MetaLearner):
 
     name = "metric"
     inner_loop = False
+    # images per forward pass when each query goes with its support set alone: under twice a 60-way 5-shot
+    # training episode (600 images), so evaluation needs about the memory training needs
+    max_pass_examples = 1024
 
     def __init__(self, model, objective, transductive: bool = True, **_inner_settings):
         super().__init__(model, objective, inner_lr=0.0, inner_steps=0, transductive=transductive)
@@ -77,7 +80,13 @@ class MetricLearner(MetaLearner):
             z = self.embed(meta_params, concatenate([xs, xq], axis=1))
             return z[:, :S], ys, z[:, S:]
         T, Q = xq.shape[0], xq.shape[1]
-        z = self.embed(meta_params, with_support(xs, xq))                  # (T * Q, S + 1, ...)
+        passes = with_support(xs, xq)                                      # (T * Q, S + 1, ...)
+        # Each pass is independent (its own batch statistics), so the passes go through the net in
+        # groups of at most ``max_pass_examples`` images: the same numbers, bounded memory (a 20-way
+        # 5-shot task with 15 queries per class is 300 passes of 101 images).
+        group = max(1, self.max_pass_examples // (S + 1))
+        parts = [self.embed(meta_params, passes[i:i + group]) for i in range(0, T * Q, group)]
+        z = parts[0] if len(parts) == 1 else concatenate(parts, axis=0)
         ys = ys.unsqueeze(1).broadcast_to((T, Q) + ys.shape[1:]).reshape((T * Q,) + ys.shape[1:])
         return z[:, :S], ys, z[:, S:]
 
@@ -95,7 +104,10 @@ class MetricLearner(MetaLearner):
 
     @staticmethod
     def n_way(batch) -> int:
-        """Classes per task: the support labels are 0..N-1 with every class present."""
+        """Classes per task: ``batch.n_way`` where the sampler set it; else read from the support labels
+        (0..N-1, every class present), which on a GPU waits for the device once."""
+        if batch.n_way is not None:
+            return int(batch.n_way)
         return int(batch.y_support.numpy().max()) + 1
 
     def task_losses(self, scores, batch):

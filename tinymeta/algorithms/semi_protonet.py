@@ -57,7 +57,7 @@ MASK_HIDDEN, MASK_INIT_STD = 20, 0.01   # kmeans_refine_mask_model.py:94-100
 
 def _nonzero(x):
     """``x`` with its exact zeros replaced by 1 (constant guards, as the original's ``+ to_float(equal(x, 0))``)."""
-    return ops.where(x.numpy() == 0, 1.0, x)
+    return ops.where(ops.equal(x, 0.0), 1.0, x)   # the condition stays on the device: no sync
 
 
 def soft_kmeans_step(p, zs, ys_onehot, zu, logits_fn):
@@ -122,11 +122,11 @@ class SemiProtoNet(MetricLearner):
     def extra_params(self, rng, dtype, device) -> dict:
         """The distractor cluster's log length scale, or the masking MLP's weights (5 -> 20 -> 3)."""
         if self.refinement == "distractor-cluster":
-            arrays = {"log_distractor_radius": np.array(math.log(DISTRACTOR_RADIUS))}
+            arrays = {"log_distractor_radius": math.log(DISTRACTOR_RADIUS)}
         elif self.refinement == "masked":
             rng = np.random.default_rng(0) if rng is None else rng
-            arrays = {"mask_w1": MASK_INIT_STD * rng.standard_normal((MASK_HIDDEN, 5)), "mask_b1": np.zeros(MASK_HIDDEN),
-                      "mask_w2": MASK_INIT_STD * rng.standard_normal((3, MASK_HIDDEN)), "mask_b2": np.zeros(3)}
+            arrays = {"mask_w1": MASK_INIT_STD * rng.standard_normal((MASK_HIDDEN, 5)), "mask_b1": [0.0] * MASK_HIDDEN,
+                      "mask_w2": MASK_INIT_STD * rng.standard_normal((3, MASK_HIDDEN)), "mask_b2": [0.0] * 3}
         else:
             return {}
         return {k: tensor(v, dtype=dtype, device=device, requires_grad=True) for k, v in arrays.items()}
@@ -157,7 +157,7 @@ class SemiProtoNet(MetricLearner):
             p = concatenate([p, (p[:, :1] * 0.0)], axis=1)                     # the distractor centre: 0
             onehot = concatenate([onehot, onehot[..., :1] * 0.0], axis=-1)      # no labeled example in it
             r = ops.exp(meta_params["log_distractor_radius"])
-            radii = concatenate([tensor(np.ones(n_way), dtype=zs.dtype, device=zs.device), r.reshape((1,))])
+            radii = concatenate([tensor([1.0] * n_way, dtype=zs.dtype, device=zs.device), r.reshape((1,))])
             radii = radii.broadcast_to((T, 1, n_way + 1))
 
             def logits(c, z):

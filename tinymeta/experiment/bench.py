@@ -139,23 +139,24 @@ def random_batch(cfg, device, rng):
         xq = rng.uniform(-5, 5, (T, queries, *family.input_shape))
         arrays = (xs, np.sin(xs), xq, np.sin(xq))
         return MetaBatch(*(tensor(a, dtype=cfg.dtype, device=device) for a in arrays))
-    ys = np.tile(np.repeat(np.arange(cfg.ways), shots), (T, 1))
-    yq = np.tile(np.repeat(np.arange(cfg.ways), queries), (T, 1))
+    ways = family.ways_of(cfg, training=True)  # prototypical networks train on 60 classes
+    ys = np.tile(np.repeat(np.arange(ways), shots), (T, 1))
+    yq = np.tile(np.repeat(np.arange(ways), queries), (T, 1))
     return MetaBatch(tensor(rng.random((T, ys.shape[1], *family.input_shape)), dtype=cfg.dtype, device=device),
                      tensor(ys, device=device),
                      tensor(rng.random((T, yq.shape[1], *family.input_shape)), dtype=cfg.dtype, device=device),
-                     tensor(yq, device=device))
+                     tensor(yq, device=device), n_way=ways)
 
 
-BENCH_ALGORITHMS = ("maml", "fomaml", "meta-sgd", "anil", "reptile")
+BENCH_ALGORITHMS = ("maml", "fomaml", "meta-sgd", "anil", "reptile", "protonet")
 
 
 def default_presets(device: str) -> list[str]:
-    """Sine and Omniglot 5-way 1-shot for every algorithm; on a GPU also 20-way 1-shot (5 inner steps)."""
+    """Sine and Omniglot 5-way 1-shot for every algorithm that has the cell; on a GPU also 20-way 1-shot."""
     names = [f"{a}-sine-10shot" for a in BENCH_ALGORITHMS] + [f"{a}-omniglot-5w1s" for a in BENCH_ALGORITHMS]
     if device == "cuda":
         names += [f"{a}-omniglot-20w1s" for a in BENCH_ALGORITHMS]
-    return names
+    return [n for n in names if n in PRESETS]
 
 
 def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
@@ -185,9 +186,13 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
                 if i:
                     times.append(time.perf_counter() - t0)
             del grads
-        detail = (f"T={cfg.meta_batch}, {cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}"
-                  + (f", {cfg.ways}-way {cfg.train_shots or cfg.shots}-shot, Q={cfg.queries}"
-                     if task_family(cfg).kind == "classification" else f", K={cfg.train_shots or cfg.shots}"))
+        family = task_family(cfg)
+        shots, queries = family.sizes(cfg, training=True)  # the training iteration's shapes, as timed
+        inner = (f"{cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}" if algo.inner_loop
+                 else "no inner loop")
+        detail = (f"T={cfg.meta_batch}, {inner}"
+                  + (f", {family.ways_of(cfg, training=True)}-way {shots}-shot, Q={queries}"
+                     if family.kind == "classification" else f", K={shots}"))
         row = {"name": f"{name} ({detail})", "preset": name, "value": statistics.median(times) * 1e3, "unit": "ms"}
         if device == "cuda":
             row["peak_memory_mib"] = peak.bytes / 2**20

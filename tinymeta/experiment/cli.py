@@ -55,21 +55,27 @@ CONFIG_FLAGS = [
     (["--shots", "--update_batch_size"], "shots", int, "support examples per class (regression: points per task)"),
     (["--queries"], "queries", int, "query examples per class (regression: points per task)"),
     (["--train-shots"], "train_shots", int, "shots while meta-training, if different (Reptile)"),
+    (["--train-ways"], "train_ways", int, "classes per task while meta-training, if different (no inner loop only)"),
+    (["--train-queries"], "train_queries", int, "queries per class while meta-training, if different"),
     (["--meta-batch", "--meta_batch_size"], "meta_batch", int, "tasks per meta-iteration"),
     (["--inner-lr", "--update_lr"], "inner_lr", float, "inner learning rate alpha"),
     (["--inner-steps", "--num_updates"], "inner_steps", int, "inner steps while meta-training"),
     (["--eval-inner-steps"], "eval_inner_steps", int, "inner steps at evaluation"),
     (["--meta-lr", "--meta_lr"], "meta_lr", float, "outer learning rate (Reptile: epsilon)"),
     (["--meta-optimizer"], "meta_optimizer", str, "adam or sgd"),
-    (["--lr-schedule"], "lr_schedule", str, "constant, linear (to 0) or cosine (to --meta-lr-min)"),
+    (["--lr-schedule"], "lr_schedule", str,
+     "constant, linear (to 0), cosine (to --meta-lr-min) or step (--lr-decay-every)"),
+    (["--lr-decay-every"], "lr_decay_every", int, "step schedule: iterations between decays"),
+    (["--lr-decay-factor"], "lr_decay_factor", float, "step schedule: factor of each decay (default 0.5)"),
     (["--iterations", "--metatrain_iterations"], "iterations", int, "meta-iterations"),
     (["--inner-optimizer"], "inner_optimizer", str, "Reptile's inner optimizer: sgd or adam (beta1 = 0)"),
     (["--inner-batch"], "inner_batch", int, "Reptile's inner mini-batch size"),
     (["--filters", "--num_filters"], "filters", int, "conv filters per layer"),
     (["--pool", "--max_pool"], "pool", _bool, "max-pool instead of strided conv (True/False)"),
-    (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake, reptile or koch"),
+    (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake, reptile, koch, vinyals or vinyals-trainval"),
     (["--rotations"], "rotations", str,
-     "Omniglot rotations: per-task (MAML), per-task-train (MAML++), train-classes (Reptile) or none"),
+     "Omniglot rotations: per-task (MAML), per-task-train (MAML++), train-classes (Reptile), all-classes (ProtoNet) "
+     "or none"),
     (["--ink"], "ink", int, "Omniglot stroke value: 1 (MAML) or 0 (Reptile: the PNGs as read)"),
     (["--inner-state"], "inner_state", str, "Reptile's inner optimizer state: fresh or persistent (the original)"),
     (["--eval-inner-batch"], "eval_inner_batch", int, "Reptile's inner mini-batch at evaluation"),
@@ -108,6 +114,8 @@ CONFIG_FLAGS = [
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 TAML_ONLY = ("taml_lambda", "taml_measure")
+INNER_LOOP_ONLY = ("inner_lr", "inner_steps", "eval_inner_steps", "first_order", "inner_optimizer", "inner_batch",
+                   "inner_state", "eval_inner_batch")
 
 
 class _Setting(argparse.Action):
@@ -201,9 +209,16 @@ def resolve_config(args, parser) -> Config:
                                   over.get("ways"), over.get("shots"))
         if "shots" in over and "queries" not in over and base.queries == base.shots:
             over["queries"] = over["shots"]  # a protocol with K queries per class keeps them tied (MAML: main.py:249)
+        if over.get("lr_schedule", "step") != "step" and not {"lr_decay_every", "lr_decay_factor"} & set(over):
+            over.update(lr_decay_every=None, lr_decay_factor=Config.lr_decay_factor)  # the preset's step schedule, left
         if over.get("algorithm") == "fomaml" and "first_order" not in over:
             over["first_order"] = True  # another preset's protocol, first order (--stop_grad False contradicts it)
         cfg = base.replace(**over)
+        if not ALGORITHMS[cfg.algorithm].inner_loop:  # a setting of a loop that is not there would be ignored
+            given = [k for k in INNER_LOOP_ONLY if k in over]
+            if given:
+                fail(parser, f"--{given[0].replace('_', '-')} sets the inner loop, and {cfg.algorithm} has none "
+                             "(it reads the support set in one pass): leave it out")
         if cfg.algorithm != "reptile":
             given = [k for k in REPTILE_ONLY if k in over]
             if given:
@@ -479,6 +494,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _schedule(cfg) -> str:
+    """The outer learning-rate schedule in a few characters: '', ' linear' or ' x0.5/2000'."""
+    if cfg.lr_schedule == "step":
+        return f" x{cfg.lr_decay_factor:g}/{cfg.lr_decay_every}"
+    return "" if cfg.lr_schedule == "constant" else f" {cfg.lr_schedule}"
+
+
 def preset_table() -> list[str]:
     """One aligned line per preset with the fields that tell presets apart."""
     head = ("preset", "algorithm", "order", "dataset", "ways", "shots", "queries", "meta-batch", "inner",
@@ -487,13 +509,15 @@ def preset_table() -> list[str]:
     for name, cfg in PRESETS.items():
         order = "first" if cfg.first_order or cfg.algorithm == "reptile" else "second"
         inner = f"{cfg.inner_steps} x {cfg.inner_lr:g}" + (" adam" if cfg.inner_optimizer == "adam" else "")
-        if not ALGORITHMS[cfg.algorithm].inner_loop:  # a metric learner: one pass over the support set
+        if not ALGORITHMS[cfg.algorithm].inner_loop:  # one pass over the support set: no inner steps
             order, inner = "first", "none"
         kind = task_family(cfg).kind
         shots = str(cfg.shots) + (f" ({cfg.train_shots} train)" if cfg.train_shots else "")
-        rows.append((name, cfg.algorithm, order, cfg.dataset, str(cfg.ways) if kind == "classification" else "-",
-                     shots, str(cfg.queries), str(cfg.meta_batch), inner,
-                     f"{cfg.meta_optimizer} {cfg.meta_lr:g}" + ("" if cfg.lr_schedule == "constant" else f" {cfg.lr_schedule}"),
+        ways = str(cfg.ways) + (f" ({cfg.train_ways} train)" if cfg.train_ways else "")
+        queries = str(cfg.queries) + (f" ({cfg.train_queries} train)" if cfg.train_queries else "")
+        rows.append((name, cfg.algorithm, order, cfg.dataset, ways if kind == "classification" else "-",
+                     shots, queries, str(cfg.meta_batch), inner,
+                     f"{cfg.meta_optimizer} {cfg.meta_lr:g}" + _schedule(cfg),
                      str(cfg.iterations)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]

@@ -19,9 +19,13 @@ from ..tasks import TASK_FAMILIES
 # minimize() of a vector), or the sum divided by the shots K (MAML's xent, utils.py:58).
 TASK_LOSSES = ("mean", "sum", "sum/shots")
 
+# Outer learning-rate schedules: see tinymeta.experiment.loop.scheduled_lr.
+LR_SCHEDULES = ("constant", "linear", "cosine", "step")
+
 # Upper bounds, far above every paper's setting and low enough that a forged or mistyped
 # number (shots = 10**8 in a checkpoint's config) is refused before it asks for memory.
 LIMITS = {"ways": 10_000, "shots": 100_000, "queries": 100_000, "train_shots": 100_000, "meta_batch": 100_000,
+          "train_ways": 10_000, "train_queries": 100_000, "lr_decay_every": 10**9,
           "inner_steps": 100_000, "eval_inner_steps": 100_000, "iterations": 10**9, "inner_batch": 100_000,
           "eval_inner_batch": 100_000, "filters": 4096, "val_tasks": 10**6, "test_tasks": 10**6,
           "val_interval": 10**9, "log_interval": 10**9, "checkpoint_interval": 10**9, "seed": 2**63 - 1,
@@ -41,6 +45,8 @@ class Config:
     shots: int = 10                    # support examples per class (sine: support points)
     queries: int = 10                  # query examples per class (sine: query points)
     train_shots: int | None = None     # shots while meta-training, if different (Reptile: 10)
+    train_ways: int | None = None      # classes per task while meta-training, if different (ProtoNet: 60)
+    train_queries: int | None = None   # queries per class while meta-training, if different (ProtoNet: 5)
     meta_batch: int = 25               # tasks per meta-iteration
     inner_lr: float = 0.01             # alpha (Meta-SGD: initial range is fixed by the paper)
     inner_steps: int = 1               # inner gradient steps while meta-training
@@ -48,14 +54,16 @@ class Config:
     first_order: bool = False
     meta_optimizer: str = "adam"       # adam | sgd (Reptile: sgd, its step size epsilon)
     meta_lr: float = 1e-3
-    lr_schedule: str = "constant"      # constant | linear (to 0 at the last iteration) | cosine (to meta_lr_min)
+    lr_schedule: str = "constant"      # constant | linear (to 0 at the last iteration) | cosine (to meta_lr_min) | step
+    lr_decay_every: int | None = None  # step schedule: iterations between decays (ProtoNet: 2000)
+    lr_decay_factor: float = 0.5       # step schedule: the rate is multiplied by this at each decay
     iterations: int = 70000
     inner_optimizer: str = "sgd"       # Reptile's inner optimizer: sgd | adam (beta1 = 0)
     inner_batch: int | None = None     # Reptile's inner mini-batch (None: the whole support set)
     hidden: tuple = (40, 40)           # MLP hidden sizes (sine)
     filters: int = 64                  # conv filters (Omniglot 64, mini-ImageNet 32)
     pool: bool = False                 # max-pool instead of strided conv (mini-ImageNet)
-    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile (1200/423) | koch
+    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile (1200/423) | koch | vinyals (1028/172/423) | vinyals-trainval
     # How the reference codes compute; tinymeta's own defaults first (see PROTOCOLS.md)
     task_loss: str = "mean"            # per-task loss: mean | sum | sum/shots (see TASK_LOSSES)
     adapt_norm: bool = True            # the inner loop adapts batch norm's parameters (MAML's code: no)
@@ -67,7 +75,7 @@ class Config:
     inner_state: str = "fresh"         # Reptile's inner optimizer state: fresh per meta-batch | persistent (the original)
     eval_inner_batch: int | None = None  # Reptile's inner mini-batch at evaluation (None: inner_batch)
     transductive: bool = True          # queries through batch norm together; False: each with the support set
-    rotations: str = "per-task"        # Omniglot: per-task (MAML) | train-classes (Reptile) | none
+    rotations: str = "per-task"        # Omniglot: per-task (MAML) | train-classes (Reptile) | all-classes (ProtoNet) | none
     ink: int = 1                       # Omniglot pixel value of the strokes: 1 (MAML) | 0 (Reptile: PNGs as read)
     val_interval: int = 1000
     val_tasks: int = 100
@@ -175,12 +183,23 @@ class Config:
 
         checks = [
             one_of("algorithm", sorted(ALGORITHMS)), one_of("dataset", sorted(TASK_FAMILIES)),
-            one_of("meta_optimizer", ("adam", "sgd")), one_of("lr_schedule", ("constant", "linear", "cosine")),
-            one_of("inner_optimizer", ("adam", "sgd")), one_of("split_mode", ("maml", "lake", "reptile", "koch")),
+            one_of("meta_optimizer", ("adam", "sgd")), one_of("lr_schedule", LR_SCHEDULES),
+            one_of("inner_optimizer", ("adam", "sgd")),
+            one_of("split_mode", ("maml", "lake", "reptile", "koch", "vinyals", "vinyals-trainval")),
             (self.dtype in ("float32", "float64"), f"dtype (--dtype) must be float32 or float64, got {self.dtype!r}"
              + (": float16 is unsupported (about 3 significant digits and a largest value of 65504: "
                 "meta-gradients overflow to NaN within a few iterations)" if self.dtype == "float16" else "")),
             count("ways", 1), count("shots", 1), count("queries", 1), optional("train_shots"),
+            optional("train_ways"), optional("train_queries"), optional("lr_decay_every"),
+            (isinstance(self.lr_decay_factor, (int, float)) and not isinstance(self.lr_decay_factor, bool)
+             and 0 < self.lr_decay_factor <= 1,
+             f"{flag('lr_decay_factor')} must be a number in (0, 1], got {self.lr_decay_factor!r}"),
+            (self.lr_schedule != "step" or self.lr_decay_every is not None,
+             "lr_schedule (--lr-schedule) step needs lr_decay_every (--lr-decay-every), the iterations between "
+             "decays (prototypical networks: 2000)"),
+            (self.lr_schedule == "step" or (self.lr_decay_every is None and self.lr_decay_factor == 0.5),
+             "lr_decay_every and lr_decay_factor (--lr-decay-every, --lr-decay-factor) belong to the step "
+             f"schedule: give --lr-schedule step, or leave them out (lr_schedule is {self.lr_schedule!r})"),
             count("meta_batch", 1), count("inner_steps", 0), count("eval_inner_steps", 0), count("iterations", 0),
             optional("inner_batch"), count("filters", 1), count("val_interval", 0), count("val_tasks", 1),
             count("test_tasks", 1), count("log_interval", 1), count("checkpoint_interval", 0), count("seed", 0),
@@ -242,6 +261,17 @@ class Config:
         self._check_limits(flag)
         self._check_maml_plus_plus(flag)
         family = TASK_FAMILIES[self.dataset]
+        if self.train_ways is not None:
+            if family.kind != "classification":
+                raise ValueError(f"train_ways (--train-ways) is a number of classes: {self.dataset} is "
+                                 f"{family.kind}; leave it out")
+            if ALGORITHMS[self.algorithm].inner_loop:
+                raise ValueError(f"train_ways (--train-ways) {self.train_ways}: {self.algorithm} adapts a head of "
+                                 f"{self.ways} classes (ways), the same in training and test; only a learner "
+                                 "without an inner loop (no head, e.g. protonet) trains on other ways: leave it out")
+        if not ALGORITHMS[self.algorithm].inner_loop and family.kind != "classification":
+            raise ValueError(f"{self.algorithm} answers a query with one of its support set's classes: it needs a "
+                             f"classification dataset ({self.dataset} is {family.kind})")
         if self.algorithm == "nil" and family.kind != "classification":
             raise ValueError(f"NIL needs a classification dataset ({self.dataset} is {family.kind})")
         if self.algorithm == "adml" and family.kind != "classification":
@@ -322,8 +352,8 @@ class Config:
                 raise ValueError(f"{flag(name)} must be at most {most:,}, got {getattr(self, name)!r}")
         family = TASK_FAMILIES[self.dataset]
         per_example = math.prod(family.input_shape) if family.input_shape else 1
-        examples = (self.ways if family.kind == "classification" else 1) * (
-            max(self.shots, self.train_shots or 0) + self.queries)
+        examples = (max(self.ways, self.train_ways or 0) if family.kind == "classification" else 1) * (
+            max(self.shots, self.train_shots or 0) + max(self.queries, self.train_queries or 0))
         values = self.meta_batch * examples * per_example
         if values > MAX_BATCH_VALUES:
             raise ValueError(f"a meta-batch of {self.meta_batch} tasks with {examples:,} examples each is "

@@ -100,6 +100,9 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
                f"{split}_tasks": num_tasks, "transductive": transductive}  # validated like every other setting
     cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None}).validate()
     algo = build_algorithm(cfg, build_model(cfg))
+    if steps is not None and not algo.inner_loop:  # it would be ignored: say so instead
+        raise ValueError(f"--steps {steps}: {cfg.algorithm} has no inner loop (it reads the support set in one "
+                         "pass); leave --steps out")
     algo.load_state_dict(ckpt.algorithm_state or {})  # Reptile's persistent inner state: evaluation starts from it
     if attack_epsilon is not None and task_family(cfg).kind != "classification":
         raise ValueError("--attack-epsilon: FGSM attacks images of a classification task")

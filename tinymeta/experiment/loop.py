@@ -55,7 +55,9 @@ class StopFlag:
 
 
 def scheduled_lr(cfg: Config, iteration: int) -> float:
-    """The outer learning rate at ``iteration`` (0-based): constant, linear to 0 at the last iteration, or cosine.
+    """The outer learning rate at ``iteration`` (0-based): constant; linear to 0 at the last iteration
+    (Reptile); cosine; or step, ``meta_lr * lr_decay_factor ** (iteration // lr_decay_every)`` (prototypical
+    networks: halved every 2000 episodes, PyTorch's ``StepLR`` stepped once per 100-episode epoch).
 
     ``"cosine"`` is MAML++'s annealing (few_shot_learning_system.py:70-71, 346: PyTorch's
     ``CosineAnnealingLR(T_max=total_epochs, eta_min=min_learning_rate)`` stepped with the
@@ -68,6 +70,8 @@ def scheduled_lr(cfg: Config, iteration: int) -> float:
     if cfg.lr_schedule == "cosine":
         epoch, epochs = iteration // cfg.epoch_iterations, max(cfg.iterations, 1) / cfg.epoch_iterations
         return cfg.meta_lr_min + (cfg.meta_lr - cfg.meta_lr_min) * (1.0 + math.cos(math.pi * epoch / epochs)) / 2.0
+    if cfg.lr_schedule == "step":
+        return cfg.meta_lr * cfg.lr_decay_factor ** (iteration // cfg.lr_decay_every)
     return cfg.meta_lr
 
 

@@ -205,6 +205,63 @@ def _siamese(loss):
                   inner_lr=0.0, inner_steps=0, eval_inner_steps=0, meta_lr=1e-3, iterations=20000, filters=64,
                   pool=True, features="flatten", split_mode="koch", rotations="none", ink=1, val_interval=500,
                   val_tasks=16, test_tasks=20, log_interval=100, transductive=False, siamese_loss=loss)
+# Prototypical networks' code; line numbers at that commit. Its own split files are Vinyals et al.'s.
+PROTONET_CODE = "jakesnell/prototypical-networks@c9bb4d2"
+
+VINYALS_SOURCES = {
+    "split_mode": "data/omniglot/splits/vinyals/{train,val,test,trainval}.txt (run_train.py:11 --data.split "
+                  "vinyals): 1028 train + 172 val characters, 423 test, by alphabet; the final model is "
+                  "retrained on trainval (README.md:34, scripts/train/few_shot/trainval.py:22-26)",
+    "rotations": "protonets/data/omniglot.py:40,50 the class name's rot000..rot270 turns every image "
+                 "(Image.rotate) before the resize; the split files list all four rotations of every character of "
+                 "every split: 4800 training and 1692 test classes",
+    "ink": "protonets/data/omniglot.py:27 1.0 - image: strokes 1, background 0",
+    "queries": "scripts/train/few_shot/run_train.py:24 --data.test_query 15 (evaluation and validation)",
+    "train_queries": "scripts/train/few_shot/run_train.py:18 --data.query 5; paper Sec. 3.1 '5 query points "
+                     "per class'",
+    "train_ways": "scripts/train/few_shot/run_train.py:14 --data.way 60; paper Sec. 3.1 'training episodes "
+                  "containing 60 classes'",
+    "shots": "scripts/train/few_shot/run_train.py:16 --data.shot (1 or 5: the paper matches training and test "
+             "shots); run_train.py:22 --data.test_shot 0 = the training shot",
+    "ways": "scripts/train/few_shot/run_train.py:20 --data.test_way (5; 20 for the 20-way cells, "
+            "scripts/predict/few_shot/run_eval.py:11)",
+    "meta_batch": "protonets/data/base.py:28-39 EpisodicBatchSampler: one episode per optimizer step",
+    "meta_lr": "scripts/train/few_shot/run_train.py:48-51 Adam, learning rate 0.001",
+    "lr_schedule": "scripts/train/few_shot/train.py:63,70 StepLR(decay_every, gamma=0.5) stepped once per epoch; "
+                   "run_train.py:52 --train.decay_every 20 epochs x run_train.py:26 100 episodes = halved every "
+                   "2000 episodes (paper Sec. 3.1)",
+    "iterations": "scripts/train/few_shot/train.py:98-114 early stopping on validation loss (patience 200 "
+                  "epochs, run_train.py:57), then trainval.py:25 retraining for best epoch + 200 epochs: at "
+                  "least 20,000 episodes; tinymeta trains a fixed 20,000 (deviation, PROTOCOLS.md)",
+    "task_loss": "protonets/models/few_shot.py:52 the mean negative log-probability over the episode's queries",
+    "pool": "protonets/models/few_shot.py:68-74 conv_block: Conv2d(3, padding=1), BatchNorm2d, ReLU, MaxPool2d(2)",
+    "conv_padding": "protonets/models/few_shot.py:70 padding=1",
+    "features": "protonets/models/few_shot.py:81 Flatten: 64 x 1 x 1 = 64 features on 28x28",
+    "bn_eps": "protonets/models/few_shot.py:71 BatchNorm2d defaults: eps 1e-5, scale and shift",
+    "transductive": "protonets/models/few_shot.py:39-42 support and query through the encoder in one batch "
+                    "(training); at test the original uses running statistics (eval.py:16 model.eval()): "
+                    "deviation, PROTOCOLS.md",
+    "test_tasks": "scripts/predict/few_shot/run_eval.py:17 --data.test_episodes 1000; eval.py:64 95% CI "
+                  "1.96 std / sqrt(1000)",
+    "val_tasks": "scripts/train/few_shot/run_train.py:28 --data.test_episodes 100 per validation",
+    "seed": "scripts/train/few_shot/train.py:35 torch.manual_seed(1234) (tinymeta's generators differ)",
+}
+
+
+def _vinyals(algorithm, ways, shots):
+    """An Omniglot cell on Vinyals et al.'s split under prototypical networks' protocol (jakesnell's code).
+
+    Any learner without an inner loop can take it (matching networks use the same split and
+    episodes); it trains on 60-way episodes with 5 queries per class and tests ``ways``-way
+    ``shots``-shot with 15 queries per class, every rotation of a character its own class.
+    """
+    return Config(algorithm=algorithm, dataset="omniglot", ways=ways, shots=shots, queries=15,
+                  train_ways=60, train_queries=5, meta_batch=1, meta_optimizer="adam", meta_lr=1e-3,
+                  lr_schedule="step", lr_decay_every=2000, lr_decay_factor=0.5, iterations=20000,
+                  filters=64, pool=True, conv_padding="symmetric", features="flatten", bn_scale=True,
+                  bn_eps=1e-5, task_loss="mean", transductive=True, split_mode="vinyals-trainval",
+                  rotations="all-classes", ink=1, val_interval=1000, val_tasks=100, test_tasks=1000,
+                  log_interval=100, checkpoint_interval=1000)
 
 
 # The papers' numbers for each Omniglot cell (REFERENCE.md), by algorithm and (ways, shots).
@@ -228,7 +285,11 @@ PAPERS = {
     # read here; paperswithcode lists 99.85 for 5-way 5-shot): check the paper's Omniglot table before quoting.
     "maml++": ("Antoniou et al. 2019, arXiv:1810.09502, Omniglot results (MAML++)",
                {(5, 1): "99.47", (5, 5): "99.93", (20, 1): "97.65", (20, 5): "99.33"}),
+    "protonet": ("Snell et al. 2017, arXiv:1703.05175, Table 1 (Omniglot, Vinyals' split; no CI given)",
+                 {(5, 1): "98.8", (5, 5): "99.7", (20, 1): "96.0", (20, 5): "98.9"}),
 }
+# Each algorithm on Vinyals' split: the code its protocol follows, and that code's settings.
+VINYALS_CODES = {"protonet": (PROTONET_CODE, VINYALS_SOURCES)}
 
 # TAML's own settings (tinymeta/algorithms/taml.py says what could and could not be read of the paper)
 TAML_SOURCES = {
@@ -305,6 +366,9 @@ def preset_source(name: str) -> dict:
     if cfg.algorithm == "maml++":
         settings = {k: v.format(ways=cfg.ways, shots=cfg.shots) for k, v in MAMLPP_OMNIGLOT_SOURCES.items()}
         return {**cell, "code": MAMLPP_CODE, "settings": settings}
+    if cfg.split_mode.startswith("vinyals"):
+        code, sources = VINYALS_CODES[cfg.algorithm]
+        return {**cell, "cell": cell["cell"] + " (Vinyals' split)", "code": code, "settings": dict(sources)}
     reptile = cfg.algorithm == "reptile"
     settings = dict(REPTILE_OMNIGLOT_SOURCES if reptile else MAML_OMNIGLOT_SOURCES)
     if cfg.algorithm == "taml":
@@ -386,6 +450,11 @@ def _build_presets():
         presets[f"caml-sine-{k}shot"] = _caml_sine(k)
         for context in (2, 50):
             presets[f"caml-sine-{k}shot-context{context}"] = _caml_sine(k, context)
+    # Learners without an inner loop on Vinyals' split (prototypical networks' protocol)
+    for algo in VINYALS_CODES:
+        for ways in (5, 20):
+            for shots in (1, 5):
+                presets[f"{algo}-omniglot-{ways}w{shots}s"] = _vinyals(algo, ways, shots)
     # ADML on Omniglot: MAML's protocol for the cell (whatever MAML's preset is), plus the FGSM epsilon.
     # epsilon 0.2 on images in [0, 1], as the book's ADML notebook; the paper's values and pixel scale are
     # unconfirmed (its text could not be read here), and its experiments are on MiniImageNet and CIFAR-100.

@@ -37,6 +37,15 @@ OMNIGLOT_PAPER = {
     "reptile-omniglot-5w5s": (99.48, "Reptile, transductive"),
     "siamese-omniglot-20w1s": (92.0, "Koch et al. 2015, Table 2, within-alphabet"),
 }
+# Learners without an inner loop, on Vinyals' split (every rotation its own class), not MAML's; trained on the
+# CPU (results/gpu.sh runs the cells above, in their order)
+VINYALS_PAPER = {
+    "protonet-omniglot-5w1s": (98.8, "ProtoNet, Table 1, Vinyals' split"),
+    "protonet-omniglot-5w5s": (99.7, "ProtoNet, Table 1, Vinyals' split"),
+    "protonet-omniglot-20w1s": (96.0, "ProtoNet, Table 1, Vinyals' split"),
+    "protonet-omniglot-20w5s": (98.9, "ProtoNet, Table 1, Vinyals' split"),
+}
+OMNIGLOT_CELLS = {**OMNIGLOT_PAPER, **VINYALS_PAPER}  # every row of the Omniglot table
 
 
 # ADML and CAML (issue 15): the runs of results/cpu.sh and what the papers report
@@ -149,7 +158,7 @@ def omniglot_table(runs: Path) -> list[str]:
     False``, written to ``eval-test-nontransductive.json`` at the same iteration)."""
     lines = ["| cell | paper accuracy | tinymeta accuracy (test tasks, 95% CI), transductive | non-transductive "
              "| iterations trained (paper) | device | train time | curves |", "|---|---|---|---|---|---|---|---|"]
-    for name, (paper, source) in OMNIGLOT_PAPER.items():
+    for name, (paper, source) in OMNIGLOT_CELLS.items():
         run, ev, nt = _cell_result(runs, name)
         paper_cell = f"{paper} ({source})" + (f"; {NONTRANSDUCTIVE_PAPER[name]} non-transductive"
                                               if name in NONTRANSDUCTIVE_PAPER else "")
@@ -188,7 +197,7 @@ def omniglot_plan(runs: Path, bench_file: Path) -> list[str]:
         for rows in bench["groups"].values():
             measured.update({r["preset"]: r["value"] / 1e3 for r in rows if "preset" in r})
     plan = []
-    for name in (*OMNIGLOT_PAPER, *PLAN_EXTRA):
+    for name in (*OMNIGLOT_CELLS, *PLAN_EXTRA):
         if name in NIL_OF:
             continue  # trained as ANIL: its cost is the ANIL cell's
         run = runs / name
@@ -526,6 +535,14 @@ def make_report(root: Path = Path(".")) -> str:
         "--logdir RUN --transductive False --out RUN/eval-test-nontransductive.json` does, at the same "
         "iteration. NIL's rows are the ANIL runs evaluated without their head (`evaluate --algorithm nil`, "
         "written to `eval-nil-test.json`).",
+        "",
+        "Splits differ between rows, as between the papers: the MAML-family rows use MAML's split (1100 training, "
+        "100 validation, 423 test characters, each class turned by a random multiple of 90 degrees per task), "
+        "Reptile's rows its own (1200/423, rotations as extra training classes), and the prototypical-network "
+        "rows Vinyals et al.'s split by alphabet as jakesnell/prototypical-networks ships it (1200 training "
+        "characters, 423 test, every rotation its own class: 4800 and 1692 classes), trained on 60-way episodes "
+        "and evaluated on 1000 tasks with 15 queries per class. The test classes are not the same across "
+        "these groups.",
         "",
         *omniglot_plan(runs, root / "results" / "bench-cpu.json"),
         "",

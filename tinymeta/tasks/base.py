@@ -30,6 +30,7 @@ class MetaBatch:
     y_query: Tensor
     info: dict | None = None  # per-task facts for plots (amplitudes, class ids); not used in training
     x_unlabeled: Tensor | None = None
+    n_way: int | None = None  # classes per task, where the sampler knows it (read without a device sync)
 
     @property
     def num_tasks(self) -> int:
@@ -56,7 +57,7 @@ class MetaBatch:
         info = None if self.info is None else {k: v[index] for k, v in self.info.items()}
         return MetaBatch(self.x_support[index], self.y_support[index], self.x_query[index],
                          self.y_query[index], info,
-                         None if self.x_unlabeled is None else self.x_unlabeled[index])
+                         None if self.x_unlabeled is None else self.x_unlabeled[index], self.n_way)
 
 
 # Validation and test tasks come from fixed seeds, independent of the training seed,
@@ -123,17 +124,27 @@ class TaskFamily:
         if not training:
             return cfg.shots, cfg.queries
         shots = cfg.train_shots or cfg.shots
+        queries = cfg.train_queries or cfg.queries
         if cls.examples_per_class is None:
-            return shots, cfg.queries
-        return shots, max(1, min(cfg.queries, cls.examples_per_class - shots))
+            return shots, queries
+        return shots, max(1, min(queries, cls.examples_per_class - shots))
+
+    @classmethod
+    def ways_of(cls, cfg, training: bool = False) -> int:
+        """Classes per task under ``cfg``: ``cfg.train_ways`` while meta-training where it is set
+        (prototypical networks train on 60 classes and test on 5 or 20), else ``cfg.ways``."""
+        return (cfg.train_ways or cfg.ways) if training else cfg.ways
 
     def for_training(self, cfg) -> "TaskFamily":
-        """This family (sharing its data) with the sizes meta-training samples (:meth:`sizes`)."""
+        """This family (sharing its data) with the sizes meta-training samples (:meth:`sizes`, :meth:`ways_of`)."""
         shots, queries = self.sizes(cfg, training=True)
-        if (shots, queries) == (self.k_support, self.k_query):
+        ways = self.ways_of(cfg, training=True) if self.kind == "classification" else None
+        if (shots, queries) == (self.k_support, self.k_query) and ways in (None, getattr(self, "n_way", None)):
             return self
         other = copy.copy(self)
         other.k_support, other.k_query = shots, queries
+        if ways is not None:
+            other.n_way = ways
         return other
 
     def sample(self, num_tasks: int, rng: np.random.Generator, split: str = "train") -> MetaBatch:

@@ -15,6 +15,9 @@ Rotations (``rotations``):
   training character's four rotations are four classes, sampled like any class (a
   task may hold two rotations of one character); validation and test characters are
   never rotated.
+- ``'all-classes'`` (prototypical networks' code, protonets/data/omniglot.py:30-31, 50; the
+  split files list ``rot000``..``rot270`` of every character of every split): each
+  character's four rotations are four classes in train, validation and test alike.
 - ``'none'``: no rotations.
 
 Pixels (``ink``): 1 puts strokes at 1.0 and background at 0.0 (MAML's ``1 - image``,
@@ -45,6 +48,12 @@ Character splits (``split_mode``):
   characters, then N of its characters. The paper does not list its 10 and 10 alphabets,
   nor its drawer split (12 training, 4 validation, 4 test drawers): here every drawer of a
   character may appear, and the two drawings of a class in a task are by two drawers.
+- ``'vinyals'``: Vinyals et al.'s split as prototypical networks' code ships it
+  (data/omniglot/splits/vinyals/*.txt, copied in :mod:`.omniglot_vinyals` with their
+  checksums): 1028 train, 172 validation, 423 test characters, by alphabet.
+- ``'vinyals-trainval'``: the same, training on train and validation characters together
+  (1200), as the original's final model does (scripts/train/few_shot/trainval.py); the
+  'val' tasks are then of characters seen in training (monitoring only).
 
 The sampler gathers uint8 images with one fancy index per set, rotates the examples in
 groups (one ``np.rot90`` per rotation angle), converts to float32 in [0, 1]
@@ -60,15 +69,16 @@ from .. import backend
 from ..nn import ConvNet
 from ..tensor import Tensor
 from .base import MetaBatch, TaskFamily
+from .omniglot_vinyals import vinyals_split
 
 SPLIT_SEED = 1  # seeds the character split (MAML's code uses random.seed(1))
 MAML_SPLIT_SIZES = {"train": 1100, "val": 100, "test": 423}
 LAKE_VAL_SIZE = 100
 REPTILE_SPLIT_SEED, REPTILE_TRAIN_SIZE = 0, 1200  # run_omniglot.py:22 random.seed(args.seed = 0); omniglot.py:37
 TASK_SPLITS = ("train", "val", "test")
-SPLIT_MODES = ("maml", "lake", "reptile", "koch")
+SPLIT_MODES = ("maml", "lake", "reptile", "koch", "vinyals", "vinyals-trainval")
 KOCH_VAL_ALPHABETS = 10  # of the 20 evaluation alphabets; the other 10 are the test alphabets (Sec. 4.1)
-ROTATIONS = ("per-task", "per-task-train", "train-classes", "none")
+ROTATIONS = ("per-task", "per-task-train", "train-classes", "all-classes", "none")
 
 
 def _to_device_tensor(array: np.ndarray, device: str) -> Tensor:
@@ -87,7 +97,7 @@ class FewShotImageTasks(TaskFamily):
     (C + 1,) so that class ``c`` owns ``images[class_offsets[c]:class_offsets[c+1]]``,
     and ``pools``: {split: class indices}. Images are uint8 with ink 255: ``ink`` 1 maps
     them to [0, 1] as they are, ``ink`` 0 inverts them. ``rotations``: 'per-task',
-    'per-task-train', 'train-classes' or 'none' (see the Omniglot module docstring; mini-ImageNet: none).
+    'per-task-train', 'train-classes', 'all-classes' or 'none' (see the Omniglot module docstring; mini-ImageNet: none).
     """
 
     images: np.ndarray
@@ -125,7 +135,8 @@ class FewShotImageTasks(TaskFamily):
     def _check(self, split, n_way, k, q):
         if split not in self.pools:
             raise ValueError(f"unknown split {split!r}: use one of {tuple(self.pools)}")
-        n_classes = len(self.pools[split])
+        n_classes = len(self.pools[split]) * (4 if self.rotations == "all-classes" or (
+            self.rotations == "train-classes" and split == "train") else 1)
         if n_way > n_classes:
             raise ValueError(f"n_way={n_way} but the {split!r} split has only {n_classes} classes; "
                              f"use n_way <= {n_classes}")
@@ -165,12 +176,13 @@ class FewShotImageTasks(TaskFamily):
         self._check(split, n, k, q)
         pool = self.pools[split]
         T = num_tasks
-        # Reptile's training classes: every character of the pool four times, once per rotation
-        as_classes = self.rotations == "train-classes" and split == "train"
+        # Rotations as classes (Reptile's training split; every split of prototypical networks'):
+        # every character of the pool four times, once per rotation
+        as_classes = self.rotations == "all-classes" or (self.rotations == "train-classes" and split == "train")
         groups = self.class_groups.get(split)
         if groups is not None:  # within-group tasks (Koch's within-alphabet one-shot): a group per task
             if as_classes:
-                raise ValueError("within-group tasks and 'train-classes' rotations do not combine")
+                raise ValueError("within-group tasks and rotations as classes do not combine")
             sizes = np.array([len(g) for g in groups])
             group = rng.choice(np.flatnonzero(sizes >= n), size=T)            # (T,) among groups of N or more
             table = np.full((len(groups), int(sizes.max())), -1, dtype=np.int64)
@@ -216,7 +228,7 @@ class FewShotImageTasks(TaskFamily):
             info[f"{name}_images"] = idx
         (xs, ys), (xq, yq) = parts
         device = backend.check_device(self.device)
-        return MetaBatch(*(_to_device_tensor(a, device) for a in (xs, ys, xq, yq)), info=info)
+        return MetaBatch(*(_to_device_tensor(a, device) for a in (xs, ys, xq, yq)), info=info, n_way=n)
 
     def _images(self, idx: np.ndarray, rot: np.ndarray) -> np.ndarray:
         """Gather (T, S) images, rotate each by ``rot`` quarter turns, scale to float [0, 1] (``ink``)."""
@@ -260,7 +272,7 @@ class FewShotImageTasks(TaskFamily):
         info["unlabeled_labels"] = np.where(yu < n, yu, -1)
         device = backend.check_device(self.device)
         return MetaBatch(*(_to_device_tensor(a, device) for a in (xs, ys, xq, yq)), info=info,
-                         x_unlabeled=_to_device_tensor(xu, device))
+                         x_unlabeled=_to_device_tensor(xu, device), n_way=n)
 
 
 class Omniglot(FewShotImageTasks):
@@ -270,9 +282,10 @@ class Omniglot(FewShotImageTasks):
     :func:`~tinymeta.data.load_omniglot` from ``data_dir`` / ``cache_dir``).
     ``split_mode``: 'maml' (1100/100/423 characters drawn irrespective of alphabet),
     'lake' (background 864 train + 100 val, evaluation 659 test), 'reptile' (Reptile's
-    exact 1200/423 split) or 'koch' (30 background alphabets train, 10 + 10 evaluation
-    alphabets validate and test, those tasks within one alphabet); ``rotations``: 'per-task',
-    'per-task-train', 'train-classes' or 'none';
+    exact 1200/423 split), 'koch' (30 background alphabets train, 10 + 10 evaluation
+    alphabets validate and test, those tasks within one alphabet), 'vinyals' (1028/172/423 by
+    alphabet) or 'vinyals-trainval'; ``rotations``: 'per-task', 'per-task-train', 'train-classes',
+    'all-classes' or 'none';
     ``ink``: 1 (strokes 1.0) or 0 (strokes 0.0); see the module docstring.
     ``k_query`` defaults to 15; K + Q <= 20. ``unlabeled`` M > 0 adds M unlabeled drawings
     of each class and of ``distractors`` H more classes (``MetaBatch.x_unlabeled``); K + Q + M <= 20.
@@ -355,10 +368,12 @@ class Omniglot(FewShotImageTasks):
         if self.k_support + self.k_query > d:
             raise ValueError(f"k_support + k_query = {self.k_support + self.k_query}, but each character "
                              f"has only {d} drawings; use k_support + k_query <= {d}")
-        if self.n_way > min(len(p) for p in self.pools.values()):
-            small = min(self.pools, key=lambda s: len(self.pools[s]))
+        classes = {s: len(p) * (4 if rotations == "all-classes" else 1) for s, p in self.pools.items()}
+        small = min(classes, key=classes.get)
+        if self.n_way > classes[small]:
+            what = "classes (characters x 4 rotations)" if rotations == "all-classes" else "characters"
             raise ValueError(f"n_way={self.n_way} but the {small!r} split has only "
-                             f"{len(self.pools[small])} characters; use n_way <= {len(self.pools[small])}")
+                             f"{classes[small]} {what}; use n_way <= {classes[small]}")
 
     def __repr__(self):
         return (f"Omniglot(n_way={self.n_way}, k_support={self.k_support}, k_query={self.k_query}, "
@@ -409,7 +424,8 @@ def omniglot_splits(data, split_mode: str = "maml") -> dict:
     """{'train', 'val', 'test'} -> sorted character indices of ``data``.
 
     Disjoint and covering, except in 'reptile' mode, which has no validation split:
-    'val' is the test characters there (monitoring on other fixed tasks).
+    'val' is the test characters there (monitoring on other fixed tasks), and in
+    'vinyals-trainval' mode, whose training pool holds the validation characters too.
     """
     n = data.num_characters
     rng = np.random.default_rng(SPLIT_SEED)
@@ -422,6 +438,9 @@ def omniglot_splits(data, split_mode: str = "maml") -> dict:
     elif split_mode == "lake":
         background = data.indices("background")[rng.permutation(len(data.indices("background")))]
         parts = background[:-LAKE_VAL_SIZE], background[-LAKE_VAL_SIZE:], data.indices("evaluation")
+    elif split_mode in ("vinyals", "vinyals-trainval"):
+        pools = vinyals_split(data, trainval=split_mode == "vinyals-trainval")
+        parts = pools["train"], pools["val"], pools["test"]
     elif split_mode == "reptile":
         if n != sum(MAML_SPLIT_SIZES.values()):
             raise ValueError(f"split_mode='reptile' needs all 1623 Omniglot characters, the data has {n}")
