@@ -14,6 +14,8 @@ dict, and a thin class the training loop drives:
 Learners without an inner loop (:class:`MetricLearner`, the book's chapters 2-4):
 
 - :func:`protonet_scores`, :class:`ProtoNet` (Snell et al. 2017)
+- :func:`matching_scores`, :class:`MatchingNet` (Vinyals et al. 2016), with full context embeddings
+- :func:`relation_scores`, :class:`RelationNet`, :class:`RelationModel` (Sung et al. 2018)
 
 All run the whole meta-batch on a leading task axis. Every class is built the
 same way from a run's config: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
@@ -24,19 +26,21 @@ from .base import MetaLearner
 from .caml import CAML, ContextModel, caml_inner_loop, caml_meta_loss
 from .common import Objective, inner_sgd, per_task, query_metrics, summarize
 from .gradient_agreement import GradientAgreement, agreement_weights, gradient_agreement_meta_loss
+from .matching import MatchingNet, matching_scores
 from .maml import FOMAML, MAML, maml_inner_loop, maml_meta_loss
 from .meta_sgd import MetaSGD, meta_sgd_meta_loss
 from .metric import MetricLearner
 from .protonet import ProtoNet, prototypes, protonet_scores, squared_distances
+from .relation import RelationModel, RelationNet, relation_scores
 from .reptile import Reptile, reptile_meta_gradient
 
 ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML,
-                                        ProtoNet)}
+                                        ProtoNet, MatchingNet, RelationNet)}
 
-__all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GradientAgreement", "MAML",
-           "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective", "ProtoNet", "Reptile", "adml_meta_loss",
+__all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GradientAgreement", "MAML", "MatchingNet",
+           "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective", "ProtoNet", "RelationModel", "RelationNet", "Reptile", "adml_meta_loss",
            "agreement_weights",
            "anil_meta_loss", "caml_inner_loop", "caml_meta_loss", "evaluate_under_attack", "fgsm",
-           "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "meta_sgd_meta_loss",
-           "nil_predict", "per_task", "protonet_scores", "prototypes", "query_metrics", "reptile_meta_gradient",
+           "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "matching_scores", "meta_sgd_meta_loss",
+           "nil_predict", "per_task", "protonet_scores", "prototypes", "query_metrics", "relation_scores", "reptile_meta_gradient",
            "squared_distances", "summarize"]

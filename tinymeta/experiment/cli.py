@@ -47,7 +47,8 @@ def _dataset(text: str) -> str:
 # (flags, dest, type, help); the second spelling of a flag is the original MAML code's name
 CONFIG_FLAGS = [
     (["--algorithm"], "algorithm", str,
-     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml or caml"),
+     "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml, caml, protonet, matching or "
+     "relationnet"),
     (["--dataset", "--datasource"], "dataset", _dataset, _dataset_names()),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
     (["--shots", "--update_batch_size"], "shots", int, "support examples per class (regression: points per task)"),
@@ -65,8 +66,8 @@ CONFIG_FLAGS = [
     (["--inner-batch"], "inner_batch", int, "Reptile's inner mini-batch size"),
     (["--filters", "--num_filters"], "filters", int, "conv filters per layer"),
     (["--pool", "--max_pool"], "pool", _bool, "max-pool instead of strided conv (True/False)"),
-    (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake or reptile"),
-    (["--rotations"], "rotations", str, "Omniglot rotations: per-task (MAML), train-classes (Reptile) or none"),
+    (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake, reptile or relationnet"),
+    (["--rotations"], "rotations", str, "Omniglot rotations: per-task (MAML), train-classes (Reptile), whole-task (relation networks) or none"),
     (["--ink"], "ink", int, "Omniglot stroke value: 1 (MAML) or 0 (Reptile: the PNGs as read)"),
     (["--inner-state"], "inner_state", str, "Reptile's inner optimizer state: fresh or persistent (the original)"),
     (["--eval-inner-batch"], "eval_inner_batch", int, "Reptile's inner mini-batch at evaluation"),
@@ -80,6 +81,8 @@ CONFIG_FLAGS = [
     (["--dtype"], "dtype", str, "float32 or float64"),
     (["--adv-epsilon"], "adv_epsilon", float, "ADML: FGSM epsilon (images in [0, 1])"),
     (["--context-size"], "context_size", int, "CAML: context parameters per task"),
+    (["--fce"], "fce", _bool, "matching networks: full context embeddings (True/False)"),
+    (["--fce-steps"], "fce_steps", int, "matching networks: the attention LSTM's processing steps K"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 

@@ -24,7 +24,7 @@ LIMITS = {"ways": 10_000, "shots": 100_000, "queries": 100_000, "train_shots": 1
           "inner_steps": 100_000, "eval_inner_steps": 100_000, "iterations": 10**9, "inner_batch": 100_000,
           "eval_inner_batch": 100_000, "filters": 4096, "val_tasks": 10**6, "test_tasks": 10**6,
           "val_interval": 10**9, "log_interval": 10**9, "checkpoint_interval": 10**9, "seed": 2**63 - 1,
-          "context_size": 100_000, "hidden": 100_000}
+          "context_size": 100_000, "hidden": 100_000, "fce_steps": 10_000}
 MAX_BATCH_VALUES = 2**28  # input values in one meta-batch (support and query): 1 GiB of float32
 
 
@@ -52,7 +52,7 @@ class Config:
     hidden: tuple = (40, 40)           # MLP hidden sizes (sine)
     filters: int = 64                  # conv filters (Omniglot 64, mini-ImageNet 32)
     pool: bool = False                 # max-pool instead of strided conv (mini-ImageNet)
-    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile (1200/423)
+    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile | relationnet (1200/423)
     # How the reference codes compute; tinymeta's own defaults first (see PROTOCOLS.md)
     task_loss: str = "mean"            # per-task loss: mean | sum | sum/shots (see TASK_LOSSES)
     adapt_norm: bool = True            # the inner loop adapts batch norm's parameters (MAML's code: no)
@@ -64,7 +64,7 @@ class Config:
     inner_state: str = "fresh"         # Reptile's inner optimizer state: fresh per meta-batch | persistent (the original)
     eval_inner_batch: int | None = None  # Reptile's inner mini-batch at evaluation (None: inner_batch)
     transductive: bool = True          # queries through batch norm together; False: each with the support set
-    rotations: str = "per-task"        # Omniglot: per-task (MAML) | train-classes (Reptile) | none
+    rotations: str = "per-task"        # Omniglot: per-task (MAML) | train-classes (Reptile) | whole-task | none
     ink: int = 1                       # Omniglot pixel value of the strokes: 1 (MAML) | 0 (Reptile: PNGs as read)
     val_interval: int = 1000
     val_tasks: int = 100
@@ -76,6 +76,9 @@ class Config:
     # ---- ADML and CAML (issue 15) ----
     adv_epsilon: float = 0.2           # ADML: FGSM step epsilon on [0, 1] images (source: presets.py)
     context_size: int = 5              # CAML: context parameters per task at the first layer (CAVIA code default)
+    # ---- matching networks (issue 26) ----
+    fce: bool = False                  # full context embeddings (Vinyals et al. 2016, appendix A)
+    fce_steps: int = 5                 # K, the attention LSTM's processing steps (appendix A.1)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -151,7 +154,7 @@ class Config:
         checks = [
             one_of("algorithm", sorted(ALGORITHMS)), one_of("dataset", sorted(TASK_FAMILIES)),
             one_of("meta_optimizer", ("adam", "sgd")), one_of("lr_schedule", ("constant", "linear")),
-            one_of("inner_optimizer", ("adam", "sgd")), one_of("split_mode", ("maml", "lake", "reptile")),
+            one_of("inner_optimizer", ("adam", "sgd")), one_of("split_mode", ("maml", "lake", "reptile", "relationnet")),
             (self.dtype in ("float32", "float64"), f"dtype (--dtype) must be float32 or float64, got {self.dtype!r}"
              + (": float16 is unsupported (about 3 significant digits and a largest value of 65504: "
                 "meta-gradients overflow to NaN within a few iterations)" if self.dtype == "float16" else "")),
@@ -184,6 +187,11 @@ class Config:
             (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
              "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
             (isinstance(self.transductive, bool), f"transductive must be True or False, got {self.transductive!r}"),
+            # matching networks (issue 26)
+            (isinstance(self.fce, bool), f"fce (--fce) must be True or False, got {self.fce!r}"),
+            count("fce_steps", 1),
+            (self.algorithm == "matching" or (self.fce is False and self.fce_steps == 5),
+             "fce and fce_steps are matching networks' settings (--algorithm matching)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -195,6 +203,9 @@ class Config:
         if self.algorithm == "adml" and family.kind != "classification":
             raise ValueError(f"ADML attacks images of a classification task with FGSM (clipped to [0, 1]); "
                              f"{self.dataset} is {family.kind}")
+        if not ALGORITHMS[self.algorithm].inner_loop and family.kind != "classification":
+            raise ValueError(f"{self.algorithm} compares query examples with a support set of labelled classes: it "
+                             f"needs a classification dataset ({self.dataset} is {family.kind})")
         if self.algorithm == "caml" and family.kind != "regression":
             raise ValueError(f"CAML here conditions an MLP regressor on its context: it needs a regression dataset "
                              f"({self.dataset} is {family.kind})")
