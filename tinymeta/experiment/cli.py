@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__, backend
+from ..algorithms import ALGORITHMS
 from ..files import check_writable, write_text
 from ..tasks import TASK_FAMILIES
 from . import bench, cli_data, demo, docs, report, rl, runs
@@ -458,10 +459,13 @@ def preset_table() -> list[str]:
     rows = [head]
     for name, cfg in PRESETS.items():
         order = "first" if cfg.first_order or cfg.algorithm == "reptile" else "second"
+        inner = f"{cfg.inner_steps} x {cfg.inner_lr:g}" + (" adam" if cfg.inner_optimizer == "adam" else "")
+        if not ALGORITHMS[cfg.algorithm].inner_loop:  # one pass over the support set: no order, no inner steps
+            order, inner = "-", "-"
         kind = task_family(cfg).kind
         shots = str(cfg.shots) + (f" ({cfg.train_shots} train)" if cfg.train_shots else "")
         rows.append((name, cfg.algorithm, order, cfg.dataset, str(cfg.ways) if kind == "classification" else "-",
-                     shots, str(cfg.queries), str(cfg.meta_batch), f"{cfg.inner_steps} x {cfg.inner_lr:g}" + (" adam" if cfg.inner_optimizer == "adam" else ""),
+                     shots, str(cfg.queries), str(cfg.meta_batch), inner,
                      f"{cfg.meta_optimizer} {cfg.meta_lr:g}" + (" linear" if cfg.lr_schedule == "linear" else ""),
                      str(cfg.iterations)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
