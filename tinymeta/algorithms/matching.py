@@ -96,6 +96,13 @@ def fce_query(params, zq, gs, steps: int):
     return h
 
 
+def embedding_size(model) -> int:
+    """D, the size of the model's body output: a ConvNet's ``features``, an MLP's last hidden layer."""
+    if hasattr(model, "features"):
+        return int(model.features)
+    return int(model.sizes[-2])
+
+
 def _strip(meta_params, prefix):
     return {k[len(prefix):]: v for k, v in meta_params.items() if k.startswith(prefix)}
 
@@ -130,7 +137,7 @@ class MatchingNet(MetricLearner):
         if not self.fce:
             return {}
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        D = self.model.features
+        D = embedding_size(self.model)
         out = {G_PREFIX + k: v for k, v in LSTM(D, D, bidirectional=True).init_params(rng, dtype, device).items()}
         bound = 1.0 / math.sqrt(D)
         for name, shape in (("weight_ih", (4 * D, 2 * D)), ("weight_hh", (4 * D, D)), ("bias_ih", (4 * D,)),
