@@ -185,7 +185,9 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
                 if i:
                     times.append(time.perf_counter() - t0)
             del grads
-        detail = (f"T={cfg.meta_batch}, {cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}"
+        inner = (f"{cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}" if algo.inner_loop
+                 else "no inner loop")
+        detail = (f"T={cfg.meta_batch}, {inner}"
                   + (f", {cfg.ways}-way {cfg.train_shots or cfg.shots}-shot, Q={cfg.queries}"
                      if task_family(cfg).kind == "classification" else f", K={cfg.train_shots or cfg.shots}"))
         row = {"name": f"{name} ({detail})", "preset": name, "value": statistics.median(times) * 1e3, "unit": "ms"}
