@@ -77,12 +77,16 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
     cfg = SimpleNamespace(algorithm=name, inner_lr=0.3, inner_steps=4, first_order=first_order,
                           inner_optimizer="sgd", inner_batch=7, adapt_norm=False, adv_epsilon=0.1,
                           context_size=3, transductive=name in ("anil", "nil"), inner_state="persistent",
-                          eval_inner_batch=3)
+                          eval_inner_batch=3, fce=True, fce_steps=2, filters=4)
     algo = ALGORITHMS[name].from_config(MLP(), REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
     if not algo.inner_loop:  # a metric learner reads its support set in one pass: no inner settings
         assert (algo.inner_lr, algo.inner_steps, algo.first_order) == (0.0, 0, False)
         assert algo.transductive == (name in ("anil", "nil"))
+        if name == "matching":
+            assert (algo.fce, algo.fce_steps) == (True, 2)
+        if name == "relationnet":
+            assert algo.net.filters == 4
         return
     assert (algo.inner_lr, algo.inner_steps) == (0.3, 4)
     if name not in ("reptile", "caml"):  # Reptile adapts everything; CAML adapts only its context
