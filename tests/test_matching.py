@@ -178,6 +178,18 @@ def test_fce_composition_gradgradcheck_in_the_embeddings(rng):
     assert gradgradcheck(f, [zs, zq])
 
 
+def test_an_all_zero_embedding_has_a_finite_gradient():
+    """A ReLU body can switch every unit off for an image; its cosine is then 0 and training must go on
+    (a NaN here once turned every weight into NaN within 200 Omniglot iterations)."""
+    zs = tm.tensor(np.array([[[0.0, 0.0], [1.0, 2.0], [0.5, -1.0]]]), requires_grad=True)
+    zq = tm.tensor(np.array([[[1.0, 1.0], [0.0, 0.0]]]), requires_grad=True)
+    ys = tm.tensor(np.array([[0, 1, 1]]))
+    s = matching_scores({}, zs, ys, zq, 2)
+    g = grad(s.sum(), [zs, zq])
+    assert np.isfinite(s.numpy()).all() and all(np.isfinite(x.numpy()).all() for x in g)
+    np.testing.assert_allclose(np.exp(s.numpy())[0, 1], [1 / 3, 2 / 3], rtol=1e-14)  # all cosines 0: uniform
+
+
 # ---- the task axis ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("fce", [False, True], ids=["plain", "fce"])
 def test_task_axis_equals_a_loop_over_tasks(fce, rng):

@@ -63,9 +63,22 @@ def softmax(x, axis=-1):
     return ops.exp(F.log_softmax(x, dim=axis))
 
 
+def cosine_similarities(zq, zs, eps: float = 1e-8):
+    """c(f(x̂), g(x_i)) for every query and support embedding, (T, Q, S): unit vectors, then one matmul.
+
+    A norm below ``eps`` counts as ``eps``, through ``sqrt(max(|z|^2, eps^2))``, so an embedding of all
+    zeros (every ReLU of the body off, which happens in training) has cosine 0 and a finite gradient;
+    ``max(|a| |b|, eps)`` after the square root gives 0 / 0 = NaN in the square root's backward there.
+    """
+    def unit(z):
+        return z / ops.sqrt(ops.maximum((z * z).sum(axis=-1, keepdims=True), eps * eps))
+
+    return unit(zq) @ unit(zs).swapaxes(-1, -2)
+
+
 def attention(zq, zs):
     """a(x̂, x_i) of Eq. 2: softmax over the support set of the cosine similarities, (T, Q, S)."""
-    return softmax(F.cosine_similarity(zq.unsqueeze(-2), zs.unsqueeze(-3), dim=-1), axis=-1)
+    return softmax(cosine_similarities(zq, zs), axis=-1)
 
 
 def matching_log_probs(zq, zs, ys, n_way: int):
