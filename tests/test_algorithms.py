@@ -82,13 +82,17 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
                           taml_lambda=0.5, taml_measure="gini",
                           multi_step_loss_iterations=500, first_order_iterations=250,
                           learned_step_rates=True, per_step_bn=False, epoch_iterations=250,
-                          siamese_loss="bce", margin=1.0)
+                          siamese_loss="bce", margin=1.0, fce=True, fce_steps=2, filters=4)
     model = ConvNet(filters=4, pool=True) if name == "gaussian-protonet" else MLP()  # it splits conv channels
     algo = ALGORITHMS[name].from_config(model, REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
     if not algo.inner_loop:  # a metric learner reads its support set in one pass: no inner settings
         assert (algo.inner_lr, algo.inner_steps, algo.first_order) == (0.0, 0, False)
         assert algo.transductive == (name in ("anil", "nil"))
+        if name == "matching":
+            assert (algo.fce, algo.fce_steps) == (True, 2)
+        if name == "relationnet":
+            assert algo.net.filters == 4
         return
     assert (algo.inner_lr, algo.inner_steps) == (0.3, 4)
     if name not in ("reptile", "caml"):  # Reptile adapts everything; CAML adapts only its context
@@ -145,10 +149,10 @@ def test_meta_sgd_initial_rates_are_positive():
     assert rates.min() >= 0.005 and rates.max() <= 0.1
 
 
-def small_conv_problem(rng, T=3, ways=3, shots=2, queries=2):
-    model = ConvNet(n_way=ways, filters=4, blocks=2, image_size=8)
+def small_conv_problem(rng, T=3, ways=3, shots=2, queries=2, size=8):
+    model = ConvNet(n_way=ways, filters=4, blocks=2, image_size=size)
     params = model.init_params(rng, dtype="float64")
-    xs, xq = rng.normal(size=(T, ways * shots, 1, 8, 8)), rng.normal(size=(T, ways * queries, 1, 8, 8))
+    xs, xq = rng.normal(size=(T, ways * shots, 1, size, size)), rng.normal(size=(T, ways * queries, 1, size, size))
     ys = np.stack([rng.permutation(np.repeat(np.arange(ways), shots)) for _ in range(T)])
     yq = np.stack([rng.permutation(np.repeat(np.arange(ways), queries)) for _ in range(T)])
     return model, params, MetaBatch(tm.tensor(xs), tm.tensor(ys), tm.tensor(xq), tm.tensor(yq))
@@ -225,11 +229,15 @@ def test_batched_equals_per_task_loop(name):
     if name == "caml":  # CAML conditions an MLP regressor on its context
         model, objective = MLP((3, 8, 1)), REG
         batch, params = linear_tasks(np.random.default_rng(5), T=4), model.init_params(5, dtype="float64")
-    steps = 2
+    steps, kw = 2, {}
     if name == "mann":  # a memory-augmented net on episodes (labels one step late), no inner steps
         model, steps = MANN(inputs=6, classes=3, hidden=4, memory_size=5, memory_width=2, heads=2), 0
         batch, params = episode_tasks(np.random.default_rng(5), T=4), model.init_params(5, dtype="float64")
-    algo = make(name, model, objective)
+    if name == "relationnet":  # its own encoder needs 28x28 images; its clipping (of the whole meta-batch's
+        # gradient, tests/test_relation.py) would not commute with the loop's average
+        model, params, batch = small_conv_problem(np.random.default_rng(5), T=4, size=28)
+        kw = dict(filters=2, hidden=2, clip_norm=None)
+    algo = make(name, model, objective, **kw)
     meta = algo.init_meta_params(params, np.random.default_rng(0))
     grads, metrics = algo.meta_gradient(meta, batch)
     if name in ("gradient-agreement", "taml"):  # weights / an inequality couple the tasks: their own tests check it

@@ -37,9 +37,9 @@ def sine_setup(name, device):
     return model, build_algorithm(cfg, model), TaskSource(cfg, device)
 
 
-def conv_batch(rng, device, T=4, ways=3, shots=1, queries=2):
+def conv_batch(rng, device, T=4, ways=3, shots=1, queries=2, size=8):
     """An Omniglot-shaped meta-batch built on the host and moved once, as the samplers do."""
-    xs, xq = rng.normal(size=(T, ways * shots, 1, 8, 8)), rng.normal(size=(T, ways * queries, 1, 8, 8))
+    xs, xq = rng.normal(size=(T, ways * shots, 1, size, size)), rng.normal(size=(T, ways * queries, 1, size, size))
     ys = np.stack([rng.permutation(np.repeat(np.arange(ways), shots)) for _ in range(T)])
     yq = np.stack([rng.permutation(np.repeat(np.arange(ways), queries)) for _ in range(T)])
     return MetaBatch(*(tm.tensor(a, dtype=a.dtype if a.dtype.kind == "i" else "float32", device=device)
@@ -70,12 +70,15 @@ def test_a_sine_meta_iteration_never_synchronises(gpu_device, name):
 @pytest.mark.parametrize("first_order", [False, True])
 def test_a_conv_meta_iteration_never_synchronises(gpu_device, name, first_order):
     rng = np.random.default_rng(1)
-    model = ConvNet(n_way=3, filters=4, blocks=2, image_size=8)
+    size = 28 if name == "relationnet" else 8  # relation networks' encoder needs 28x28 images
+    model = ConvNet(n_way=3, filters=4, blocks=2, image_size=size)
     cls = ALGORITHMS[name]
     kw = {} if name == "reptile" else {"first_order": first_order}
+    if name == "relationnet":
+        kw["filters"] = 4
     algo = cls(model, Objective("classification"), inner_lr=0.1, inner_steps=2, **kw)
     meta = algo.init_meta_params(model.init_params(rng, dtype="float32", device=gpu_device), rng)
-    meta_iterations(algo, meta, lambda: conv_batch(rng, gpu_device), rng)
+    meta_iterations(algo, meta, lambda: conv_batch(rng, gpu_device, size=size), rng)
 
 
 def test_omniglot_sampling_never_synchronises(gpu_device, omniglot_cache, monkeypatch):

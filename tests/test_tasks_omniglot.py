@@ -46,6 +46,38 @@ def test_lake_split(omniglot_real):
         omniglot_splits(omniglot_real, "random")
 
 
+def test_relationnet_split_sizes_disjoint_covering(omniglot_real):
+    """Relation networks' rule (task_generator.py:34-39): random.seed(1) shuffle, 1200 train, 423 test."""
+    import random
+
+    from tinymeta.tasks.omniglot import relationnet_split, reptile_character_order
+    s = omniglot_splits(omniglot_real, "relationnet")
+    assert {k: len(v) for k, v in s.items()} == {"train": 1200, "val": 423, "test": 423}
+    assert not set(s["train"]) & set(s["test"])
+    assert set(np.concatenate([s["train"], s["test"]])) == set(range(1623))
+    assert np.array_equal(s["val"], s["test"])  # no validation split in the original: monitoring on test
+    # the rule itself, spelt out: Python's shuffle with seed 1 of the sorted character list
+    order = reptile_character_order(omniglot_real)
+    random.seed(1)
+    random.shuffle(order)
+    assert relationnet_split(omniglot_real) == (order[:1200], order[1200:])
+    assert not np.array_equal(s["train"], omniglot_splits(omniglot_real, "reptile")["train"])  # seed 1, not 0
+
+
+def test_whole_task_rotations_turn_every_class_of_a_task_alike(omniglot_real):
+    """Relation networks' code draws one angle per episode for all its classes (one_shot.py:161, 213)."""
+    tasks = Omniglot(5, 1, 2, data=omniglot_real, rotations="whole-task")
+    b = tasks.sample(400, np.random.default_rng(0), split="test")
+    rot = b.info["rotations"]
+    assert (rot == rot[:, :1]).all()                       # one angle per task
+    assert np.bincount(rot[:, 0], minlength=4).min() > 70  # all four, roughly uniform, at test too
+    t = int(np.argmax(rot[:, 0] == 1))
+    ys, xs = b.y_support.numpy()[t], b.x_support.numpy()[t]
+    for j in range(5):
+        c, d = b.info["classes"][t, ys[j]], b.info["support_drawings"][t, j]
+        assert np.array_equal(xs[j, 0], expected_image(omniglot_real, c, d, 1))
+
+
 # ---- batches ------------------------------------------------------------------------------------
 def test_shapes_dtypes_device(tasks):
     b = tasks.sample(32, np.random.default_rng(0))

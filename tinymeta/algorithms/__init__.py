@@ -21,6 +21,8 @@ Learners without an inner loop (:class:`MetricLearner`, the book's chapters 2-4)
 - :func:`soft_kmeans_step`, :class:`SemiProtoNet` (Ren et al. 2018)
 - :func:`weighted_l1_logits`, :func:`contrastive_pair_losses`, :class:`Siamese` (Koch et al. 2015; the book's
   contrastive loss, Hadsell et al. 2006)
+- :func:`matching_scores`, :class:`MatchingNet` (Vinyals et al. 2016), with full context embeddings
+- :func:`relation_scores`, :class:`RelationNet`, :class:`RelationModel` (Sung et al. 2018)
 
 All run the whole meta-batch on a leading task axis. Every class is built the
 same way from a run's config: ``ALGORITHMS[cfg.algorithm].from_config(model, objective, cfg)``.
@@ -32,12 +34,14 @@ from .caml import CAML, ContextModel, caml_inner_loop, caml_meta_loss
 from .common import Objective, inner_sgd, per_task, query_metrics, summarize
 from .gaussian_protonet import GaussianProtoNet, gaussian_protonet_scores
 from .gradient_agreement import GradientAgreement, agreement_weights, gradient_agreement_meta_loss
+from .matching import MatchingNet, matching_scores
 from .maml import FOMAML, MAML, maml_inner_loop, maml_meta_loss
 from .maml_plus_plus import MAMLPlusPlus, maml_plus_plus_meta_loss, multi_step_loss_weights
 from .mann import MANNLearner, accuracy_by_instance, mann_episode_loss
 from .meta_sgd import MetaSGD, meta_sgd_meta_loss
 from .metric import MetricLearner
 from .protonet import ProtoNet, prototypes, protonet_scores, squared_distances
+from .relation import RelationModel, RelationNet, relation_scores
 from .reptile import Reptile, reptile_meta_gradient
 from .semi_protonet import SemiProtoNet, soft_kmeans_step
 from .siamese import (Siamese, balanced_pair_weights, bce_pair_losses, class_scores, contrastive_pair_losses,
@@ -45,15 +49,16 @@ from .siamese import (Siamese, balanced_pair_weights, bce_pair_losses, class_sco
 from .taml import TAML, taml_meta_loss
 
 ALGORITHMS = {cls.name: cls for cls in (MAML, FOMAML, MetaSGD, Reptile, ANIL, NIL, GradientAgreement, ADML, CAML, TAML,
-                                        MAMLPlusPlus, MANNLearner, ProtoNet, GaussianProtoNet, SemiProtoNet, Siamese)}
+                                        MAMLPlusPlus, MANNLearner, ProtoNet, GaussianProtoNet, SemiProtoNet, Siamese,
+                                        MatchingNet, RelationNet)}
 
 __all__ = ["ADML", "ALGORITHMS", "ANIL", "CAML", "ContextModel", "FOMAML", "GaussianProtoNet", "GradientAgreement",
-           "MAML", "MAMLPlusPlus", "MANNLearner", "MetaLearner", "MetaSGD", "MetricLearner", "NIL", "Objective",
-           "ProtoNet", "Reptile", "SemiProtoNet", "Siamese", "TAML", "accuracy_by_instance", "adml_meta_loss",
-           "agreement_weights", "anil_meta_loss", "balanced_pair_weights", "bce_pair_losses", "caml_inner_loop",
-           "caml_meta_loss", "class_scores", "contrastive_pair_losses", "euclidean_distances", "evaluate_under_attack",
-           "fgsm", "gaussian_protonet_scores", "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop",
-           "maml_meta_loss", "maml_plus_plus_meta_loss", "mann_episode_loss", "meta_sgd_meta_loss",
-           "multi_step_loss_weights", "nil_predict", "per_task", "protonet_scores", "prototypes", "query_metrics",
-           "reptile_meta_gradient", "soft_kmeans_step", "squared_distances", "summarize", "taml_meta_loss",
-           "weighted_l1_logits"]
+           "MAML", "MAMLPlusPlus", "MANNLearner", "MatchingNet", "MetaLearner", "MetaSGD", "MetricLearner", "NIL",
+           "Objective", "ProtoNet", "RelationModel", "RelationNet", "Reptile", "SemiProtoNet", "Siamese", "TAML",
+           "accuracy_by_instance", "adml_meta_loss", "agreement_weights", "anil_meta_loss", "balanced_pair_weights",
+           "bce_pair_losses", "caml_inner_loop", "caml_meta_loss", "class_scores", "contrastive_pair_losses",
+           "euclidean_distances", "evaluate_under_attack", "fgsm", "gaussian_protonet_scores",
+           "gradient_agreement_meta_loss", "inner_sgd", "maml_inner_loop", "maml_meta_loss", "maml_plus_plus_meta_loss",
+           "mann_episode_loss", "matching_scores", "meta_sgd_meta_loss", "multi_step_loss_weights", "nil_predict",
+           "per_task", "protonet_scores", "prototypes", "query_metrics", "relation_scores", "reptile_meta_gradient",
+           "soft_kmeans_step", "squared_distances", "summarize", "taml_meta_loss", "weighted_l1_logits"]

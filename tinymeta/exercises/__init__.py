@@ -17,6 +17,7 @@ from ._check import ExerciseError
 from .a1_autodiff_from_scratch import check_softplus
 from .a2_networks_from_scratch import check_batch_norm, check_conv2d
 from .ch01_what_is_meta_learning import check_sample_task
+from .ch04_relation_and_matching_networks import check_class_maps, check_matching_probs, check_relation_loss
 from .ch05_memory_augmented_networks import check_circular_convolution, check_lru_write_weights
 from .ch06_maml import check_maml_inner_step, check_maml_meta_gradient
 from .ch06_maml_variants import check_caml_inner_step, check_fgsm
@@ -25,8 +26,8 @@ from .ch07_meta_sgd_and_reptile import (check_meta_sgd_init, check_meta_sgd_rate
 from .ch08_gradient_agreement import check_gradient_agreement_weights
 from .ch09_recent_advances import check_nil_predict
 
-__all__ = ["ExerciseError", "check_batch_norm", "check_caml_inner_step", "check_circular_convolution", "check_conv2d", "check_fgsm", "check_gradient_agreement_weights",
-           "check_lru_write_weights",
-           "check_maml_inner_step", "check_maml_meta_gradient", "check_meta_sgd_init",
-           "check_meta_sgd_rate_gradient", "check_meta_sgd_update", "check_nil_predict", "check_reptile_update",
-           "check_sample_task", "check_softplus"]
+__all__ = ["ExerciseError", "check_batch_norm", "check_caml_inner_step", "check_circular_convolution",
+           "check_class_maps", "check_conv2d", "check_fgsm", "check_gradient_agreement_weights",
+           "check_lru_write_weights", "check_maml_inner_step", "check_maml_meta_gradient", "check_matching_probs",
+           "check_meta_sgd_init", "check_meta_sgd_rate_gradient", "check_meta_sgd_update", "check_nil_predict",
+           "check_relation_loss", "check_reptile_update", "check_sample_task", "check_softplus"]

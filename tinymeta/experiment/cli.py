@@ -49,7 +49,7 @@ def _dataset(text: str) -> str:
 CONFIG_FLAGS = [
     (["--algorithm"], "algorithm", str,
      "maml, fomaml, meta-sgd, reptile, anil, nil, gradient-agreement, adml, caml, taml, maml++, mann, protonet, "
-     "gaussian-protonet or semi-protonet"),
+     "gaussian-protonet, semi-protonet, siamese, matching or relationnet"),
     (["--dataset", "--datasource"], "dataset", _dataset, _dataset_names()),
     (["--ways", "--num_classes"], "ways", int, "classes per task"),
     (["--shots", "--update_batch_size"], "shots", int, "support examples per class (regression: points per task)"),
@@ -72,10 +72,11 @@ CONFIG_FLAGS = [
     (["--inner-batch"], "inner_batch", int, "Reptile's inner mini-batch size"),
     (["--filters", "--num_filters"], "filters", int, "conv filters per layer"),
     (["--pool", "--max_pool"], "pool", _bool, "max-pool instead of strided conv (True/False)"),
-    (["--split-mode"], "split_mode", str, "Omniglot split: maml, lake, reptile, koch, vinyals or vinyals-trainval"),
+    (["--split-mode"], "split_mode", str,
+     "Omniglot split: maml, lake, reptile, koch, vinyals, vinyals-trainval or relationnet"),
     (["--rotations"], "rotations", str,
-     "Omniglot rotations: per-task (MAML), per-task-train (MAML++), train-classes (Reptile), all-classes (ProtoNet) "
-     "or none"),
+     "Omniglot rotations: per-task (MAML), per-task-train (MAML++), train-classes (Reptile), all-classes (ProtoNet), "
+     "whole-task (relation networks) or none"),
     (["--ink"], "ink", int, "Omniglot stroke value: 1 (MAML) or 0 (Reptile: the PNGs as read)"),
     (["--inner-state"], "inner_state", str, "Reptile's inner optimizer state: fresh or persistent (the original)"),
     (["--eval-inner-batch"], "eval_inner_batch", int, "Reptile's inner mini-batch at evaluation"),
@@ -111,6 +112,8 @@ CONFIG_FLAGS = [
     (["--activation"], "activation", str, "conv nets' nonlinearity: relu or leaky_relu (MAML++)"),
     (["--siamese-loss"], "siamese_loss", str, "Siamese: bce (Koch et al.: weighted L1, sigmoid) or contrastive (the book)"),
     (["--margin"], "margin", float, "Siamese, contrastive loss: the margin m"),
+    (["--fce"], "fce", _bool, "matching networks: full context embeddings (True/False)"),
+    (["--fce-steps"], "fce_steps", int, "matching networks: the attention LSTM's processing steps K"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 TAML_ONLY = ("taml_lambda", "taml_measure")

@@ -31,7 +31,7 @@ LIMITS = {"ways": 10_000, "shots": 100_000, "queries": 100_000, "train_shots": 1
           "val_interval": 10**9, "log_interval": 10**9, "checkpoint_interval": 10**9, "seed": 2**63 - 1,
           "context_size": 100_000, "hidden": 100_000, "unlabeled": 100_000, "distractors": 10_000,
           "cluster_steps": 1000, "memory_heads": 128,
-          "epoch_iterations": 10**9, "multi_step_loss_iterations": 10**9, "first_order_iterations": 10**9}
+          "epoch_iterations": 10**9, "multi_step_loss_iterations": 10**9, "first_order_iterations": 10**9, "fce_steps": 10_000}
 MAX_BATCH_VALUES = 2**28  # input values in one meta-batch (support and query): 1 GiB of float32
 
 
@@ -63,7 +63,7 @@ class Config:
     hidden: tuple = (40, 40)           # MLP hidden sizes (sine)
     filters: int = 64                  # conv filters (Omniglot 64, mini-ImageNet 32)
     pool: bool = False                 # max-pool instead of strided conv (mini-ImageNet)
-    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile (1200/423) | koch | vinyals (1028/172/423) | vinyals-trainval
+    split_mode: str = "maml"           # Omniglot class split: maml (1100/100/423) | lake | reptile (1200/423) | koch | vinyals (1028/172/423) | vinyals-trainval | relationnet (1200/423)
     # How the reference codes compute; tinymeta's own defaults first (see PROTOCOLS.md)
     task_loss: str = "mean"            # per-task loss: mean | sum | sum/shots (see TASK_LOSSES)
     adapt_norm: bool = True            # the inner loop adapts batch norm's parameters (MAML's code: no)
@@ -75,7 +75,7 @@ class Config:
     inner_state: str = "fresh"         # Reptile's inner optimizer state: fresh per meta-batch | persistent (the original)
     eval_inner_batch: int | None = None  # Reptile's inner mini-batch at evaluation (None: inner_batch)
     transductive: bool = True          # queries through batch norm together; False: each with the support set
-    rotations: str = "per-task"        # Omniglot: per-task (MAML) | train-classes (Reptile) | all-classes (ProtoNet) | none
+    rotations: str = "per-task"        # Omniglot: per-task (MAML) | train-classes (Reptile) | all-classes (ProtoNet) | whole-task (RelationNet) | none
     ink: int = 1                       # Omniglot pixel value of the strokes: 1 (MAML) | 0 (Reptile: PNGs as read)
     val_interval: int = 1000
     val_tasks: int = 100
@@ -109,6 +109,9 @@ class Config:
     # ---- Siamese networks (issue 26) ----
     siamese_loss: str = "bce"          # bce: Koch et al.'s weighted L1 + sigmoid | contrastive: the book's (Hadsell et al.)
     margin: float = 1.0                # the contrastive loss's margin m (the book's notebook: 1)
+    # ---- matching networks (issue 26) ----
+    fce: bool = False                  # full context embeddings (Vinyals et al. 2016, appendix A)
+    fce_steps: int = 5                 # K, the attention LSTM's processing steps (appendix A.1)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -185,7 +188,7 @@ class Config:
             one_of("algorithm", sorted(ALGORITHMS)), one_of("dataset", sorted(TASK_FAMILIES)),
             one_of("meta_optimizer", ("adam", "sgd")), one_of("lr_schedule", LR_SCHEDULES),
             one_of("inner_optimizer", ("adam", "sgd")),
-            one_of("split_mode", ("maml", "lake", "reptile", "koch", "vinyals", "vinyals-trainval")),
+            one_of("split_mode", ("maml", "lake", "reptile", "koch", "vinyals", "vinyals-trainval", "relationnet")),
             (self.dtype in ("float32", "float64"), f"dtype (--dtype) must be float32 or float64, got {self.dtype!r}"
              + (": float16 is unsupported (about 3 significant digits and a largest value of 65504: "
                 "meta-gradients overflow to NaN within a few iterations)" if self.dtype == "float16" else "")),
@@ -250,6 +253,11 @@ class Config:
              "siamese_loss (--siamese-loss) is the Siamese network's setting: use --algorithm siamese"),
             (self.siamese_loss == "contrastive" or self.margin == 1.0,
              "margin (--margin) is the contrastive loss's setting: use --siamese-loss contrastive"),
+            # matching networks (issue 26)
+            (isinstance(self.fce, bool), f"fce (--fce) must be True or False, got {self.fce!r}"),
+            count("fce_steps", 1),
+            (self.algorithm == "matching" or (self.fce is False and self.fce_steps == 5),
+             "fce and fce_steps are matching networks' settings (--algorithm matching)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -263,6 +263,59 @@ def _vinyals(algorithm, ways, shots):
                   rotations="all-classes", ink=1, val_interval=1000, val_tasks=100, test_tasks=1000,
                   log_interval=100, checkpoint_interval=1000)
 
+RELATIONNET_CODE = "floodsung/LearningToCompare_FSL@b74e636"
+
+# one_shot.py = omniglot/omniglot_train_one_shot.py, few_shot.py = omniglot/omniglot_train_few_shot.py,
+# test_one_shot.py = omniglot/omniglot_test_one_shot.py (test_few_shot.py alike)
+RELATIONNET_OMNIGLOT_SOURCES = {
+    "command": "README.md:23, 29, 35, 41: one_shot.py -w 5 -s 1 -b 19; few_shot.py -w 5 -s 5 -b 15; "
+               "one_shot.py -w 20 -s 1 -b 10; few_shot.py -w 20 -s 5 -b 5",
+    "queries": "README.md:23-41 -b (batch_num_per_class) 19, 15, 10, 5 per class while training "
+               "(one_shot.py:26, few_shot.py:26 defaults 19, 15); the test uses K per class "
+               "(test_one_shot.py:165): tinymeta evaluates with the training count (one `queries` field)",
+    "meta_batch": "one_shot.py:162 one task per episode",
+    "meta_lr": "one_shot.py:29 learning_rate 0.001, one_shot.py:136, 138 Adam for each module; "
+               "one_shot.py:137, 139 StepLR(step_size=100000, gamma=0.5) is not followed (constant)",
+    "iterations": "one_shot.py:27 episode 1000000",
+    "filters": "one_shot.py:22 feature_dim 64; one_shot.py:52-67 Conv2d(.., 64, 3)",
+    "algorithm": "one_shot.py:47-101 CNNEncoder (padding 0 + pool, padding 0 + pool, padding 1, padding 1) "
+                 "and RelationNetwork (2 x conv 64 + pool, fc 64-8 ReLU, fc 8-1 sigmoid, relation_dim 8 at "
+                 "one_shot.py:23); one_shot.py:103-116 weights_init; one_shot.py:185-187 MSE to one-hot; "
+                 "one_shot.py:197-198 clip_grad_norm 0.5 per module; few_shot.py:173-174 class maps summed "
+                 "over the shots",
+    "bn_eps": "one_shot.py:53 nn.BatchNorm2d(64, momentum=1, affine=True): eps 1e-5, scale and shift; "
+              "the code never calls .eval(): batch statistics at test too",
+    "transductive": "one_shot.py:172-173 the support set and the query set through the encoder in two passes, "
+                    "each with its own batch statistics; one_shot.py:183 every pair through the relation "
+                    "module in one",
+    "split_mode": "task_generator.py:30-39 every character of the resized folder, random.seed(1) shuffle, "
+                  "first 1200 train, the other 423 test (no validation); os.listdir order there, sorted here",
+    "rotations": "one_shot.py:161, 213 degrees = random.choice([0, 90, 180, 270]) once per episode, for every "
+                 "class of the task, at test too (task_generator.py:20-25, 143 Rotate)",
+    "ink": "task_generator.py:103 image.convert('L'): background 1, strokes 0; task_generator.py:141 "
+           "Normalize(0.92206, 0.08426) is not followed: an affine map of the input, which the first batch "
+           "norm undoes (its conv has no padding)",
+    "val_interval": "one_shot.py:206 a test every 5000 episodes (the original keeps the model with the best "
+                    "test accuracy, one_shot.py:245-253; tinymeta selects nothing on test tasks)",
+    "val_tasks": "one_shot.py:28 test_episode 1000",
+    "test_tasks": "test_one_shot.py:29-30, 156-197: 10 rounds of 1000 episodes, the mean of the rounds' mean "
+                  "accuracies (each episode's accuracy over its N*K queries, test_one_shot.py:191): 10000 "
+                  "episodes of equal size",
+    "log_interval": "one_shot.py:203 a loss line every 100 episodes",
+}
+
+
+def _relationnet(ways, shots):
+    """A relation networks Omniglot cell under LearningToCompare_FSL's protocol (RELATIONNET_OMNIGLOT_SOURCES)."""
+    queries = {(5, 1): 19, (5, 5): 15, (20, 1): 10, (20, 5): 5}[(ways, shots)]
+    return Config(algorithm="relationnet", dataset="omniglot", ways=ways, shots=shots, queries=queries,
+                  meta_batch=1, meta_optimizer="adam", meta_lr=1e-3, iterations=1_000_000, filters=64,
+                  bn_eps=1e-5, transductive=True, split_mode="relationnet", rotations="whole-task", ink=0,
+                  val_interval=5000, val_tasks=1000, test_tasks=10000, log_interval=100)
+
+
+# Original code of the Omniglot presets of algorithms that are not MAML's: (code, sources of each setting)
+ORIGINAL_CODE = {"relationnet": (RELATIONNET_CODE, RELATIONNET_OMNIGLOT_SOURCES)}
 
 # The papers' numbers for each Omniglot cell (REFERENCE.md), by algorithm and (ways, shots).
 PAPERS = {
@@ -287,6 +340,8 @@ PAPERS = {
                {(5, 1): "99.47", (5, 5): "99.93", (20, 1): "97.65", (20, 5): "99.33"}),
     "protonet": ("Snell et al. 2017, arXiv:1703.05175, Table 1 (Omniglot, Vinyals' split; no CI given)",
                  {(5, 1): "98.8", (5, 5): "99.7", (20, 1): "96.0", (20, 5): "98.9"}),
+    "relationnet": ("Sung et al. 2018, arXiv:1711.06025, Table 1 (Relation Net)",
+                    {(5, 1): "99.6 +- 0.2", (5, 5): "99.8 +- 0.1", (20, 1): "97.6 +- 0.2", (20, 5): "99.1 +- 0.1"}),
 }
 # Each algorithm on Vinyals' split: the code its protocol follows, and that code's settings.
 VINYALS_CODES = {"protonet": (PROTONET_CODE, VINYALS_SOURCES)}
@@ -370,10 +425,12 @@ def preset_source(name: str) -> dict:
         code, sources = VINYALS_CODES[cfg.algorithm]
         return {**cell, "cell": cell["cell"] + " (Vinyals' split)", "code": code, "settings": dict(sources)}
     reptile = cfg.algorithm == "reptile"
-    settings = dict(REPTILE_OMNIGLOT_SOURCES if reptile else MAML_OMNIGLOT_SOURCES)
+    code, settings = ORIGINAL_CODE.get(cfg.algorithm, (REPTILE_CODE, REPTILE_OMNIGLOT_SOURCES) if reptile
+                                       else (MAML_CODE, MAML_OMNIGLOT_SOURCES))
+    settings = dict(settings)
     if cfg.algorithm == "taml":
         settings.update(TAML_SOURCES)
-    return {**cell, "code": REPTILE_CODE if reptile else MAML_CODE, "settings": settings}
+    return {**cell, "code": code, "settings": settings}
 
 
 def _miniimagenet(algorithm, shots):
@@ -436,6 +493,9 @@ def _build_presets():
         for ways in (5, 20):
             for shots in (1, 5):
                 presets[f"{algo}-omniglot-{ways}w{shots}s"] = _omniglot(algo, ways, shots)
+    for ways in (5, 20):
+        for shots in (1, 5):
+            presets[f"relationnet-omniglot-{ways}w{shots}s"] = _relationnet(ways, shots)
     for algo in ("maml", "fomaml"):
         for shots in (1, 5):
             presets[f"{algo}-miniimagenet-5w{shots}s"] = _miniimagenet(algo, shots)

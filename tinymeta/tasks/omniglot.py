@@ -18,6 +18,8 @@ Rotations (``rotations``):
 - ``'all-classes'`` (prototypical networks' code, protonets/data/omniglot.py:30-31, 50; the
   split files list ``rot000``..``rot270`` of every character of every split): each
   character's four rotations are four classes in train, validation and test alike.
+- ``'whole-task'`` (relation networks' code, LearningToCompare_FSL omniglot_train_one_shot.py:161,
+  213): one random multiple of 90 degrees per task, the same for all its classes, at meta-test too.
 - ``'none'``: no rotations.
 
 Pixels (``ink``): 1 puts strokes at 1.0 and background at 0.0 (MAML's ``1 - image``,
@@ -54,6 +56,12 @@ Character splits (``split_mode``):
 - ``'vinyals-trainval'``: the same, training on train and validation characters together
   (1200), as the original's final model does (scripts/train/few_shot/trainval.py); the
   'val' tasks are then of characters seen in training (monitoring only).
+- ``'relationnet'``: relation networks' rule (LearningToCompare_FSL omniglot/task_generator.py:27-41):
+  the characters of both zips in one list, ``random.seed(1); random.shuffle``, the first
+  1200 train, the other 423 test, no validation split ('val' as in 'reptile'). The original
+  lists the characters in ``os.listdir`` order, which the file system decides; here they
+  are in Reptile's sorted order, so the rule and the sizes are the original's and the
+  characters are reproducible, but not the same ones.
 
 The sampler gathers uint8 images with one fancy index per set, rotates the examples in
 groups (one ``np.rot90`` per rotation angle), converts to float32 in [0, 1]
@@ -75,10 +83,11 @@ SPLIT_SEED = 1  # seeds the character split (MAML's code uses random.seed(1))
 MAML_SPLIT_SIZES = {"train": 1100, "val": 100, "test": 423}
 LAKE_VAL_SIZE = 100
 REPTILE_SPLIT_SEED, REPTILE_TRAIN_SIZE = 0, 1200  # run_omniglot.py:22 random.seed(args.seed = 0); omniglot.py:37
+RELATIONNET_SPLIT_SEED, RELATIONNET_TRAIN_SIZE = 1, 1200  # LearningToCompare_FSL task_generator.py:34, 37
 TASK_SPLITS = ("train", "val", "test")
-SPLIT_MODES = ("maml", "lake", "reptile", "koch", "vinyals", "vinyals-trainval")
+SPLIT_MODES = ("maml", "lake", "reptile", "koch", "vinyals", "vinyals-trainval", "relationnet")
 KOCH_VAL_ALPHABETS = 10  # of the 20 evaluation alphabets; the other 10 are the test alphabets (Sec. 4.1)
-ROTATIONS = ("per-task", "per-task-train", "train-classes", "all-classes", "none")
+ROTATIONS = ("per-task", "per-task-train", "train-classes", "all-classes", "whole-task", "none")
 
 
 def _to_device_tensor(array: np.ndarray, device: str) -> Tensor:
@@ -213,6 +222,8 @@ class FewShotImageTasks(TaskFamily):
             rotations = pick // len(pool)
         elif self.rotations == "per-task" or (self.rotations == "per-task-train" and split == "train"):
             rotations = rng.integers(0, 4, size=(T, n))
+        elif self.rotations == "whole-task":
+            rotations = rng.integers(0, 4, size=(T, 1)).repeat(n, axis=1)
         else:
             rotations = np.zeros((T, n), dtype=np.int64)
 
@@ -420,10 +431,22 @@ def reptile_split(data) -> tuple[list, list]:
     return order[:REPTILE_TRAIN_SIZE], order[REPTILE_TRAIN_SIZE:]
 
 
+def relationnet_split(data) -> tuple[list, list]:
+    """(train, test) character indices by relation networks' rule (task_generator.py:27-41).
+
+    ``random.seed(1)`` then ``random.shuffle`` of every character, the first 1200 train,
+    the other 423 test; shuffled from Reptile's sorted order, as the original's
+    ``os.listdir`` order is the file system's (see the module docstring).
+    """
+    order = reptile_character_order(data)
+    random.Random(RELATIONNET_SPLIT_SEED).shuffle(order)
+    return order[:RELATIONNET_TRAIN_SIZE], order[RELATIONNET_TRAIN_SIZE:]
+
+
 def omniglot_splits(data, split_mode: str = "maml") -> dict:
     """{'train', 'val', 'test'} -> sorted character indices of ``data``.
 
-    Disjoint and covering, except in 'reptile' mode, which has no validation split:
+    Disjoint and covering, except in 'reptile' and 'relationnet' modes, which have no validation split:
     'val' is the test characters there (monitoring on other fixed tasks), and in
     'vinyals-trainval' mode, whose training pool holds the validation characters too.
     """
@@ -441,10 +464,10 @@ def omniglot_splits(data, split_mode: str = "maml") -> dict:
     elif split_mode in ("vinyals", "vinyals-trainval"):
         pools = vinyals_split(data, trainval=split_mode == "vinyals-trainval")
         parts = pools["train"], pools["val"], pools["test"]
-    elif split_mode == "reptile":
+    elif split_mode in ("reptile", "relationnet"):
         if n != sum(MAML_SPLIT_SIZES.values()):
-            raise ValueError(f"split_mode='reptile' needs all 1623 Omniglot characters, the data has {n}")
-        train, test = reptile_split(data)
+            raise ValueError(f"split_mode={split_mode!r} needs all 1623 Omniglot characters, the data has {n}")
+        train, test = reptile_split(data) if split_mode == "reptile" else relationnet_split(data)
         parts = np.array(train), np.array(test), np.array(test)
     elif split_mode == "koch":
         evaluation = data.indices("evaluation")
@@ -459,5 +482,5 @@ def omniglot_splits(data, split_mode: str = "maml") -> dict:
     return {name: np.sort(p).astype(np.int64) for name, p in zip(TASK_SPLITS, parts)}
 
 
-__all__ = ["Omniglot", "FewShotImageTasks", "omniglot_splits", "reptile_split", "reptile_character_order",
-           "SPLIT_SEED", "MAML_SPLIT_SIZES", "KOCH_VAL_ALPHABETS"]
+__all__ = ["Omniglot", "FewShotImageTasks", "omniglot_splits", "relationnet_split", "reptile_split",
+           "reptile_character_order", "SPLIT_SEED", "MAML_SPLIT_SIZES", "KOCH_VAL_ALPHABETS"]
