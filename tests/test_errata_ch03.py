@@ -122,3 +122,16 @@ def test_3_3_the_printed_loss_is_ln_300_a_softmax_over_the_300_queries():
     assert book_loss == pytest.approx(math.log(N * Q)) and book_loss == pytest.approx(printed_loss, abs=1e-5)
     assert book_acc == pytest.approx(1 / N) and book_acc == pytest.approx(printed_acc, abs=1e-8)
     assert paper_loss == pytest.approx(math.log(N)) and abs(paper_loss - printed_loss) > 1.5
+
+
+# ---- the chapter says what the tests above show -----------------------------------------------------------------
+def test_chapter_3_states_each_erratum_with_its_cell():
+    import json
+
+    from conftest import REPO
+    cells = json.loads((REPO / "chapters" / "03_prototypical_networks.ipynb").read_text())["cells"]
+    text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    for citation in ("(3.1, cell 11, and its figure `Images/6.png`)", "(3.3, cell 50, `In [26]`)",
+                     "(3.3, cells 52-58, `In [27]`-`In [30]`)", "(3.3, cell 26, `In [13]`"):
+        assert citation in text, citation
+    assert "Loss: 5.70378160477, Accuracy:\n0.0166666675359" in text
