@@ -219,5 +219,6 @@ def test_solutions_agree_with_the_learners():
     s = tm.tensor(1.0 + rng.random((2, 6, 1)))
     for a, b in zip(solution.gaussian_prototypes(z, s, y, 3), gaussian_protonet.gaussian_prototypes(z, s, y, 3)):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
-    refined, _ = semi_protonet.soft_kmeans_step(c, z, onehot(y, 3, z), u, lambda p, h: -protonet.squared_distances(h, p))
+    refined, _ = semi_protonet.soft_kmeans_step(c, z, onehot(y, 3, z), u,
+                                                lambda p, h: -protonet.squared_distances(h, p))
     np.testing.assert_allclose(solution.soft_kmeans_step(c, z, y, u).numpy(), refined.numpy(), rtol=1e-12)

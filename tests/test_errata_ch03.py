@@ -21,7 +21,7 @@ def log_softmax(x, axis=-1):
 
 
 def squared_distances(a, b):
-    """||a_i - b_j||^2, (len(a), len(b)): the paper's d (prototypical-networks, protonets/utils: euclidean_dist)."""
+    """||a_i - b_j||^2, (len(a), len(b)): the paper's d (protonets/models/utils.py:14, euclidean_dist)."""
     return ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
 
 
@@ -73,8 +73,8 @@ def test_3_1_softmax_of_the_distance_gives_the_farthest_prototype_the_highest_pr
 # ---- notebook 3.3: the distance is a mean over dimensions ------------------------------------------------------
 def test_3_3_distance_is_the_squared_distance_divided_by_the_dimension():
     """3.3, cell 50 (In [26]): reduce_mean over the embedding's D = 64 dimensions divides the paper's squared
-    distance by D (the original code sums: euclidean_dist, .pow(2).sum(2)), so every logit is D times smaller:
-    a softmax at temperature 64. On an embedding where each query is nearest its own prototype by a margin,
+    distance by D (the original code sums: protonets/models/utils.py:14, .pow(2).sum(2)), so every logit is D times
+    smaller: a softmax at temperature 64. On an embedding where each query is nearest its own prototype by a margin,
     the paper is confident and the notebook is nearly uniform."""
     rng = np.random.default_rng(0)
     D, N = 64, 5
@@ -92,7 +92,8 @@ def test_3_3_distance_is_the_squared_distance_divided_by_the_dimension():
 def test_3_3_a_perfect_embedding_gets_a_large_loss_and_a_low_accuracy():
     """3.3, cells 52-58 (In [27]-[30]): distance = euclidean_distance(class_prototype, query_set_embeddings) has one
     ROW per prototype, so log_softmax(-distance) normalises over the queries; reshaped to (N, Q, -1) the target of
-    prototype k is the queries N*j + k, mostly of other classes. An embedding that puts every query exactly on its
+    prototype k is the queries N*j + k, mostly of other classes (the original passes the queries first,
+    protonets/models/few_shot.py:48: euclidean_dist(zq, z_proto)). An embedding that puts every query exactly on its
     own class's prototype, which the paper's loss drives to 0 with accuracy 1, is a poor embedding for the notebook."""
     N, K, Q, D = 60, 5, 5, 64                                         # cell 33 (In [17]): 60-way 5-shot, 5 queries
     rng = np.random.default_rng(1)
