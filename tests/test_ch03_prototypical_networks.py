@@ -222,3 +222,25 @@ def test_solutions_agree_with_the_learners():
     refined, _ = semi_protonet.soft_kmeans_step(c, z, onehot(y, 3, z), u,
                                                 lambda p, h: -protonet.squared_distances(h, p))
     np.testing.assert_allclose(solution.soft_kmeans_step(c, z, y, u).numpy(), refined.numpy(), rtol=1e-12)
+
+
+# ---- other right answers pass ------------------------------------------------------------------------------------
+def proto_by_class(z, y, n):
+    """A loop over the classes with a mask per class, stacked: the same means."""
+    rows = []
+    for k in range(n):
+        mask = tm.tensor((y.numpy() == k).astype(np.float64)).unsqueeze(-1)      # (T, S, 1)
+        rows.append((z * mask).sum(axis=1) / mask.sum(axis=1))
+    return tm.stack(rows, axis=1)
+
+
+def logp_linear(zq, c):
+    """Section 2's linear form: logits 2 c_k . z - |c_k|^2 (the |z|^2 term cancels in the softmax)."""
+    logits = 2.0 * (zq @ c.swapaxes(-1, -2)) - (c * c).sum(axis=-1).unsqueeze(-2)
+    return F.log_softmax(logits, dim=-1)
+
+
+@pytest.mark.parametrize("checker, fn", [(check_prototypes, proto_by_class),
+                                         (check_log_probabilities, logp_linear)], ids=["by-class", "linear"])
+def test_other_right_answers_pass(checker, fn):
+    assert checker(fn) is True
