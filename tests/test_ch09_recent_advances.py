@@ -131,3 +131,28 @@ def test_taml_mistakes_are_named(fn, message, capsys):
 
 def test_taml_not_attempted(capsys):
     assert_not_attempted(check_taml_regularisers, 3, capsys)
+
+
+# ---- the chapter's text against the results page and the presets ----------------------------------------
+def chapter_text():
+    import json
+    from pathlib import Path
+    nb = json.loads((Path(__file__).resolve().parents[1] / "chapters" / "09_recent_advances.ipynb").read_text())
+    return "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+def test_the_anil_and_nil_numbers_the_chapter_quotes_are_on_the_results_page():
+    from pathlib import Path
+    results = (Path(__file__).resolve().parents[1] / "RESULTS.md").read_text()
+    text = chapter_text()
+    for quoted in ["93.92 ± 0.43", "95.18 ± 0.40", "54,160"]:
+        assert quoted in text
+        assert quoted.replace(",", "") in results.replace(",", ""), f"the chapter quotes {quoted}, RESULTS.md has not"
+    assert "ANIL lagged MAML here, unlike" not in text          # the old claim from a 2,000-iteration run
+
+
+def test_the_chapter_says_the_taml_papers_numbers_were_not_read_while_the_presets_have_none():
+    from tinymeta.experiment.presets import PAPERS
+    if PAPERS["taml"][1]:
+        pytest.fail("PAPERS['taml'] now has the paper's numbers: say so in chapter 9, section 9.2")
+    assert "could not be read" in chapter_text()
