@@ -1,4 +1,4 @@
-"""Reference solution for chapter 9's exercise (section 9.1: NIL, Raghu et al. 2020, Sec. 5)."""
+"""Reference solutions for chapter 9's exercises (9.1: NIL, Raghu et al. 2020, Sec. 5; 9.2: TAML, Jamal & Qi 2019)."""
 import numpy as np
 
 
@@ -10,3 +10,16 @@ def nil_classify(fs, ys, fq, n_way):
     onehot = np.eye(n_way)[ys]                            # (T, S, C)
     scores = sim @ onehot / onehot.sum(axis=1, keepdims=True)
     return scores, scores.argmax(axis=-1)
+
+
+def taml_regularisers(logits_before, logits_after, losses_before):
+    """Section 9.2 (TAML, Jamal & Qi 2019): (mean_i [H_i(adapted) - H_i(initial)], Theil index of the losses)."""
+    def entropy(logits):                                   # (T, N, C) -> (T,): mean over examples of -sum p ln p
+        z = logits - logits.max(axis=-1, keepdims=True)    # stable: log_softmax = z - log sum exp z
+        log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        return -(np.exp(log_p) * log_p).sum(axis=-1).mean(axis=-1)
+
+    entropy_term = (entropy(logits_after) - entropy(logits_before)).mean()
+    r = losses_before / losses_before.mean()               # each task's share of the mean loss
+    theil_index = (r * np.log(r)).mean()
+    return entropy_term, theil_index
