@@ -80,14 +80,14 @@ def numpy_step(phi, g, state, num_layers, preprocess=True, p=10.0, scale=0.1):
 
 
 @pytest.mark.parametrize("preprocess", [True, False], ids=["log-and-sign", "raw-gradient"])
-def test_lstm_optimizer_step_matches_numpy(preprocess, rng):
+def test_lstm_optimizer_step_matches_numpy(preprocess, device, rng):
     opt = LSTMOptimizer(hidden_size=3, num_layers=2, preprocess=preprocess, output_scale=0.1)
-    params = opt.init_params(0, dtype="float64")
+    params = opt.init_params(0, dtype="float64", device=device)
     phi = {k: v.numpy() for k, v in params.items()}
     g = np.array([[0.3, -1e-6, 2.0], [0.0, -0.04, 1e-3]])      # 2 functions x 3 coordinates
     state_np = [(rng.standard_normal((6, 3)), rng.standard_normal((6, 3))) for _ in range(2)]
-    state = [(tm.tensor(h), tm.tensor(c)) for h, c in state_np]
-    update, new_state = opt(params, tm.tensor(g), state)
+    state = [(tm.tensor(h, device=device), tm.tensor(c, device=device)) for h, c in state_np]
+    update, new_state = opt(params, tm.tensor(g, device=device), state)
     want, want_state = numpy_step(phi, g, state_np, 2, preprocess)
     assert update.shape == (2, 3)
     np.testing.assert_allclose(update.numpy(), want, rtol=1e-12, atol=1e-15)
@@ -95,7 +95,8 @@ def test_lstm_optimizer_step_matches_numpy(preprocess, rng):
         np.testing.assert_allclose(h.numpy(), wh, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(c.numpy(), wc, rtol=1e-12, atol=1e-15)
     # and the first step from the zero state: the same rule with h = c = 0
-    update0, _ = opt(params, tm.tensor(g), opt.initial_state(tm.tensor(g)))
+    g_t = tm.tensor(g, device=device)
+    update0, _ = opt(params, g_t, opt.initial_state(g_t))
     zeros = [(np.zeros((6, 3)), np.zeros((6, 3)))] * 2
     np.testing.assert_allclose(update0.numpy(), numpy_step(phi, g, zeros, 2, preprocess)[0], rtol=1e-12, atol=1e-15)
 
@@ -252,6 +253,8 @@ def test_tuning_picks_the_rate_that_ends_lowest_and_scores_divergence_as_inf():
     assert finals[10.0] == math.inf and finals[1e-2] < finals[1e-4] and best == 1e-2
     curve = L.optimise(L.SGDRule(10.0), problem, theta, steps=100)   # overflows after about 60 steps
     assert curve.shape == (101,) and curve[-1] == math.inf and np.isfinite(curve[:40]).all()
+    curve, final = L.optimise(L.SGDRule(1e-2), problem, theta, steps=100, per_function=True)
+    assert final.shape == (8,) and final.mean() == pytest.approx(curve[-1], rel=1e-12)
 
 
 # ---- learning to learn, briefly --------------------------------------------------------------------
@@ -323,7 +326,7 @@ def test_the_command_trains_saves_loads_and_compares(tmp_path):
     out = l2l_command("--quick", "--epochs", "1", "--functions", "8", "--save", path)
     assert out.returncode == 0, out.stderr
     assert "meta-trained LSTMOptimizer" in out.stdout and "saved to" in out.stdout
-    assert all(name in out.stdout for name in ("SGD", "RMSprop", "Adam", "LSTM"))
+    assert all(name in out.stdout for name in ("SGD", "RMSprop", "Adam", "LSTM", "median", "worse"))
     again = l2l_command("--quick", "--load", path, "--functions", "8")
     assert again.returncode == 0, again.stderr
     assert "(1 epochs of meta-training)" in again.stdout and "LSTM" in again.stdout

@@ -256,14 +256,15 @@ LEARNING_RATES = tuple(float(10.0 ** (k / 4)) for k in range(-16, 5))   # 1e-4 .
 COARSE_RATES = tuple(float(10.0 ** k) for k in range(-4, 2))            # one per decade (quick runs)
 
 
-def optimise(rule, problem: Quadratics, theta: Tensor, steps: int = STEPS):
-    """Run ``rule`` for ``steps`` steps from ``theta``; the mean loss over the functions after each
-    step, (steps + 1,) with f(theta_0) first. A diverging run gives inf from there on."""
+def optimise(rule, problem: Quadratics, theta: Tensor, steps: int = STEPS, per_function: bool = False):
+    """Run ``rule`` for ``steps`` steps from ``theta``: the mean loss over the functions after each
+    step, (steps + 1,) with f(theta_0) first, inf once any function has diverged (overflowed).
+    With ``per_function=True`` also each function's own final loss, (N,) (inf where it diverged).
+    """
     state = rule.initial_state(theta)
     curve = []
     with no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)      # a diverging run overflows: it scores inf
-
+        warnings.simplefilter("ignore", RuntimeWarning)      # a diverging function overflows: it scores inf
         curve.append(float(problem.losses(theta).mean().item()))
         for _ in range(int(steps)):
             with enable_grad():
@@ -271,11 +272,10 @@ def optimise(rule, problem: Quadratics, theta: Tensor, steps: int = STEPS):
             update, state = rule(gradient, state)
             theta = theta + update
             value = float(problem.losses(theta).mean().item())
-            if not math.isfinite(value):                 # diverged: no later step can recover
-                curve += [math.inf] * (int(steps) + 1 - len(curve))
-                break
-            curve.append(value)
-    return np.asarray(curve, dtype=np.float64)
+            curve.append(value if math.isfinite(value) else math.inf)
+        finals = [v if math.isfinite(v) else math.inf for v in problem.losses(theta).numpy().tolist()]
+    curve = np.asarray(curve, dtype=np.float64)
+    return (curve, np.asarray(finals, dtype=np.float64)) if per_function else curve
 
 
 def tune_learning_rate(make_rule, problem: Quadratics, theta: Tensor, rates=LEARNING_RATES, steps: int = STEPS):

@@ -69,28 +69,40 @@ def compare_optimizers(optimizer, params, *, functions=EVAL_FUNCTIONS, steps=STE
     """The learned optimiser against SGD, RMSprop and Adam, each at the rate that ends lowest on
     ``functions`` held-out quadratics (seed VAL_SEED), all run on ``functions`` others (TEST_SEED).
 
-    Returns ``{name: {"lr": rate or None, "curve": (steps + 1,) mean loss after each step}}``,
-    the learned optimiser under "LSTM".
+    Returns ``{name: {"lr": rate or None, "curve": (steps + 1,) mean loss after each step, "final":
+    (functions,) each function's loss after the last step, "start": (functions,) each one's loss at
+    theta_0}}``, the learned optimiser under "LSTM".
     """
     dtype = next(iter(params.values())).dtype
     val, val_theta = held_out(VAL_SEED, functions, distribution, dtype)
     test, test_theta = held_out(TEST_SEED, functions, distribution, dtype)
-    table = {}
+    rules = {}
     for name, make_rule in BASELINES.items():
         lr, _ = tune_learning_rate(make_rule, val, val_theta, rates, steps)
-        table[name] = {"lr": lr, "curve": optimise(make_rule(lr), test, test_theta, steps)}
-    table["LSTM"] = {"lr": None, "curve": optimise(LearnedRule(optimizer, params), test, test_theta, steps)}
+        rules[name] = (lr, make_rule(lr))
+    rules["LSTM"] = (None, LearnedRule(optimizer, params))
+    start = test.losses(test_theta).numpy()
+    table = {}
+    for name, (lr, rule) in rules.items():
+        curve, final = optimise(rule, test, test_theta, steps, per_function=True)
+        table[name] = {"lr": lr, "curve": curve, "final": final, "start": start}
     return table
 
 
 def format_comparison(table) -> str:
-    """The comparison as a few lines of text: rate, and the mean loss after 0, 1, 10, 50 and last steps."""
+    """The comparison as text: the rate, the mean loss after 0, 1, 10, 50 and the last step, the median
+    final loss, and on how many functions the run ended above where it started."""
     steps = len(next(iter(table.values()))["curve"]) - 1
     marks = sorted({0, 1, min(10, steps), min(50, steps), steps})
-    lines = [f"{'optimiser':10s} {'rate':>8s} " + " ".join(f"{'step ' + str(t):>10s}" for t in marks)]
+    lines = [f"{'optimiser':10s} {'rate':>8s} " + " ".join(f"{'step ' + str(t):>10s}" for t in marks)
+             + f" {'median':>10s} {'worse':>6s}"]
     for name, row in table.items():
         rate = "learned" if row["lr"] is None else f"{row['lr']:.3g}"
-        lines.append(f"{name:10s} {rate:>8s} " + " ".join(f"{row['curve'][t]:10.4g}" for t in marks))
+        worse = int((row["final"] > row["start"]).sum())
+        lines.append(f"{name:10s} {rate:>8s} " + " ".join(f"{row['curve'][t]:10.4g}" for t in marks)
+                     + f" {float(np.median(row['final'])):10.4g} {worse:6d}")
+    lines.append(f"(mean over {len(row['final'])} functions after each step; median: of the final losses; worse: "
+                 "functions that ended above their start)")
     return "\n".join(lines)
 
 
