@@ -212,6 +212,13 @@ def test_quadratic_loss_against_a_hand_computed_value():
     assert problem.losses(tm.tensor([[1.0, 2.0]])).numpy().tolist() == [25.0]
 
 
+def test_quadratic_loss_gradients_to_second_order(rng):
+    W, y = t64(rng.standard_normal((2, 3, 3))), t64(rng.standard_normal((2, 3)))
+    theta = t64(rng.standard_normal((2, 3)))
+    assert gradcheck(lambda th, W, y: L.Quadratics(W, y).losses(th), [theta, W, y])
+    assert gradgradcheck(lambda th, W, y: L.Quadratics(W, y).losses(th), [theta, W, y])
+
+
 def test_quadratics_are_drawn_as_the_paper_or_the_code_says():
     normal = L.Quadratics.sample(200, np.random.default_rng(0))
     uniform = L.Quadratics.sample(200, np.random.default_rng(0), distribution="uniform")
@@ -350,7 +357,15 @@ def test_the_command_refuses_bad_input_with_one_error_line(args, message, tmp_pa
     monkeypatch.chdir(tmp_path)
     code, out, err = run_main(args, capsys)
     assert code == 2 and out == ""
-    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"{l2l.PROG}: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_mistyped_option_is_one_error_line_and_a_pointer_to_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        l2l.main(["--epochs", "many"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(f"{l2l.PROG}: error: ") and "--epochs" in err
+    assert "usage" not in err and "--help" in err
 
 
 def test_the_command_refuses_files_that_are_not_a_learned_optimiser(tmp_path):
@@ -359,5 +374,6 @@ def test_the_command_refuses_files_that_are_not_a_learned_optimiser(tmp_path):
     other = save_checkpoint(tmp_path / "other.npz", {"w": tm.tensor(np.ones(2))}, config={"algorithm": "maml"})
     for path, message in ((junk, "not a tinymeta checkpoint"), (other, "not of a learned optimiser")):
         out = l2l_command("--load", path)
-        assert out.returncode == 2 and out.stderr.startswith("error: ") and message in out.stderr, out.stderr
+        assert out.returncode == 2 and out.stderr.startswith(f"{l2l.PROG}: error: ") and message in out.stderr, \
+            out.stderr
         assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1

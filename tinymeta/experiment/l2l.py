@@ -17,7 +17,6 @@ The algorithm itself, with its sources, is :mod:`tinymeta.algorithms.learned_opt
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -30,8 +29,10 @@ from ..algorithms.learned_optimizer import (BASELINES, COARSE_RATES, FUNCTIONS, 
 from ..files import WriteError, check_writable
 from ..nn import LSTMOptimizer
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .cli import Parser
 
 KIND = "lstm-optimizer"
+PROG = "python -m tinymeta.experiment.l2l"
 TRAIN_SEED, VAL_SEED, TEST_SEED = 0, 1, 2     # meta-training, rate tuning, the reported comparison
 EPOCHS = 200           # a few minutes of one core; the original code allows 10,000 (train.py:37)
 QUICK_EPOCHS = 5
@@ -139,8 +140,8 @@ def load_learned_optimizer(path):
 
 # ---- the command ------------------------------------------------------------------------------
 def _parser():
-    p = argparse.ArgumentParser(
-        prog="python -m tinymeta.experiment.l2l",
+    p = Parser(
+        prog=PROG,
         description="Meta-train the LSTM optimiser of Andrychowicz et al. 2016 on random 10-d quadratics and "
                     "compare it with SGD, RMSprop and Adam at tuned learning rates (100 steps).")
     p.add_argument("--epochs", type=int, default=None, help=f"meta-training epochs (default {EPOCHS}, quick "
@@ -158,7 +159,7 @@ def _parser():
 
 
 def _fail(message) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {message}", file=sys.stderr)
     return 2
 
 
