@@ -8,9 +8,10 @@ trained by gradient descent on how well the rule optimises (paper eq. 1 and 3)::
     L(phi) = E_f [ sum_{t=1}^{T} w_t f(theta_t) ],      w_t = 1
 
 The meta-gradient dL/dphi runs back through the unrolled optimisation, but not through
-the optimisee's gradients: the paper drops those second derivatives ("we assume that the
-gradients of the optimizee do not depend on the optimizer parameters", Sec. 2.1; the dashed
-edges of Fig. 2), as does the original code by default (meta.py:311-318, train.py:47
+the optimisee's gradients: the paper drops those second derivatives, propagating no gradient
+along the dashed edges of its Fig. 2, which is to assume that grad f(theta_t) does not depend on
+phi (Sec. 2.1); so does the original code by default (meta.py:311-318, "Stopping the gradient
+here corresponds to what was done in the original L2L NIPS submission"; train.py:47
 ``--second_derivatives=False``). Training truncates the unroll: a run of ``steps`` = 100
 steps is cut into pieces of ``unroll_length`` = 20 (train.py:43-45, meta.py:349-364), each
 piece a meta-loss and one Adam step on phi (learning rate 0.001, train.py:46, meta.py:400),
