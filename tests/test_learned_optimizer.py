@@ -204,6 +204,12 @@ def test_the_meta_loss_sums_every_steps_mean_loss():
     assert meta_loss.item() == pytest.approx(want, rel=1e-13)
 
 
+def test_an_unroll_of_no_steps_is_refused():
+    opt, params, problem, theta = small_setup()
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        L.unroll(opt, params, problem, theta, opt.initial_state(theta), 0)
+
+
 def test_quadratic_loss_against_a_hand_computed_value():
     W = tm.tensor([[[1.0, 2.0], [0.0, -1.0]]])
     y = tm.tensor([[1.0, 1.0]])

@@ -127,6 +127,8 @@ def unroll(optimizer, params, problem: Quadratics, theta: Tensor, state, steps: 
     node that depends on ``params`` through every theta_t (and, with ``second_order``, also
     through the gradients). Backpropagating it is truncated BPTT over one piece.
     """
+    if int(steps) < 1:
+        raise ValueError(f"unroll: steps must be >= 1 (a meta-loss needs at least one step), got {steps}")
     if second_order and not theta.requires_grad:
         theta = theta.detach().requires_grad_()
     meta_loss = None
