@@ -1,11 +1,13 @@
-"""Chapter 1's checker (sampling an N-way K-shot task): the reference solution passes, typical mistakes
-fail with a message that names them."""
+"""Chapter 1's checkers (sampling an N-way K-shot task; unrolling a learned optimiser): the reference
+solutions pass, typical mistakes fail with a message that names them."""
 import numpy as np
 import pytest
-from exercise_helpers import assert_fails
+from exercise_helpers import assert_fails, assert_not_attempted, assert_passes
 
+import tinymeta as tm
 from chapters.solutions import ch01_what_is_meta_learning as solution
-from tinymeta.exercises.ch01_what_is_meta_learning import check_sample_task
+from tinymeta.algorithms import learned_optimizer
+from tinymeta.exercises.ch01_what_is_meta_learning import _unroll_variant, check_sample_task, check_unroll
 
 pytestmark = pytest.mark.ch01
 
@@ -99,3 +101,63 @@ def global_numpy_random(labels, n_way, k_shot, n_query, rng):
 ])
 def test_sample_task_mistakes_are_named(fn, message, capsys):
     assert_fails(check_sample_task, fn, message, capsys)
+
+
+# ---- chapter 1, Exercise 5: a learned optimiser's unroll ---------------------------------------------
+def test_unroll_reference_passes(capsys):
+    assert_passes(check_unroll, solution.unroll, capsys)
+
+
+def test_unroll_library_function_passes(capsys):
+    assert_passes(check_unroll, lambda *args: learned_optimizer.unroll(*args), capsys)
+
+
+def test_unroll_not_attempted(capsys):
+    assert_not_attempted(check_unroll, 6, capsys)
+
+
+def variant(**flags):
+    """The reference unroll with one known mistake."""
+    return lambda *args: _unroll_variant(*args, **flags)
+
+
+def not_detached(optimizer, params, problem, theta, state, steps):
+    """What a student writes who differentiates f at theta itself, keeping the graph."""
+    theta = theta.detach().requires_grad_()
+    meta_loss = 0.0
+    for _ in range(steps):
+        gradient = tm.grad(problem.losses(theta).sum(), theta, create_graph=True)
+        update, state = optimizer(params, gradient, state)
+        theta = theta + update
+        meta_loss = meta_loss + problem.losses(theta).mean()
+    return meta_loss, theta, state
+
+
+def detached_meta_loss(optimizer, params, problem, theta, state, steps):
+    meta_loss, theta, state = learned_optimizer.unroll(optimizer, params, problem, theta, state, steps)
+    return meta_loss.detach(), theta, state
+
+
+@pytest.mark.parametrize("fn, message", [
+    (not_detached, "the meta-gradient runs through the optimisee's gradient"),
+    (variant(second_order=True), "treats that gradient as a constant"),
+    (variant(detach_theta=True), "detach the optimisee's gradient, not theta"),
+    (variant(final_only=True), "eq. 3 sums f(theta_t) over every step"),
+    (variant(include_first=True), "also counts f(theta_0)"),
+    (variant(before_update=True), "each loss is taken before the step"),
+    (variant(sum_functions=True), "summed over the functions"),
+    (variant(carry_state=False), "carry the LSTM state"),
+    (variant(sign=-1.0), "theta moved by -g_t"),
+    (detached_meta_loss, "meta_loss does not depend on params"),
+    (lambda *a: learned_optimizer.unroll(*a)[:2], "should return three things"),
+    (lambda *a: (learned_optimizer.unroll(*a)[1],) * 3, "meta_loss should be a scalar Tensor"),
+])
+def test_unroll_mistakes_are_named(fn, message, capsys):
+    assert_fails(check_unroll, fn, message, capsys)
+
+
+def test_an_unknown_mistake_is_reported_by_the_quantity_that_differs(capsys):
+    def scaled(*args):
+        meta_loss, theta, state = learned_optimizer.unroll(*args)
+        return meta_loss * 1.5, theta, state
+    assert_fails(check_unroll, scaled, "the unroll's answer['meta_loss'] is wrong", capsys)

@@ -372,3 +372,119 @@ class LSTM(Model):
     def __repr__(self):
         return (f"LSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
                 f"num_layers={self.num_layers}, bidirectional={self.bidirectional})")
+
+
+# ---- a learned optimiser --------------------------------------------------------------------
+def log_and_sign(g, p=10.0):
+    r"""The gradient preprocessing of Andrychowicz et al. 2016 (App. A): (..., ) -> (..., 2).
+
+    Gradients span many orders of magnitude, which a network's input weights cannot serve
+    at once; each coordinate becomes two numbers of order one::
+
+        (log|g| / p, sign g)     if |g| >= e^-p
+        (-1,         e^p g)      otherwise
+
+    written, as the original code writes it (deepmind/learning-to-learn preprocess.py:63-70),
+    as ``(max(log(|g| + eps) / p, -1), clip(e^p g, -1, 1))`` with ``eps`` the dtype's machine
+    epsilon (so that g = 0 gives (-1, 0) and not log 0). The paper uses p = 10; the code's
+    MNIST and CIFAR configurations use k = 5 (util.py:56).
+
+    Example::
+
+        log_and_sign(tinymeta.tensor([1.0, -1e-3, 1e-6]))
+        # [[0, 1], [-0.6908, -1], [-1, 0.0220]]
+    """
+    eps = float(np.finfo(g.dtype).eps)
+    log_part = ops.maximum(ops.log(ops.abs(g) + eps) / p, -1.0)
+    sign_part = ops.minimum(ops.maximum(g * math.exp(p), -1.0), 1.0)
+    return ops.stack([log_part, sign_part], axis=-1)
+
+
+class LSTMOptimizer(Model):
+    r"""The coordinatewise LSTM optimiser of Andrychowicz et al. 2016, "Learning to learn by
+    gradient descent by gradient descent" (arXiv:1606.04474), Sec. 2.1 and Fig. 3.
+
+    One small recurrent net m with parameters phi proposes every coordinate's step from that
+    coordinate's gradient alone (paper eq. 1)::
+
+        [g_t, h_{t+1}] = m(grad_t, h_t; phi)          theta_{t+1} = theta_t + g_t
+
+    The weights are shared by all coordinates and each coordinate keeps its own hidden state,
+    so the coordinates are simply the batch axis of an LSTM: ``update, state = opt(params,
+    grad, state)`` takes a gradient of any shape, runs its n entries as n rows through
+    ``num_layers`` stacked :func:`lstm_cell` steps and a linear output, and returns an
+    update of the gradient's shape. As in the original code (networks.py:198-252,
+    ``CoordinateWiseDeepLSTM``): two layers of 20 units (util.py:91), then
+    ``linear(h) * output_scale`` (networks.py:213).
+
+    - ``preprocess=True`` feeds :func:`log_and_sign` (two inputs per coordinate), else the
+      raw gradient (one input: the original code's quadratic configuration, util.py:89-92).
+    - ``output_scale``: 0.1 by default; the original code multiplies by ``scale``, 1.0 for
+      the quadratic configuration (networks.py:158) and 0.01 for MNIST/CIFAR (util.py:57).
+
+    Initialisation follows Sonnet's LSTM, which the original code uses (``snt.LSTM``,
+    networks.py:191): weights and biases from a normal truncated at two standard deviations
+    with std 1/sqrt(fan_in) (fan_in = inputs + hidden for the gates, hidden for the output
+    layer), and 1 added to the forget gate's bias (Sonnet's ``forget_bias=1.0``, here folded
+    into the initial bias). Parameter names and layouts are :class:`LSTM`'s
+    (``weight_ih_l0``, ...), plus ``weight_out`` (1, H) and ``bias_out`` (1,).
+
+    Example::
+
+        opt = LSTMOptimizer()
+        phi = opt.init_params(0, dtype="float64")
+        grad = tinymeta.tensor(np.ones((3, 10)))          # e.g. 3 functions, 10 coordinates
+        update, state = opt(phi, grad, opt.initial_state(grad))   # update: (3, 10)
+    """
+
+    def __init__(self, hidden_size=20, num_layers=2, preprocess=True, p=10.0, output_scale=0.1):
+        self.hidden_size, self.num_layers = int(hidden_size), int(num_layers)
+        self.preprocess, self.p, self.output_scale = bool(preprocess), float(p), float(output_scale)
+        if self.hidden_size < 1 or self.num_layers < 1:
+            raise ValueError(f"LSTMOptimizer: hidden_size and num_layers must be >= 1, got {hidden_size}, "
+                             f"{num_layers}")
+        if not (math.isfinite(self.p) and self.p > 0) or not math.isfinite(self.output_scale):
+            raise ValueError(f"LSTMOptimizer: p must be a finite number > 0 and output_scale finite, got p={p}, "
+                             f"output_scale={output_scale}")
+        self.input_size = 2 if self.preprocess else 1
+
+    def _init(self, rng):
+        H, p = self.hidden_size, {}
+        for layer in range(self.num_layers):
+            d_in = self.input_size if layer == 0 else H
+            std = 1.0 / math.sqrt(d_in + H)
+            p[f"weight_ih_l{layer}"] = truncated_normal(rng, (4 * H, d_in), std)
+            p[f"weight_hh_l{layer}"] = truncated_normal(rng, (4 * H, H), std)
+            bias = truncated_normal(rng, (4 * H,), std)
+            bias[H:2 * H] += 1.0  # the forget gate (PyTorch's order i, f, g, o)
+            p[f"bias_ih_l{layer}"] = bias
+            p[f"bias_hh_l{layer}"] = np.zeros(4 * H)
+        p["weight_out"] = truncated_normal(rng, (1, H), 1.0 / math.sqrt(H))
+        p["bias_out"] = truncated_normal(rng, (1,), 1.0 / math.sqrt(H))
+        return p
+
+    def initial_state(self, grad):
+        """Zero hidden and cell states for every coordinate of ``grad``: [(h, c)] per layer, each (n, H)."""
+        zeros = Tensor(grad.xp.zeros((grad.size, self.hidden_size), dtype=grad.dtype))
+        return [(zeros, zeros) for _ in range(self.num_layers)]
+
+    def __call__(self, params, grad, state):
+        """One step: ``(update, new_state)``; ``update`` has the shape of ``grad``."""
+        if len(state) != self.num_layers or any(h.shape != (grad.size, self.hidden_size) for h, _ in state):
+            raise ValueError(f"LSTMOptimizer: the state must hold {self.num_layers} (h, c) pairs of shape "
+                             f"({grad.size}, {self.hidden_size}) for a gradient of {grad.size} entries; start "
+                             "from initial_state(grad)")
+        x = ops.reshape(grad, (grad.size, 1))                      # coordinates on the batch axis
+        if self.preprocess:
+            x = ops.reshape(log_and_sign(x, self.p), (grad.size, 2))
+        new_state = []
+        for layer, (h, c) in enumerate(state):
+            h, c = lstm_cell(params, x, h, c, suffix=f"_l{layer}")
+            new_state.append((h, c))
+            x = h
+        update = F.linear(x, params["weight_out"], params["bias_out"]) * self.output_scale
+        return ops.reshape(update, grad.shape), new_state
+
+    def __repr__(self):
+        return (f"LSTMOptimizer(hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+                f"preprocess={self.preprocess}, p={self.p}, output_scale={self.output_scale})")

@@ -1,4 +1,4 @@
-"""Reference solution for chapter 1's exercise: sample an N-way K-shot task from a labelled data set."""
+"""Reference solutions for chapter 1's exercises: an N-way K-shot task sampler (Exercise 1), a learned optimiser's unroll (Exercise 5)."""
 import numpy as np
 
 
@@ -13,3 +13,17 @@ def sample_task(labels, n_way, k_shot, n_query, rng):
         s_y.append(np.full(k_shot, task_label))
         q_y.append(np.full(n_query, task_label))
     return np.concatenate(s_idx), np.concatenate(s_y), np.concatenate(q_idx), np.concatenate(q_y)
+
+
+def unroll(optimizer, params, problem, theta, state, steps):
+    """``steps`` steps of a learned optimiser: (meta_loss, theta_T, state_T), meta_loss = sum_t mean_i f_i(theta_t)."""
+    import tinymeta as tm
+
+    meta_loss = 0.0
+    for _ in range(steps):
+        point = theta.detach().requires_grad_()                  # the optimisee's gradient: a constant
+        gradient = tm.grad(problem.losses(point).sum(), point)
+        update, state = optimizer(params, gradient, state)       # g_t and the LSTM's next state
+        theta = theta + update                                   # theta_{t+1} = theta_t + g_t, still a function of params
+        meta_loss = meta_loss + problem.losses(theta).mean()     # eq. 3 with w_t = 1
+    return meta_loss, theta, state

@@ -1,4 +1,5 @@
-"""Chapter 1 exercise: sample an N-way K-shot task from a labelled data set.
+"""Chapter 1 exercises: sample an N-way K-shot task from a labelled data set (Exercise 1), and
+unroll a learned optimiser for truncated backpropagation through time (Exercise 5).
 
 The student writes ``sample_task(labels, n_way, k_shot, n_query, rng)``:
 ``labels`` (M,) holds the class id of each of the data set's M examples. Pick
@@ -12,13 +13,23 @@ shapes, indices in range, no example twice, support and query disjoint, every
 label exactly K (Q) times, one class per label and one label per class, that
 different generators give different classes, and that generators with the same
 seed give the same task (the sampler draws from the rng it is given).
+
+Exercise 5: the student writes ``unroll(optimizer, params, problem, theta, state, steps)``,
+``steps`` steps of a learned optimiser theta_{t+1} = theta_t + g_t with the optimisee's gradient
+as a constant, returning ``(meta_loss, theta, state)`` with meta_loss = sum_{t=1}^T mean_i
+f_i(theta_t) (Andrychowicz et al. 2016, eq. 3). The checker compares the meta-loss, the final
+theta and state, and the meta-gradient d meta_loss / d params with
+:func:`tinymeta.algorithms.learned_optimizer.unroll`, and names the usual mistakes.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..algorithms import learned_optimizer as l2l
+from ..autograd import grad
+from ..nn import LSTMOptimizer
 from ..tensor import Tensor
-from ._check import Mismatch, run_checker
+from ._check import Mismatch, as_array, diagnose, run_checker
 
 
 def _dataset(seed: int, n_classes: int, per_class: tuple[int, int]):
@@ -153,4 +164,129 @@ def _same_examples_per_class(labels, supports) -> bool:
     return bool(repeated) and all(len(seen[c]) == 1 for c in repeated)
 
 
-__all__ = ["check_sample_task"]
+# ---- Exercise 5: the unrolled optimisation of a learned optimiser ---------------------------------------
+def _unroll_variant(optimizer, params, problem, theta, state, steps, *, second_order=False, final_only=False,
+                    include_first=False, before_update=False, sum_functions=False, carry_state=True, sign=1.0,
+                    detach_theta=False):
+    """The reference unroll, or one of the known mistakes (each flag one of them)."""
+    if second_order:
+        theta = theta.detach().requires_grad_()
+    start_state = state
+    losses = []
+    reduce = (lambda v: v.sum()) if sum_functions else (lambda v: v.mean())
+    if include_first:
+        losses.append(reduce(problem.losses(theta)))
+    for _ in range(steps):
+        gradient = l2l.optimisee_gradient(problem, theta, second_order)
+        if before_update:
+            losses.append(reduce(problem.losses(theta)))
+        update, new_state = optimizer(params, gradient, state if carry_state else start_state)
+        state = new_state
+        theta = (theta.detach() if detach_theta else theta) + update * sign
+        if not before_update:
+            losses.append(reduce(problem.losses(theta)))
+    if final_only:
+        losses = losses[-1:]
+    total = losses[0]
+    for loss in losses[1:]:
+        total = total + loss
+    return total, theta, state
+
+
+_UNROLL_MISTAKES = [
+    ({"second_order": True},
+     "the meta-gradient runs through the optimisee's gradient grad f(theta_t) (second derivatives). The paper "
+     "treats that gradient as a constant (Sec. 2.1, the dashed edges of Fig. 2): compute it at a detached copy, "
+     "point = theta.detach().requires_grad_(); g = tm.grad(problem.losses(point).sum(), point), or call "
+     "optimisee_gradient(problem, theta)"),
+    ({"detach_theta": True},
+     "theta itself was detached at every step, so the meta-loss sees only the last update: detach the "
+     "optimisee's gradient, not theta (theta_{t+1} = theta_t + g_t must stay a function of params through every "
+     "earlier step)"),
+    ({"final_only": True},
+     "the meta-loss is only f(theta_T): eq. 3 sums f(theta_t) over every step t = 1..T (w_t = 1), which gives the "
+     "optimiser a signal at every step, not just the last"),
+    ({"include_first": True},
+     "the meta-loss also counts f(theta_0), which no step of this piece changed: sum f(theta_1) .. f(theta_T)"),
+    ({"before_update": True},
+     "each loss is taken before the step (f(theta_0) .. f(theta_{T-1})): take it after theta_{t+1} = theta_t + "
+     "g_t, so that the last step is scored too"),
+    ({"sum_functions": True},
+     "each step's loss is summed over the functions: take the mean over them, problem.losses(theta).mean()"),
+    ({"carry_state": False},
+     "every step starts from the state passed in: carry the LSTM state from step to step "
+     "(update, state = optimizer(params, g, state)), it is the optimiser's memory"),
+    ({"sign": -1.0},
+     "theta moved by -g_t: the network outputs the step itself, sign included, so theta_{t+1} = theta_t + g_t "
+     "(paper eq. 1)"),
+]
+
+
+def _unroll_setup():
+    optimizer = LSTMOptimizer(hidden_size=3, output_scale=0.5)
+    params = optimizer.init_params(0, dtype="float64")
+    rng = np.random.default_rng(5)
+    problem = l2l.Quadratics.sample(3, rng, dims=4)
+    theta = problem.initial_theta(rng, std=0.5)
+    return optimizer, params, problem, theta
+
+
+def _unroll_answer(fn, optimizer, params, problem, theta, steps, who):
+    """{meta_loss, theta, h, c, d/<param>} of one unroll, or a Mismatch saying what is off."""
+    out = fn(optimizer, params, problem, theta, optimizer.initial_state(theta), steps)
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise Mismatch("unroll should return three things: (meta_loss, theta, state)")
+    meta_loss, theta_T, state = out
+    if not isinstance(meta_loss, Tensor) or meta_loss.size != 1:
+        raise Mismatch(f"meta_loss should be a scalar Tensor (one number), got {type(meta_loss).__name__}"
+                       + (f" of shape {meta_loss.shape}" if isinstance(meta_loss, Tensor) else ""))
+    if not meta_loss.requires_grad:
+        raise Mismatch("meta_loss does not depend on params (was it computed under no_grad, or from detached "
+                       "values?): only the optimisee's gradient is a constant, theta_t stays in the graph")
+    grads = grad(meta_loss, params, allow_unused=True)
+    if all(g is None for g in grads.values()):
+        raise Mismatch("meta_loss does not depend on params: theta_{t+1} = theta_t + g_t with g_t from "
+                       "optimizer(params, gradient, state), so params reach every later f(theta_t)")
+    try:
+        (h, c) = state[-1]
+    except (TypeError, ValueError, IndexError):
+        raise Mismatch("the returned state should be the optimiser's state, a list of (h, c) pairs, as "
+                       "optimizer(params, g, state) returns it") from None
+    answer = {"meta_loss": as_array(meta_loss, f"{who} meta_loss").reshape(()),
+              "theta": as_array(theta_T, f"{who} theta"), "h": as_array(h, f"{who} h"), "c": as_array(c, f"{who} c")}
+    for k, g in grads.items():
+        answer[f"d meta_loss / d {k}"] = np.zeros(params[k].shape) if g is None else g.numpy()
+    return answer
+
+
+def check_unroll(student_fn, raise_on_failure: bool = False) -> bool:
+    """Check ``student_fn(optimizer, params, problem, theta, state, steps) -> (meta_loss, theta, state)``.
+
+    ``optimizer`` is a :class:`tinymeta.nn.LSTMOptimizer` with weights ``params``, ``problem`` a
+    batch of :class:`tinymeta.algorithms.learned_optimizer.Quadratics`, ``theta`` (N, d), ``state``
+    from ``optimizer.initial_state(theta)``. Run in float64 for 3 steps and for 1.
+    """
+
+    def body():
+        for steps in (3, 1):
+            optimizer, params, problem, theta = _unroll_setup()
+            ref = _unroll_answer(_unroll_variant, optimizer, params, problem, theta, steps, "reference")
+            got = _unroll_answer(student_fn, optimizer, params, problem, theta, steps, "your")
+            if got["theta"].shape != ref["theta"].shape:
+                raise Mismatch(f"the returned theta has shape {got['theta'].shape}, expected {ref['theta'].shape} "
+                               "(one row per function)")
+            mistakes = []
+            for flags, hint in _UNROLL_MISTAKES:
+                try:
+                    wrong = _unroll_answer(lambda *a, flags=flags: _unroll_variant(*a, **flags), optimizer, params,
+                                           problem, theta, steps, "variant")
+                except Mismatch:    # e.g. scoring f(theta_0) alone: nothing to differentiate after one step
+                    continue
+                mistakes.append((wrong, hint))
+            diagnose(got, ref, mistakes, f"after {steps} step{'s' if steps > 1 else ''}: the unroll's answer",
+                     rtol=1e-8, atol=1e-12)
+
+    return run_checker("check_unroll", body, raise_on_failure)
+
+
+__all__ = ["check_sample_task", "check_unroll"]
