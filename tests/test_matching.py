@@ -262,3 +262,17 @@ def test_a_short_training_run_learns():
     after = learner.evaluate(meta, test)
     assert after["loss"].mean() < before["loss"].mean() - 0.1
     assert after["accuracy"].mean() > before["accuracy"].mean() + 0.1
+
+
+def test_the_presets_are_matching_networks_cells_on_vinyals_split():
+    from tinymeta.experiment.presets import PRESETS, preset_source
+    for (ways, shots), paper in {(5, 1): "98.1", (5, 5): "98.9", (20, 1): "93.8", (20, 5): "98.5"}.items():
+        name = f"matching-omniglot-{ways}w{shots}s"
+        cfg = PRESETS[name].validate()
+        assert (cfg.algorithm, cfg.ways, cfg.shots, cfg.queries, cfg.train_queries, cfg.train_ways) == (
+            "matching", ways, shots, 1, 15, None)
+        assert (cfg.meta_batch, cfg.fce, cfg.split_mode, cfg.rotations) == (32, False, "vinyals-trainval",
+                                                                             "all-classes")
+        src = preset_source(name)
+        assert src["paper_value"] == paper and "Vinyals" in src["cell"] and "parser_utils.py" in src["settings"][
+            "meta_batch"]

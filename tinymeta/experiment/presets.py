@@ -338,13 +338,43 @@ PAPERS = {
     # read here; paperswithcode lists 99.85 for 5-way 5-shot): check the paper's Omniglot table before quoting.
     "maml++": ("Antoniou et al. 2019, arXiv:1810.09502, Omniglot results (MAML++)",
                {(5, 1): "99.47", (5, 5): "99.93", (20, 1): "97.65", (20, 5): "99.33"}),
+    "matching": ("Vinyals et al. 2016, arXiv:1606.04080, Table 1 (Matching Nets, Omniglot, no fine-tuning)",
+                 {(5, 1): "98.1", (5, 5): "98.9", (20, 1): "93.8", (20, 5): "98.5"}),
     "protonet": ("Snell et al. 2017, arXiv:1703.05175, Table 1 (Omniglot, Vinyals' split; no CI given)",
                  {(5, 1): "98.8", (5, 5): "99.7", (20, 1): "96.0", (20, 5): "98.9"}),
     "relationnet": ("Sung et al. 2018, arXiv:1711.06025, Table 1 (Relation Net)",
                     {(5, 1): "99.6 +- 0.2", (5, 5): "99.8 +- 0.1", (20, 1): "97.6 +- 0.2", (20, 5): "99.1 +- 0.1"}),
 }
 # Each algorithm on Vinyals' split: the code its protocol follows, and that code's settings.
-VINYALS_CODES = {"protonet": (PROTONET_CODE, VINYALS_SOURCES)}
+# Matching networks: no code released by the authors; the paper's Sec. 4.1.1 gives the split and the
+# network, the reimplementations the rest (each setting below says which).
+MATCHING_CODE = ("none released by the authors; settings from the paper's Sec. 4.1.1 and the reimplementations "
+                 "AntreasAntoniou/MatchingNetworks and oscarknagg/few-shot")
+MATCHING_SOURCES = {
+    "split_mode": "paper Sec. 4.1.1: 1200 characters for training (with rotations as new classes), the other 423 "
+                  "for testing; as prototypical networks' code ships it (vinyals trainval/test)",
+    "rotations": "paper Sec. 4.1.1 / Santoro et al.: rotations by multiples of 90 degrees as new classes",
+    "pool": "paper Sec. 4.1.1: 4 modules of 3x3 conv (64 filters), batch norm, ReLU, 2x2 max-pool: 64 features",
+    "fce": "paper Table 1: the Omniglot rows use no full context embeddings (check the table: from the "
+           "reimplementations' reading)",
+    "meta_batch": "AntreasAntoniou/MatchingNetworks utils/parser_utils.py:5 batch_size 32",
+    "meta_lr": "AntreasAntoniou/MatchingNetworks one_shot_learning_network.py:198, 309 Adam, learning rate 1e-3",
+    "iterations": "AntreasAntoniou/MatchingNetworks utils/parser_utils.py:9-10: 200 epochs x 1000 episodes",
+    "train_queries": "oscarknagg/few-shot experiments/matching_nets.py:34 q_train 15 per class",
+    "queries": "oscarknagg/few-shot experiments/matching_nets.py:35 q_test 1 per class",
+    "test_tasks": "oscarknagg/few-shot experiments/matching_nets.py:40 1000 evaluation episodes",
+    "task_loss": "paper Eq. 1-2: the mean negative log-probability of the query labels",
+}
+
+
+def _matching(ways, shots):
+    """Matching networks' Omniglot cell (Vinyals et al. 2016, Table 1) on Vinyals' split: N-way episodes."""
+    return _vinyals("matching", ways, shots).replace(
+        queries=1, train_ways=None, train_queries=15, meta_batch=32, lr_schedule="constant", lr_decay_every=None,
+        iterations=200_000, fce=False)
+
+
+VINYALS_CODES = {"protonet": (PROTONET_CODE, VINYALS_SOURCES), "matching": (MATCHING_CODE, MATCHING_SOURCES)}
 
 # TAML's own settings (tinymeta/algorithms/taml.py says what could and could not be read of the paper)
 TAML_SOURCES = {
@@ -514,7 +544,8 @@ def _build_presets():
     for algo in VINYALS_CODES:
         for ways in (5, 20):
             for shots in (1, 5):
-                presets[f"{algo}-omniglot-{ways}w{shots}s"] = _vinyals(algo, ways, shots)
+                presets[f"{algo}-omniglot-{ways}w{shots}s"] = (_matching(ways, shots) if algo == "matching"
+                                                              else _vinyals(algo, ways, shots))
     # ADML on Omniglot: MAML's protocol for the cell (whatever MAML's preset is), plus the FGSM epsilon.
     # epsilon 0.2 on images in [0, 1], as the book's ADML notebook; the paper's values and pixel scale are
     # unconfirmed (its text could not be read here), and its experiments are on MiniImageNet and CIFAR-100.

@@ -37,13 +37,23 @@ OMNIGLOT_PAPER = {
     "reptile-omniglot-5w5s": (99.48, "Reptile, transductive"),
     "siamese-omniglot-20w1s": (92.0, "Koch et al. 2015, Table 2, within-alphabet"),
 }
-# Learners without an inner loop, on Vinyals' split (every rotation its own class), not MAML's; trained on the
-# CPU (results/gpu.sh runs the cells above, in their order)
+# Learners without an inner loop, on their originals' splits (prototypical and matching networks: Vinyals', every
+# rotation its own class; relation networks: their code's), not MAML's; trained on the CPU (results/gpu.sh runs
+# the cells above, in their order)
 VINYALS_PAPER = {
     "protonet-omniglot-5w1s": (98.8, "ProtoNet, Table 1, Vinyals' split"),
     "protonet-omniglot-5w5s": (99.7, "ProtoNet, Table 1, Vinyals' split"),
     "protonet-omniglot-20w1s": (96.0, "ProtoNet, Table 1, Vinyals' split"),
     "protonet-omniglot-20w5s": (98.9, "ProtoNet, Table 1, Vinyals' split"),
+    "matching-omniglot-5w1s": (98.1, "Matching Nets, Table 1, Vinyals' split"),
+    "matching-omniglot-5w5s": (98.9, "Matching Nets, Table 1, Vinyals' split"),
+    "matching-omniglot-20w1s": (93.8, "Matching Nets, Table 1, Vinyals' split"),
+    "matching-omniglot-20w5s": (98.5, "Matching Nets, Table 1, Vinyals' split"),
+    # relation networks: their code's own 1200/423 split, one rotation per episode (not Vinyals')
+    "relationnet-omniglot-5w1s": (99.6, "Relation Net, Table 1, its code's split"),
+    "relationnet-omniglot-5w5s": (99.8, "Relation Net, Table 1, its code's split"),
+    "relationnet-omniglot-20w1s": (97.6, "Relation Net, Table 1, its code's split"),
+    "relationnet-omniglot-20w5s": (99.1, "Relation Net, Table 1, its code's split"),
 }
 OMNIGLOT_CELLS = {**OMNIGLOT_PAPER, **VINYALS_PAPER}  # every row of the Omniglot table
 
