@@ -548,11 +548,15 @@ def make_report(root: Path = Path(".")) -> str:
         "",
         "Splits differ between rows, as between the papers: the MAML-family rows use MAML's split (1100 training, "
         "100 validation, 423 test characters, each class turned by a random multiple of 90 degrees per task), "
-        "Reptile's rows its own (1200/423, rotations as extra training classes), and the prototypical-network "
+        "Reptile's rows its own (1200/423, rotations as extra training classes), the prototypical-network "
         "rows Vinyals et al.'s split by alphabet as jakesnell/prototypical-networks ships it (1200 training "
         "characters, 423 test, every rotation its own class: 4800 and 1692 classes), trained on 60-way episodes "
-        "and evaluated on 1000 tasks with 15 queries per class. The test classes are not the same across "
-        "these groups.",
+        "and evaluated on 1000 tasks with 15 queries per class; the matching-network rows the same split with "
+        "N-way episodes and 1 query per class at test; the relation-network rows their code's own 1200/423 "
+        "split, one rotation per episode; the Siamese rows Koch et al.'s (the 30 background alphabets train, "
+        "20-way tasks within one of 10 evaluation alphabets test). The test classes are not the same across "
+        "these groups. Matching networks' 20-way cells were not measured: a meta-batch of 32 of their episodes "
+        "did not fit this machine's 24 GiB (the benchmark was killed out of memory).",
         "",
         *omniglot_plan(runs, root / "results" / "bench-cpu.json"),
         "",
