@@ -132,6 +132,29 @@ def test_4_9_the_read_attention_is_a_softmax_over_features_not_support_examples(
     assert np.abs(r_book - r_paper).max() > 0.2
 
 
+# ---- notebook 4.9: f returns the LSTM's output, not h_K -------------------------------------------------------------
+def basic_lstm_cell(x, h, c, W, b):
+    """tf.contrib.rnn.BasicLSTMCell: gates i, j, f, o from [x, h] @ W + b, forget bias 1; returns (output, c)."""
+    i, j, f, o = np.split(np.concatenate([x, h], axis=-1) @ W + b, 4, axis=-1)
+    c = c * sigmoid(f + 1.0) + sigmoid(i) * np.tanh(j)
+    return np.tanh(c) * sigmoid(o), c
+
+
+def test_4_9_f_returns_the_lstm_output_without_the_skip_connection():
+    """4.9, cell 4 (In [2]), f: the loop forms h_k = output + XHat but returns output, the LSTM's h-hat_K, inside
+    (-1, 1) in every coordinate; Vinyals et al.'s f(x, S) is h_K = h-hat_K + f'(x) (Appendix A.1, Eq. 4)."""
+    rng = np.random.default_rng(7)
+    D = 4
+    W, b = 0.5 * rng.standard_normal((2 * D, 4 * D)), np.zeros(4 * D)
+    for scale in (1.0, 10.0, 100.0):
+        x_hat = scale * np.array([3.0, 0.0, 5.0, 1.0])
+        output, _ = basic_lstm_cell(x_hat, np.zeros(D), np.zeros(D), W, b)
+        book, paper = output, output + x_hat
+        assert np.abs(book).max() < 1.0                                   # whatever the query's embedding
+        np.testing.assert_allclose(paper - book, x_hat)
+        assert np.abs(paper).max() >= 5 * scale - 1.0
+
+
 # ---- notebook 4.9: a softmax on top of probabilities ---------------------------------------------------------------
 def book_loss(p, y):
     """4.9, cell 4 (In [2]): sparse_softmax_cross_entropy(label, probabilities): the probabilities taken as logits."""
@@ -169,7 +192,7 @@ def test_chapter_4_states_each_erratum_with_its_cell():
     for citation in ("(4.5, cell 26, `In [13]`)", "(4.5, cells 18-22, `In [9]`-`In [11]`)",
                      "(4.5, cells 5-9 and 36, `In [2]`-`In [4]` and `In [18]`)",
                      "(4.9, cell 4, `In [2]`, `cosine_similarity`)", "(4.9, cell 4, `In [2]`, `f`)",
-                     "(4.9, cell 4, `In [2]`, `train`)"):
+                     "(4.9, cell 4, `In [2]`, `train`)", "(4.9, cell 4, `In [2]`, `f` returns `output`)"):
         assert citation in text, citation
     assert "**4.2 is correct:**" in text and "**4.6 is correct in its equations**" in text
     assert "`Episode 100: loss 0.250`" in text and "0.905 for 5-way" in text
