@@ -122,8 +122,10 @@ python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-d
 python -m tinymeta plot results/runs/reptile-omniglot-5w1s --out results/runs/reptile-omniglot-5w1s/curves.png
 # A later session: ANIL 20w1s finished (54,160 -> 60,000 in one sitting, --time-limit 6900; train writes its final
 # test.json), evaluated again to eval-test.json, as NIL and non-transductively; Reptile 5w1s resumed for one sitting
-# and resumed again at the end of the session; the learners without an inner loop benchmarked with every run paused
-# (bench-cpu.json, the plan's source), and the cheapest of their cells, Siamese 20-way one-shot, started
+# and resumed again at the end of the session (stopped with Ctrl-C at 66,366 to give CI the cores); the learners
+# without an inner loop benchmarked with every run paused (bench-cpu.json, the plan's source), and the cheapest of
+# their cells, Siamese 20-way one-shot, started (killed at 2,100 for the same reason: its checkpoint is at 2,000)
+# and evaluated there on its 20 test tasks
 python -m tinymeta train --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 6900 --no-progress
 python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/anil-omniglot-20w1s/eval-test.json
 python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --algorithm nil --out results/runs/anil-omniglot-20w1s/eval-nil-test.json
@@ -132,5 +134,7 @@ python -m tinymeta plot results/runs/anil-omniglot-20w1s --out results/runs/anil
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 6900 --no-progress
 python -m tinymeta bench --only algorithms --repeat 2 --data-dir ../shared/data/omniglot --presets maml-omniglot-20w1s reptile-omniglot-5w1s maml-omniglot-5w5s maml-omniglot-20w5s fomaml-omniglot-5w5s meta-sgd-omniglot-5w5s anil-omniglot-20w5s reptile-omniglot-5w5s siamese-omniglot-20w1s protonet-omniglot-5w1s protonet-omniglot-5w5s protonet-omniglot-20w1s protonet-omniglot-20w5s relationnet-omniglot-5w1s relationnet-omniglot-5w5s relationnet-omniglot-20w1s relationnet-omniglot-20w5s adml-omniglot-5w1s siamese-contrastive-omniglot-20w1s matching-omniglot-5w1s matching-omniglot-5w5s --out results/bench-cpu.json
 python -m tinymeta train --preset siamese-omniglot-20w1s --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --time-limit 3000 --no-progress
+python -m tinymeta evaluate --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/siamese-omniglot-20w1s/eval-test.json
+python -m tinymeta plot results/runs/siamese-omniglot-20w1s --out results/runs/siamese-omniglot-20w1s/curves.png
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 2400 --no-progress
 python -m tinymeta report
