@@ -78,3 +78,13 @@ def test_the_gpu_list_runs_mamlpp_20_way_and_the_cpu_cells_stay_off_it():
     assert block[-2:] == ["mamlpp-omniglot-20w1s", "mamlpp-omniglot-20w5s"]
     assert not set(CPU_PAPER) & set(block) and not set(CPU_PAPER) & set(OMNIGLOT_PAPER)
     assert set(CPU_PAPER) <= set(OMNIGLOT_CELLS) and all(name in PRESETS for name in CPU_PAPER)
+
+
+def test_protocols_md_says_which_figures_are_unverified_and_what_the_mamlpp_interval_is():
+    text = (REPO / "PROTOCOLS.md").read_text()
+    taml = text.split("## TAML on Omniglot")[1].split("\n## ")[0]
+    mann = text.split("## MANN and its LSTM baseline")[1].split("\n## ")[0]
+    mamlpp = text.split("## MAML++ on Omniglot")[1].split("\n## ")[0]
+    assert "UNVERIFIED" in taml and "lambda" in taml and "meta-batch" in taml and "PAPER_UNREAD" in taml
+    assert "UNVERIFIED" in mann and "4th-instance" in mann
+    assert "UNVERIFIED" in mamlpp and "issue #20" in mamlpp and "99.85" in mamlpp and "`results/gpu.sh`" in mamlpp

@@ -322,10 +322,10 @@ def _relationnet(ways, shots):
 ORIGINAL_CODE = {"relationnet": (RELATIONNET_CODE, RELATIONNET_OMNIGLOT_SOURCES)}
 
 # Why TAML's, MAML++'s and MANN's tables are unverified: what was searched (issue 27), and what it held.
-PAPER_UNREAD = ("the paper's text could not be read here: the stored copies reachable from this project "
+PAPER_UNREAD = ("the paper's text could not be read here: of the stored copies reachable from this project "
                 "(deepai.org, arxiv-vanity.com and docslib.org renderings; arXiv, CVPR, paperswithcode and "
-                "emergentmind listings) hold the abstract and opening pages or a summary, never the "
-                "experiments section or its tables")
+                "emergentmind listings) the search tools return the abstract and opening pages or a summary, "
+                "never the experiments section or its tables")
 
 # The papers' numbers for each Omniglot cell (REFERENCE.md), by algorithm and (ways, shots).
 PAPERS = {
