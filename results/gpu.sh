@@ -19,6 +19,7 @@ PRESETS=(
   anil-omniglot-20w1s nil-omniglot-20w1s reptile-omniglot-5w1s
   maml-omniglot-5w5s maml-omniglot-20w5s fomaml-omniglot-5w5s meta-sgd-omniglot-5w5s
   anil-omniglot-20w5s nil-omniglot-20w5s reptile-omniglot-5w5s
+  mamlpp-omniglot-20w1s mamlpp-omniglot-20w5s
 )
 start=$(date +%s)
 for preset in "${PRESETS[@]}"; do

@@ -161,6 +161,10 @@ MAMLPP_OMNIGLOT_SOURCES = {
     "split_mode": "json:14 train_val_test_split, data.py:201-207: 1150 train, 50 validation, 423 test characters",
     "test_tasks": "json:23 num_evaluation_tasks 600 (experiment_builder.py:266-290: an ensemble of the 5 best "
                   "validation epochs' models)",
+    "seed": "json:13 train_seed: three runs a cell, experiment_scripts/omniglot_maml++-omniglot_{shots}_8_0.1_64_"
+            "{ways}_{{0,1,2}}_few_shot.sh:11 with train_seed 0, 1, 2 (val_seed 0); the paper reports the mean and "
+            "standard deviation over the 3 seeds (the author, HowToTrainYourMAMLPytorch issue #20); tinymeta "
+            "trains one (seed 0), so its 95% interval over test tasks is not the paper's +-",
 }
 
 # Koch, Zemel & Salakhutdinov 2015 has no released code: each setting cites the paper's section.
@@ -317,6 +321,12 @@ def _relationnet(ways, shots):
 # Original code of the Omniglot presets of algorithms that are not MAML's: (code, sources of each setting)
 ORIGINAL_CODE = {"relationnet": (RELATIONNET_CODE, RELATIONNET_OMNIGLOT_SOURCES)}
 
+# Why TAML's, MAML++'s and MANN's tables are unverified: what was searched (issue 27), and what it held.
+PAPER_UNREAD = ("the paper's text could not be read here: of the stored copies reachable from this project "
+                "(deepai.org, arxiv-vanity.com and docslib.org renderings; arXiv, CVPR, paperswithcode and "
+                "emergentmind listings) the search tools return the abstract and opening pages or a summary, "
+                "never the experiments section or its tables")
+
 # The papers' numbers for each Omniglot cell (REFERENCE.md), by algorithm and (ways, shots).
 PAPERS = {
     "maml": ("Finn et al. 2017, arXiv:1703.03400, Table 1 (MAML)",
@@ -331,13 +341,21 @@ PAPERS = {
     "nil": ("Raghu et al. 2019, arXiv:1909.09157, Table 4 (NIL)", {(20, 1): "96.7 +- 0.3", (20, 5): "98.0 +- 0.04"}),
     "gradient-agreement": ("Eshratifar et al. 2018, arXiv:1810.08178", {}),
     "adml": ("Yin et al. 2018, arXiv:1806.03316 (no Omniglot cell: MAML's Omniglot protocol with FGSM)", {}),
-    # the paper's Omniglot table could not be read here (no copy of the PDF): no number is quoted
-    "taml": ("Jamal & Qi 2019, arXiv:1805.07722 (CVPR 2019), Omniglot table (not read here: its numbers are "
-             "not quoted)", {}),
-    # REFERENCE.md's figures (read from public reimplementations, not from the paper's PDF, which could not be
-    # read here; paperswithcode lists 99.85 for 5-way 5-shot): check the paper's Omniglot table before quoting.
-    "maml++": ("Antoniou et al. 2019, arXiv:1810.09502, Omniglot results (MAML++)",
-               {(5, 1): "99.47", (5, 5): "99.93", (20, 1): "97.65", (20, 5): "99.33"}),
+    # Unverified (PAPER_UNREAD says why): no number is quoted
+    "taml": ("Jamal & Qi 2019, arXiv:1805.07722 (CVPR 2019), Omniglot table: UNVERIFIED, no number quoted "
+             "(" + PAPER_UNREAD + "; no code of the authors is known)", {}),
+    # Unverified (PAPER_UNREAD): the figures as others quote the paper. 5-way 1-shot, 20-way 1-shot and 20-way
+    # 5-shot agree between paperswithcode.com/paper/how-to-train-your-maml ("Results from the Paper": 99.47,
+    # 97.65, 99.33%, no intervals) and REFERENCE.md's reimplementations; 5-way 5-shot does not (99.85% there,
+    # 99.93 in REFERENCE.md), so both are given. The +- of the paper is a standard deviation over 3 seeds,
+    # not a 95% interval (the author, HowToTrainYourMAMLPytorch issue #20; MAMLPP_OMNIGLOT_SOURCES["seed"]).
+    "maml++": ("Antoniou et al. 2019, arXiv:1810.09502, Omniglot table (MAML++): UNVERIFIED, as quoted by "
+               "paperswithcode.com ('Results from the Paper', no intervals) and by reimplementations "
+               "(REFERENCE.md), not read in the paper (" + PAPER_UNREAD + "); the paper's +- is the standard "
+               "deviation over 3 seeds (the author, AntreasAntoniou/HowToTrainYourMAMLPytorch issue #20, "
+               "2019-08-29)",
+               {(5, 1): "99.47", (5, 5): "99.85 (paperswithcode) or 99.93 (REFERENCE.md): the quotes disagree",
+                (20, 1): "97.65", (20, 5): "99.33"}),
     "matching": ("Vinyals et al. 2016, arXiv:1606.04080, Table 1 (Matching Nets, Omniglot, no fine-tuning)",
                  {(5, 1): "98.1", (5, 5): "98.9", (20, 1): "93.8", (20, 5): "98.5"}),
     "protonet": ("Snell et al. 2017, arXiv:1703.05175, Table 1 (Omniglot, Vinyals' split; no CI given)",
@@ -381,9 +399,12 @@ TAML_SOURCES = {
     "taml_measure": "Jamal & Qi 2019, Sec. 3.1 (entropy maximisation/reduction: lambda [-H_i(f_theta) + "
                     "H_i(f_theta_i)]) or Sec. 3.2 (inequality minimisation: lambda I({L_i(f_theta)}), "
                     "the Theil index among its measures)",
-    "taml_lambda": "tinymeta's choice (1.0): the paper's value could not be read here",
+    "taml_lambda": "UNVERIFIED: the paper's lambda could not be read (" + PAPER_UNREAD + "); 1.0 is tinymeta's "
+                   "choice, to be replaced by the paper's value once read",
     "algorithm": "Jamal & Qi 2019: TAML on MAML; the network and every other setting are MAML's Omniglot "
-                 "protocol (the settings above), as issue 27 asks (the paper's experiments section was not read)",
+                 "protocol (the settings above), as issue 27 asks. The paper's own training settings (meta-batch, "
+                 "inner steps, inner and outer rates, iterations) are UNVERIFIED: its experiments section could "
+                 "not be read, so whether any of MAML's settings here deviates from the paper is unknown",
 }
 
 
@@ -408,7 +429,10 @@ MANN_SOURCES = {
     "iterations": "paper Fig. 2: 100,000 training episodes = 6250 updates of 16 episodes",
     "test_tasks": "1000 test episodes (the paper does not say how many)",
 }
-PAPER_MANN_TABLE1 = {  # % correct at the k-th instance, 5 classes, one-hot labels (not re-read from the PDF here)
+# % correct at the k-th instance of a class, 5 classes, one-hot labels. UNVERIFIED: Table 1 could not be read
+# (PAPER_UNREAD); the figures are as the session that added them wrote them. The 4th-instance entries are in
+# doubt too: issue 27 and REFERENCE.md name the table's columns as the 1st, 2nd, 3rd, 5th and 10th instance.
+PAPER_MANN_TABLE1 = {
     "mann": {1: 36.4, 2: 82.8, 3: 91.0, 4: 92.6, 5: 94.9, 10: 98.1},
     "lstm": {1: 24.4, 2: 49.5, 3: 55.3, 4: 61.0, 5: 63.6, 10: 62.5},
 }
@@ -433,7 +457,9 @@ def preset_source(name: str) -> dict:
     cfg = PRESETS[name]
     if cfg.algorithm == "mann":
         row = "mann" if cfg.memory_heads else "lstm"
-        return {"paper": "Santoro et al. 2016, arXiv:1605.06065, Table 1 (Omniglot, 5 classes, one-hot labels)",
+        return {"paper": "Santoro et al. 2016, arXiv:1605.06065, Table 1 (Omniglot, 5 classes, one-hot labels): "
+                         "UNVERIFIED (" + PAPER_UNREAD + "); whether the table has a 4th-instance column is "
+                         "unconfirmed (issue 27 and REFERENCE.md name 1st, 2nd, 3rd, 5th, 10th)",
                 "cell": f"{row.upper()} row, accuracy at the 1st-10th instance of a class",
                 "paper_value": f"{row.upper()}: " + ", ".join(f"instance {k} {v}%" for k, v in PAPER_MANN_TABLE1[row].items()),
                 "code": MANN_CODE, "settings": dict(MANN_SOURCES)}
@@ -553,9 +579,10 @@ def _build_presets():
         for shots in (1, 5):
             presets[f"adml-omniglot-{ways}w{shots}s"] = presets[f"maml-omniglot-{ways}w{shots}s"].replace(
                 algorithm="adml", adv_epsilon=0.2)
-    # TAML on MAML's protocols (its network and settings; the paper's experiments section was not read): the
-    # Omniglot 5-way 1-shot cell with each variant (entropy; the Theil index, the first of the paper's inequality
-    # measures), and sine with the Theil index (entropy needs classes). lambda = 1.0 is tinymeta's choice.
+    # TAML on MAML's protocols (its network and settings; the paper's experiments section could not be read):
+    # the Omniglot 5-way 1-shot cell with each variant (entropy; the Theil index, the first of the paper's
+    # inequality measures), and sine with the Theil index (entropy needs classes). lambda = 1.0 is tinymeta's
+    # choice: the paper's value is unverified (TAML_SOURCES).
     for measure in ("entropy", "theil"):
         presets[f"taml-{measure}-omniglot-5w1s"] = presets["maml-omniglot-5w1s"].replace(
             algorithm="taml", taml_measure=measure, taml_lambda=1.0)

@@ -19,7 +19,14 @@ MAML_SINE_K5 = {1: 0.67, 5: 0.38, 10: 0.35}          # MAML paper, App. C
 PRETRAINED_SINE_K5 = {1: 2.41, 5: 2.23, 10: 2.19}    # same table: pretrained on all tasks
 
 
-# Omniglot test accuracy in % and where it was published (REFERENCE.md), in the order the cells are run
+# Papers whose Omniglot table could not be read (presets.PAPER_UNREAD): the row says so instead of a number
+_TAML_UNVERIFIED = "TAML, Jamal & Qi 2019: unverified, the paper's table could not be read; see `presets --json`"
+_MAMLPP_UNVERIFIED = ("MAML++, Antoniou et al. 2019: unverified, the paper's table could not be read; the figure "
+                      "others quote is in `presets --json`")
+
+# Omniglot test accuracy in % and where it was published (REFERENCE.md), in the order the cells are run;
+# None where the paper's table could not be read (the source then says so): REFERENCE.md asks that a paper's
+# table be read before its number goes on RESULTS.md, so an unverified figure stays in `presets --json`.
 OMNIGLOT_PAPER = {
     "maml-omniglot-5w1s": (98.7, "MAML, Table 1"),
     "maml-omniglot-20w1s": (95.8, "MAML, Table 1"),
@@ -35,7 +42,17 @@ OMNIGLOT_PAPER = {
     "anil-omniglot-20w5s": (98.0, "ANIL, Table 2"),
     "nil-omniglot-20w5s": (98.0, "ANIL, Table 4"),
     "reptile-omniglot-5w5s": (99.48, "Reptile, transductive"),
+    # MAML++'s 20-way cells (issue 27: "the 20-way cells go to the GPU list of results/gpu.sh")
+    "mamlpp-omniglot-20w1s": (None, _MAMLPP_UNVERIFIED),
+    "mamlpp-omniglot-20w5s": (None, _MAMLPP_UNVERIFIED),
     "siamese-omniglot-20w1s": (92.0, "Koch et al. 2015, Table 2, within-alphabet"),
+}
+# Cells with an inner loop that the CPU trains (issue 27: TAML's and MAML++'s 5-way 1-shot cells), so they are
+# not on results/gpu.sh's list
+CPU_PAPER = {
+    "taml-entropy-omniglot-5w1s": (None, _TAML_UNVERIFIED),
+    "taml-theil-omniglot-5w1s": (None, _TAML_UNVERIFIED),
+    "mamlpp-omniglot-5w1s": (None, _MAMLPP_UNVERIFIED),
 }
 # Learners without an inner loop, on their originals' splits (prototypical and matching networks: Vinyals', every
 # rotation its own class; relation networks: their code's), not MAML's; trained on the CPU (results/gpu.sh runs
@@ -55,7 +72,7 @@ VINYALS_PAPER = {
     "relationnet-omniglot-20w1s": (97.6, "Relation Net, Table 1, its code's split"),
     "relationnet-omniglot-20w5s": (99.1, "Relation Net, Table 1, its code's split"),
 }
-OMNIGLOT_CELLS = {**OMNIGLOT_PAPER, **VINYALS_PAPER}  # every row of the Omniglot table
+OMNIGLOT_CELLS = {**OMNIGLOT_PAPER, **CPU_PAPER, **VINYALS_PAPER}  # every row of the Omniglot table
 
 
 # ADML and CAML (issue 15): the runs of results/cpu.sh and what the papers report
@@ -170,8 +187,8 @@ def omniglot_table(runs: Path) -> list[str]:
              "| iterations trained (paper) | device | train time | curves |", "|---|---|---|---|---|---|---|---|"]
     for name, (paper, source) in OMNIGLOT_CELLS.items():
         run, ev, nt = _cell_result(runs, name)
-        paper_cell = f"{paper} ({source})" + (f"; {NONTRANSDUCTIVE_PAPER[name]} non-transductive"
-                                              if name in NONTRANSDUCTIVE_PAPER else "")
+        paper_cell = (f"{paper} ({source})" if paper is not None else source) + (
+            f"; {NONTRANSDUCTIVE_PAPER[name]} non-transductive" if name in NONTRANSDUCTIVE_PAPER else "")
         if ev is None:
             lines.append(f"| {name} | {paper_cell} | not run yet | | | | | |")
             continue
