@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
+import signal
 import time
 from pathlib import Path
 
@@ -39,11 +41,24 @@ from ..memory import NTM, binary_cross_entropy_with_logits
 from ..optim import Adam
 from ..tensor import tensor
 from .checkpoint import load_checkpoint, restore_rng, save_checkpoint
+from .loop import StopFlag
 
 WIDTH = 8          # bits per vector (Sec. 4.1)
 GRAD_CLIP = 10.0   # elementwise gradient clipping (Sec. 4)
 DEFAULTS = {"hidden": 100, "memory_size": 128, "memory_width": 20, "batch": 16, "min_len": 1, "max_len": 20,
-            "lr": 1e-3, "seed": 0}
+            "lr": 1e-3, "seed": 0, "dtype": "float64"}
+DTYPES = ("float64", "float32")
+
+
+def model_of(cfg: dict) -> NTM:
+    """The NTM of a run's settings (``cfg``: a checkpoint's config or :data:`DEFAULTS`)."""
+    return NTM(WIDTH + 1, WIDTH, hidden=cfg["hidden"], memory_size=cfg["memory_size"],
+               memory_width=cfg["memory_width"])
+
+
+def bit_errors(logits, y, mask) -> np.ndarray:
+    """Wrong answer bits of each sequence (batch,): an output bit is 1 where its logit is > 0."""
+    return (((np.asarray(logits) > 0) != (np.asarray(y) > 0.5)) * np.asarray(mask)[:, None]).sum(axis=(-2, -1))
 
 
 def copy_batch(rng: np.random.Generator, batch: int, length: int, width: int = WIDTH, dtype="float64"):
@@ -82,8 +97,7 @@ def evaluate_copy(model: NTM, params: dict, length: int, batch: int = 32, seed: 
     x, y, mask = copy_batch(np.random.default_rng(seed), batch, length, dtype=str(params["r0"].dtype))
     with no_grad():
         loss, logits, _ = copy_loss(model, params, x, y, mask)
-    wrong = ((logits.numpy() > 0) != (y > 0.5)) * mask[:, None]
-    return {"length": length, "loss": float(loss.item()), "bit_errors": float(wrong.sum() / batch)}
+    return {"length": length, "loss": float(loss.item()), "bit_errors": float(bit_errors(logits.numpy(), y, mask).mean())}
 
 
 def _settings(logdir: Path, given: dict, resume: bool, overwrite: bool):
@@ -96,6 +110,7 @@ def _settings(logdir: Path, given: dict, resume: bool, overwrite: bool):
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}; train without --resume to start")
         ckpt = load_checkpoint(ckpt_path)
         saved = dict(ckpt.config or {})
+        saved.setdefault("dtype", "float64")  # runs from before --dtype trained in float64
         clash = {k: (v, saved.get(k)) for k, v in given.items() if v is not None and saved.get(k) != v}
         if clash:
             raise ValueError("--resume continues the run with its own settings; these differ from it: "
@@ -110,20 +125,66 @@ def _settings(logdir: Path, given: dict, resume: bool, overwrite: bool):
             raise ValueError(f"--{k.replace('_', '-')} must be an integer >= 1, got {settings[k]!r}")
     if settings["min_len"] > settings["max_len"]:
         raise ValueError(f"--min-len {settings['min_len']} is above --max-len {settings['max_len']}")
+    if settings["dtype"] not in DTYPES:
+        raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {settings['dtype']!r}")
     if not (isinstance(settings["lr"], (int, float)) and math.isfinite(settings["lr"]) and settings["lr"] > 0):
         raise ValueError(f"--lr must be a number > 0, got {settings['lr']!r}")
     return settings, None
 
 
+class StopOnSignal(StopFlag):
+    """:class:`tinymeta.experiment.loop.StopFlag` for SIGTERM as well as SIGINT: the first asks the loop
+    to stop after the current step (a batch job's scheduler sends SIGTERM); a second SIGINT aborts."""
+
+    def __enter__(self):
+        super().__enter__()
+        try:
+            self.prev_term = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread
+            self.prev_term = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev_term is not None:
+            signal.signal(signal.SIGTERM, self.prev_term)
+        return super().__exit__(*exc)
+
+
+def _log_row(row) -> dict:
+    """A log row as a dict; a run logged before rows were dicts stored [step, loss]."""
+    if isinstance(row, dict):
+        return dict(row)
+    step, loss = row
+    return {"step": int(step), "loss": float(loss)}
+
+
+def resume_command(logdir, steps=None, seconds=None) -> str:
+    """The command that continues the run in ``logdir`` (with this sitting's --steps / --time-limit)."""
+    cmd = f"python -m tinymeta copy-task --resume --logdir {shlex.quote(str(logdir))}"
+    if steps is not None:
+        cmd += f" --steps {steps}"
+    if seconds is not None:
+        cmd += f" --time-limit {seconds:g}"
+    return cmd
+
+
 def train_copy(logdir, *, steps: int | None = None, seconds: float | None = None, resume: bool = False,
-               overwrite: bool = False, log_every: int = 50, echo=print, **settings) -> dict:
+               overwrite: bool = False, log_every: int = 50, checkpoint_every: int | None = 500, echo=print,
+               **settings) -> dict:
     """Train an NTM on the copy task in ``logdir`` until ``steps`` steps in all, or ``seconds`` of this sitting.
 
     ``settings`` (any of :data:`DEFAULTS`: hidden, memory_size, memory_width, batch, min_len,
-    max_len, lr, seed) fix a new run; a resumed run keeps its own (a different value is refused).
-    Returns {"step", "loss" (mean of the last log interval), "history" [(step, loss), ...]}.
-    The checkpoint holds the weights, Adam's state, the generator state and the log, so a
-    resumed run draws the same sequences an uninterrupted one would.
+    max_len, lr, seed, dtype) fix a new run; a resumed run keeps its own (a different value is refused).
+    The checkpoint (``logdir/checkpoint.npz``, written temp-then-rename) holds the weights, Adam's
+    state, the generator state, the log and the log interval in progress, so a resumed run
+    draws the same sequences and reaches the same weights, bit for bit, as an uninterrupted one.
+    It is written every ``checkpoint_every`` steps (None: only at the end of the sitting) and at
+    the end; SIGINT or SIGTERM ends the sitting after the current step, with a checkpoint.
+    Every ``log_every`` steps a row {"step", "loss", "bit_errors", "seconds"} goes to the log:
+    the interval's mean loss, mean wrong bits per training sequence, and the wall-clock seconds its
+    steps took (so seconds / steps is the time per step); the sitting's last partial interval is logged too.
+    Returns {"status" ("finished", "time limit" or "interrupted"), "step", "loss" (the last row's),
+    "history" [(step, loss), ...], "log" (the rows), "model", "params"}.
     """
     if steps is None and seconds is None:
         raise ValueError("give --steps or --time-limit (or both): the copy task trains until one is reached")
@@ -131,36 +192,52 @@ def train_copy(logdir, *, steps: int | None = None, seconds: float | None = None
         raise ValueError(f"--steps must be an integer >= 0, got {steps!r}")
     if seconds is not None and not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"--time-limit must be a number of seconds > 0, got {seconds!r}")
+    for name, value in (("--log-every", log_every), ("--checkpoint-every", checkpoint_every)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
         raise TypeError(f"train_copy: unknown settings {unknown}; known: {sorted(DEFAULTS)}")
     logdir = Path(logdir)
     cfg, ckpt = _settings(logdir, settings, resume, overwrite)
     make_folder(logdir, "run folder (--logdir)")
-    model = NTM(WIDTH + 1, WIDTH, hidden=cfg["hidden"], memory_size=cfg["memory_size"],
-                memory_width=cfg["memory_width"])
+    model = model_of(cfg)
+    dtype = cfg.get("dtype", "float64")
     if ckpt is None:
-        params = model.init_params(np.random.default_rng([cfg["seed"], 0]), dtype="float64")
-        opt, rng, step, history = Adam(params, lr=cfg["lr"]), np.random.default_rng([cfg["seed"], 1]), 0, []
+        params = model.init_params(np.random.default_rng([cfg["seed"], 0]), dtype=dtype)
+        opt, rng, step, rows = Adam(params, lr=cfg["lr"]), np.random.default_rng([cfg["seed"], 1]), 0, []
+        interval = {"losses": [], "bit_errors": [], "seconds": 0.0}
     else:
         params = ckpt.params
         opt = Adam(params, lr=cfg["lr"])
         opt.load_state_dict(ckpt.optimizer_state)
         rng, step = restore_rng(ckpt.rng_state), int(ckpt.extra["step"])
-        history = [tuple(r) for r in ckpt.extra.get("history", [])]
+        rows = [_log_row(r) for r in ckpt.extra.get("history", [])]
+        interval = dict(ckpt.extra.get("interval") or {"losses": [], "bit_errors": [], "seconds": 0.0})
         echo(f"resuming {logdir} at step {step}")
-    start, window = time.perf_counter(), []
+
+    def flush():
+        nonlocal interval
+        if interval["losses"]:
+            rows.append({"step": step, "loss": float(np.mean(interval["losses"])),
+                         "bit_errors": float(np.mean(interval["bit_errors"])), "seconds": interval["seconds"]})
+        interval = {"losses": [], "bit_errors": [], "seconds": 0.0}
 
     def save():
         save_checkpoint(logdir / "checkpoint.npz", params, optimizer=opt, rng=rng, config=cfg,
-                        extra={"step": step, "history": [list(r) for r in history]})
-        write_text(logdir / "log.jsonl", "".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in history))
+                        extra={"step": step, "history": rows, "interval": interval})
+        write_text(logdir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
-    with np.errstate(over="ignore", invalid="ignore"):
-        while (steps is None or step < steps) and (seconds is None or time.perf_counter() - start < seconds):
+    status, start = "finished", time.perf_counter()
+    with StopOnSignal() as flag, np.errstate(over="ignore", invalid="ignore"):
+        while steps is None or step < steps:
+            if flag.stop or (seconds is not None and time.perf_counter() - start >= seconds):
+                status = "interrupted" if flag.stop else "time limit"
+                break
+            t0 = time.perf_counter()
             length = int(rng.integers(cfg["min_len"], cfg["max_len"] + 1))
-            x, y, mask = copy_batch(rng, cfg["batch"], length)
-            loss, _, _ = copy_loss(model, params, x, y, mask)
+            x, y, mask = copy_batch(rng, cfg["batch"], length, dtype=dtype)
+            loss, logits, _ = copy_loss(model, params, x, y, mask)
             value = loss.item()
             if not math.isfinite(value):
                 raise FloatingPointError(f"the copy-task loss became {value} at step {step + 1}; try a smaller --lr")
@@ -169,17 +246,23 @@ def train_copy(logdir, *, steps: int | None = None, seconds: float | None = None
                 grads = {k: ops.minimum(ops.maximum(g, -GRAD_CLIP), GRAD_CLIP) for k, g in grads.items()}
             opt.step(grads)
             step += 1
-            window.append(value)
+            interval["losses"].append(value)
+            interval["bit_errors"].append(float(bit_errors(logits.numpy(), y, mask).mean()))
+            interval["seconds"] += time.perf_counter() - t0
             if step % log_every == 0:
-                history.append((step, float(np.mean(window))))
-                window = []
-                echo(f"step {step}  loss {history[-1][1]:.4f}  ({time.perf_counter() - start:.0f} s)")
-    if window:  # the sitting's last partial interval, so a short run still logs
-        history.append((step, float(np.mean(window))))
-    save()
+                flush()
+                r = rows[-1]
+                echo(f"step {step}  loss {r['loss']:.4f}  bits wrong {r['bit_errors']:.2f}  "
+                     f"({r['seconds'] / log_every:.3f} s/step, {time.perf_counter() - start:.0f} s)")
+            if checkpoint_every is not None and step % checkpoint_every == 0 and (steps is None or step < steps):
+                save()
+        flush()  # the sitting's last partial interval, so a short run still logs
+        save()
     echo(f"checkpoint at step {step}: {logdir / 'checkpoint.npz'}")
-    return {"step": step, "loss": history[-1][1] if history else None, "history": history,
-            "model": model, "params": params}
+    if status != "finished":
+        echo(f"{status} at step {step}; continue with: {resume_command(logdir, steps, seconds)}")
+    return {"status": status, "step": step, "loss": rows[-1]["loss"] if rows else None,
+            "history": [(r["step"], r["loss"]) for r in rows], "log": rows, "model": model, "params": params}
 
 
 def add_subcommand(subparsers) -> None:
@@ -194,9 +277,12 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --logdir")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --logdir")
     for k in DEFAULTS:
-        kind = float if k == "lr" else int
+        kind = {"lr": float, "dtype": str}.get(k, int)
         p.add_argument(f"--{k.replace('_', '-')}", type=kind, default=None,
                        help=f"default {DEFAULTS[k]}" + (" (a resumed run keeps its own)"))
+    p.add_argument("--log-every", type=int, default=50, help="steps per log row (default 50)")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="write the checkpoint every this many steps as well as at the end (default 500)")
     p.add_argument("--eval-lengths", type=int, nargs="*", default=[10, 20, 40],
                    help="sequence lengths to evaluate at the end (default 10 20 40: 40 is longer than trained)")
     p.set_defaults(func=_main)
@@ -207,7 +293,10 @@ def _main(args) -> int:
     if any(n < 1 for n in args.eval_lengths):
         raise ValueError(f"--eval-lengths must be >= 1, got {args.eval_lengths}")
     out = train_copy(args.logdir, steps=args.steps, seconds=args.time_limit, resume=args.resume,
-                     overwrite=args.overwrite, **given)
+                     overwrite=args.overwrite, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+                     **given)
+    if out["status"] == "interrupted":  # asked to stop: the evaluation can wait for the next sitting
+        return 0
     for n in args.eval_lengths:
         ev = evaluate_copy(out["model"], out["params"], n)
         print(f"length {n:>3}: loss {ev['loss']:.4f}, wrong bits per sequence {ev['bit_errors']:.2f} "
