@@ -119,3 +119,35 @@ def test_copy_task_refuses_bad_checkpoint_every_and_dtype(tmp_path):
     bad = cli("copy-task", "--logdir", tmp_path / "r", "--steps", "2", "--dtype", "float16")
     assert bad.returncode == 2 and "--dtype must be one of float64, float32" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "r" / "checkpoint.npz").exists()
+
+
+def test_copy_task_plot_writes_the_figures_and_the_evaluation(tmp_path):
+    run = tmp_path / "run"
+    train_copy(run, steps=3, log_every=1, **QUIET, **TINY)
+    done = cli("copy-task-plot", run, "--out", tmp_path / "figs", "--lengths", "2", "5", "--batch", "3")
+    assert done.returncode == 0, done.stderr
+    for name in copy_task.FIGURES:
+        assert (tmp_path / "figs" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    ev = json.loads((run / "evaluation.json").read_text())
+    assert ev["step"] == 3 and ev["trained_lengths"] == [1, 3] and ev["memory_size"] == 6
+    assert [r["length"] for r in ev["results"]] == [2, 5] and [r["bits"] for r in ev["results"]] == [16, 40]
+    assert all(0 <= r["bit_errors"] <= r["bits"] and r["loss"] > 0 for r in ev["results"])
+    assert "length   5: loss" in done.stdout
+    assert not [p for p in (tmp_path / "figs").iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_copy_task_plot_refuses_a_missing_or_foreign_run_folder(tmp_path):
+    from tinymeta.experiment.checkpoint import save_checkpoint
+    from tinymeta.tensor import tensor
+    missing = cli("copy-task-plot", tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    empty = cli("copy-task-plot", tmp_path / "empty")
+    (tmp_path / "maml").mkdir()
+    save_checkpoint(tmp_path / "maml" / "checkpoint.npz", {"w": tensor(np.zeros(2))},
+                    config={"algorithm": "maml", "ways": 5})
+    foreign = cli("copy-task-plot", tmp_path / "maml")
+    for done, words in ((missing, "no such run folder"), (empty, "holds no checkpoint.npz"),
+                        (foreign, "is not a copy-task run")):
+        assert done.returncode == 2 and done.stderr.startswith("tinymeta copy-task-plot: error:"), done.stderr
+        assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "maml" / "evaluation.json").exists()

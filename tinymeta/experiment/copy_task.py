@@ -265,6 +265,135 @@ def train_copy(logdir, *, steps: int | None = None, seconds: float | None = None
             "history": [(r["step"], r["loss"]) for r in rows], "log": rows, "model": model, "params": params}
 
 
+# ---- what a run learned: evaluation and figures ---------------------------------------------------
+EVAL_LENGTHS = (10, 20, 30, 40, 60, 80, 100, 120)
+FIGURES = ("curve.png", "copy-trained.png", "heads-trained.png", "copy-longer.png", "heads-longer.png",
+           "generalisation.png")
+EVALUATION = "evaluation.json"
+
+
+def load_copy_run(logdir):
+    """(settings, model, params, step, log rows) of the copy-task run in ``logdir``, refusing any other folder."""
+    logdir = Path(logdir)
+    if not logdir.is_dir():
+        raise FileNotFoundError(f"{logdir}: no such run folder; train one with "
+                                f"`python -m tinymeta copy-task --logdir {shlex.quote(str(logdir))} --steps N`")
+    path = logdir / "checkpoint.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{logdir} holds no checkpoint.npz, so no copy-task run: give the --logdir of a "
+                                "`tinymeta copy-task` run")
+    ckpt = load_checkpoint(path)
+    cfg = dict(ckpt.config or {})
+    missing = sorted(k for k in DEFAULTS if k != "dtype" and k not in cfg)
+    if missing:
+        raise ValueError(f"{logdir} is not a copy-task run: its checkpoint's settings lack {', '.join(missing)} "
+                         "(`tinymeta copy-task-plot` reads the folders of `tinymeta copy-task`)")
+    cfg.setdefault("dtype", "float64")
+    model = model_of(cfg)
+    want = model.init_params(np.random.default_rng(0), dtype=cfg["dtype"])
+    if {k: v.shape for k, v in ckpt.params.items()} != {k: v.shape for k, v in want.items()}:
+        raise ValueError(f"{logdir} is not a copy-task run: its checkpoint's weights are not those of {model!r}")
+    return cfg, model, ckpt.params, int(ckpt.extra.get("step", 0)), [_log_row(r) for r in ckpt.extra.get("history", [])]
+
+
+def _copy_figures(x, y, logits, trace, length: int, title: str, paths):
+    """One sequence: (input, target, output) as images, and the heads' weightings over memory against time."""
+    from .viz import new_figure, save_png  # noqa: PLC0415 (matplotlib only when plotting)
+    out = 1.0 / (1.0 + np.exp(-logits))
+    fig = new_figure((max(6.0, 0.12 * x.shape[0] + 2), 5.4))
+    axes = fig.subplots(3, 1, sharex=True)
+    for ax, img, name in zip(axes, (x.T, y.T, out.T), ("input (row 8: the delimiter)", "target", "output P(bit = 1)")):
+        ax.imshow(img, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set(ylabel="bit", title=name)
+    axes[-1].set_xlabel("time step")
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_png(fig, paths[0])
+    fig = new_figure((10.0, 4.2))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, name in zip(axes, ("write", "read")):
+        im = ax.imshow(trace[name].T, cmap="viridis", vmin=0, vmax=1, aspect="auto", origin="lower",
+                       interpolation="nearest")
+        ax.axvline(length - 0.5, color="w", lw=0.8, ls=":")  # the delimiter: input before, answer after
+        ax.set(title=f"{name} weighting", xlabel="time step")
+    axes[0].set_ylabel("memory location")
+    fig.colorbar(im, ax=list(axes), shrink=0.8)
+    fig.suptitle(title + " (dotted: the delimiter)")
+    save_png(fig, paths[1])
+
+
+def plot_copy_run(logdir, out=None, lengths=EVAL_LENGTHS, longer: int | None = None, batch: int = 32,
+                  seed: int = 1, echo=print) -> dict:
+    """Figures and ``evaluation.json`` of the copy-task run in ``logdir``; figures go to ``out`` (default ``logdir``).
+
+    Writes (each atomically) ``curve.png`` (loss per step on a log scale, wrong bits per training
+    sequence when logged), ``copy-trained.png`` / ``heads-trained.png`` (one sequence of the longest
+    trained length: input, target, output; the write and read weightings over memory at every step),
+    ``copy-longer.png`` / ``heads-longer.png`` (the same for ``longer``, default twice the longest
+    trained length), ``generalisation.png`` (wrong bits per sequence against length, the trained
+    range shaded), and ``logdir/evaluation.json``: for each of ``lengths``, the loss and wrong bits
+    per sequence over ``batch`` fresh sequences drawn with ``seed``. Returns that evaluation.
+    """
+    from .viz import new_figure, save_png  # noqa: PLC0415
+    cfg, model, params, step, rows = load_copy_run(logdir)
+    lengths = [int(n) for n in lengths]
+    longer = 2 * cfg["max_len"] if longer is None else int(longer)
+    if not lengths or min(lengths) < 1 or longer < 1 or batch < 1:
+        raise ValueError(f"--lengths, --longer and --batch must be >= 1, got {lengths}, {longer}, {batch}")
+    logdir = Path(logdir)
+    out = logdir if out is None else Path(out)
+    make_folder(out, "figure folder (--out)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        results = []
+        for n in lengths:
+            results.append({**evaluate_copy(model, params, n, batch=batch, seed=seed), "bits": n * WIDTH})
+            echo(f"length {n:>3}: loss {results[-1]['loss']:.4f}, wrong bits per sequence "
+                 f"{results[-1]['bit_errors']:.2f} (of {n * WIDTH})")
+        evaluation = {"step": step, "batch": batch, "seed": seed, "trained_lengths": [cfg["min_len"], cfg["max_len"]],
+                      "memory_size": cfg["memory_size"], "dtype": cfg["dtype"], "results": results}
+        written = []
+        for length, name in ((cfg["max_len"], "trained"), (longer, "longer")):
+            x, y, mask = copy_batch(np.random.default_rng([seed, length]), 1, length, dtype=cfg["dtype"])
+            with no_grad():
+                loss, logits, trace = copy_loss(model, params, x, y, mask)
+            wrong = int(bit_errors(logits.numpy(), y, mask)[0])
+            paths = (out / f"copy-{name}.png", out / f"heads-{name}.png")
+            _copy_figures(x[0], y[0], logits.numpy()[0], {k: v.numpy()[0] for k, v in trace.items()}, length,
+                          f"length {length} ({'longest trained' if name == 'trained' else 'longer than trained'}),"
+                          f" step {step}: {wrong} of {length * WIDTH} bits wrong", paths)
+            written += paths
+    fig = new_figure((10.0, 3.4))
+    axes = fig.subplots(1, 2)
+    if rows:
+        axes[0].plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1)
+        axes[0].set_yscale("log")
+    axes[0].set(xlabel="step", ylabel="BCE per answer bit (log scale)", title="training loss")
+    logged = [r for r in rows if "bit_errors" in r]
+    if logged:
+        axes[1].plot([r["step"] for r in logged], [r["bit_errors"] for r in logged], lw=1)
+        axes[1].set(xlabel="step", ylabel="wrong bits per sequence", title="training sequences, wrong bits")
+    else:
+        axes[1].text(0.5, 0.5, "wrong bits were not logged by this run", ha="center", va="center",
+                     transform=axes[1].transAxes)
+        axes[1].set_axis_off()
+    fig.tight_layout()
+    written.append(save_png(fig, out / "curve.png"))
+    fig = new_figure((6.0, 3.6))
+    ax = fig.subplots()
+    ax.axvspan(cfg["min_len"], cfg["max_len"], color="C2", alpha=0.15, label="trained lengths")
+    ax.plot([r["length"] for r in results], [r["bit_errors"] for r in results], "o-", label="NTM")
+    if cfg["memory_size"] <= max(lengths):
+        ax.axvline(cfg["memory_size"], color="grey", ls=":", label=f"memory size {cfg['memory_size']}")
+    ax.set(xlabel="sequence length", ylabel="wrong bits per sequence",
+           title=f"generalisation, step {step} ({batch} sequences a length)")
+    ax.legend()
+    fig.tight_layout()
+    written.append(save_png(fig, out / "generalisation.png"))
+    write_text(logdir / EVALUATION, json.dumps(evaluation, indent=2) + "\n")
+    echo("wrote " + ", ".join(str(p) for p in written) + f" and {logdir / EVALUATION}")
+    return evaluation
+
+
 def add_subcommand(subparsers) -> None:
     """Register ``copy-task`` on the ``tinymeta`` command line's subparsers."""
     p = subparsers.add_parser("copy-task", help="train a neural Turing machine on the copy task (CPU, resumable)",
@@ -287,6 +416,19 @@ def add_subcommand(subparsers) -> None:
                    help="sequence lengths to evaluate at the end (default 10 20 40: 40 is longer than trained)")
     p.set_defaults(func=_main)
 
+    q = subparsers.add_parser("copy-task-plot", help="figures and evaluation of a copy-task run",
+                              description="Evaluate a `tinymeta copy-task` run on fresh sequences of --lengths "
+                                          "(evaluation.json in the run folder) and draw its training curve, one "
+                                          "copy at the longest trained length and one longer, the heads' "
+                                          "attention over memory for each, and wrong bits against length.")
+    q.add_argument("logdir", help="the run folder (the --logdir of `tinymeta copy-task`)")
+    q.add_argument("--out", help="folder for the figures (default: the run folder)")
+    q.add_argument("--lengths", type=int, nargs="+", default=list(EVAL_LENGTHS),
+                   help="sequence lengths to evaluate (default " + " ".join(map(str, EVAL_LENGTHS)) + ")")
+    q.add_argument("--longer", type=int, help="length of the longer-than-trained copy (default 2 x --max-len)")
+    q.add_argument("--batch", type=int, default=32, help="sequences per length (default 32)")
+    q.set_defaults(func=_plot_main)
+
 
 def _main(args) -> int:
     given = {k: getattr(args, k) for k in DEFAULTS}
@@ -301,4 +443,9 @@ def _main(args) -> int:
         ev = evaluate_copy(out["model"], out["params"], n)
         print(f"length {n:>3}: loss {ev['loss']:.4f}, wrong bits per sequence {ev['bit_errors']:.2f} "
               f"(of {n * WIDTH})")
+    return 0
+
+
+def _plot_main(args) -> int:
+    plot_copy_run(args.logdir, args.out, args.lengths, args.longer, args.batch)
     return 0
