@@ -314,7 +314,7 @@ def _copy_figures(x, y, logits, trace, length: int, title: str, paths):
     for ax, name in zip(axes, ("write", "read")):
         im = ax.imshow(trace[name].T, cmap="viridis", vmin=0, vmax=1, aspect="auto", origin="lower",
                        interpolation="nearest")
-        ax.axvline(length - 0.5, color="w", lw=0.8, ls=":")  # the delimiter: input before, answer after
+        ax.axvline(length, color="w", lw=0.8, ls=":")  # the delimiter: input before it, answer after
         ax.set(title=f"{name} weighting", xlabel="time step")
     axes[0].set_ylabel("memory location")
     fig.colorbar(im, ax=list(axes), shrink=0.8)
