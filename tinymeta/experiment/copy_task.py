@@ -6,8 +6,12 @@ output bits during the answer phase.
 
 ``train_copy`` trains an :class:`tinymeta.memory.NTM` on it on the CPU for a number of
 steps or seconds, checkpointing to ``logdir/checkpoint.npz`` (tinymeta's pickle-free,
-checksummed format) and logging to ``logdir/log.jsonl``; ``resume=True`` continues.
-The command line is ``tinymeta copy-task`` (:func:`add_subcommand`).
+checksummed format, written temp-then-rename) every ``checkpoint_every`` steps and at the
+end, and logging to ``logdir/log.jsonl``; ``resume=True`` continues, to the same weights
+bit for bit; SIGINT or SIGTERM ends a sitting cleanly after the current step.
+``plot_copy_run`` evaluates a run at lengths up to 120 (``logdir/evaluation.json``) and
+draws its figures. The command line is ``tinymeta copy-task`` and ``tinymeta copy-task-plot``
+(:func:`add_subcommand`).
 
 Protocol, and where it departs from the paper (each named):
 
@@ -20,6 +24,8 @@ Protocol, and where it departs from the paper (each named):
   (Table 2; pytorch-ntm tasks/copytask.py:64-66): tinymeta has no RMSprop, and Adam
   is what Collier & Beel (arXiv:1807.08518; their run_tasks.py:29-30) train with. A deviation.
 - Batch of 16 sequences (the paper and pytorch-ntm use 1; Collier & Beel 32).
+- float64 by default; ``--dtype float32`` is about a fifth faster a step here (not a protocol change the
+  paper names; the checkpoint records it and a resumed run keeps it).
 - Controller: one LSTM layer of 100 units, memory 128 x 20 (pytorch-ntm
   tasks/copytask.py:54-61); the paper's LSTM-controlled NTM is 100 units, 128 x 20 too.
 """
