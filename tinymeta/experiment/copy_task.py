@@ -312,6 +312,7 @@ def _copy_figures(x, y, logits, trace, length: int, title: str, paths):
         ax.imshow(img, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
         ax.set(ylabel="bit", title=name)
     axes[-1].set_xlabel("time step")
+    axes[-1].xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title)
     fig.tight_layout()
     save_png(fig, paths[0])
@@ -322,6 +323,7 @@ def _copy_figures(x, y, logits, trace, length: int, title: str, paths):
                        interpolation="nearest")
         ax.axvline(length, color="w", lw=0.8, ls=":")  # the delimiter: input before it, answer after
         ax.set(title=f"{name} weighting", xlabel="time step")
+        ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0].set_ylabel("memory location")
     fig.colorbar(im, ax=list(axes), shrink=0.8)
     fig.suptitle(title + " (dotted: the delimiter)")
