@@ -250,9 +250,22 @@ def test_the_out_of_memory_message_suggests_chunks():
     assert "--task-chunk" not in oom_message(cfg.replace(task_chunk=1), "cpu", 1)  # nothing smaller to offer
 
 
-def test_bench_times_the_iteration_in_chunks():
+def test_bench_times_the_iteration_in_chunks(monkeypatch):
     rows = algorithm_benchmarks("cpu", repeat=1, presets=["maml-sine-10shot"], task_chunk=10)
     assert "T=25 in chunks of 10" in rows[0]["name"]
+    # a preset that sets it is timed in its chunks without the flag
+    monkeypatch.setitem(PRESETS, "maml-sine-10shot", PRESETS["maml-sine-10shot"].replace(task_chunk=7))
+    calls = []
+    monkeypatch.setattr(ALGORITHMS["maml"], "chunk_gradient",
+                        lambda self, *a, **k: calls.append(a[1].num_tasks) or self.meta_gradient(*a, **k))
+    rows = algorithm_benchmarks("cpu", repeat=1, presets=["maml-sine-10shot"])
+    assert "T=25 in chunks of 7" in rows[0]["name"] and calls[:4] == [7, 7, 7, 4]
+
+
+def test_the_matching_20_way_presets_take_their_tasks_in_chunks_and_the_others_do_not():
+    chunked = {n for n, cfg in PRESETS.items() if cfg.task_chunk is not None}
+    assert chunked == {"matching-omniglot-20w1s", "matching-omniglot-20w5s"}
+    assert all(PRESETS[n].task_chunk == 4 for n in chunked)
 
 
 # ---- as a user types it ------------------------------------------------------------------------------
