@@ -365,15 +365,15 @@ MATCHING_SOURCES = {
     "test_tasks": "oscarknagg/few-shot experiments/matching_nets.py:40 1000 evaluation episodes",
     "task_loss": "paper Eq. 1-2: the mean negative log-probability of the query labels",
     "task_chunk": "not a protocol setting: 20-way only, the meta-batch's episodes 4 at a time, the same gradient in "
-                  "about 4 GB instead of about 30 (PROTOCOLS.md, matching networks)",
+                  "about 4-5 GB instead of 30-39 (PROTOCOLS.md, matching networks)",
 }
 
 
 def _matching(ways, shots):
     """Matching networks' Omniglot cell (Vinyals et al. 2016, Table 1) on Vinyals' split: N-way episodes.
 
-    The 20-way meta-batch (32 episodes of 320 or 400 images) takes about 30 GB at once: its tasks go
-    4 at a time (``task_chunk``), the same gradient in about 4 GB (PROTOCOLS.md).
+    The 20-way meta-batch (32 episodes of 320 or 400 images) takes about 30 or 39 GB at once: its tasks
+    go 4 at a time (``task_chunk``), the same gradient in about 4 or 5 GB (PROTOCOLS.md).
     """
     return _vinyals("matching", ways, shots).replace(
         queries=1, train_ways=None, train_queries=15, meta_batch=32, lr_schedule="constant", lr_decay_every=None,
