@@ -248,6 +248,8 @@ def test_the_out_of_memory_message_suggests_chunks():
     assert "--task-chunk 16" in oom_message(cfg, "cpu", 1)
     assert "in chunks of 4 tasks" in oom_message(cfg.replace(task_chunk=4), "cpu", 1)
     assert "--task-chunk" not in oom_message(cfg.replace(task_chunk=1), "cpu", 1)  # nothing smaller to offer
+    coupled = PRESETS["maml-omniglot-5w1s"].replace(algorithm="gradient-agreement")
+    assert "--task-chunk" not in oom_message(coupled, "cpu", 1)  # it would refuse it
 
 
 def test_bench_times_the_iteration_in_chunks(monkeypatch):

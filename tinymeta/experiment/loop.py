@@ -19,8 +19,9 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import backend
-from ..files import WriteError, make_folder, remove_stale_temporaries, write_text
+from ..algorithms import ALGORITHMS
 from ..autograd import no_grad
+from ..files import WriteError, make_folder, remove_stale_temporaries, write_text
 from ..tensor import tensor
 from .checkpoint import restore_rng, save_checkpoint
 from .config import Config
@@ -126,8 +127,9 @@ def oom_message(cfg: Config, device: str, iteration: int) -> str:
     """What ran out of memory, and the settings that shrink a second-order graph (or any meta-batch's)."""
     order = "first" if cfg.first_order or cfg.algorithm == "reptile" else "second"
     chunk = cfg.meta_batch if cfg.task_chunk is None else min(cfg.task_chunk, cfg.meta_batch)
+    chunkable = ALGORITHMS[cfg.algorithm].chunk_refusal(cfg) is None
     advice = (f"; or --task-chunk {max(1, chunk // 2)} to take the meta-batch's tasks {max(1, chunk // 2)} at a "
-              "time (the same gradient, a fraction of the memory)" if chunk > 1 else "")
+              "time (the same gradient, a fraction of the memory)" if chunk > 1 and chunkable else "")
     return (f"out of {device} memory at iteration {iteration}: meta-batch {cfg.meta_batch}"
             + (f" in chunks of {chunk} tasks" if cfg.task_chunk is not None and chunk < cfg.meta_batch else "")
             + f", {cfg.inner_steps} inner step(s), {order} order. A second-order graph keeps every inner "
