@@ -102,6 +102,40 @@ class MetaLearner:
         loss, metrics = self.meta_loss(meta_params, batch)
         return grad(loss, meta_params), metrics
 
+    # ---- a meta-batch in chunks of tasks (Config.task_chunk) ---------------------------------------
+    # The training loop may compute a meta-batch's gradient over chunks of its tasks, one chunk's graph
+    # at a time (tinymeta.experiment.loop.chunked_meta_gradient), and combine the chunks so that the
+    # result is the unchunked one. That holds when a task's share of the meta-loss and of every metric
+    # depends on that task alone (batch norm's statistics are per task: functional.batch_norm), so
+    # each algorithm declares:
+    #
+    # - ``task_reduction``: how the meta-loss and every metric gather the tasks: "mean" (each chunk
+    #   weighs its share of the tasks, n_chunk / T) or "sum" (chunks add).
+    # - ``shared_task_draws``: True where every task uses the same draws from ``rng``, their number
+    #   independent of how many tasks there are (Reptile's fresh inner mini-batches): each chunk then
+    #   replays them from the state the meta-batch began with. False: the draws (if any) come task
+    #   after task, so chunks in order continue the stream.
+    # - :meth:`chunk_refusal`: a sentence saying why the tasks cannot be split (they are coupled),
+    #   or None.
+    # - :meth:`finish_gradient`: what is done to the whole meta-batch's gradient after the tasks'
+    #   contributions are summed (relation networks clip it); :meth:`meta_gradient` is
+    #   ``finish_gradient`` of :meth:`chunk_gradient` of the whole meta-batch.
+    task_reduction = "mean"
+    shared_task_draws = False
+
+    @classmethod
+    def chunk_refusal(cls, cfg) -> str | None:
+        """Why a run of ``cfg`` cannot split its meta-batch into chunks of tasks, or None where it can."""
+        return None
+
+    def chunk_gradient(self, meta_params: dict, batch: MetaBatch, rng=None, iteration: int = 0):
+        """(gradient, metrics) of the meta-loss over ``batch``'s tasks alone, before :meth:`finish_gradient`."""
+        return self.meta_gradient(meta_params, batch, rng=rng, iteration=iteration)
+
+    def finish_gradient(self, grads: dict) -> dict:
+        """The meta-gradient from the sum of the tasks' contributions: unchanged here."""
+        return grads
+
     # ---- evaluation ------------------------------------------------------------------------------
     def adapt(self, meta_params: dict, batch: MetaBatch, steps: int):
         """Yield the per-task fast weights before adaptation and after each of ``steps`` SGD steps."""

@@ -82,6 +82,12 @@ class GradientAgreement(MetaLearner):
 
     name = "gradient-agreement"
 
+    @classmethod
+    def chunk_refusal(cls, cfg):
+        """Each task's weight is its update's agreement with every other task's: chunks cannot be weighted alone."""
+        return ("weighs each task by the agreement of its update with those of all the meta-batch's tasks "
+                "(w_i = sum_j g_i . g_j / sum_k |sum_j g_k . g_j|), so a chunk of tasks cannot be weighted alone")
+
     def meta_loss(self, meta_params, batch):
         return gradient_agreement_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr,
                                             self.inner_steps, self.first_order, self.inner_keys(meta_params))

@@ -220,14 +220,22 @@ class RelationNet(MetricLearner):
 
     def meta_gradient(self, meta_params, batch, rng=None, iteration: int = 0):
         """The meta-loss's gradient, each module's clipped to norm ``clip_norm`` (one_shot.py:197-198)."""
+        grads, metrics = self.chunk_gradient(meta_params, batch, rng, iteration)
+        return self.finish_gradient(grads), metrics
+
+    def chunk_gradient(self, meta_params, batch, rng=None, iteration: int = 0):
+        """The meta-loss's gradient before clipping (a chunk of tasks' share, Config.task_chunk)."""
         loss, metrics = self.meta_loss(meta_params, batch)
-        grads = grad(loss, meta_params)
+        return grad(loss, meta_params), metrics
+
+    def finish_gradient(self, grads):
+        """Clip the whole meta-batch's gradient: the norm is of the sum over every task, so it comes last."""
         if self.clip_norm is None:
-            return grads, metrics
+            return grads
         embed = set(self.net.embed_keys())
         out = clip_by_norm(grads, [k for k in grads if k in embed], self.clip_norm)
         out.update(clip_by_norm(grads, [k for k in grads if k not in embed], self.clip_norm))
-        return {k: out[k] for k in grads}, metrics
+        return {k: out[k] for k in grads}
 
     def __repr__(self):
         extra = [f"filters={self.net.filters}"] + ([] if self.clip_norm == CLIP_NORM else [f"clip_norm={self.clip_norm}"])

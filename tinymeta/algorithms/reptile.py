@@ -115,6 +115,13 @@ class Reptile(MetaLearner):
                    inner_optimizer=cfg.inner_optimizer, inner_batch=cfg.inner_batch, inner_state=cfg.inner_state,
                    eval_inner_batch=cfg.eval_inner_batch, transductive=cfg.transductive)
 
+    @property
+    def shared_task_draws(self) -> bool:
+        """Chunks of tasks (Config.task_chunk): with a fresh inner optimizer every task of the meta-batch takes
+        the same mini-batches, drawn once from ``rng`` (:func:`minibatches`), so each chunk replays them; the
+        persistent state draws task after task, so chunks in order continue the stream."""
+        return self.inner_state == "fresh"
+
     # ---- the inner loop ----------------------------------------------------------------------
     def make_inner_optimizer(self, phi: dict, state: dict | None = None):
         """The inner loop's optimizer over every task's weights phi (T, ...): Adam(beta1 = 0) or SGD.

@@ -218,6 +218,14 @@ class TAML(MetaLearner):
                    first_order=cfg.first_order, adapt_norm=cfg.adapt_norm, transductive=cfg.transductive,
                    lam=cfg.taml_lambda, measure=cfg.taml_measure)
 
+    @classmethod
+    def chunk_refusal(cls, cfg):
+        """Entropy TAML is a mean over tasks (chunks combine exactly); an inequality measure couples the tasks."""
+        if parse_measure(cfg.taml_measure)[0] == ENTROPY:
+            return None
+        return (f"with the inequality measure {cfg.taml_measure!r} adds lambda I(L_1 .. L_M), a function of all the "
+                "meta-batch's support losses together, so the tasks cannot be split into chunks (entropy TAML can)")
+
     def meta_loss(self, meta_params, batch):
         return taml_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr, self.inner_steps,
                               self.lam, self.measure, self.first_order, self.inner_keys(meta_params))

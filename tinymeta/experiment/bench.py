@@ -31,6 +31,7 @@ from ..files import write_text
 from . import bench_torch
 from .bench_tasks import task_benchmarks
 from .factories import build_algorithm, build_model, make_optimizer, task_family
+from .loop import chunked_meta_gradient
 from .presets import PRESETS
 
 
@@ -159,16 +160,18 @@ def default_presets(device: str) -> list[str]:
     return [n for n in names if n in PRESETS]
 
 
-def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
+def algorithm_benchmarks(device="cpu", repeat=5, presets=None, task_chunk=None):
     """Median time of one meta-iteration (meta-gradient + outer step) per algorithm and preset.
 
+    ``task_chunk``: the meta-batch's tasks are taken this many at a time, as the training loop
+    does (default: the preset's ``task_chunk``, None in most: all at once).
     On a GPU each row also gives the peak memory CuPy's pool held during the timed iterations.
     """
     rows = []
     for name in presets or default_presets(device):
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; `python -m tinymeta presets` lists them")
-        cfg = PRESETS[name]
+        cfg = PRESETS[name] if task_chunk is None else PRESETS[name].replace(task_chunk=task_chunk).validate()
         model = build_model(cfg)
         algo = build_algorithm(cfg, model)
         rng = np.random.default_rng(0)
@@ -180,7 +183,7 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
             for i in range(repeat + 1):  # the first is a warm-up
                 _sync(device)
                 t0 = time.perf_counter()
-                grads, _ = algo.meta_gradient(meta, batch, rng=rng)
+                grads, _ = chunked_meta_gradient(algo, meta, batch, cfg.task_chunk, rng=rng)
                 opt.step(grads)
                 _sync(device)
                 if i:
@@ -190,7 +193,9 @@ def algorithm_benchmarks(device="cpu", repeat=5, presets=None):
         shots, queries = family.sizes(cfg, training=True)  # the training iteration's shapes, as timed
         inner = (f"{cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}" if algo.inner_loop
                  else "no inner loop")
-        detail = (f"T={cfg.meta_batch}, {inner}"
+        chunks = (f" in chunks of {cfg.task_chunk}" if cfg.task_chunk is not None and cfg.task_chunk < cfg.meta_batch
+                  else "")
+        detail = (f"T={cfg.meta_batch}{chunks}, {inner}"
                   + (f", {family.ways_of(cfg, training=True)}-way {shots}-shot, Q={queries}"
                      if family.kind == "classification" else f", K={shots}"))
         row = {"name": f"{name} ({detail})", "preset": name, "value": statistics.median(times) * 1e3, "unit": "ms"}
@@ -233,16 +238,19 @@ GPU_GOAL_PROBLEMS = (  # the GPU goal's other cell: 20-way 1-shot with its 5 inn
 )
 
 
-def goal_benchmarks(device="cpu", repeat=5, compare_torch=False, quick=False):
+def goal_benchmarks(device="cpu", repeat=5, compare_torch=False, quick=False, task_chunk=None):
     """Median ms per meta-iteration (meta-gradient + Adam step) of the goal problems; with
     ``compare_torch`` the same iteration in PyTorch (a task loop, and torch.func.vmap), timed
-    interleaved with tinymeta's in one process, and the ratios."""
+    interleaved with tinymeta's in one process, and the ratios. ``task_chunk``: tinymeta takes
+    the meta-batch's tasks this many at a time (the training loop's ``--task-chunk``)."""
     if compare_torch:
         print(f"  comparing with {bench_torch.torch_version(device)}")
     rows, medians = [], {}
     problems = GOAL_PROBLEMS[:1] if quick else GOAL_PROBLEMS + (GPU_GOAL_PROBLEMS if device == "cuda" else ())
     for label, preset, changes in problems:
         cfg = PRESETS[preset].replace(**changes)
+        if task_chunk is not None:
+            cfg = cfg.replace(task_chunk=task_chunk).validate()
         model = build_model(cfg)
         algo = build_algorithm(cfg, model)
         rng = np.random.default_rng(0)
@@ -252,7 +260,7 @@ def goal_benchmarks(device="cpu", repeat=5, compare_torch=False, quick=False):
         batch = random_batch(cfg, device, rng)
 
         def ours():
-            grads, _ = algo.meta_gradient(meta, batch, rng=rng)
+            grads, _ = chunked_meta_gradient(algo, meta, batch, cfg.task_chunk, rng=rng)
             opt.step(grads)
 
         runners = {"tinymeta": ours}
@@ -275,7 +283,8 @@ def goal_benchmarks(device="cpu", repeat=5, compare_torch=False, quick=False):
                     times[name].append(time.perf_counter() - t0)
         med = {k: statistics.median(v) for k, v in times.items()}
         medians[label] = med
-        rows.append({"name": f"{label} (T={cfg.meta_batch})", "value": med["tinymeta"] * 1e3, "unit": "ms"})
+        chunks = f" in chunks of {cfg.task_chunk}" if cfg.task_chunk is not None else ""
+        rows.append({"name": f"{label} (T={cfg.meta_batch}{chunks})", "value": med["tinymeta"] * 1e3, "unit": "ms"})
         for name in runners:
             if name == FORWARD_PASSES:
                 rows.append({"name": f"  {name}", "value": med[name] * 1e3, "unit": "ms"})
@@ -334,7 +343,8 @@ def main(args, device: str) -> int:
 
     if args.only in (None, "goals"):
         keep(op_overhead(), "Host cost per op (goal: <= 5 us above the array library's)")
-        keep(goal_benchmarks(device, repeat=args.repeat, compare_torch=compare, quick=args.quick),
+        keep(goal_benchmarks(device, repeat=args.repeat, compare_torch=compare, quick=args.quick,
+                             task_chunk=getattr(args, "task_chunk", None)),
              "Speed goals: one meta-iteration (meta-gradient + Adam step), median"
              + (", interleaved with PyTorch" if compare else ""))
         if args.only == "goals":
@@ -345,7 +355,8 @@ def main(args, device: str) -> int:
              "MAML meta-gradient, 1 inner step (median over repeats)")
     if args.only in (None, "algorithms"):
         presets = args.presets or ([f"{a}-sine-10shot" for a in BENCH_ALGORITHMS] if args.quick else None)
-        keep(algorithm_benchmarks(device, repeat=args.repeat, presets=presets),
+        keep(algorithm_benchmarks(device, repeat=args.repeat, presets=presets,
+                                  task_chunk=getattr(args, "task_chunk", None)),
              "One meta-iteration (meta-gradient + outer step), each algorithm's preset, median")
     if args.only in (None, "tasks"):
         keep(task_benchmarks(data_dir=args.data_dir, device=device), "Task sampling")

@@ -58,6 +58,8 @@ CONFIG_FLAGS = [
     (["--train-ways"], "train_ways", int, "classes per task while meta-training, if different (no inner loop only)"),
     (["--train-queries"], "train_queries", int, "queries per class while meta-training, if different"),
     (["--meta-batch", "--meta_batch_size"], "meta_batch", int, "tasks per meta-iteration"),
+    (["--task-chunk"], "task_chunk", int,
+     "take a meta-batch's tasks this many at a time: the same gradient in less memory (default: all at once)"),
     (["--inner-lr", "--update_lr"], "inner_lr", float, "inner learning rate alpha"),
     (["--inner-steps", "--num_updates"], "inner_steps", int, "inner steps while meta-training"),
     (["--eval-inner-steps"], "eval_inner_steps", int, "inner steps at evaluation"),
@@ -386,6 +388,9 @@ def _bench(args):
     device = check_device(args.device)
     for name in args.presets or ():
         check_preset(name)
+    if args.task_chunk is not None:  # the same check as a run's, with the preset of every row
+        for name in args.presets or bench.default_presets(device):
+            PRESETS[name].replace(task_chunk=args.task_chunk).validate()
     return bench.main(args, device)
 
 
@@ -420,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "algorithm, plus 20w1s on a GPU)")
     p_bench.add_argument("--data-dir", default=None, help="Omniglot folder (default: $TINYMETA_DATA, ./data/omniglot)")
     p_bench.add_argument("--out", help="also write the measured rows as JSON here (with device, threads, date)")
+    p_bench.add_argument("--task-chunk", type=int, default=None,
+                         help="time each preset's meta-batch taken this many tasks at a time (default: the "
+                              "preset's task_chunk, else all at once)")
     p_bench.set_defaults(func=_bench)
 
     p_train = sub.add_parser("train", help="meta-train (and finally evaluate) a preset or configuration",

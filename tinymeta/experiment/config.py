@@ -25,7 +25,7 @@ LR_SCHEDULES = ("constant", "linear", "cosine", "step")
 # Upper bounds, far above every paper's setting and low enough that a forged or mistyped
 # number (shots = 10**8 in a checkpoint's config) is refused before it asks for memory.
 LIMITS = {"ways": 10_000, "shots": 100_000, "queries": 100_000, "train_shots": 100_000, "meta_batch": 100_000,
-          "train_ways": 10_000, "train_queries": 100_000, "lr_decay_every": 10**9,
+          "task_chunk": 100_000, "train_ways": 10_000, "train_queries": 100_000, "lr_decay_every": 10**9,
           "inner_steps": 100_000, "eval_inner_steps": 100_000, "iterations": 10**9, "inner_batch": 100_000,
           "eval_inner_batch": 100_000, "filters": 4096, "val_tasks": 10**6, "test_tasks": 10**6,
           "val_interval": 10**9, "log_interval": 10**9, "checkpoint_interval": 10**9, "seed": 2**63 - 1,
@@ -48,6 +48,8 @@ class Config:
     train_ways: int | None = None      # classes per task while meta-training, if different (ProtoNet: 60)
     train_queries: int | None = None   # queries per class while meta-training, if different (ProtoNet: 5)
     meta_batch: int = 25               # tasks per meta-iteration
+    task_chunk: int | None = None      # tasks per chunk of a meta-batch, one chunk's graph at a time: the same
+                                       # gradient in less memory (None: the whole meta-batch at once)
     inner_lr: float = 0.01             # alpha (Meta-SGD: initial range is fixed by the paper)
     inner_steps: int = 1               # inner gradient steps while meta-training
     eval_inner_steps: int = 10         # inner steps at evaluation (every step is reported)
@@ -203,7 +205,8 @@ class Config:
             (self.lr_schedule == "step" or (self.lr_decay_every is None and self.lr_decay_factor == 0.5),
              "lr_decay_every and lr_decay_factor (--lr-decay-every, --lr-decay-factor) belong to the step "
              f"schedule: give --lr-schedule step, or leave them out (lr_schedule is {self.lr_schedule!r})"),
-            count("meta_batch", 1), count("inner_steps", 0), count("eval_inner_steps", 0), count("iterations", 0),
+            count("meta_batch", 1), optional("task_chunk"), count("inner_steps", 0), count("eval_inner_steps", 0),
+            count("iterations", 0),
             optional("inner_batch"), count("filters", 1), count("val_interval", 0), count("val_tasks", 1),
             count("test_tasks", 1), count("log_interval", 1), count("checkpoint_interval", 0), count("seed", 0),
             rate("inner_lr"), rate("meta_lr"),
@@ -268,6 +271,10 @@ class Config:
             raise ValueError(f"taml_measure (--taml-measure): {exc}") from None
         self._check_limits(flag)
         self._check_maml_plus_plus(flag)
+        refusal = ALGORITHMS[self.algorithm].chunk_refusal(self) if self.task_chunk is not None else None
+        if refusal:
+            raise ValueError(f"{flag('task_chunk')} {self.task_chunk}: {self.algorithm} {refusal}; leave it out "
+                             "(a smaller --meta-batch also needs less memory, but changes the protocol)")
         family = TASK_FAMILIES[self.dataset]
         if self.train_ways is not None:
             if family.kind != "classification":

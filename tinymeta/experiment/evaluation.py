@@ -14,24 +14,41 @@ from .factories import TaskSource, build_algorithm, build_model, task_family
 from .runs import load_run_checkpoint
 
 
+def _in_chunks(batches, task_chunk: int | None):
+    """Each batch of ``batches``, split into consecutive chunks of at most ``task_chunk`` tasks (None: whole)."""
+    for batch in batches:
+        if task_chunk is None or task_chunk >= batch.num_tasks:
+            yield batch
+            continue
+        for start in range(0, batch.num_tasks, task_chunk):
+            yield batch.tasks(slice(start, start + task_chunk))
+
+
 def evaluate_tasks(algo, meta_params, tasks: TaskSource, split: str, num_tasks: int, steps: int,
-                   chunk: int | None = None, progress: bool = False, attack_epsilon: float | None = None) -> dict:
+                   chunk: int | None = None, progress: bool = False, attack_epsilon: float | None = None,
+                   task_chunk: int | None = None) -> dict:
     """Mean and 95% CI of query loss and accuracy before adaptation and after each inner step.
 
-    ``chunk``: tasks per batch (default: the task family's evaluation chunk).
-    ``progress``: a progress bar over the chunks (shown on a terminal only).
+    ``chunk``: tasks per batch drawn (default: the task family's evaluation chunk).
+    ``task_chunk``: tasks per evaluation pass (default: the run's ``task_chunk``, None = each
+    batch drawn at once): each batch is drawn as without it, so the tasks are the same, and
+    evaluated in slices of ``task_chunk`` tasks, so a pass holds the activations of that many.
+    Every task is evaluated on its own (batch norm per task), so the numbers do not change.
+    ``progress``: a progress bar over the batches (shown on a terminal only).
     ``attack_epsilon``: also the FGSM-attacked query loss and accuracy, the attack made
     against each adapted model (ADML's evaluation, for any algorithm).
     """
     chunk = chunk or tasks.eval_chunk
+    task_chunk = task_chunk or getattr(tasks.cfg, "task_chunk", None)
     batches = tasks.fixed(split, num_tasks, chunk)
     if progress:
         batches = tqdm(batches, total=math.ceil(num_tasks / chunk), desc=f"evaluating {num_tasks} {split} tasks",
                        unit="chunk", disable=None, leave=False, dynamic_ncols=True)
     if attack_epsilon is None:
-        parts = [algo.evaluate(meta_params, batch, steps) for batch in batches]
+        parts = [algo.evaluate(meta_params, batch, steps) for batch in _in_chunks(batches, task_chunk)]
     else:
-        parts = [evaluate_under_attack(algo, meta_params, batch, steps, attack_epsilon) for batch in batches]
+        parts = [evaluate_under_attack(algo, meta_params, batch, steps, attack_epsilon)
+                 for batch in _in_chunks(batches, task_chunk)]
     rows = len(next(iter(parts[0].values())))  # steps + 1, or 1 for a learner without an inner loop
     out = {"split": split, "tasks": num_tasks, "steps": rows - 1}
     if attack_epsilon is not None:

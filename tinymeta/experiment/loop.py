@@ -19,6 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import backend
+from ..algorithms import ALGORITHMS
+from ..autograd import no_grad
 from ..files import WriteError, make_folder, remove_stale_temporaries, write_text
 from ..tensor import tensor
 from .checkpoint import restore_rng, save_checkpoint
@@ -75,12 +77,63 @@ def scheduled_lr(cfg: Config, iteration: int) -> float:
     return cfg.meta_lr
 
 
+def chunked_meta_gradient(algo, meta_params: dict, batch, chunk: int | None, rng=None, iteration: int = 0):
+    """``algo.meta_gradient`` of ``batch``, computed over chunks of at most ``chunk`` tasks (Config.task_chunk).
+
+    Each chunk's graph is built, differentiated and freed before the next, so the memory
+    is that of ``chunk`` tasks; the chunks' gradients and metrics are combined into the
+    unchunked ones (equal to rounding): weighted by their share of the tasks where the
+    algorithm's meta-loss is a mean over tasks (``algo.task_reduction``), then passed to
+    ``algo.finish_gradient`` (relation networks clip the whole gradient). ``chunk`` None,
+    or at least the number of tasks: one call of ``algo.meta_gradient``. The combination
+    runs on the device, with no host read. Each algorithm's decision (``MetaLearner``'s
+    chunking declarations), from reading its meta-loss:
+
+    - a mean over tasks of per-task terms, combined exactly: MAML, FOMAML, Meta-SGD, ANIL,
+      NIL, CAML, ADML (the sum of two means), MAML++ (every option), MANN, and every
+      learner without an inner loop (prototypical, Gaussian and semi-supervised
+      prototypical, Siamese, matching with or without FCE, relation networks, the last
+      with its gradient clipped after the chunks are combined); entropy TAML;
+    - Reptile: theta - mean_i phi_i is a mean; with a fresh inner optimizer every task
+      takes the same mini-batches, so each chunk replays the meta-batch's draws from
+      ``rng``; with the persistent state the tasks run in order and so do the chunks;
+    - refused (Config.validate says why): gradient agreement (each task's weight reads
+      every task's update) and TAML with an inequality measure (a function of all the
+      tasks' losses).
+    """
+    T = batch.num_tasks
+    if chunk is None or chunk >= T:
+        return algo.meta_gradient(meta_params, batch, rng=rng, iteration=iteration)
+    if algo.task_reduction not in ("mean", "sum"):
+        raise ValueError(f"{type(algo).__name__}.task_reduction must be 'mean' or 'sum', got {algo.task_reduction!r}")
+    replay = rng.bit_generator.state if algo.shared_task_draws and rng is not None else None
+    grads, metrics = None, None
+    for start in range(0, T, chunk):
+        part = batch.tasks(slice(start, start + chunk))
+        if replay is not None:
+            rng.bit_generator.state = replay
+        g, m = algo.chunk_gradient(meta_params, part, rng=rng, iteration=iteration)
+        share = part.num_tasks / T if algo.task_reduction == "mean" else 1.0
+        with no_grad():  # constants: the chunk's graph is gone once g and m are summed in
+            g = {k: v * share for k, v in g.items()}
+            m = {k: v * share for k, v in m.items()}
+            grads = g if grads is None else {k: grads[k] + g[k] for k in grads}
+            metrics = m if metrics is None else {k: metrics[k] + m[k] for k in metrics}
+        del g, m, part
+    return algo.finish_gradient(grads), metrics
+
+
 def oom_message(cfg: Config, device: str, iteration: int) -> str:
-    """What ran out of memory, and the settings that shrink a second-order graph."""
+    """What ran out of memory, and the settings that shrink a second-order graph (or any meta-batch's)."""
     order = "first" if cfg.first_order or cfg.algorithm == "reptile" else "second"
-    return (f"out of {device} memory at iteration {iteration}: meta-batch {cfg.meta_batch}, "
-            f"{cfg.inner_steps} inner step(s), {order} order. A second-order graph keeps every inner "
-            "step's activations alive; try --first-order, fewer --inner-steps or a smaller --meta-batch")
+    chunk = cfg.meta_batch if cfg.task_chunk is None else min(cfg.task_chunk, cfg.meta_batch)
+    chunkable = ALGORITHMS[cfg.algorithm].chunk_refusal(cfg) is None
+    advice = (f"; or --task-chunk {max(1, chunk // 2)} to take the meta-batch's tasks {max(1, chunk // 2)} at a "
+              "time (the same gradient, a fraction of the memory)" if chunk > 1 and chunkable else "")
+    return (f"out of {device} memory at iteration {iteration}: meta-batch {cfg.meta_batch}"
+            + (f" in chunks of {chunk} tasks" if cfg.task_chunk is not None and chunk < cfg.meta_batch else "")
+            + f", {cfg.inner_steps} inner step(s), {order} order. A second-order graph keeps every inner "
+            "step's activations alive; try --first-order, fewer --inner-steps or a smaller --meta-batch" + advice)
 
 
 def _check_run_folder(cfg: Config, logdir: Path, device: str, resume: bool, overwrite: bool):
@@ -310,7 +363,8 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
                 opt.lr = scheduled_lr(cfg, it)
                 batch = tasks.train(rng)
                 try:
-                    grads, metrics = algo.meta_gradient(meta_params, batch, rng=rng, iteration=it)
+                    grads, metrics = chunked_meta_gradient(algo, meta_params, batch, cfg.task_chunk, rng=rng,
+                                                           iteration=it)
                 except Exception as exc:
                     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # CuPy's
                         raise MemoryError(oom_message(cfg, device, it + 1)) from exc

@@ -382,14 +382,20 @@ MATCHING_SOURCES = {
     "queries": "oscarknagg/few-shot experiments/matching_nets.py:35 q_test 1 per class",
     "test_tasks": "oscarknagg/few-shot experiments/matching_nets.py:40 1000 evaluation episodes",
     "task_loss": "paper Eq. 1-2: the mean negative log-probability of the query labels",
+    "task_chunk": "not a protocol setting: 20-way only, the meta-batch's episodes 4 at a time, the same gradient in "
+                  "about 4-5 GB instead of 30-39 (PROTOCOLS.md, matching networks)",
 }
 
 
 def _matching(ways, shots):
-    """Matching networks' Omniglot cell (Vinyals et al. 2016, Table 1) on Vinyals' split: N-way episodes."""
+    """Matching networks' Omniglot cell (Vinyals et al. 2016, Table 1) on Vinyals' split: N-way episodes.
+
+    The 20-way meta-batch (32 episodes of 320 or 400 images) takes about 30 or 39 GB at once: its tasks
+    go 4 at a time (``task_chunk``), the same gradient in about 4 or 5 GB (PROTOCOLS.md).
+    """
     return _vinyals("matching", ways, shots).replace(
         queries=1, train_ways=None, train_queries=15, meta_batch=32, lr_schedule="constant", lr_decay_every=None,
-        iterations=200_000, fce=False)
+        iterations=200_000, fce=False, task_chunk=4 if ways == 20 else None)
 
 
 VINYALS_CODES = {"protonet": (PROTONET_CODE, VINYALS_SOURCES), "matching": (MATCHING_CODE, MATCHING_SOURCES)}

@@ -34,7 +34,7 @@ RUN_FILES = ("checkpoint.npz", "log.jsonl", "config.json", "test.json", "curves.
 # Settings a resumed run may change: they do not alter the meta-parameters it computes (more
 # iterations only under a constant learning rate: a linear or cosine schedule's every step depends on them).
 RESUMABLE_CHANGES = {"iterations", "log_interval", "val_interval", "checkpoint_interval", "test_tasks",
-                     "val_tasks"}
+                     "val_tasks", "task_chunk"}
 # The "dataset" of a 2D-navigation run's config.json (tinymeta.experiment.rl): its folder holds
 # results.json (returns) instead of test.json, and runs made before config.json hold only results.json.
 RL_DATASET = "nav2d"
