@@ -95,7 +95,8 @@ def test_nan_meta_loss_stops_with_the_iteration_and_keeps_the_last_checkpoint(tm
     assert all(np.all(np.isfinite(p.numpy())) for p in ckpt.params.values())
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_resume_finishes(tmp_path, sig):
     logdir = tmp_path / "run"
     cmd = [sys.executable, "-m", "tinymeta", "train", "--preset", "maml-sine-10shot", "--iterations", "200000",
            "--log-interval", "10", "--val-interval", "0", "--logdir", str(logdir), "--no-progress"]
@@ -104,7 +105,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 3):
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
     assert "interrupted at iteration" in out

@@ -138,24 +138,6 @@ def _settings(logdir: Path, given: dict, resume: bool, overwrite: bool):
     return settings, None
 
 
-class StopOnSignal(StopFlag):
-    """:class:`tinymeta.experiment.loop.StopFlag` for SIGTERM as well as SIGINT: the first asks the loop
-    to stop after the current step (a batch job's scheduler sends SIGTERM); a second SIGINT aborts."""
-
-    def __enter__(self):
-        super().__enter__()
-        try:
-            self.prev_term = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread
-            self.prev_term = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.prev_term is not None:
-            signal.signal(signal.SIGTERM, self.prev_term)
-        return super().__exit__(*exc)
-
-
 def _log_row(row) -> dict:
     """A log row as a dict; a run logged before rows were dicts stored [step, loss]."""
     if isinstance(row, dict):
@@ -235,7 +217,7 @@ def train_copy(logdir, *, steps: int | None = None, seconds: float | None = None
         write_text(logdir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
     status, start = "finished", time.perf_counter()
-    with StopOnSignal() as flag, np.errstate(over="ignore", invalid="ignore"):
+    with StopFlag() as flag, np.errstate(over="ignore", invalid="ignore"):
         while steps is None or step < steps:
             if flag.stop or (seconds is not None and time.perf_counter() - start >= seconds):
                 status = "interrupted" if flag.stop else "time limit"

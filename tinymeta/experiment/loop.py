@@ -33,26 +33,33 @@ from .runs import (RUN_FILES, check_resume, check_run_files, clear_run, load_run
 
 
 class StopFlag:
-    """Ctrl-C asks the loop to stop at the next iteration boundary (a second one aborts)."""
+    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop at the next iteration boundary, with a checkpoint;
+    a second SIGINT aborts. SIGTERM is what a batch scheduler, a session's end or ``kill`` sends: without
+    this a long run killed that way would lose everything since its last periodic checkpoint."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.stop = False
+        self.prev = {}
 
     def __enter__(self):
-        try:
-            self.prev = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread
-            self.prev = None
+        for sig in self.SIGNALS:
+            try:
+                self.prev[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
         return self
 
-    def _handle(self, *_):
-        if self.stop:
+    def _handle(self, signum, _frame):
+        if self.stop and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.stop = True
 
     def __exit__(self, *exc):
-        if self.prev is not None:
-            signal.signal(signal.SIGINT, self.prev)
+        for sig, prev in self.prev.items():
+            signal.signal(sig, prev)
+        self.prev = {}
         return False
 
 
