@@ -250,6 +250,9 @@ def test_the_out_of_memory_message_suggests_chunks():
     assert "--task-chunk" not in oom_message(cfg.replace(task_chunk=1), "cpu", 1)  # nothing smaller to offer
     coupled = PRESETS["maml-omniglot-5w1s"].replace(algorithm="gradient-agreement")
     assert "--task-chunk" not in oom_message(coupled, "cpu", 1)  # it would refuse it
+    assert "inner step" not in oom_message(cfg, "cpu", 1)  # matching networks have no inner loop to shorten
+    assert "20-way episodes" in oom_message(cfg, "cpu", 1)
+    assert "--first-order" in oom_message(coupled, "cpu", 1)
 
 
 def test_bench_times_the_iteration_in_chunks(monkeypatch):

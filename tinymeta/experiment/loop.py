@@ -137,9 +137,11 @@ def oom_message(cfg: Config, device: str, iteration: int) -> str:
     chunkable = ALGORITHMS[cfg.algorithm].chunk_refusal(cfg) is None
     advice = (f"; or --task-chunk {max(1, chunk // 2)} to take the meta-batch's tasks {max(1, chunk // 2)} at a "
               "time (the same gradient, a fraction of the memory)" if chunk > 1 and chunkable else "")
-    return (f"out of {device} memory at iteration {iteration}: meta-batch {cfg.meta_batch}"
-            + (f" in chunks of {chunk} tasks" if cfg.task_chunk is not None and chunk < cfg.meta_batch else "")
-            + f", {cfg.inner_steps} inner step(s), {order} order. A second-order graph keeps every inner "
+    head = (f"out of {device} memory at iteration {iteration}: meta-batch {cfg.meta_batch}"
+            + (f" in chunks of {chunk} tasks" if cfg.task_chunk is not None and chunk < cfg.meta_batch else ""))
+    if not ALGORITHMS[cfg.algorithm].inner_loop or cfg.inner_steps == 0:  # no inner loop to shorten (MANN: 0 steps)
+        return head + f", {cfg.ways}-way episodes; try a smaller --meta-batch" + advice
+    return (head + f", {cfg.inner_steps} inner step(s), {order} order. A second-order graph keeps every inner "
             "step's activations alive; try --first-order, fewer --inner-steps or a smaller --meta-batch" + advice)
 
 
