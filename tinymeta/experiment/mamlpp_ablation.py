@@ -183,14 +183,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv=None) -> int:
-    """The command line: ``python -m tinymeta.experiment.mamlpp_ablation --out DIR [--iterations N] [--seeds S]``."""
+    """The command line: ``python -m tinymeta.experiment.mamlpp_ablation --out DIR [--iterations N] [--seeds S] ...``."""
     p = _Parser(prog="python -m tinymeta.experiment.mamlpp_ablation", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="folder for ablation.json and ablation.png")
     p.add_argument("--iterations", type=_positive("--iterations"), default=5000,
                    help="meta-training iterations of every run, a multiple of 100 (default 5000)")
     p.add_argument("--seeds", type=_positive("--seeds"), default=3, help="seeds per condition, 2 to 10 (default 3)")
     p.add_argument("--test-tasks", type=_positive("--test-tasks"), default=600, help="fixed test tasks (default 600)")
+    p.add_argument("--conditions", default=",".join(CONDITIONS),
+                   help=f"comma-separated conditions to run (default all: {','.join(CONDITIONS)})")
     args = p.parse_args(argv)
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown or not conditions:
+        p.error(f"--conditions {args.conditions!r}: unknown {', '.join(unknown) or 'none given'}; choose from "
+                f"{','.join(CONDITIONS)}")
     if args.iterations % 100:
         p.error(f"--iterations must be a multiple of 100 (the schedules count in 100 epochs), got {args.iterations}")
     if not 2 <= args.seeds <= 10:
@@ -203,7 +210,8 @@ def main(argv=None) -> int:
             del probe  # the folder that will hold --out is writable: fail now, not after the training
     except OSError as exc:
         p.error(f"--out {out}: cannot write there ({exc.strerror}); give a writable folder")
-    result = run_ablation(args.iterations, args.seeds, args.test_tasks)
+    result = run_ablation(args.iterations, args.seeds, args.test_tasks,
+                          [c for c in CONDITIONS if c in conditions])  # MAML first: the others' differences need it
     json_path, png_path = write_result(result, out)
     for name, c in result["conditions"].items():
         extra = (f"   minus MAML {c['minus_maml']['mean']:+.4f} ± {c['minus_maml']['ci95']:.4f}"
