@@ -298,3 +298,59 @@ def test_the_ablation_refuses_bad_arguments_with_one_error_line(argv, message, t
     assert proc.stderr.startswith("error:") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ---- the chapter's section 9.4 ------------------------------------------------------------------------
+def chapter_cells():
+    import json
+    from pathlib import Path
+    return json.loads((Path(__file__).resolve().parents[1] / "chapters" / "09_recent_advances.ipynb").read_text())["cells"]
+
+
+def test_the_chapter_has_its_mamlpp_section_and_no_longer_plans_it():
+    text = chapter_text()
+    assert "## 9.4 MAML++: how to train your MAML" in text
+    assert "is planned" not in text and "section 9.4 is MAML++" in text
+    for option in ("### 9.4.1 The multi-step loss", "### 9.4.2 Derivative-order annealing",
+                   "### 9.4.3 Per-step batch-norm weights", "### 9.4.4 Learned per-layer per-step inner rates",
+                   "### 9.4.5 Cosine annealing", "### 9.4.6 Does each option help on sine?"):
+        assert option in text
+    # the original's lines, as PROTOCOLS.md and the presets' sources cite them
+    for cited in ("few_shot_learning_system.py:83-103", "few_shot_learning_system.py:304-305",
+                  "meta_neural_network_architectures.py:177-185", "inner_loop_optimizers.py:86-91",
+                  "few_shot_learning_system.py:70-71"):
+        assert cited in text
+    code = "\n".join("".join(c["source"]) for c in chapter_cells() if c["cell_type"] == "code")
+    assert "def msl_weights(steps, epoch, msl_epochs)" in code and "check_msl_weights(msl_weights);" in code
+    assert 'raise NotImplementedError("Exercise 9' in code
+
+
+def test_the_ablation_numbers_the_chapter_quotes_are_the_committed_results():
+    import json
+    import re
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "results" / "mamlpp-sine-ablation" / "ablation.json"
+    if not path.is_file():
+        pytest.skip("no committed ablation result")
+    result, text = json.loads(path.read_text()), chapter_text()
+    assert f"**{result['iterations']:,} iterations**" in text and f"{len(result['seeds'])} seeds" in text
+    assert f"{result['preset_iterations']:,}" in text and len(result["seeds"]) >= 3
+    assert set(result["conditions"]) == {"maml", "msl", "da", "lslr", "ca", "all"}
+    quoted = set(re.findall(r"\b\d\.\d{3} ± \d\.\d{3}\b", text))
+    assert quoted, "the chapter quotes no ablation number"
+    known = {f"{c[k]['mean']:.3f} ± {c[k]['ci95']:.3f}" for c in result["conditions"].values()
+             for k in ("mse", "minus_maml") if k in c}
+    known |= {f"{abs(c['minus_maml']['mean']):.3f} ± {c['minus_maml']['ci95']:.3f}" for c in result["conditions"].values()
+              if "minus_maml" in c}
+    assert quoted <= known, f"quoted but not in {path.name}: {sorted(quoted - known)}"
+
+
+def test_an_ablation_run_is_the_run_tinymeta_train_makes(tmp_path):
+    """The ablation trains in memory with the training loop's seeding: the same test MSE as `train` with its config."""
+    from tinymeta.experiment import train
+    from tinymeta.experiment.mamlpp_ablation import condition_config, train_and_test
+    cfg = condition_config("all", 100, seed=3, test_tasks=10).replace(iterations=20)
+    per_task, meta_params, _ = train_and_test(cfg)
+    result = train(cfg, tmp_path / "run", progress=False, echo=lambda *a: None)
+    assert per_task.shape == (10,) and "lr/w1" in meta_params
+    assert np.isclose(per_task.mean(), result["test"]["loss"][-1]["mean"], rtol=1e-12)

@@ -87,7 +87,7 @@ def train_and_test(cfg):
         opt.step(grads)
     seconds = time.perf_counter() - began
     per_task = np.concatenate([algo.evaluate(meta_params, batch, cfg.eval_inner_steps)["loss"][-1]
-                               for batch in tasks.fixed("test", cfg.test_tasks)])
+                               for batch in tasks.fixed("test", cfg.test_tasks)]).astype(np.float64)
     return per_task, meta_params, seconds
 
 
