@@ -66,8 +66,19 @@ def condition_config(name: str, iterations: int, seed: int, test_tasks: int = 60
                        checkpoint_interval=0, **options).validate()
 
 
+class Diverged(FloatingPointError):
+    """A run whose meta-loss stopped being finite; ``iteration`` (1-based) is where."""
+
+    def __init__(self, message, iteration):
+        super().__init__(message)
+        self.iteration = iteration
+
+
 def train_and_test(cfg):
-    """Meta-train ``cfg`` in memory; (per-task test MSE after ``eval_inner_steps`` steps, meta-parameters, seconds)."""
+    """Meta-train ``cfg`` in memory; (per-task test MSE after ``eval_inner_steps`` steps, meta-parameters, seconds).
+
+    Raises :class:`Diverged` when the meta-loss stops being finite.
+    """
     # the same loop as `tinymeta train` (experiment.train), without a run folder: the ablation keeps numbers only
     model = build_model(cfg)
     algo = build_algorithm(cfg, model)
@@ -82,8 +93,8 @@ def train_and_test(cfg):
         grads, metrics = algo.meta_gradient(meta_params, tasks.train(rng), rng=rng, iteration=it)
         loss = float(next(iter(metrics.values())).item())
         if not math.isfinite(loss):
-            raise FloatingPointError(f"{cfg.algorithm} seed {cfg.seed}: the meta-loss became {loss} at iteration "
-                                     f"{it + 1}")
+            raise Diverged(f"{cfg.algorithm} seed {cfg.seed}: the meta-loss became {loss} at iteration {it + 1}",
+                           it + 1)
         opt.step(grads)
     seconds = time.perf_counter() - began
     per_task = np.concatenate([algo.evaluate(meta_params, batch, cfg.eval_inner_steps)["loss"][-1]
@@ -95,6 +106,8 @@ def interval(values) -> dict:
     """Mean and the half-width of a two-sided 95% Student t interval over ``values`` (0 for one value)."""
     v = np.asarray(values, dtype=np.float64)
     n = v.size
+    if n == 0:
+        return {"mean": None, "ci95": None, "n": 0}
     half = T95[n - 1] * v.std(ddof=1) / math.sqrt(n) if n > 1 else 0.0
     return {"mean": float(v.mean()), "ci95": float(half), "n": int(n)}
 
@@ -106,8 +119,14 @@ def learned_rates(meta_params) -> dict:
             if k.startswith(RATE_PREFIX)}
 
 
-def run_ablation(iterations: int, seeds: int, test_tasks: int = 600, conditions=CONDITIONS, echo=print) -> dict:
-    """Train and test every condition with seeds 0..seeds-1; the whole result as a JSON-ready dict."""
+def run_ablation(iterations: int, seeds: int, test_tasks: int = 600, conditions=CONDITIONS, echo=print,
+                 on_condition=None) -> dict:
+    """Train and test every condition with seeds 0..seeds-1; the whole result as a JSON-ready dict.
+
+    A run that diverges (its meta-loss stops being finite) is kept as such: ``"diverged_at"`` its
+    iteration and ``"mse"`` None; the condition's interval is over its finite runs, and says how many
+    there are (``n``). ``on_condition(result)`` is called after each condition (to save what is done).
+    """
     per_task, result = {}, {"preset": PRESET, "iterations": iterations, "preset_iterations": PRESETS[PRESET].iterations,
                             "seeds": list(range(seeds)), "test_tasks": test_tasks, "shots": PRESETS[PRESET].shots,
                             "inner_steps": PRESETS[PRESET].inner_steps, "metric": "test MSE after 5 inner steps",
@@ -116,7 +135,13 @@ def run_ablation(iterations: int, seeds: int, test_tasks: int = 600, conditions=
         runs = []
         for seed in range(seeds):
             cfg = condition_config(name, iterations, seed, test_tasks)
-            losses, meta_params, seconds = train_and_test(cfg)
+            try:
+                losses, meta_params, seconds = train_and_test(cfg)
+            except Diverged as exc:
+                per_task.setdefault(name, []).append(None)
+                runs.append({"seed": seed, "mse": None, "diverged_at": exc.iteration})
+                echo(f"{name:>5} seed {seed}: diverged (the meta-loss became NaN or inf at iteration {exc.iteration})")
+                continue
             per_task.setdefault(name, []).append(losses)
             mean, ci = float(losses.mean()), float(1.96 * losses.std() / math.sqrt(losses.size))
             run = {"seed": seed, "mse": mean, "mse_ci95_over_tasks": ci, "train_seconds": round(seconds, 1)}
@@ -128,11 +153,14 @@ def run_ablation(iterations: int, seeds: int, test_tasks: int = 600, conditions=
                                                    .to_dict().items()
                                                    if k in ("multi_step_loss_iterations", "first_order_iterations",
                                                             "learned_step_rates", "lr_schedule", "epoch_iterations")},
-                "runs": runs, "mse": interval([r["mse"] for r in runs])}
+                "runs": runs, "mse": interval([r["mse"] for r in runs if r["mse"] is not None]),
+                "diverged": sum(r["mse"] is None for r in runs)}
         if name != "maml" and "maml" in per_task:  # paired by seed and by test task: the same tasks for every run
-            diff = [(a - b).mean() for a, b in zip(per_task[name], per_task["maml"])]
+            diff = [(a - b).mean() for a, b in zip(per_task[name], per_task["maml"]) if a is not None and b is not None]
             cond["minus_maml"] = interval(diff)
         result["conditions"][name] = cond
+        if on_condition is not None:
+            on_condition(result)
     return result
 
 
@@ -144,8 +172,14 @@ def plot(result: dict, path) -> Path:
     ax = fig.add_subplot()
     for i, name in enumerate(names):
         c = result["conditions"][name]
-        ax.bar(i, c["mse"]["mean"], yerr=c["mse"]["ci95"], capsize=4, color="#4c72b0" if name != "maml" else "#999999")
-        ax.plot([i] * len(c["runs"]), [r["mse"] for r in c["runs"]], "k.", ms=5)
+        if c["mse"]["n"]:
+            ax.bar(i, c["mse"]["mean"], yerr=c["mse"]["ci95"], capsize=4,
+                   color="#4c72b0" if name != "maml" else "#999999")
+        finite = [r["mse"] for r in c["runs"] if r["mse"] is not None]
+        ax.plot([i] * len(finite), finite, "k.", ms=5)
+        if c["diverged"]:
+            ax.annotate(f"{c['diverged']} of {len(c['runs'])}\ndiverged", (i, 0), xytext=(0, 4),
+                        textcoords="offset points", ha="center", fontsize=7, color="#c44e52")
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels([TICKS[n] for n in names], fontsize=8)
     ax.set_ylabel("test MSE after 5 steps")
@@ -211,12 +245,16 @@ def main(argv=None) -> int:
     except OSError as exc:
         p.error(f"--out {out}: cannot write there ({exc.strerror}); give a writable folder")
     result = run_ablation(args.iterations, args.seeds, args.test_tasks,
-                          [c for c in CONDITIONS if c in conditions])  # MAML first: the others' differences need it
+                          [c for c in CONDITIONS if c in conditions],  # MAML first: the others' differences need it
+                          on_condition=lambda partial: write_result(partial, out))  # a crash keeps what is done
     json_path, png_path = write_result(result, out)
+
+    def shown(s, sign=""):
+        return "no finite run" if s["mean"] is None else f"{s['mean']:{sign}.4f} ± {s['ci95']:.4f} (n={s['n']})"
     for name, c in result["conditions"].items():
-        extra = (f"   minus MAML {c['minus_maml']['mean']:+.4f} ± {c['minus_maml']['ci95']:.4f}"
-                 if "minus_maml" in c else "")
-        print(f"{c['label']:<32} test MSE {c['mse']['mean']:.4f} ± {c['mse']['ci95']:.4f}{extra}")
+        extra = f"   minus MAML {shown(c['minus_maml'], '+')}" if "minus_maml" in c else ""
+        diverged = f"   {c['diverged']} diverged" if c["diverged"] else ""
+        print(f"{c['label']:<32} test MSE {shown(c['mse'])}{extra}{diverged}")
     print(f"wrote {json_path} and {png_path}")
     return 0
 
