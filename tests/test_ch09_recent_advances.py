@@ -354,3 +354,27 @@ def test_an_ablation_run_is_the_run_tinymeta_train_makes(tmp_path):
     result = train(cfg, tmp_path / "run", progress=False, echo=lambda *a: None)
     assert per_task.shape == (10,) and "lr/w1" in meta_params
     assert np.isclose(per_task.mean(), result["test"]["loss"][-1]["mean"], rtol=1e-12)
+
+
+def test_a_diverged_run_is_kept_as_a_result_and_the_others_are_not_lost(tmp_path, monkeypatch):
+    """MAML++'s options did diverge on sine (a seed of the committed ablation): the run is recorded, the intervals
+    are over the finite runs, the figure marks it, and the JSON stays valid (no NaN in it)."""
+    import json
+    from tinymeta.experiment import mamlpp_ablation as abl
+
+    def fake(cfg):
+        if cfg.learned_step_rates and cfg.seed == 0:
+            raise abl.Diverged("nan", 1374)
+        return np.full(4, 1.0 + cfg.seed + cfg.learned_step_rates), {}, 0.0
+    monkeypatch.setattr(abl, "train_and_test", fake)
+    saved = []
+    result = abl.run_ablation(100, 3, 4, conditions=("maml", "all"), echo=lambda *a: None,
+                              on_condition=lambda r: saved.append(list(r["conditions"])))
+    assert saved == [["maml"], ["maml", "all"]]                       # written after each condition
+    maml, all_ = result["conditions"]["maml"], result["conditions"]["all"]
+    assert all_["runs"][0] == {"seed": 0, "mse": None, "diverged_at": 1374} and all_["diverged"] == 1
+    assert all_["mse"]["n"] == 2 and np.isclose(all_["mse"]["mean"], 3.5) and maml["diverged"] == 0
+    assert all_["minus_maml"]["n"] == 2 and np.isclose(all_["minus_maml"]["mean"], 1.0)
+    json_path, png_path = abl.write_result(result, tmp_path / "out")
+    assert "NaN" not in json_path.read_text() and json.loads(json_path.read_text()) == result
+    assert png_path.read_bytes()[:4] == b"\x89PNG"

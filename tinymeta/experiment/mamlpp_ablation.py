@@ -88,6 +88,16 @@ def train_and_test(cfg):
     rng = np.random.default_rng([cfg.seed, 1])
     opt = make_optimizer(cfg, meta_params)
     began = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a divergence is caught below, and said
+        _train(cfg, algo, tasks, meta_params, opt, rng)
+        seconds = time.perf_counter() - began
+        per_task = np.concatenate([algo.evaluate(meta_params, batch, cfg.eval_inner_steps)["loss"][-1]
+                                   for batch in tasks.fixed("test", cfg.test_tasks)]).astype(np.float64)
+    return per_task, meta_params, seconds
+
+
+def _train(cfg, algo, tasks, meta_params, opt, rng):
+    """The training loop's iterations on ``meta_params`` (in place), stopped by a meta-loss that is not finite."""
     for it in range(cfg.iterations):
         opt.lr = scheduled_lr(cfg, it)
         grads, metrics = algo.meta_gradient(meta_params, tasks.train(rng), rng=rng, iteration=it)
@@ -96,10 +106,6 @@ def train_and_test(cfg):
             raise Diverged(f"{cfg.algorithm} seed {cfg.seed}: the meta-loss became {loss} at iteration {it + 1}",
                            it + 1)
         opt.step(grads)
-    seconds = time.perf_counter() - began
-    per_task = np.concatenate([algo.evaluate(meta_params, batch, cfg.eval_inner_steps)["loss"][-1]
-                               for batch in tasks.fixed("test", cfg.test_tasks)]).astype(np.float64)
-    return per_task, meta_params, seconds
 
 
 def interval(values) -> dict:
@@ -172,14 +178,14 @@ def plot(result: dict, path) -> Path:
     ax = fig.add_subplot()
     for i, name in enumerate(names):
         c = result["conditions"][name]
-        if c["mse"]["n"]:
-            ax.bar(i, c["mse"]["mean"], yerr=c["mse"]["ci95"], capsize=4,
+        if c["mse"]["n"]:  # no interval from one seed
+            ax.bar(i, c["mse"]["mean"], yerr=c["mse"]["ci95"] if c["mse"]["n"] > 1 else None, capsize=4,
                    color="#4c72b0" if name != "maml" else "#999999")
         finite = [r["mse"] for r in c["runs"] if r["mse"] is not None]
         ax.plot([i] * len(finite), finite, "k.", ms=5)
         if c["diverged"]:
-            ax.annotate(f"{c['diverged']} of {len(c['runs'])}\ndiverged", (i, 0), xytext=(0, 4),
-                        textcoords="offset points", ha="center", fontsize=7, color="#c44e52")
+            ax.annotate(f"{c['diverged']} of {len(c['runs'])} diverged", (i, c["mse"]["mean"] or 0), xytext=(0, 4),
+                        textcoords="offset points", ha="center", fontsize=8, color="#c44e52")
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels([TICKS[n] for n in names], fontsize=8)
     ax.set_ylabel("test MSE after 5 steps")
@@ -250,7 +256,9 @@ def main(argv=None) -> int:
     json_path, png_path = write_result(result, out)
 
     def shown(s, sign=""):
-        return "no finite run" if s["mean"] is None else f"{s['mean']:{sign}.4f} ± {s['ci95']:.4f} (n={s['n']})"
+        if s["mean"] is None:
+            return "no finite run"
+        return f"{s['mean']:{sign}.4f} " + (f"± {s['ci95']:.4f} (n={s['n']})" if s["n"] > 1 else "(one seed: no interval)")
     for name, c in result["conditions"].items():
         extra = f"   minus MAML {shown(c['minus_maml'], '+')}" if "minus_maml" in c else ""
         diverged = f"   {c['diverged']} diverged" if c["diverged"] else ""
