@@ -1,4 +1,5 @@
-"""Reference solutions for chapter 9's exercises (9.1: NIL, Raghu et al. 2020, Sec. 5; 9.2: TAML, Jamal & Qi 2019)."""
+"""Reference solutions for chapter 9's exercises (9.1: NIL, Raghu et al. 2020, Sec. 5; 9.2: TAML, Jamal & Qi 2019;
+9.4: MAML++'s multi-step loss weights, Antoniou et al. 2019, Sec. 4)."""
 import numpy as np
 
 
@@ -23,3 +24,13 @@ def taml_regularisers(logits_before, logits_after, losses_before):
     r = losses_before / losses_before.mean()               # each task's share of the mean loss
     theil_index = (r * np.log(r)).mean()
     return entropy_term, theil_index
+
+
+def msl_weights(steps, epoch, msl_epochs):
+    """Section 9.4 (MAML++): the weights of the query losses after inner steps 0..S-1 at ``epoch``."""
+    if epoch >= msl_epochs:                                # the multi-step loss is over: the last step alone
+        return np.eye(steps)[-1]
+    decay, floor = 1.0 / (steps * msl_epochs), 0.03 / steps
+    weights = np.full(steps, max(1.0 / steps - epoch * decay, floor))
+    weights[-1] = min(1.0 / steps + epoch * (steps - 1) * decay, 1.0 - (steps - 1) * floor)
+    return weights

@@ -24,10 +24,11 @@ from .ch06_maml_variants import check_caml_inner_step, check_fgsm
 from .ch07_meta_sgd_and_reptile import (check_meta_sgd_init, check_meta_sgd_rate_gradient, check_meta_sgd_update,
                                         check_reptile_update)
 from .ch08_gradient_agreement import check_gradient_agreement_weights
-from .ch09_recent_advances import check_nil_predict
+from .ch09_recent_advances import check_msl_weights, check_nil_predict
 
 __all__ = ["ExerciseError", "check_batch_norm", "check_caml_inner_step", "check_circular_convolution",
            "check_class_maps", "check_conv2d", "check_fgsm", "check_gradient_agreement_weights",
            "check_lru_write_weights", "check_maml_inner_step", "check_maml_meta_gradient", "check_matching_probs",
-           "check_meta_sgd_init", "check_meta_sgd_rate_gradient", "check_meta_sgd_update", "check_nil_predict",
+           "check_meta_sgd_init", "check_meta_sgd_rate_gradient", "check_meta_sgd_update", "check_msl_weights",
+           "check_nil_predict",
            "check_relation_loss", "check_reptile_update", "check_sample_task", "check_softplus"]

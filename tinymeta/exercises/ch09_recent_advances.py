@@ -1,6 +1,7 @@
 """Chapter 9 (recent advances): section 9.1's exercise, NIL, classification without a head
 (Raghu et al. 2020, arXiv:1909.09157, Sec. 5.1), and section 9.2's, TAML's two regularisers
-(Jamal & Qi 2019, arXiv:1805.07722; :func:`check_taml_regularisers`).
+(Jamal & Qi 2019, arXiv:1805.07722; :func:`check_taml_regularisers`), and section 9.4's, MAML++'s multi-step
+loss weights (Antoniou et al. 2019, arXiv:1810.09502; :func:`check_msl_weights`).
 
 The student writes ``nil_classify(fs, ys, fq, n_way) -> (scores, predictions)``:
 for each task, the score of query q for class c is the mean cosine similarity
@@ -15,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..algorithms import nil_predict
+from ..algorithms.maml_plus_plus import multi_step_loss_weights
 from ..tensor import tensor
 from ._check import Mismatch, as_array, compare, run_checker
 
@@ -186,3 +188,99 @@ def check_taml_regularisers(student_fn, raise_on_failure: bool = False) -> bool:
                            f"{scalar(t, 'theil_index'):.6g}")
 
     return run_checker("check_taml_regularisers", body, raise_on_failure)
+
+
+# ---- section 9.4: MAML++'s multi-step loss weights (Antoniou, Edwards & Storkey 2019, arXiv:1810.09502) -----
+def _msl_reference(steps, epoch, msl_epochs):
+    """The weights of the query losses after steps 0..S-1 at ``epoch``: the original's schedule, then the last alone."""
+    weights = multi_step_loss_weights(steps, epoch, msl_epochs, 1)
+    return np.eye(steps)[-1] if weights is None else np.asarray(weights)
+
+
+# (steps, msl_epochs, epochs checked): MAML++'s Omniglot setting (5 steps over 10 epochs), and a long horizon
+# where the non-final weights reach their floor 0.03/S and the last its ceiling
+_MSL_CASES = [(5, 10, list(range(13))), (3, 50, [0, 1, 25, 48, 49, 50, 60]), (1, 10, [0, 4, 10])]
+
+
+def check_msl_weights(student_fn, raise_on_failure: bool = False) -> bool:
+    """Check ``student_fn(steps, epoch, msl_epochs) -> weights`` (S numbers, step 0 first).
+
+    The multi-step loss of MAML++ (Sec. 4 of the paper; the original's
+    ``get_per_step_loss_importance_vector``, few_shot_learning_system.py:83-103): while
+    ``epoch < msl_epochs`` (E), the weights of steps s < S-1 are ``max(1/S - e/(S E), 0.03/S)``
+    and the last ``min(1/S + e (S-1)/(S E), 1 - (S-1) 0.03/S)``; from epoch E on the last
+    step's loss alone counts: ``[0, ..., 0, 1]`` (few_shot_learning_system.py:232-244).
+    """
+
+    def run(steps, epoch, msl_epochs):
+        out = student_fn(steps, epoch, msl_epochs)
+        if out is None:
+            raise Mismatch(f"msl_weights({steps}, {epoch}, {msl_epochs}) returned None: return the {steps} weights "
+                           "(from epoch msl_epochs on, [0, ..., 0, 1]: the last step's loss alone)")
+        got = as_array(out, f"msl_weights({steps}, {epoch}, {msl_epochs})")
+        if got.shape != (steps,):
+            raise Mismatch(f"msl_weights({steps}, {epoch}, {msl_epochs}) has shape {got.shape}: one weight per inner "
+                           f"step, ({steps},), step 0 first")
+        if not np.all(np.isfinite(got)):
+            raise Mismatch(f"msl_weights({steps}, {epoch}, {msl_epochs}) contains NaN or Inf")
+        return got
+
+    def diagnose(steps, msl_epochs, epochs):
+        got = {e: run(steps, e, msl_epochs) for e in epochs}
+        ref = {e: _msl_reference(steps, e, msl_epochs) for e in epochs}
+        during = [e for e in epochs if e < msl_epochs]
+        call = f"msl_weights({steps}, e, {msl_epochs})"
+        if steps > 1 and all(np.allclose(got[e], 1.0 / steps) for e in during):
+            raise Mismatch(f"{call} is uniform, 1/{steps}, at every epoch: the last step's weight does not grow. "
+                           "The weights start uniform and move towards the last step, by (S-1)/(S E) per epoch for "
+                           "the last and -1/(S E) for each other step")
+        if steps > 1 and len(during) > 1 and got[during[-1]][-1] < got[during[0]][-1] - 1e-12:
+            raise Mismatch(f"{call}: the last step's weight falls from {got[during[0]][-1]:.4g} (epoch {during[0]}) "
+                           f"to {got[during[-1]][-1]:.4g} (epoch {during[-1]}); it is the one that grows, the "
+                           "other steps' weights shrink")
+        for e in during:
+            floor = 0.03 / steps
+            if steps > 1 and got[e][:-1].min() < floor - 1e-12:
+                raise Mismatch(f"msl_weights({steps}, {e}, {msl_epochs}): a weight before the last "
+                               f"is {got[e][:-1].min():.4g}, below "
+                               f"the floor 0.03/S = {floor:.4g}; every earlier step keeps at least 0.03/S, so that "
+                               "its query loss still trains the early steps")
+            if abs(got[e].sum() - 1.0) > 1e-9:
+                hint = ""
+                capless = ref[e].copy()
+                capless[-1] = 1.0 / steps + e * (steps - 1) / (steps * msl_epochs)
+                if np.allclose(got[e], capless, rtol=1e-9, atol=1e-12):
+                    hint = (": the last weight needs its ceiling, min(..., 1 - (S-1) 0.03/S), once the other "
+                            "steps sit at their floor 0.03/S")
+                raise Mismatch(f"msl_weights({steps}, {e}, {msl_epochs}) sums to {got[e].sum():.6g}, not 1{hint}. "
+                               "The weights share the loss between the steps: they always sum to 1")
+        for e in during:
+            if not np.allclose(got[e], ref[e], rtol=1e-9, atol=1e-12):
+                shifted = _msl_reference(steps, e + 1, msl_epochs) if e + 1 < msl_epochs else None
+                if shifted is not None and np.allclose(got[e], shifted, rtol=1e-9, atol=1e-12):
+                    raise Mismatch(f"msl_weights({steps}, {e}, {msl_epochs}) is the reference's epoch {e + 1}: "
+                                   "epochs count from 0, and epoch 0's weights are uniform")
+                # the horizon the student annealed over, read off the last weight's growth per epoch
+                later = [d for d in during if d > 0]
+                if steps > 1 and later:
+                    d = later[0]
+                    growth = (got[d][-1] - 1.0 / steps) / d
+                    horizon = (steps - 1) / (steps * growth) if growth > 0 else float("inf")
+                    if np.isfinite(horizon) and not np.isclose(horizon, msl_epochs):
+                        raise Mismatch(f"{call} anneals as if over {horizon:.4g} epochs: the last weight grows "
+                                       f"{growth:.4g} per epoch, (S-1)/(S E) with E = msl_epochs = {msl_epochs} "
+                                       f"is {(steps - 1) / (steps * msl_epochs):.4g}. The horizon is the multi-step "
+                                       "loss's epochs (the original's multi_step_loss_num_epochs), not the whole "
+                                       "training's, nor iterations")
+                compare(got[e], ref[e], f"msl_weights({steps}, {e}, {msl_epochs})", rtol=1e-9, atol=1e-12)
+        for e in epochs:
+            if e >= msl_epochs and not np.allclose(got[e], ref[e], rtol=1e-9, atol=1e-12):
+                raise Mismatch(f"msl_weights({steps}, {e}, {msl_epochs}) is {np.round(got[e], 4).tolist()}: from epoch "
+                               f"msl_epochs = {msl_epochs} on, the multi-step loss is over and only the last step's "
+                               f"loss counts, {ref[e].tolist()} (few_shot_learning_system.py:232-244)")
+
+    def body():
+        for steps, msl_epochs, epochs in _MSL_CASES:
+            diagnose(steps, msl_epochs, epochs)
+
+    return run_checker("check_msl_weights", body, raise_on_failure)
