@@ -75,6 +75,30 @@ def test_every_cpu_results_command_runs_tiny_and_writes_what_the_page_reads(tmp_
             assert "not run yet" not in row and "| cpu |" in row
 
 
+COPY_TINY = ["--hidden", "8", "--memory-size", "8", "--memory-width", "4", "--max-len", "3", "--batch", "2"]
+
+
+def test_the_copy_task_commands_run_tiny_in_order(tmp_path):
+    """cpu.sh's NTM sittings (copy-task, then --resume) and its copy-task-plot, as tiny as they go."""
+    cmds = [c for c in commands() if c[3] in ("copy-task", "copy-task-plot")]
+    assert [c[3] for c in cmds][:1] == ["copy-task"] and cmds[-1][3] == "copy-task-plot"
+    for n, argv in enumerate(cmds):
+        argv = list(argv)
+        if argv[3] == "copy-task":
+            i = argv.index("--steps")
+            argv[i + 1] = str(3 * (n + 1))  # each sitting a few steps further than the last
+            if "--time-limit" in argv:
+                i = argv.index("--time-limit")
+                del argv[i:i + 2]
+            extra = ["--eval-lengths", "2"] + ([] if "--resume" in argv else COPY_TINY)
+            out = _run(argv + extra, tmp_path)
+            assert f"checkpoint at step {3 * (n + 1)}" in out, out
+        else:
+            _run(argv + ["--lengths", "2", "4", "--batch", "2"], tmp_path)
+            ev = json.loads((tmp_path / argv[4] / "evaluation.json").read_text())
+            assert ev["step"] == 3 * n
+
+
 def test_the_gpu_campaign_names_real_presets_and_parses():
     text = (REPO / "results" / "gpu.sh").read_text()
     block = text.split("PRESETS=(")[1].split(")")[0].split()
