@@ -139,7 +139,8 @@ python -m tinymeta plot results/runs/siamese-omniglot-20w1s --out results/runs/s
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 2400 --no-progress
 # Session of 2026-12-06 (07:14-08:33): Reptile 5w1s resumed for one sitting; Siamese 20w1s resumed and stopped
 # with SIGTERM at its checkpoint of 3,000 to give its core to the NTM's copy task (chapter 5), trained in sittings of
-# at most 20 minutes (each ends with a checkpoint; the first starts the run, the others repeat the --resume line)
+# at most 20 minutes (each ends with a checkpoint): the first line, then the --resume line three times (the last with
+# --time-limit 1120), 14,308 steps; then the figures and evaluation.json that chapter 5 shows
 python -m tinymeta train --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 6900 --no-progress
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 6900 --no-progress
 python -m tinymeta copy-task --logdir results/runs/ntm-copy --steps 1000000 --time-limit 1200
