@@ -137,13 +137,17 @@ python -m tinymeta train --preset siamese-omniglot-20w1s --logdir results/runs/s
 python -m tinymeta evaluate --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/siamese-omniglot-20w1s/eval-test.json
 python -m tinymeta plot results/runs/siamese-omniglot-20w1s --out results/runs/siamese-omniglot-20w1s/curves.png
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 2400 --no-progress
-# Session of 2026-12-06 (07:14-08:33): Reptile 5w1s resumed for one sitting; Siamese 20w1s resumed and stopped
+# Session of 2026-12-06 (06:38-09:06): Reptile 5w1s resumed for one sitting; Siamese 20w1s resumed and stopped
 # with SIGTERM at its checkpoint of 3,000 to give its core to the NTM's copy task (chapter 5), trained in sittings of
 # at most 20 minutes (each ends with a checkpoint): the first line, then the --resume line three times (the last with
-# --time-limit 1120), 14,308 steps; then the figures and evaluation.json that chapter 5 shows
+# --time-limit 1120), 14,308 steps, figures; then one more --resume sitting of 1,440 s for each of Reptile and
+# the NTM (to 80,417 and 21,440), evaluated and plotted again: the figures and evaluation.json chapter 5 shows
 python -m tinymeta train --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 6900 --no-progress
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 6900 --no-progress
 python -m tinymeta copy-task --logdir results/runs/ntm-copy --steps 1000000 --time-limit 1200
 python -m tinymeta copy-task --logdir results/runs/ntm-copy --steps 1000000 --time-limit 1200 --resume
 python -m tinymeta copy-task-plot results/runs/ntm-copy
+python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 1440 --no-progress
+python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --transductive False --out results/runs/reptile-omniglot-5w1s/eval-test-nontransductive.json
 python -m tinymeta report
