@@ -10,9 +10,11 @@ import sys
 import numpy as np
 import pytest
 
+from tinymeta.autograd import grad
 from tinymeta.experiment import copy_task
 from tinymeta.experiment.checkpoint import load_checkpoint
 from tinymeta.experiment.copy_task import train_copy
+from tinymeta.optim import Adam
 
 TINY = dict(hidden=6, memory_size=6, memory_width=3, batch=3, min_len=1, max_len=3, lr=0.01, seed=0)
 TINY_ARGS = ["--hidden", "6", "--memory-size", "6", "--memory-width", "3", "--batch", "3", "--max-len", "3"]
@@ -68,8 +70,42 @@ def test_log_rows_record_wall_time_and_wrong_bits(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert rows == out["log"] and [r["step"] for r in rows] == [2, 4, 5]
     for r in rows:
-        assert set(r) == {"step", "loss", "bit_errors", "seconds"}
+        assert set(r) == {"step", "loss", "bit_errors", "seconds", "lr"} and r["lr"] == TINY["lr"]
         assert r["seconds"] > 0 and 0 <= r["bit_errors"] <= 3 * 8 and 0 < r["loss"]
+
+
+def test_a_new_rate_at_a_resume_is_recorded_and_replays(tmp_path):
+    """--lr at a resume takes effect from that step: the first half's steps are the old rate's, the rest the new
+    rate's with Adam's moments carried over (checked against one optimiser whose rate is set by hand at step 4);
+    the change is in the config and the log rows, and a later resume keeps the new rate. Other settings still
+    refuse to change."""
+    train_copy(tmp_path / "r", steps=4, log_every=2, **QUIET, **TINY)
+    out = train_copy(tmp_path / "r", steps=6, resume=True, log_every=2, lr=0.002, **QUIET)
+    cfg = load_checkpoint(tmp_path / "r" / "checkpoint.npz").config
+    assert cfg["lr"] == 0.002 and cfg["lr_changes"] == [[4, 0.01, 0.002]]
+    assert [(r["step"], r["lr"]) for r in out["log"]] == [(2, 0.01), (4, 0.01), (6, 0.002)]
+
+    # the same six steps by hand: the run's own model, sequences and clipping, the rate set at step 4
+    model = copy_task.model_of({**copy_task.DEFAULTS, **TINY})
+    params = model.init_params(np.random.default_rng([TINY["seed"], 0]), dtype="float64")
+    opt, rng = Adam(params, lr=TINY["lr"]), np.random.default_rng([TINY["seed"], 1])
+    for step in range(6):
+        if step == 4:
+            opt.lr = 0.002
+        length = int(rng.integers(TINY["min_len"], TINY["max_len"] + 1))
+        x, y, mask = copy_task.copy_batch(rng, TINY["batch"], length, dtype="float64")
+        loss, _, _ = copy_task.copy_loss(model, params, x, y, mask)
+        grads = grad(loss, params)
+        opt.step({k: np.clip(g.numpy(), -copy_task.GRAD_CLIP, copy_task.GRAD_CLIP) for k, g in grads.items()})
+    for k in params:
+        np.testing.assert_allclose(out["params"][k].numpy(), params[k].numpy(), rtol=0, atol=1e-14, err_msg=k)
+
+    again = train_copy(tmp_path / "r", steps=7, resume=True, log_every=2, **QUIET)  # no --lr: keeps 0.002
+    assert again["log"][-1]["lr"] == 0.002
+    with pytest.raises(ValueError, match="hidden 7"):
+        train_copy(tmp_path / "r", steps=8, resume=True, hidden=7, **QUIET)
+    with pytest.raises(ValueError, match="--lr must be a number > 0"):
+        train_copy(tmp_path / "r", steps=8, resume=True, lr=-1.0, **QUIET)
 
 
 def test_a_run_logged_before_rows_were_dicts_resumes(tmp_path):
@@ -78,7 +114,6 @@ def test_a_run_logged_before_rows_were_dicts_resumes(tmp_path):
     out = train_copy(tmp_path / "r", steps=2, log_every=1, **QUIET, **TINY)
     ck = load_checkpoint(tmp_path / "r" / "checkpoint.npz")
     old_config = {k: v for k, v in ck.config.items() if k != "dtype"}
-    from tinymeta.optim import Adam
     opt = Adam(ck.params, lr=TINY["lr"])
     opt.load_state_dict(ck.optimizer_state)
     save_checkpoint(tmp_path / "r" / "checkpoint.npz", ck.params, optimizer=opt, rng=ck.rng(), config=old_config,

@@ -117,7 +117,12 @@ def _settings(logdir: Path, given: dict, resume: bool, overwrite: bool):
         ckpt = load_checkpoint(ckpt_path)
         saved = dict(ckpt.config or {})
         saved.setdefault("dtype", "float64")  # runs from before --dtype trained in float64
-        clash = {k: (v, saved.get(k)) for k, v in given.items() if v is not None and saved.get(k) != v}
+        # The rate may change at a resume (a step of a hand-made schedule, recorded by train_copy); the
+        # network, the data and the dtype may not.
+        clash = {k: (v, saved.get(k)) for k, v in given.items()
+                 if v is not None and k != "lr" and saved.get(k) != v}
+        if given.get("lr") is not None:
+            _check_lr(given["lr"])
         if clash:
             raise ValueError("--resume continues the run with its own settings; these differ from it: "
                              + ", ".join(f"{k} {a!r} (run: {b!r})" for k, (a, b) in sorted(clash.items())))
@@ -133,9 +138,13 @@ def _settings(logdir: Path, given: dict, resume: bool, overwrite: bool):
         raise ValueError(f"--min-len {settings['min_len']} is above --max-len {settings['max_len']}")
     if settings["dtype"] not in DTYPES:
         raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {settings['dtype']!r}")
-    if not (isinstance(settings["lr"], (int, float)) and math.isfinite(settings["lr"]) and settings["lr"] > 0):
-        raise ValueError(f"--lr must be a number > 0, got {settings['lr']!r}")
+    _check_lr(settings["lr"])
     return settings, None
+
+
+def _check_lr(lr) -> None:
+    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"--lr must be a number > 0, got {lr!r}")
 
 
 def _log_row(row) -> dict:
@@ -162,7 +171,10 @@ def train_copy(logdir, *, steps: int | None = None, seconds: float | None = None
     """Train an NTM on the copy task in ``logdir`` until ``steps`` steps in all, or ``seconds`` of this sitting.
 
     ``settings`` (any of :data:`DEFAULTS`: hidden, memory_size, memory_width, batch, min_len,
-    max_len, lr, seed, dtype) fix a new run; a resumed run keeps its own (a different value is refused).
+    max_len, lr, seed, dtype) fix a new run; a resumed run keeps its own (a different value is refused),
+    except ``lr``: given at a resume, it is the rate from this step on, and the change is recorded in the
+    run's config (``lr_changes``: [[step, old rate, new rate], ...]) and in the log, so a hand-made schedule
+    (say 1e-3, then 1e-4 once the loss stops falling) stays on the record and replays exactly.
     The checkpoint (``logdir/checkpoint.npz``, written temp-then-rename) holds the weights, Adam's
     state, the generator state, the log and the log interval in progress, so a resumed run
     draws the same sequences and reaches the same weights, bit for bit, as an uninterrupted one.
@@ -188,6 +200,7 @@ def train_copy(logdir, *, steps: int | None = None, seconds: float | None = None
         raise TypeError(f"train_copy: unknown settings {unknown}; known: {sorted(DEFAULTS)}")
     logdir = Path(logdir)
     cfg, ckpt = _settings(logdir, settings, resume, overwrite)
+    new_lr = settings.get("lr") if ckpt is not None and settings.get("lr") not in (None, cfg["lr"]) else None
     make_folder(logdir, "run folder (--logdir)")
     model = model_of(cfg)
     dtype = cfg.get("dtype", "float64")
@@ -203,12 +216,18 @@ def train_copy(logdir, *, steps: int | None = None, seconds: float | None = None
         rows = [_log_row(r) for r in ckpt.extra.get("history", [])]
         interval = dict(ckpt.extra.get("interval") or {"losses": [], "bit_errors": [], "seconds": 0.0})
         echo(f"resuming {logdir} at step {step}")
+        if new_lr is not None:  # Adam's moments carry over; only the step size changes
+            cfg = {**cfg, "lr": float(new_lr),
+                   "lr_changes": [*cfg.get("lr_changes", []), [step, float(cfg["lr"]), float(new_lr)]]}
+            opt.lr = cfg["lr"]
+            echo(f"learning rate {cfg['lr_changes'][-1][1]:g} -> {cfg['lr']:g} from step {step} on")
 
     def flush():
         nonlocal interval
         if interval["losses"]:
             rows.append({"step": step, "loss": float(np.mean(interval["losses"])),
-                         "bit_errors": float(np.mean(interval["bit_errors"])), "seconds": interval["seconds"]})
+                         "bit_errors": float(np.mean(interval["bit_errors"])), "seconds": interval["seconds"],
+                         "lr": float(opt.lr)})
         interval = {"losses": [], "bit_errors": [], "seconds": 0.0}
 
     def save():
@@ -366,6 +385,11 @@ def plot_copy_run(logdir, out=None, lengths=EVAL_LENGTHS, longer: int | None = N
         axes[1].text(0.5, 0.5, "wrong bits were not logged by this run", ha="center", va="center",
                      transform=axes[1].transAxes)
         axes[1].set_axis_off()
+    for at, old_lr, new_lr in cfg.get("lr_changes", []):  # where a resume changed the rate
+        for ax in axes[:2 if logged else 1]:
+            ax.axvline(at, color="grey", ls=":", lw=1)
+        axes[0].annotate(f"lr {old_lr:g} -> {new_lr:g}", (at, 1), xycoords=("data", "axes fraction"),
+                         xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")
     fig.tight_layout()
     written.append(save_png(fig, out / "curve.png"))
     fig = new_figure((6.0, 3.6))
@@ -398,7 +422,8 @@ def add_subcommand(subparsers) -> None:
     for k in DEFAULTS:
         kind = {"lr": float, "dtype": str}.get(k, int)
         p.add_argument(f"--{k.replace('_', '-')}", type=kind, default=None,
-                       help=f"default {DEFAULTS[k]}" + (" (a resumed run keeps its own)"))
+                       help=f"default {DEFAULTS[k]}" + (" (with --resume: the rate from now on, recorded in the run)"
+                                                         if k == "lr" else " (a resumed run keeps its own)"))
     p.add_argument("--log-every", type=int, default=50, help="steps per log row (default 50)")
     p.add_argument("--checkpoint-every", type=int, default=500,
                    help="write the checkpoint every this many steps as well as at the end (default 500)")
