@@ -1,6 +1,7 @@
 """`tinymeta bench` as a user runs it: its headings speak to users, and `--compare torch` without
 PyTorch is one error line before any timing (PyTorch is never a dependency)."""
 import functools
+import json
 import re
 import sys
 
@@ -25,3 +26,42 @@ def test_compare_torch_without_pytorch_is_one_error_line_before_any_timing(capsy
     assert code == 2 and out == "", out
     assert err.startswith("tinymeta bench: error: --compare torch needs PyTorch") and "pip install torch" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_each_preset_row_is_printed_and_saved_as_it_is_measured(capsys, monkeypatch, tmp_path):
+    """A long `--presets` list that dies part-way (here: interrupted at the third preset, as the kernel's
+    out-of-memory killer would end it) leaves the rows already measured in --out, marked partial; a preset
+    that raises MemoryError gets a row saying so and the list goes on; the report's plan skips that row."""
+    real = bench._time_preset
+
+    def time_preset(name, cfg, device, repeat):
+        if name == "fomaml-sine-10shot":
+            raise MemoryError
+        if name == "reptile-sine-10shot":
+            raise KeyboardInterrupt
+        return real(name, cfg, device, repeat)
+
+    monkeypatch.setattr(bench, "_time_preset", time_preset)
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--only", "algorithms", "--repeat", "1", "--out", str(out),
+            "--presets", "maml-sine-10shot", "fomaml-sine-10shot", "reptile-sine-10shot", "anil-sine-10shot"]
+    try:
+        code, printed, _ = run_cli(argv, capsys)
+        assert code != 0
+    except KeyboardInterrupt:
+        printed = capsys.readouterr().out
+    assert "maml-sine-10shot (T=25, 1 inner step, K=10)" in printed
+    assert "fomaml-sine-10shot  out of memory" in printed and "--task-chunk" in printed
+    saved = json.loads(out.read_text())
+    assert saved["partial"] is True
+    (rows,) = saved["groups"].values()
+    assert [r["preset"] for r in rows] == ["maml-sine-10shot", "fomaml-sine-10shot"]
+    assert rows[0]["value"] > 0 and "value" not in rows[1]
+
+    from tinymeta.experiment.report import omniglot_plan
+    omniglot_plan(tmp_path / "no-runs", out)  # a row without a value is not a cost
+
+    monkeypatch.setattr(bench, "_time_preset", real)
+    code, _, err = run_cli(argv[:-3], capsys)  # the whole (shorter) list: no partial mark
+    assert code == 0, err
+    assert "partial" not in json.loads(out.read_text())

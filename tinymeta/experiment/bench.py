@@ -160,49 +160,66 @@ def default_presets(device: str) -> list[str]:
     return [n for n in names if n in PRESETS]
 
 
-def algorithm_benchmarks(device="cpu", repeat=5, presets=None, task_chunk=None):
+def algorithm_benchmarks(device="cpu", repeat=5, presets=None, task_chunk=None, on_row=None):
     """Median time of one meta-iteration (meta-gradient + outer step) per algorithm and preset.
 
     ``task_chunk``: the meta-batch's tasks are taken this many at a time, as the training loop
     does (default: the preset's ``task_chunk``, None in most: all at once).
     On a GPU each row also gives the peak memory CuPy's pool held during the timed iterations.
+    ``on_row(row)`` is called as each preset's row is measured, so a long list that is killed
+    part-way (a later preset out of memory) keeps what it measured. A preset whose meta-batch
+    raises MemoryError gets a row with a ``note`` saying so, and the list goes on.
     """
     rows = []
-    for name in presets or default_presets(device):
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; `python -m tinymeta presets` lists them")
+    names = presets or default_presets(device)
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:  # before hours of timing, not after
+        raise ValueError(f"unknown preset {unknown[0]!r}; `python -m tinymeta presets` lists them")
+    for name in names:
         cfg = PRESETS[name] if task_chunk is None else PRESETS[name].replace(task_chunk=task_chunk).validate()
-        model = build_model(cfg)
-        algo = build_algorithm(cfg, model)
-        rng = np.random.default_rng(0)
-        meta = algo.init_meta_params(model.init_params(0, cfg.dtype, device), rng)
-        opt = make_optimizer(cfg, meta)
-        batch = random_batch(cfg, device, rng)
-        times = []
-        with backend.track_peak_memory(device) as peak:
-            for i in range(repeat + 1):  # the first is a warm-up
-                _sync(device)
-                t0 = time.perf_counter()
-                grads, _ = chunked_meta_gradient(algo, meta, batch, cfg.task_chunk, rng=rng)
-                opt.step(grads)
-                _sync(device)
-                if i:
-                    times.append(time.perf_counter() - t0)
-            del grads
-        family = task_family(cfg)
-        shots, queries = family.sizes(cfg, training=True)  # the training iteration's shapes, as timed
-        inner = (f"{cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}" if algo.inner_loop
-                 else "no inner loop")
-        chunks = (f" in chunks of {cfg.task_chunk}" if cfg.task_chunk is not None and cfg.task_chunk < cfg.meta_batch
-                  else "")
-        detail = (f"T={cfg.meta_batch}{chunks}, {inner}"
-                  + (f", {family.ways_of(cfg, training=True)}-way {shots}-shot, Q={queries}"
-                     if family.kind == "classification" else f", K={shots}"))
-        row = {"name": f"{name} ({detail})", "preset": name, "value": statistics.median(times) * 1e3, "unit": "ms"}
-        if device == "cuda":
-            row["peak_memory_mib"] = peak.bytes / 2**20
+        try:
+            row = _time_preset(name, cfg, device, repeat)
+        except MemoryError:
+            row = {"name": name, "preset": name, "note": "out of memory: one meta-batch did not fit (try "
+                                                         "--task-chunk N to take its tasks N at a time)"}
         rows.append(row)
+        if on_row is not None:
+            on_row(row)
     return rows
+
+
+def _time_preset(name, cfg, device, repeat) -> dict:
+    """One row of :func:`algorithm_benchmarks`: the median of ``repeat`` meta-iterations after a warm-up."""
+    model = build_model(cfg)
+    algo = build_algorithm(cfg, model)
+    rng = np.random.default_rng(0)
+    meta = algo.init_meta_params(model.init_params(0, cfg.dtype, device), rng)
+    opt = make_optimizer(cfg, meta)
+    batch = random_batch(cfg, device, rng)
+    times = []
+    with backend.track_peak_memory(device) as peak:
+        for i in range(repeat + 1):  # the first is a warm-up
+            _sync(device)
+            t0 = time.perf_counter()
+            grads, _ = chunked_meta_gradient(algo, meta, batch, cfg.task_chunk, rng=rng)
+            opt.step(grads)
+            _sync(device)
+            if i:
+                times.append(time.perf_counter() - t0)
+        del grads
+    family = task_family(cfg)
+    shots, queries = family.sizes(cfg, training=True)  # the training iteration's shapes, as timed
+    inner = (f"{cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}" if algo.inner_loop
+             else "no inner loop")
+    chunks = (f" in chunks of {cfg.task_chunk}" if cfg.task_chunk is not None and cfg.task_chunk < cfg.meta_batch
+              else "")
+    detail = (f"T={cfg.meta_batch}{chunks}, {inner}"
+              + (f", {family.ways_of(cfg, training=True)}-way {shots}-shot, Q={queries}"
+                 if family.kind == "classification" else f", K={shots}"))
+    row = {"name": f"{name} ({detail})", "preset": name, "value": statistics.median(times) * 1e3, "unit": "ms"}
+    if device == "cuda":
+        row["peak_memory_mib"] = peak.bytes / 2**20
+    return row
 
 
 def op_overhead(repeat=5, number=20000):
@@ -320,11 +337,15 @@ def print_rows(rows, title):
     print(f"\n{title}")
     width = max(len(r["name"]) for r in rows) if rows else 0
     for r in rows:
-        if "note" in r:  # not measured (no data): say why instead of printing nan
-            print(f"  {r['name']:<{width}}  {r['note']}")
-            continue
-        memory = f"   peak GPU memory {r['peak_memory_mib']:9.1f} MiB" if "peak_memory_mib" in r else ""
-        print(f"  {r['name']:<{width}}  {r['value']:10.3f} {r['unit']}{memory}")
+        print_row(r, width)
+
+
+def print_row(r, width=0):
+    if "note" in r:  # not measured (no data, no memory): say why instead of printing nan
+        print(f"  {r['name']:<{width}}  {r['note']}", flush=True)
+        return
+    memory = f"   peak GPU memory {r['peak_memory_mib']:9.1f} MiB" if "peak_memory_mib" in r else ""
+    print(f"  {r['name']:<{width}}  {r['value']:10.3f} {r['unit']}{memory}", flush=True)
 
 
 def main(args, device: str) -> int:
@@ -355,9 +376,17 @@ def main(args, device: str) -> int:
              "MAML meta-gradient, 1 inner step (median over repeats)")
     if args.only in (None, "algorithms"):
         presets = args.presets or ([f"{a}-sine-10shot" for a in BENCH_ALGORITHMS] if args.quick else None)
-        keep(algorithm_benchmarks(device, repeat=args.repeat, presets=presets,
-                                  task_chunk=getattr(args, "task_chunk", None)),
-             "One meta-iteration (meta-gradient + outer step), each algorithm's preset, median")
+        title = "One meta-iteration (meta-gradient + outer step), each algorithm's preset, median"
+        print(f"\n{title}", flush=True)
+        groups[title] = []
+
+        def measured(row):  # each row printed and saved as it comes: a list killed part-way keeps its rows
+            groups[title].append(row)
+            print_row(row)
+            _save(args, device, groups, partial=True)
+
+        algorithm_benchmarks(device, repeat=args.repeat, presets=presets,
+                             task_chunk=getattr(args, "task_chunk", None), on_row=measured)
     if args.only in (None, "tasks"):
         keep(task_benchmarks(data_dir=args.data_dir, device=device), "Task sampling")
     return _save(args, device, groups)
@@ -371,13 +400,17 @@ def threads_in_use() -> str:
     return f"default ({os.cpu_count()} cores)"
 
 
-def _save(args, device, groups) -> int:
-    """``--out``: the measured rows as JSON, with what they were measured on (the report's cost plan reads it)."""
+def _save(args, device, groups, partial=False) -> int:
+    """``--out``: the measured rows as JSON, with what they were measured on (the report's cost plan reads it).
+
+    ``partial``: written while the benchmark still runs (``"partial": true`` in the file), silently."""
     out = getattr(args, "out", None)
     if out:
         record = {"device": device, "threads": threads_in_use(), "numpy": np.__version__,
                   "machine": f"{platform.machine()}, {os.cpu_count()} cores", "repeat": args.repeat,
-                  "date": datetime.date.today().isoformat(), "groups": groups}
+                  "date": datetime.date.today().isoformat(), **({"partial": True} if partial else {}),
+                  "groups": groups}
         write_text(Path(out), json.dumps(record, indent=2) + "\n")
-        print(f"wrote {out}")
+        if not partial:
+            print(f"wrote {out}")
     return 0

@@ -222,7 +222,7 @@ def omniglot_plan(runs: Path, bench_file: Path) -> list[str]:
     measured = {}
     if bench:
         for rows in bench["groups"].values():
-            measured.update({r["preset"]: r["value"] / 1e3 for r in rows if "preset" in r})
+            measured.update({r["preset"]: r["value"] / 1e3 for r in rows if "preset" in r and "value" in r})
     plan = []
     for name in (*OMNIGLOT_CELLS, *PLAN_EXTRA):
         if name in NIL_OF:
