@@ -150,4 +150,11 @@ python -m tinymeta copy-task-plot results/runs/ntm-copy
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 1440 --no-progress
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --out results/runs/reptile-omniglot-5w1s/eval-test.json
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --tasks 100 --transductive False --out results/runs/reptile-omniglot-5w1s/eval-test-nontransductive.json
+# Session of 2026-12-06 (09:34-): the NTM resumed at Adam 1e-4 (sittings of at most 20 minutes: the first line
+# once, then the same without --lr, ended with SIGTERM at 44,039 steps), plotted; Reptile 5w1s resumed to its
+# 100,000 iterations (the final test on the preset's 10,000 tasks, test.json)
+python -m tinymeta copy-task --logdir results/runs/ntm-copy --steps 1000000 --time-limit 1200 --resume --lr 1e-4
+python -m tinymeta copy-task --logdir results/runs/ntm-copy --steps 1000000 --time-limit 1200 --resume
+python -m tinymeta copy-task-plot results/runs/ntm-copy
+python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 5400 --no-progress
 python -m tinymeta report
