@@ -157,4 +157,19 @@ python -m tinymeta copy-task --logdir results/runs/ntm-copy --steps 1000000 --ti
 python -m tinymeta copy-task --logdir results/runs/ntm-copy --steps 1000000 --time-limit 1200 --resume
 python -m tinymeta copy-task-plot results/runs/ntm-copy
 python -m tinymeta train --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --resume --time-limit 5400 --no-progress
+# Session of 2026-12-06 (12:47-): the seven presets the plan had not measured, benchmarked with nothing else running,
+# one process each under `ulimit -v 22000000` so that a meta-batch too large for the machine raises MemoryError
+# (MAML++ 20w5s did, at its whole meta-batch of 8, and was measured in chunks of 2); each row merged by hand into
+# results/bench-cpu.json (same machine, date and repeat); then Reptile 5w1s's non-transductive test on the
+# preset's 10,000 test tasks and a sitting of Siamese 20w1s
+for p in taml-entropy-omniglot-5w1s taml-theil-omniglot-5w1s matching-omniglot-20w1s matching-omniglot-20w5s mamlpp-omniglot-5w1s mamlpp-omniglot-20w1s mamlpp-omniglot-20w5s; do (ulimit -v 22000000; python -m tinymeta bench --only algorithms --repeat 2 --data-dir ../shared/data/omniglot --presets $p --out /tmp/bench-$p.json); done
+(ulimit -v 22000000; python -m tinymeta bench --only algorithms --repeat 2 --data-dir ../shared/data/omniglot --presets mamlpp-omniglot-20w5s --task-chunk 2 --out /tmp/bench-mamlpp-omniglot-20w5s-chunk2.json)
+# the two TAML rows, 0.28 and 0.46 s from two repeats although the two variants do the same arithmetic (one forward
+# and backward pass each; the entropy reuses the inner loop's first support forward), measured again with the other
+# two runs paused (SIGSTOP): 0.378 and 0.442 s, then in the other order 0.397 (Theil) and 0.393 (entropy); the rows
+# hold the second run's figures ("repeat": 10)
+python -m tinymeta bench --only algorithms --repeat 10 --data-dir ../shared/data/omniglot --presets taml-entropy-omniglot-5w1s taml-theil-omniglot-5w1s --out /tmp/bench-taml-a.json
+python -m tinymeta bench --only algorithms --repeat 10 --data-dir ../shared/data/omniglot --presets taml-theil-omniglot-5w1s taml-entropy-omniglot-5w1s --out /tmp/bench-taml-b.json
+python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --transductive False --out results/runs/reptile-omniglot-5w1s/eval-test-nontransductive.json
+python -m tinymeta train --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 8400 --no-progress
 python -m tinymeta report
