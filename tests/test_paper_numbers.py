@@ -60,16 +60,23 @@ def test_the_plan_lists_the_new_cells_and_says_which_have_no_benchmark(tmp_path)
     bench = tmp_path / "bench.json"
     bench.write_text(json.dumps({"device": "cpu", "threads": "1", "machine": "x86_64, 2 cores", "date": "2026-12-06",
                                  "groups": {"algorithms": [{"name": "x", "preset": "mamlpp-omniglot-5w1s",
-                                                            "value": 900.0, "unit": "ms"}]}}))
-    for bench_file in (bench, tmp_path / "absent.json", REPO / "results" / "bench-cpu.json"):
+                                                            "value": 900.0, "unit": "ms"},
+                                                           {"name": "y", "preset": "mamlpp-omniglot-20w5s",
+                                                            "note": "out of memory: ..."}]}}))
+    committed = REPO / "results" / "bench-cpu.json"
+    committed_ms = {r["preset"]: r["value"] for rows in json.loads(committed.read_text())["groups"].values()
+                    for r in rows if "value" in r}
+    for bench_file, ms in ((bench, {"mamlpp-omniglot-5w1s": 900.0}), (tmp_path / "absent.json", {}),
+                           (committed, committed_ms)):
         table = {line.split(" | ")[0][2:]: line for line in omniglot_plan(tmp_path / "runs", bench_file)
                  if line.startswith("| ") and "-omniglot-" in line}
         for name in ISSUE27_CELLS:
             total = PRESETS[name].iterations
-            measured = bench_file == bench and name == "mamlpp-omniglot-5w1s"
-            expected = (f"| {name} | 0 of {total} | {total} | 0.90 |  | {0.9 * total / 3600:.1f} |" if measured
-                        else f"| {name} | 0 of {total} | {total} | not measured |  |  |")
+            expected = (f"| {name} | 0 of {total} | {total} | {ms[name] / 1e3:.2f} |  | "
+                        f"{ms[name] / 1e3 * total / 3600:.1f} |" if name in ms
+                        else f"| {name} | 0 of {total} | {total} | not measured |  |  |")  # a row without a value too
             assert table[name] == expected, (bench_file.name, table[name])
+    assert table["mamlpp-omniglot-5w1s"] == "| mamlpp-omniglot-5w1s | 0 of 50000 | 50000 | 3.64 |  | 50.5 |"
 
 
 def test_the_gpu_list_runs_mamlpp_20_way_and_the_cpu_cells_stay_off_it():
