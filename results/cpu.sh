@@ -172,4 +172,6 @@ python -m tinymeta bench --only algorithms --repeat 10 --data-dir ../shared/data
 python -m tinymeta bench --only algorithms --repeat 10 --data-dir ../shared/data/omniglot --presets taml-theil-omniglot-5w1s taml-entropy-omniglot-5w1s --out /tmp/bench-taml-b.json
 python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-dir ../shared/data/omniglot --transductive False --out results/runs/reptile-omniglot-5w1s/eval-test-nontransductive.json
 python -m tinymeta train --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 8400 --no-progress
+python -m tinymeta evaluate --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/siamese-omniglot-20w1s/eval-test.json
+python -m tinymeta plot results/runs/siamese-omniglot-20w1s --out results/runs/siamese-omniglot-20w1s/curves.png
 python -m tinymeta report
