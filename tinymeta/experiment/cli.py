@@ -341,9 +341,10 @@ def _train(args, parser):
 def _evaluate_rl(args, parser):
     """`evaluate` of a 2D-navigation run: average return after 0..steps inner steps on the test goals."""
     given = [flag for flag, value in (("--shots", args.shots), ("--algorithm", args.algorithm),
-                                      ("--attack-epsilon", args.attack_epsilon), ("--data-dir", args.data_dir))
+                                      ("--attack-epsilon", args.attack_epsilon), ("--data-dir", args.data_dir),
+                                      ("--within-alphabet", args.within_alphabet))
              if value is not None]
-    given += ["--split val"] * (args.split != "test") + ["--device"] * (args.device not in (None, "cpu"))
+    given += [f"--split {args.split}"] * (args.split != "test") + ["--device"] * (args.device not in (None, "cpu"))
     if given:
         fail(parser, f"{given[0]} does not apply to a 2D-navigation run (its test goals are drawn with a seed, "
                      "on the CPU); it takes --tasks, --steps and --out")
@@ -361,7 +362,8 @@ def _evaluate(args, parser):
         return _evaluate_rl(args, parser)
     ev = evaluate_run(args.logdir, device=check_device(args.device), data_dir=args.data_dir, split=args.split,
                       num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots,
-                      attack_epsilon=args.attack_epsilon, transductive=args.transductive)
+                      attack_epsilon=args.attack_epsilon, transductive=args.transductive,
+                      within_alphabet=args.within_alphabet)
     if args.out:
         write_text(args.out, json.dumps(ev, indent=2) + "\n")
         print(f"wrote {args.out}")
@@ -456,7 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_ev = sub.add_parser("evaluate", help="evaluate a run's checkpoint on held-out tasks")
     p_ev.add_argument("--logdir", required=True, help="the run folder to evaluate (its checkpoint.npz)")
-    p_ev.add_argument("--split", choices=["test", "val"], default="test")
+    p_ev.add_argument("--split", choices=["test", "val", "train"], default="test",
+                      help="test (default), val, or train: fixed tasks of the training classes, to separate "
+                           "what unseen classes cost from what the task itself costs")
     p_ev.add_argument("--tasks", type=int, help="number of tasks (default: the run's test_tasks or val_tasks)")
     p_ev.add_argument("--steps", type=int, help="inner steps (default: the run's eval_inner_steps)")
     p_ev.add_argument("--shots", type=int, help="evaluate with another number of shots")
@@ -466,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_ev.add_argument("--transductive", type=_bool,
                       help="False: each query image through batch norm with its task's support set only, not with "
                            "the other queries (default: the run's setting; the original MAML code is transductive)")
+    p_ev.add_argument("--within-alphabet", type=_bool,
+                      help="Omniglot: True draws each task's characters from one alphabet (Lake's and Koch's "
+                           "one-shot test), False irrespective of alphabet (default: as the run's split_mode does)")
     p_ev.add_argument("--device")
     p_ev.add_argument("--data-dir")
     p_ev.add_argument("--out", help="also write the numbers as JSON here")

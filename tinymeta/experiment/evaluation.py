@@ -93,8 +93,8 @@ def format_evaluation(ev: dict, cfg: Config | None = None) -> str:
 
 
 def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=None, steps=None,
-                 algorithm=None, shots=None, attack_epsilon=None, transductive=None, progress=True,
-                 echo=print) -> dict:
+                 algorithm=None, shots=None, attack_epsilon=None, transductive=None, within_alphabet=None,
+                 progress=True, echo=print) -> dict:
     """Evaluate a run's checkpoint on fixed ``split`` tasks (``algorithm='nil'`` for NIL on an ANIL run).
 
     Every setting is checked (:meth:`Config.validate`) before the data loads; ``progress``
@@ -103,19 +103,31 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     ``transductive``: False passes each query example through the net with its task's support
     set instead of with the other queries (default: the run's setting, True in every preset).
     ``data_dir``: default, the folder the run was trained with (remembered in its checkpoint).
+    ``split``: 'test', 'val' or 'train': fixed tasks of the training classes (drawn with the
+    validation seed; ``num_tasks`` defaults to the run's ``test_tasks``), to see how much of
+    the test's gap is unseen classes rather than the task itself.
+    ``within_alphabet`` (Omniglot runs): True draws each task's classes from one alphabet (the
+    one-shot test of Lake et al. and Koch et al.), False irrespective of alphabet; default, as
+    the run's ``split_mode`` draws that split.
     """
     logdir = Path(logdir)
     ckpt_path = logdir / "checkpoint.npz"
     if not ckpt_path.exists():
         raise FileNotFoundError(f"no checkpoint at {ckpt_path}: is {logdir} a run folder? Train first "
                                 f"(tinymeta train --logdir {logdir})")
-    if split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    if split not in ("test", "val", "train"):
+        raise ValueError(f"split must be 'test', 'val' or 'train', got {split!r}")
     device = backend.check_device(device)
     ckpt, cfg = load_run_checkpoint(ckpt_path, device=device)  # every part checked before the data loads
-    changes = {"algorithm": algorithm, "shots": shots, "eval_inner_steps": steps,
-               f"{split}_tasks": num_tasks, "transductive": transductive}  # validated like every other setting
-    cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None}).validate()
+    if split == "train" and num_tasks is not None and (not isinstance(num_tasks, int) or num_tasks < 1):
+        raise ValueError(f"num_tasks must be a positive integer, got {num_tasks!r}")
+    changes = {"algorithm": algorithm, "shots": shots, "eval_inner_steps": steps, "transductive": transductive}
+    if split != "train":
+        changes[f"{split}_tasks"] = num_tasks
+    cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None}).validate()  # checked like any setting
+    if within_alphabet is not None and cfg.dataset != "omniglot":
+        raise ValueError(f"within_alphabet: tasks within one alphabet are Omniglot's; this run's tasks are "
+                         f"{cfg.dataset!r}")
     algo = build_algorithm(cfg, build_model(cfg))
     if steps is not None and not algo.inner_loop:  # it would be ignored: say so instead
         raise ValueError(f"--steps {steps}: {cfg.algorithm} has no inner loop (it reads the support set in one "
@@ -127,7 +139,10 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     if data_dir is None and isinstance(remembered, str) and Path(remembered).is_dir():
         data_dir = remembered
     tasks = TaskSource(cfg, device, data_dir, verbose=progress)
-    steps, n = cfg.eval_inner_steps, getattr(cfg, f"{split}_tasks")
+    if within_alphabet is not None:
+        tasks.evaluation.within_alphabet(split, bool(within_alphabet))
+    steps = cfg.eval_inner_steps
+    n = (num_tasks or cfg.test_tasks) if split == "train" else getattr(cfg, f"{split}_tasks")
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging adaptation: said below
         ev = evaluate_tasks(algo, ckpt.params, tasks, split, n, steps, progress=progress,
                             attack_epsilon=attack_epsilon)
@@ -137,5 +152,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     ev.update({"iteration": int(ckpt.extra["iteration"]), "train_seconds": round(float(ckpt.extra["elapsed"]), 2),
                "device": device, "algorithm": cfg.algorithm, "shots": cfg.shots,
                "transductive": cfg.transductive})
+    if cfg.dataset == "omniglot":
+        ev["within_alphabet"] = split in tasks.evaluation.class_groups
     echo(format_evaluation(ev, cfg))
     return ev

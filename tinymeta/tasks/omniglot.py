@@ -366,16 +366,10 @@ class Omniglot(FewShotImageTasks):
         self.images = data.images.reshape(c * d, 1, h, w)  # a view: drawing d of c is row c*d + d
         self.class_offsets = np.arange(c + 1, dtype=np.int64) * d
         self.pools = omniglot_splits(data, split_mode)
+        self.class_groups = {}
         if split_mode == "koch":  # validation and test tasks within one alphabet (Koch et al. 2015, Sec. 4.3)
-            self.class_groups = {split: [self.pools[split][data.alphabets[self.pools[split]] == a]
-                                         for a in np.unique(data.alphabets[self.pools[split]])]
-                                 for split in ("val", "test")}
-            for split, groups in self.class_groups.items():
-                largest = max(len(g) for g in groups)
-                if self.n_way > largest:
-                    raise ValueError(f"n_way={self.n_way}, but split_mode='koch' draws {split} tasks within one "
-                                     f"alphabet and its largest {split} alphabet has {largest} characters; use "
-                                     f"n_way <= {largest}")
+            for split in ("val", "test"):
+                self.within_alphabet(split)
         if self.k_support + self.k_query > d:
             raise ValueError(f"k_support + k_query = {self.k_support + self.k_query}, but each character "
                              f"has only {d} drawings; use k_support + k_query <= {d}")
@@ -385,6 +379,33 @@ class Omniglot(FewShotImageTasks):
             what = "classes (characters x 4 rotations)" if rotations == "all-classes" else "characters"
             raise ValueError(f"n_way={self.n_way} but the {small!r} split has only "
                              f"{classes[small]} {what}; use n_way <= {classes[small]}")
+
+    def within_alphabet(self, split: str, within: bool = True) -> None:
+        """Draw the tasks of ``split`` within one alphabet (``within``) or across the split's alphabets.
+
+        Within one alphabet, a task's N characters all come from one alphabet, drawn with
+        probability equal among the alphabets of N characters or more: Lake et al.'s and Koch
+        et al.'s one-shot test (Koch 2015, Sec. 4.3), harder than N characters drawn
+        irrespective of alphabet, since characters of one alphabet look alike. ``split_mode =
+        'koch'`` draws its validation and test tasks so; ``tinymeta evaluate --within-alphabet``
+        changes it for one evaluation (for instance to measure what the restriction costs, or
+        what a model does on its training characters under the test's rule).
+        """
+        if split not in self.pools:
+            raise ValueError(f"unknown split {split!r}: use one of {tuple(self.pools)}")
+        if not within:
+            self.class_groups = {s: g for s, g in self.class_groups.items() if s != split}
+            return
+        if self.rotations == "all-classes" or (self.rotations == "train-classes" and split == "train"):
+            raise ValueError(f"the {split!r} split takes every rotation of a character as its own class "
+                             f"(rotations={self.rotations!r}): tasks within one alphabet are not defined there")
+        pool, alphabets = self.pools[split], self.data.alphabets
+        groups = [pool[alphabets[pool] == a] for a in np.unique(alphabets[pool])]
+        largest = max(len(g) for g in groups)
+        if self.n_way > largest:
+            raise ValueError(f"n_way={self.n_way}, but {split} tasks are drawn within one alphabet and its largest "
+                             f"{split} alphabet has {largest} characters; use n_way <= {largest}")
+        self.class_groups = {**self.class_groups, split: groups}
 
     def __repr__(self):
         return (f"Omniglot(n_way={self.n_way}, k_support={self.k_support}, k_query={self.k_query}, "
