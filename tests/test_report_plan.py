@@ -56,3 +56,21 @@ def test_the_table_shows_the_non_transductive_figure_of_the_same_iteration_and_n
     assert rows["nil-omniglot-20w1s"][2] == "94.00 ± 0.40 no inner loop (600 tasks)"
     assert "42000 (60000), stopped early" in rows["nil-omniglot-20w1s"][4]
     assert "95.39 non-transductive" in rows["reptile-omniglot-5w1s"][1]
+
+
+def test_the_mann_table_gives_the_accuracy_at_the_papers_instances_from_the_latest_evaluation(tmp_path):
+    from tinymeta.experiment.report import mann_table
+    runs = tmp_path / "runs"
+    ev = _ev(0.80, 6250, steps=0, tasks=1000)
+    ev["instance_accuracy"] = [{"mean": m, "ci95": 0.01, "std": 0.1, "n": 1000}
+                               for m in (0.2, 0.7, 0.8, 0.85, 0.9, 0.91, 0.92, 0.93, 0.94, 0.955)]
+    _write(runs / "mann-omniglot-5way" / "test.json", ev)
+    _write(runs / "lstm-omniglot-5way" / "status.json", {"status": "time limit", "iteration": 1000})
+    lines = mann_table(runs)
+    assert all(line.count("|") == lines[0].count("|") for line in lines)       # every row has every column
+    mann, lstm = lines[2].split(" | "), lines[3].split(" | ")
+    assert mann[1:7] == ["20.0 ± 1.0", "70.0 ± 1.0", "80.0 ± 1.0", "90.0 ± 1.0", "95.5 ± 1.0", "80.0 ± 0.4"]
+    assert mann[7:9] == ["1000", "6250 (6250)"]                                 # 1st, 2nd, 3rd, 5th, 10th; all steps
+    assert lstm[1] == "trained 1000 of 6250, not evaluated"
+    _write(runs / "lstm-omniglot-5way" / "eval-test.json", {**ev, "iteration": 1000})
+    assert mann_table(runs)[3].split(" | ")[8] == "1000 (6250), stopped early"

@@ -436,6 +436,39 @@ def caml_figure(runs: Path, out: Path) -> Path | None:
 COMPARED = ("maml-omniglot-5w1s", "meta-sgd-omniglot-5w1s")  # Meta-SGD's claim, on Omniglot 5-way 1-shot
 
 
+# MANN and its LSTM baseline (issue 27): accuracy at these instances of a class within an episode (Table 1's columns)
+MANN_RUNS = {"mann-omniglot-5way": "MANN (LRU access, 4 read heads)", "lstm-omniglot-5way": "LSTM (no memory)"}
+MANN_INSTANCES = (1, 2, 3, 5, 10)
+
+
+def mann_table(runs: Path) -> list[str]:
+    """One row per run: test accuracy at the 1st, 2nd, 3rd, 5th and 10th drawing of a class in an episode
+    (``instance_accuracy`` of its latest test evaluation), then over every step of the episode."""
+    ordinal = {1: "1st", 2: "2nd", 3: "3rd"}
+    lines = ["| run | " + " | ".join(f"{ordinal.get(k, f'{k}th')} instance" for k in MANN_INSTANCES)
+             + " | every step | test episodes | iterations trained (paper's) | device | train time |",
+             "|---|" + "---|" * (len(MANN_INSTANCES) + 5)]
+    for name, label in MANN_RUNS.items():
+        run = runs / name
+        ev = _test_result(run)
+        if ev is None or "instance_accuracy" not in ev:
+            done = _trained_iteration(run)
+            state = f"trained {done} of {PRESETS[name].iterations}, not evaluated" if done else "not run yet"
+            lines.append(f"| {name}: {label} | {state} |" + " |" * (len(MANN_INSTANCES) + 4))
+            continue
+        by_instance = ev["instance_accuracy"]
+        cells = [_cell_pct(by_instance[k - 1]) if k <= len(by_instance) else "" for k in MANN_INSTANCES]
+        total = PRESETS[name].iterations
+        trained = f"{ev['iteration']} ({total})" + (", stopped early" if ev["iteration"] < total else "")
+        lines.append(f"| {name}: {label} | {' | '.join(cells)} | {_cell_pct(ev['accuracy'][-1])} | {ev['tasks']} | "
+                     f"{trained} | {ev['device']} | {ev['train_seconds'] / 60:.0f} min |")
+    return lines
+
+
+def _cell_pct(summary) -> str:
+    return f"{100 * summary['mean']:.1f} ± {100 * summary['ci95']:.1f}"
+
+
 def _seconds_per_iteration(rows) -> float | None:
     """Median seconds per iteration between consecutive training log rows of one sitting."""
     train = [r for r in rows if r.get("split") == "train"]
@@ -629,6 +662,19 @@ def make_report(root: Path = Path(".")) -> str:
         "`results/cpu.sh` (train with a time limit, then `python -m tinymeta evaluate --logdir results/runs/RUN "
         "--attack-epsilon 0.2 --out results/runs/RUN/eval-attack-test.json`, then `python -m tinymeta plot "
         "results/runs/RUN --out results/runs/RUN/curves.png`).",
+        "",
+        "## MANN and its LSTM baseline on Omniglot episodes (Santoro et al. 2016, Table 1)",
+        "",
+        "Accuracy (%) at the k-th drawing of a class within an episode of 5 classes x 10 drawings, each label shown "
+        "one step after its image, on fixed test episodes of the 423 test characters (95% CI over episodes); "
+        "every step: over all 50 steps. Both runs are presets of the one training loop (PROTOCOLS.md lists "
+        "every setting and its source). The paper's Table 1 could not be read with this project's tools "
+        "(`PAPER_UNREAD` in `tinymeta/experiment/presets.py`): the figures others quote for it are in "
+        "`python -m tinymeta presets --json`, marked unverified, and are not put on this page.",
+        "",
+        *mann_table(runs),
+        "",
+        "Commands: " + ", ".join(_command(n) for n in MANN_RUNS) + " (in sittings: `results/cpu.sh`).",
         "",
         "## CAML (CAVIA) vs MAML on sine regression (CAVIA paper, sine table)",
         "",
