@@ -145,6 +145,8 @@ def test_a_few_steps_on_one_batch_lower_the_loss(episodes):
     (dict(shots=21, queries=21), "Omniglot has 20"),
     (dict(memory_heads=-1), "memory_heads"),
     (dict(hidden=(200, 200)), "one number"),
+    (dict(mann_write="erase"), "mann_write .* must be one of key, add"),
+    (dict(mann_write="add", memory_heads=0), "needs --algorithm mann with --memory-heads 1 or more"),
 ])
 def test_the_config_refuses_what_episodes_cannot_serve(change, message):
     with pytest.raises(ValueError, match=message):
@@ -162,6 +164,7 @@ def test_presets_are_the_papers_setting_and_cite_their_sources():
     assert "Table 1" in src["paper"] and src["paper_value"].startswith("LSTM") and "ntm-one-shot" in src["code"]
     model = TASK_FAMILIES[mann.dataset].build_model(mann)
     assert (model.hidden, model.memory_size, model.memory_width, model.heads, model.inputs) == (200, 128, 40, 4, 405)
+    assert model.write == "key" and TASK_FAMILIES[mann.dataset].build_model(mann.replace(mann_write="add")).write == "add"
 
 
 @pytest.mark.slow

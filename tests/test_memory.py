@@ -225,11 +225,12 @@ def test_lru_write_weights_by_hand():
     np.testing.assert_allclose(got, [[0.3, 0.2, 0.5]], rtol=1e-14)
 
 
-def np_mann_step(p, x, state, heads, gamma):
+def np_mann_step(p, x, state, heads, gamma, write="key"):
     h, c, r, wr, usage, memory = state
     M = memory.shape[-1]
     h, c = np_lstm(p, np.concatenate([x, r], -1), h, c)
     keys = np.tanh(h @ p["key_w"].T + p["key_b"]).reshape(h.shape[:-1] + (heads, M))
+    added = keys if write == "key" else np.tanh(h @ p["add_w"].T + p["add_b"]).reshape(keys.shape)
     alpha = (h @ p["alpha_w"].T + p["alpha_b"])[..., None]
     order = np.argsort(usage, axis=-1, kind="stable")[..., :heads]           # least used first
     lu = np.zeros(usage.shape[:-1] + (heads, usage.shape[-1]))
@@ -239,7 +240,7 @@ def np_mann_step(p, x, state, heads, gamma):
     memory = memory.copy()
     for b in range(usage.shape[0]):
         memory[b, order[b, 0]] = 0.0
-    memory = memory + np.einsum("bhn,bhm->bnm", ww, keys)
+    memory = memory + np.einsum("bhn,bhm->bnm", ww, added)
     cos = np.einsum("bhm,bnm->bhn", keys, memory) / (
         np.linalg.norm(keys, axis=-1)[..., None] * np.linalg.norm(memory, axis=-1)[:, None, :])
     wr = np_softmax(cos)
@@ -249,9 +250,11 @@ def np_mann_step(p, x, state, heads, gamma):
     return out, (h, c, r, wr, usage, memory)
 
 
-def test_mann_forward_matches_a_numpy_step_loop(rng):
-    mann = mem.MANN(inputs=4, classes=3, hidden=5, memory_size=6, memory_width=3, heads=2, gamma=0.95)
+@pytest.mark.parametrize("write", ["key", "add"])
+def test_mann_forward_matches_a_numpy_step_loop(rng, write):
+    mann = mem.MANN(inputs=4, classes=3, hidden=5, memory_size=6, memory_width=3, heads=2, gamma=0.95, write=write)
     params = mann.init_params(0, dtype="float64")
+    assert ("add_w" in params) == (write == "add")
     x = rng.standard_normal((2, 5, 4))
     got = mann(params, t64(x)).numpy()
     p = {k: v.numpy() for k, v in params.items()}
@@ -259,12 +262,32 @@ def test_mann_forward_matches_a_numpy_step_loop(rng):
     state = (np.zeros((2, 5)), np.zeros((2, 5)), np.zeros((2, 6)), np.broadcast_to(one_hot, (2, 2, 6)),
              np.broadcast_to(one_hot, (2, 6)), np.full((2, 6, 3), 1e-6))
     for t in range(5):
-        out, state = np_mann_step(p, x[:, t], state, 2, 0.95)
+        out, state = np_mann_step(p, x[:, t], state, 2, 0.95, write)
         np.testing.assert_allclose(got[:, t], out, rtol=1e-10, atol=1e-12)
 
 
-def test_one_mann_step_differentiates_to_second_order(rng):
-    mann = mem.MANN(inputs=2, classes=2, hidden=2, memory_size=4, memory_width=2, heads=2)
+def test_a_mann_that_writes_add_vectors_stores_them_and_not_its_keys():
+    """One step from an empty memory, by hand: the least-used row is written with the head's add vector."""
+    mann = mem.MANN(inputs=1, classes=2, hidden=1, memory_size=3, memory_width=2, heads=1, write="add")
+    params = {k: v * 0.0 for k, v in mann.init_params(0, dtype="float64").items()}
+    params["add_b"] = t64([0.5, -0.25], requires_grad=False)       # a = tanh(add_b): h does not matter
+    params["key_b"] = t64([1.0, 1.0], requires_grad=False)
+    params["alpha_b"] = t64([-50.0], requires_grad=False)           # sigmoid(-50) ~ 0: all to the least used
+    state = mann.initial_state(params, (1,))                         # usage one-hot at 0: location 1 is least used
+    _, new = mann.step(params, t64([[0.0]], requires_grad=False), state)
+    memory = new[5].numpy()[0]
+    np.testing.assert_allclose(memory[1], np.tanh([0.5, -0.25]), rtol=1e-12)
+    np.testing.assert_allclose(memory[[0, 2]], 1e-6, rtol=1e-12)
+
+
+def test_mann_refuses_an_unknown_write():
+    with pytest.raises(ValueError, match="write must be 'key'"):
+        mem.MANN(write="erase")
+
+
+@pytest.mark.parametrize("write", ["key", "add"])
+def test_one_mann_step_differentiates_to_second_order(rng, write):
+    mann = mem.MANN(inputs=2, classes=2, hidden=2, memory_size=4, memory_width=2, heads=2, write=write)
     params = mann.init_params(3, dtype="float64")
     keys = sorted(params)
     x = t64(rng.standard_normal((1, 2)), True)

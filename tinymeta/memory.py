@@ -286,7 +286,7 @@ def lru_write_weights(alpha: Tensor, w_read_prev: Tensor, w_least_used: Tensor) 
     return sigma * w_read_prev + (1.0 - sigma) * w_least_used
 
 
-def mann_step(params, x, state, heads: int, gamma: float):
+def mann_step(params, x, state, heads: int, gamma: float, write: str = "key"):
     """One step of the MANN: (class logits, new state).
 
     ``state`` = (h, c, r, w_read, usage, memory): controller states (..., H), the last reads
@@ -295,9 +295,10 @@ def mann_step(params, x, state, heads: int, gamma: float):
     the controller sees [x_t, r_{t-1}]; each head h emits a key k (tanh) and a gate alpha;
     the write weights mix the head's last read weights with the h-th least-used location
     of the last usage; the least-used location is zeroed, then each head adds
-    w^w(i) k to M(i) (Sec. 3.2: the key is what is written); reads use the new memory
-    with cosine content weights, no key strength; usage decays,
-    u_t = gamma u_{t-1} + sum_heads (w^r_t + w^w_t). The output is linear in [h_t, r_t].
+    w^w(i) k to M(i) (Sec. 3.2: the key is what is written; ``write = "add"``: a separate
+    add vector a = tanh(W_a h + b_a) instead, as tristandeleu's model.py:59, 72 and the NTM
+    write); reads use the new memory with cosine content weights, no key strength; usage
+    decays, u_t = gamma u_{t-1} + sum_heads (w^r_t + w^w_t). The output is linear in [h_t, r_t].
     """
     h, c, r, w_read, usage, memory = state
     N, M = memory.shape[-2], memory.shape[-1]
@@ -308,7 +309,10 @@ def mann_step(params, x, state, heads: int, gamma: float):
     lu = least_used(usage, heads)                                                    # (..., heads, N)
     w_write = lru_write_weights(alpha, w_read, lu)
     memory = memory * (1.0 - ops.unsqueeze(lu[..., 0, :], -1))     # the least-used location cleared
-    memory = memory + ops.matmul(ops.swapaxes(w_write, -1, -2), keys)                # sum_h w^w_h(i) k_h
+    written = keys
+    if write == "add":                                                               # an add vector per head
+        written = ops.tanh(F.linear(h, params["add_w"], params["add_b"])).reshape(keys.shape)
+    memory = memory + ops.matmul(ops.swapaxes(w_write, -1, -2), written)             # sum_h w^w_h(i) k_h (or a_h)
     similarity = F.cosine_similarity(ops.unsqueeze(memory, -3), ops.unsqueeze(keys, -2), dim=-1)  # (..., heads, N)
     w_read = softmax(similarity, axis=-1)
     reads = ops.matmul(w_read, memory)                                              # (..., heads, M)
@@ -331,12 +335,19 @@ class MANN(Model):
     Initial state as model.py:20-25: memory 1e-6 everywhere, zero controller state and
     reads, each head's read weights and the usage one-hot at location 0.
     Controller: PyTorch's LSTM layout and init; linear layers U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    ``write``: what a head adds to memory, ``"key"`` its read key (the paper's Sec. 3.2,
+    M_t(i) = M_{t-1}(i) + w^w_t(i) k_t) or ``"add"`` a separate add vector (tristandeleu's
+    model.py:59, 72), so that what is stored need not be what is looked up.
     """
 
-    def __init__(self, inputs=405, classes=5, hidden=200, memory_size=128, memory_width=40, heads=4, gamma=0.95):
+    def __init__(self, inputs=405, classes=5, hidden=200, memory_size=128, memory_width=40, heads=4, gamma=0.95,
+                 write="key"):
         self.inputs, self.classes, self.hidden = int(inputs), int(classes), int(hidden)
         self.memory_size, self.memory_width, self.heads = int(memory_size), int(memory_width), int(heads)
         self.gamma = float(gamma)
+        if write not in ("key", "add"):
+            raise ValueError(f"MANN: write must be 'key' (the paper's) or 'add' (a separate add vector), got {write!r}")
+        self.write = write
         if min(self.inputs, self.classes, self.hidden, self.memory_width) < 1 or self.heads < 0 \
                 or self.memory_size < max(self.heads, 1) or not 0 <= self.gamma <= 1:
             raise ValueError(f"MANN: sizes must be >= 1, heads >= 0 and <= memory_size, gamma in [0, 1]; got "
@@ -354,6 +365,9 @@ class MANN(Model):
             p["key_b"] = rng.uniform(-a, a, self.heads * self.memory_width)
             p["alpha_w"] = rng.uniform(-a, a, (self.heads, H))
             p["alpha_b"] = rng.uniform(-a, a, self.heads)
+            if self.write == "add":
+                p["add_w"] = rng.uniform(-a, a, (self.heads * self.memory_width, H))
+                p["add_b"] = rng.uniform(-a, a, self.heads * self.memory_width)
         a = 1.0 / math.sqrt(H + self.reads)
         p["out_w"] = rng.uniform(-a, a, (self.classes, H + self.reads))
         p["out_b"] = rng.uniform(-a, a, self.classes)
@@ -378,7 +392,7 @@ class MANN(Model):
         if not self.heads:
             h, c = lstm_cell(params, x, state[0], state[1], suffix="_l0")
             return F.linear(h, params["out_w"], params["out_b"]), (h, c) + tuple(state[2:])
-        return mann_step(params, x, state, self.heads, self.gamma)
+        return mann_step(params, x, state, self.heads, self.gamma, self.write)
 
     def __call__(self, params, x):
         if x.ndim < 2 or x.shape[-1] != self.inputs:
@@ -392,4 +406,5 @@ class MANN(Model):
 
     def __repr__(self):
         return (f"MANN(inputs={self.inputs}, classes={self.classes}, hidden={self.hidden}, memory_size="
-                f"{self.memory_size}, memory_width={self.memory_width}, heads={self.heads}, gamma={self.gamma})")
+                f"{self.memory_size}, memory_width={self.memory_width}, heads={self.heads}, gamma={self.gamma}"
+                + (f", write={self.write!r})" if self.write != "key" else ")"))

@@ -101,6 +101,8 @@ CONFIG_FLAGS = [
     (["--taml-measure"], "taml_measure", str,
      "TAML: entropy, theil, ge:ALPHA, atkinson:EPSILON, gini or variance-of-logs"),
     (["--memory-heads"], "memory_heads", int, "MANN: read heads (0: its LSTM baseline, no memory)"),
+    (["--mann-write"], "mann_write", str,
+     "MANN: what a head writes, key (the paper's) or add (a separate add vector, as tristandeleu/ntm-one-shot)"),
     (["--meta-lr-min"], "meta_lr_min", float, "the cosine schedule's last outer learning rate"),
     (["--epoch-iterations"], "epoch_iterations", int,
      "iterations per epoch of the cosine, multi-step-loss and first-order schedules (MAML++: 500)"),

@@ -100,6 +100,7 @@ class Config:
     taml_measure: str = "theil"        # TAML: entropy | theil | ge:ALPHA | atkinson:EPSILON | gini | variance-of-logs
     # ---- memory-augmented networks (issue 27) ----
     memory_heads: int = 4              # MANN's read heads on online episodes (Santoro et al.: 4); 0: the LSTM baseline
+    mann_write: str = "key"            # MANN: what a head writes, key (the paper's Sec. 3.2) | add (a separate vector)
     # ---- MAML++ (issue 27; Antoniou et al. 2019; PROTOCOLS.md cites the original's lines) ----
     meta_lr_min: float = 0.0           # the cosine schedule's last rate (MAML++'s min_learning_rate 1e-5)
     epoch_iterations: int = 1          # iterations per epoch of the cosine, multi-step loss and DA schedules (500)
@@ -237,6 +238,10 @@ class Config:
             (not self.distractors or self.unlabeled, "distractors (--distractors) are classes of unlabeled examples: "
                                                      "give --unlabeled too"),
             count("memory_heads", 0),
+            one_of("mann_write", ("key", "add")),
+            (self.mann_write == "key" or (self.algorithm == "mann" and self.memory_heads > 0),
+             "mann_write (--mann-write) is what a MANN's heads write to memory: it needs --algorithm mann with "
+             "--memory-heads 1 or more (the LSTM baseline has no memory)"),
             one_of("inner_state", ("fresh", "persistent")), optional("eval_inner_batch"),
             (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
              "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),

@@ -434,6 +434,8 @@ MANN_SOURCES = {
     "rotations": "paper Sec. 4.1 rotations as augmentation; here a random quarter turn per class per episode",
     "iterations": "paper Fig. 2: 100,000 training episodes = 6250 updates of 16 episodes",
     "test_tasks": "1000 test episodes (the paper does not say how many)",
+    "mann_write": "key: paper Sec. 3.2, M_t(i) = M_{t-1}(i) + w^w_t(i) k_t, the read key is what is written; "
+                  "add (mann-add-omniglot-5way): mann/model.py:59, 72, a separate tanh add vector a_t is written",
 }
 # % correct at the k-th instance of a class, 5 classes, one-hot labels. UNVERIFIED: Table 1 could not be read
 # (PAPER_UNREAD); the figures are as the session that added them wrote them. The 4th-instance entries are in
@@ -597,6 +599,8 @@ def _build_presets():
     # MANN and its LSTM baseline on Omniglot episodes, the label shown one step late (Santoro et al. 2016)
     presets["mann-omniglot-5way"] = _mann_omniglot(4)
     presets["lstm-omniglot-5way"] = _mann_omniglot(0)
+    # the reference reimplementation's write (a separate add vector), beside the paper's (the key): PROTOCOLS.md
+    presets["mann-add-omniglot-5way"] = _mann_omniglot(4).replace(mann_write="add")
     # Siamese networks (the book's chapter 2): Koch et al.'s cell, and the book's contrastive loss on it
     presets["siamese-omniglot-20w1s"] = _siamese("bce")
     presets["siamese-contrastive-omniglot-20w1s"] = _siamese("contrastive")

@@ -437,7 +437,9 @@ COMPARED = ("maml-omniglot-5w1s", "meta-sgd-omniglot-5w1s")  # Meta-SGD's claim,
 
 
 # MANN and its LSTM baseline (issue 27): accuracy at these instances of a class within an episode (Table 1's columns)
-MANN_RUNS = {"mann-omniglot-5way": "MANN (LRU access, 4 read heads)", "lstm-omniglot-5way": "LSTM (no memory)"}
+MANN_RUNS = {"mann-omniglot-5way": "MANN (LRU access, 4 read heads; writes its keys, as the paper)",
+             "mann-add-omniglot-5way": "MANN writing separate add vectors (tristandeleu/ntm-one-shot)",
+             "lstm-omniglot-5way": "LSTM (no memory)"}
 MANN_INSTANCES = (1, 2, 3, 5, 10)
 
 
