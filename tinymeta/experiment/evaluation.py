@@ -125,7 +125,8 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     if split != "train":
         changes[f"{split}_tasks"] = num_tasks
     cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None}).validate()  # checked like any setting
-    if within_alphabet is not None and cfg.dataset != "omniglot":
+    grouped = hasattr(task_family(cfg), "within_alphabet")  # task families whose classes have alphabets
+    if within_alphabet is not None and not grouped:
         raise ValueError(f"within_alphabet: tasks within one alphabet are Omniglot's; this run's tasks are "
                          f"{cfg.dataset!r}")
     algo = build_algorithm(cfg, build_model(cfg))
@@ -152,7 +153,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     ev.update({"iteration": int(ckpt.extra["iteration"]), "train_seconds": round(float(ckpt.extra["elapsed"]), 2),
                "device": device, "algorithm": cfg.algorithm, "shots": cfg.shots,
                "transductive": cfg.transductive})
-    if cfg.dataset == "omniglot":
+    if grouped:
         ev["within_alphabet"] = split in tasks.evaluation.class_groups
     echo(format_evaluation(ev, cfg))
     return ev
