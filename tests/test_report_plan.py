@@ -69,9 +69,9 @@ def test_the_mann_table_gives_the_accuracy_at_the_papers_instances_from_the_late
     lines = mann_table(runs)
     assert all(line.count("|") == lines[0].count("|") for line in lines)       # every row has every column
     mann, lstm = lines[2].split(" | "), lines[4].split(" | ")
-    assert mann[1:7] == ["20.0 ± 1.0", "70.0 ± 1.0", "80.0 ± 1.0", "90.0 ± 1.0", "95.5 ± 1.0", "80.0 ± 0.4"]
-    assert mann[7:9] == ["1000", "6250 (6250)"]                                 # 1st, 2nd, 3rd, 5th, 10th; all steps
-    assert lstm[1] == "trained 1000 of 6250, not evaluated"
+    assert mann[0] == "| mann-omniglot-5way" and mann[2:8] == ["20.0 ± 1.0", "70.0 ± 1.0", "80.0 ± 1.0", "90.0 ± 1.0", "95.5 ± 1.0", "80.0 ± 0.4"]
+    assert mann[8:10] == ["1000", "6250 (6250)"]                                 # 1st, 2nd, 3rd, 5th, 10th; all steps
+    assert lstm[2] == "trained 1000 of 6250, not evaluated"
     _write(runs / "lstm-omniglot-5way" / "eval-test.json", {**ev, "iteration": 1000})
-    assert mann_table(runs)[4].split(" | ")[8] == "1000 (6250), stopped early"
-    assert lines[3].split(" | ")[1] == "not run yet"
+    assert mann_table(runs)[4].split(" | ")[9] == "1000 (6250), stopped early"
+    assert lines[3].split(" | ")[2] == "not run yet"
