@@ -174,4 +174,20 @@ python -m tinymeta evaluate --logdir results/runs/reptile-omniglot-5w1s --data-d
 python -m tinymeta train --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 8400 --no-progress
 python -m tinymeta evaluate --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/siamese-omniglot-20w1s/eval-test.json
 python -m tinymeta plot results/runs/siamese-omniglot-20w1s --out results/runs/siamese-omniglot-20w1s/curves.png
+# Session of 2026-12-06 (15:50-): Siamese 20w1s resumed (pinned to one core with taskset); the contrastive Siamese
+# started, then stopped with SIGTERM at 1,315 to give its core to the MANN runs (0.3 s an update: the cheapest cell
+# left); the MANN with the paper's write, then with tristandeleu's add vectors
+python -m tinymeta train --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 9000 --no-progress
+python -m tinymeta train --preset siamese-contrastive-omniglot-20w1s --logdir results/runs/siamese-contrastive-omniglot-20w1s --data-dir ../shared/data/omniglot --time-limit 9000 --no-progress
+python -m tinymeta train --preset mann-omniglot-5way --logdir results/runs/mann-omniglot-5way --data-dir ../shared/data/omniglot --time-limit 7474 --no-progress
+python -m tinymeta train --preset mann-add-omniglot-5way --logdir results/runs/mann-add-omniglot-5way --data-dir ../shared/data/omniglot --time-limit 4438 --no-progress
+# where the Siamese cell's gap to the paper goes: 100 fixed tasks each, of the test characters and of the training
+# characters, within one alphabet (the paper's test) and irrespective of alphabet (as its training tasks are drawn)
+python -m tinymeta evaluate --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --tasks 100 --within-alphabet True --out results/runs/siamese-omniglot-20w1s/eval-test-within.json
+python -m tinymeta evaluate --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --tasks 100 --within-alphabet False --out results/runs/siamese-omniglot-20w1s/eval-test-across.json
+python -m tinymeta evaluate --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --tasks 100 --split train --within-alphabet True --out results/runs/siamese-omniglot-20w1s/eval-train-within.json
+python -m tinymeta evaluate --logdir results/runs/siamese-omniglot-20w1s --data-dir ../shared/data/omniglot --tasks 100 --split train --within-alphabet False --out results/runs/siamese-omniglot-20w1s/eval-train-across.json
+python -m tinymeta plot results/runs/siamese-omniglot-20w1s --out results/runs/siamese-omniglot-20w1s/curves.png
+python -m tinymeta evaluate --logdir results/runs/siamese-contrastive-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/siamese-contrastive-omniglot-20w1s/eval-test.json
+python -m tinymeta plot results/runs/mann-omniglot-5way results/runs/mann-add-omniglot-5way --out results/runs/mann-add-omniglot-5way/curves-vs-key.png
 python -m tinymeta report
