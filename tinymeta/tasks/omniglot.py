@@ -137,6 +137,10 @@ class FewShotImageTasks(TaskFamily):
         # None follows tinymeta's default device at sampling time; a named device is checked now
         self.device = None if device is None else backend.check_device(device)
 
+    def rotations_are_classes(self, split: str) -> bool:
+        """Whether ``split`` takes each rotation of a character as a class of its own."""
+        return self.rotations == "all-classes" or (self.rotations == "train-classes" and split == "train")
+
     @property
     def class_sizes(self) -> np.ndarray:
         return np.diff(self.class_offsets)
@@ -144,8 +148,7 @@ class FewShotImageTasks(TaskFamily):
     def _check(self, split, n_way, k, q):
         if split not in self.pools:
             raise ValueError(f"unknown split {split!r}: use one of {tuple(self.pools)}")
-        n_classes = len(self.pools[split]) * (4 if self.rotations == "all-classes" or (
-            self.rotations == "train-classes" and split == "train") else 1)
+        n_classes = len(self.pools[split]) * (4 if self.rotations_are_classes(split) else 1)
         if n_way > n_classes:
             raise ValueError(f"n_way={n_way} but the {split!r} split has only {n_classes} classes; "
                              f"use n_way <= {n_classes}")
@@ -187,7 +190,7 @@ class FewShotImageTasks(TaskFamily):
         T = num_tasks
         # Rotations as classes (Reptile's training split; every split of prototypical networks'):
         # every character of the pool four times, once per rotation
-        as_classes = self.rotations == "all-classes" or (self.rotations == "train-classes" and split == "train")
+        as_classes = self.rotations_are_classes(split)
         groups = self.class_groups.get(split)
         if groups is not None:  # within-group tasks (Koch's within-alphabet one-shot): a group per task
             if as_classes:
@@ -396,7 +399,7 @@ class Omniglot(FewShotImageTasks):
         if not within:
             self.class_groups = {s: g for s, g in self.class_groups.items() if s != split}
             return
-        if self.rotations == "all-classes" or (self.rotations == "train-classes" and split == "train"):
+        if self.rotations_are_classes(split):
             raise ValueError(f"the {split!r} split takes every rotation of a character as its own class "
                              f"(rotations={self.rotations!r}): tasks within one alphabet are not defined there")
         pool, alphabets = self.pools[split], self.data.alphabets
