@@ -126,6 +126,24 @@ def test_max_splits_ties_evenly():
     np.testing.assert_allclose(g.numpy(), [0, 0.5, 0.5, 0])
 
 
+@pytest.mark.parametrize("shape,axes", [((3, 4, 2, 5, 2), (2, 4)),    # pooling windows: view by view
+                                        ((3, 2, 3), (1,)), ((4, 5), (0, 1)),  # 2 and 20 entries
+                                        ((2, 17), (1,)), ((3, 6, 3), (0, 2))])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_max_and_its_tie_sharing_gradient_equal_numpy_bit_for_bit(shape, axes, dtype, rng):
+    x = rng.integers(0, 3, shape).astype(dtype)  # many ties, some windows all tied
+    g_out = rng.standard_normal(tuple(s for i, s in enumerate(shape) if i not in axes)).astype(dtype)
+    t = tm.tensor(x, dtype=dtype, requires_grad=True)
+    out = ops.max(t, axes)
+    np.testing.assert_array_equal(out.numpy(), x.max(axis=axes))
+    (g,) = tm.grad([out], [t], grad_outputs=[tm.tensor(g_out, dtype=dtype)])
+    top = x.max(axis=axes, keepdims=True)
+    hits = (x == top).astype(dtype)
+    expected = np.expand_dims(g_out, axes) * (hits / hits.sum(axis=axes, keepdims=True))
+    assert g.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(g.numpy(), expected)
+
+
 # ---- shape ops ---------------------------------------------------------------------------------
 def test_shape_ops(rng):
     x = t64(rng.standard_normal((2, 3, 4)))

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import builtins
+import itertools
+
+import numpy as np
 
 from ..autograd import Function
 from ..tensor import Tensor
@@ -42,6 +45,36 @@ class Mean(Function):
         return (broadcast_to(g * (1.0 / self.n), self.in_shape),)
 
 
+# NumPy reduces over a few short axes slowly: a max over 2x2 pooling windows, (..., Ho, 2, Wo, 2)
+# over axes (-3, -1), runs an inner loop of length 2 per output entry, 13x slower than the
+# elementwise maximum of the four strided windows' views (measured on a (360, 64, 28, 28) map).
+# Reductions over at most this many entries each go view by view on the CPU; the result is the
+# same to the bit (a maximum and a count of ties are exact in any order).
+SLICEWISE_MAX_ENTRIES = 16
+
+
+def _slicewise(a, axes) -> bool:
+    n = 1
+    for ax in axes:
+        n *= a.shape[ax]
+    return isinstance(a, np.ndarray) and 1 < n <= SLICEWISE_MAX_ENTRIES
+
+
+def _fold_views(ufunc, a, axes, dtype=None):
+    """``ufunc`` folded over every view ``a[..., i, ..., j, ...]`` of the reduced ``axes``, keepdims shape."""
+    out = None
+    for index in itertools.product(*(range(a.shape[ax]) for ax in axes)):
+        where = [slice(None)] * a.ndim
+        for ax, i in zip(axes, index):
+            where[ax] = slice(i, i + 1)
+        view = a[tuple(where)]
+        if out is None:
+            out = view.astype(dtype or a.dtype)  # a fresh array, written in place from here on
+        else:
+            ufunc(out, view, out=out)
+    return out
+
+
 class Max(Function):
     saves_inputs = saves_output = True
 
@@ -51,16 +84,22 @@ class Max(Function):
 
     def forward(self, a):
         self.in_shape = a.shape
+        if _slicewise(a, self.axes):
+            out = _fold_views(np.maximum, a, self.axes)
+            return out if self.keepdims else out.reshape([s for i, s in enumerate(a.shape) if i not in self.axes])
         return a.max(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, g):
         (a,) = self.inputs
         kshape = keepdims_shape(self.in_shape, self.axes)
         top = self.out.array.reshape(kshape)
-        # the gradient goes to the maximal entries, shared evenly between ties
-        hits = (a.array == top).astype(g.dtype)
-        share = Tensor(hits / hits.sum(axis=self.axes, keepdims=True))
-        return (broadcast_to(reshape(g, kshape), self.in_shape) * share,)
+        # the gradient goes to the maximal entries, shared evenly between ties: g / (number of ties)
+        hits = a.array == top
+        if _slicewise(a.array, self.axes):
+            ties = _fold_views(np.add, hits, self.axes, dtype=g.dtype)
+        else:
+            ties = hits.sum(axis=self.axes, keepdims=True, dtype=g.dtype)
+        return (broadcast_to(reshape(g, kshape) * Tensor(1.0 / ties), self.in_shape) * Tensor(hits.astype(g.dtype)),)
 
 
 def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
