@@ -144,6 +144,20 @@ def test_max_and_its_tie_sharing_gradient_equal_numpy_bit_for_bit(shape, axes, d
     np.testing.assert_array_equal(g.numpy(), expected)
 
 
+@pytest.mark.parametrize("shape,axes", [((2, 3, 2, 3, 2), (2, 4)), ((2, 3, 7), (0, 2))])  # by views; at once
+def test_the_gradient_of_max_is_differentiable_twice_more(shape, axes, rng):
+    """Third and fourth derivatives: max's gradient, gradchecked to second order in the input and upstream."""
+    x = t64(rng.permutation(np.prod(shape)).reshape(shape) * 0.1)  # distinct: no tie within eps
+    g = t64(rng.standard_normal(tuple(s for i, s in enumerate(shape) if i not in axes)))
+
+    def gradient(x, g):
+        with tm.enable_grad():  # the numerical side calls this with constants, under no_grad
+            x = x if x.requires_grad else tm.tensor(x.numpy(), requires_grad=True)
+            return tm.grad([ops.max(x * x, axes)], [x], grad_outputs=[g], create_graph=True)[0]
+
+    check_both(gradient, [x, g])
+
+
 # ---- shape ops ---------------------------------------------------------------------------------
 def test_shape_ops(rng):
     x = t64(rng.standard_normal((2, 3, 4)))
