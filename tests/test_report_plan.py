@@ -75,3 +75,14 @@ def test_the_mann_table_gives_the_accuracy_at_the_papers_instances_from_the_late
     _write(runs / "lstm-omniglot-5way" / "eval-test.json", {**ev, "iteration": 1000})
     assert mann_table(runs)[4].split(" | ")[9] == "1000 (6250), stopped early"
     assert lines[3].split(" | ")[2] == "not run yet"
+    long = runs / "mann-add-omniglot-5way-long"  # the preset's run continued past the paper's 6,250 updates
+    _write(long / "config.json", {"iterations": 25000})
+    _write(long / "status.json", {"status": "time limit", "iteration": 9000})
+    row = next(r for r in mann_table(runs) if r.startswith("| mann-add-omniglot-5way-long |")).split(" | ")
+    assert row[2] == "trained 9000 of 25000, not evaluated"
+    _write(long / "eval-test.json", {**ev, "iteration": 16000})
+    row = next(r for r in mann_table(runs) if r.startswith("| mann-add-omniglot-5way-long |")).split(" | ")
+    assert row[9] == "16000 (6250), of 25000 planned" and row[2] == "20.0 ± 1.0"
+    _write(long / "test.json", {**ev, "iteration": 25000})
+    row = next(r for r in mann_table(runs) if r.startswith("| mann-add-omniglot-5way-long |")).split(" | ")
+    assert row[9] == "25000 (6250)"

@@ -30,7 +30,9 @@ Protocol (Sec. 4.1 and tristandeleu/ntm-one-shot), with the deviations named:
   new classes) and each drawing is translated by up to ``MAX_SHIFT`` pixels in each
   direction, zeros shifted in (tristandeleu's generator: up to 10 of 105 pixels,
   generators.py:57; here 2 of 20). The paper's small random rotations
-  (generators.py:56, up to 30 degrees) are not applied: a deviation.
+  (generators.py:56, up to 30 degrees) are not applied: a deviation. (tristandeleu's
+  own run sets both to 0, examples/omniglot.py:20, and its resize takes the rotated
+  image, not the shifted one, images.py:34-36: it trains without augmentation.)
 - Drawings of an episode are distinct (generators.py:51 samples without replacement);
   the episode order is a uniform shuffle (images.py:20).
 """
