@@ -90,6 +90,35 @@ def test_images_are_the_drawings_resized_turned_and_translated(fake_data, episod
     assert np.abs(info["shifts"]).max() <= MAX_SHIFT
 
 
+def test_max_shift_bounds_the_translation_and_zero_leaves_the_drawings_in_place(fake_data):
+    """``max_shift`` (Config ``episode_shift``): every shift drawn within it, and with 0 the image is the
+    drawing resized and turned, nothing moved; a shift that would move a drawing half out is refused."""
+    R = area_resize_matrix(6, SIDE)
+    wide = OmniglotEpisodes(5, 10, 10, data=fake_data, dtype="float64", max_shift=4).sample(8, np.random.default_rng(1))
+    assert np.abs(wide.info["shifts"]).max() == 4  # 800 draws of 9 values each way: every bound is reached
+    still = OmniglotEpisodes(5, 10, 10, data=fake_data, dtype="float64", max_shift=0)
+    batch = still.sample(2, np.random.default_rng(4))
+    info, y = batch.info, batch.y_query.numpy()
+    assert not info["shifts"].any()
+    for t, step in ((0, 0), (1, 31)):
+        c = info["classes"][t, y[t, step]]
+        want = np.rot90(R @ (fake_data.images[c, info["drawings"][t, step]] / 255) @ R.T, info["rotations"][t, y[t, step]])
+        np.testing.assert_allclose(batch.x_query.numpy()[t, step, :SIDE * SIDE].reshape(SIDE, SIDE), want, atol=1e-12)
+    with pytest.raises(ValueError, match="max_shift must be a whole number of pixels from 0 to 9"):
+        OmniglotEpisodes(5, 10, 10, data=fake_data, max_shift=10)
+
+
+def test_the_config_sets_the_shift_and_refuses_it_where_there_are_no_episodes(fake_data, monkeypatch):
+    import tinymeta.data.omniglot
+    monkeypatch.setattr(tinymeta.data.omniglot, "load_omniglot", lambda *a, **k: fake_data)
+    for shift in (0, 3):
+        cfg = PRESETS["lstm-omniglot-5way"].replace(episode_shift=shift).validate()
+        assert TASK_FAMILIES[cfg.dataset].from_config(cfg, verbose=False).max_shift == shift
+    assert OmniglotEpisodes(5, 10, data=fake_data).max_shift == MAX_SHIFT == Config().episode_shift == 2
+    with pytest.raises(ValueError, match="moves the drawings of online episodes; omniglot has none"):
+        PRESETS["maml-omniglot-5w1s"].replace(episode_shift=0).validate()
+
+
 def test_area_resize_averages_equal_cells():
     R = area_resize_matrix(4, 2)
     np.testing.assert_allclose(R, [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
@@ -147,6 +176,8 @@ def test_a_few_steps_on_one_batch_lower_the_loss(episodes):
     (dict(hidden=(200, 200)), "one number"),
     (dict(mann_write="erase"), "mann_write .* must be one of key, add"),
     (dict(mann_write="add", memory_heads=0), "needs --algorithm mann with --memory-heads 1 or more"),
+    (dict(episode_shift=-1), "episode_shift"),
+    (dict(episode_shift=10), "episode_shift .* must be from 0 to 9 pixels"),
 ])
 def test_the_config_refuses_what_episodes_cannot_serve(change, message):
     with pytest.raises(ValueError, match=message):
@@ -179,8 +210,10 @@ def test_the_preset_trains_resumes_and_evaluates_through_the_cli(tmp_path, omnig
         return subprocess.run([sys.executable, "-m", "tinymeta", *argv], capture_output=True, text=True, env=env,
                               timeout=300)
     first = tinymeta("train", "--preset", "lstm-omniglot-5way", "--iterations", "3", "--stop-at", "2",
-                     "--meta-batch", "2", "--log-interval", "1", "--val-interval", "0", "--test-tasks", "4", *common)
+                     "--meta-batch", "2", "--log-interval", "1", "--val-interval", "0", "--test-tasks", "4",
+                     "--episode-shift", "0", *common)
     assert first.returncode == 0, first.stderr
+    assert json.loads((logdir / "config.json").read_text())["episode_shift"] == 0
     assert "continue with" in first.stdout
     second = tinymeta("train", "--resume", "--logdir", str(logdir), "--no-progress")
     assert second.returncode == 0, second.stderr

@@ -103,6 +103,8 @@ CONFIG_FLAGS = [
     (["--memory-heads"], "memory_heads", int, "MANN: read heads (0: its LSTM baseline, no memory)"),
     (["--mann-write"], "mann_write", str,
      "MANN: what a head writes, key (the paper's) or add (a separate add vector, as tristandeleu/ntm-one-shot)"),
+    (["--episode-shift"], "episode_shift", int,
+     "online episodes (MANN): move each drawing by up to this many pixels each way, at random (0: not at all)"),
     (["--meta-lr-min"], "meta_lr_min", float, "the cosine schedule's last outer learning rate"),
     (["--epoch-iterations"], "epoch_iterations", int,
      "iterations per epoch of the cosine, multi-step-loss and first-order schedules (MAML++: 500)"),

@@ -101,6 +101,7 @@ class Config:
     # ---- memory-augmented networks (issue 27) ----
     memory_heads: int = 4              # MANN's read heads on online episodes (Santoro et al.: 4); 0: the LSTM baseline
     mann_write: str = "key"            # MANN: what a head writes, key (the paper's Sec. 3.2) | add (a separate vector)
+    episode_shift: int = 2             # online episodes: each drawing moved up to this many pixels each way (0: none)
     # ---- MAML++ (issue 27; Antoniou et al. 2019; PROTOCOLS.md cites the original's lines) ----
     meta_lr_min: float = 0.0           # the cosine schedule's last rate (MAML++'s min_learning_rate 1e-5)
     epoch_iterations: int = 1          # iterations per epoch of the cosine, multi-step loss and DA schedules (500)
@@ -237,7 +238,7 @@ class Config:
             one_of("refinement", ("soft-kmeans", "distractor-cluster", "masked")),
             (not self.distractors or self.unlabeled, "distractors (--distractors) are classes of unlabeled examples: "
                                                      "give --unlabeled too"),
-            count("memory_heads", 0),
+            count("memory_heads", 0), count("episode_shift", 0),
             one_of("mann_write", ("key", "add")),
             (self.mann_write == "key" or (self.algorithm == "mann" and self.memory_heads > 0),
              "mann_write (--mann-write) is what a MANN's heads write to memory: it needs --algorithm mann with "
@@ -320,6 +321,9 @@ class Config:
                              + ("its episodes are learned within the sequence by a memory-augmented network: use "
                                 "--algorithm mann" if online else "mann learns online episodes (a dataset whose "
                                 "labels arrive one step late); this one has support and query sets"))
+        if self.episode_shift != 2 and not online:  # 2: the default, so that every other dataset's config passes
+            raise ValueError(f"episode_shift (--episode-shift) moves the drawings of online episodes; {self.dataset} "
+                             "has none: leave it out")
         if self.algorithm == "mann" and (self.inner_steps or self.eval_inner_steps):
             raise ValueError("mann has no inner steps (the network learns within the episode): inner_steps "
                              "(--inner-steps) and eval_inner_steps (--eval-inner-steps) must be 0")

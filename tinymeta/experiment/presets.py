@@ -436,10 +436,13 @@ MANN_SOURCES = {
     "test_tasks": "1000 test episodes (the paper does not say how many)",
     "mann_write": "key: paper Sec. 3.2, M_t(i) = M_{t-1}(i) + w^w_t(i) k_t, the read key is what is written; "
                   "add (mann-add-omniglot-5way): mann/model.py:59, 72, a separate tanh add vector a_t is written",
+    "episode_shift": "paper Sec. 4.1 translations, by how much not said; mann/utils/generators.py:12 max_shift=10 "
+                     "of 105 pixels by default, examples/omniglot.py:20 max_shift=0 in the run; here 2 of 20",
 }
 # % correct at the k-th instance of a class, 5 classes, one-hot labels. UNVERIFIED: Table 1 could not be read
-# (PAPER_UNREAD); the figures are as the session that added them wrote them. The 4th-instance entries are in
-# doubt too: issue 27 and REFERENCE.md name the table's columns as the 1st, 2nd, 3rd, 5th and 10th instance.
+# (PAPER_UNREAD); the figures are as the session that added them wrote them. Short of the paper: tristandeleu's
+# metric reports the 1st-5th and 10th instance (mann/utils/metrics.py:7), and a quote of the paper's text in
+# karpathy/paper-notes issue 6 gives 82.8% at the 2nd and 94.9% by the 5th (PROTOCOLS.md).
 PAPER_MANN_TABLE1 = {
     "mann": {1: 36.4, 2: 82.8, 3: 91.0, 4: 92.6, 5: 94.9, 10: 98.1},
     "lstm": {1: 24.4, 2: 49.5, 3: 55.3, 4: 61.0, 5: 63.6, 10: 62.5},

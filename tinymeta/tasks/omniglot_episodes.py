@@ -28,7 +28,7 @@ Protocol (Sec. 4.1 and tristandeleu/ntm-one-shot), with the deviations named:
 - Augmentation per episode: each class is turned by a random multiple of 90 degrees
   (``rotations='per-task'``; the paper augments with 90/180/270-degree rotations as
   new classes) and each drawing is translated by up to ``MAX_SHIFT`` pixels in each
-  direction, zeros shifted in (tristandeleu's generator: up to 10 of 105 pixels,
+  direction (``max_shift``, Config ``episode_shift``), zeros shifted in (tristandeleu's generator: up to 10 of 105 pixels,
   generators.py:57; here 2 of 20). The paper's small random rotations
   (generators.py:56, up to 30 degrees) are not applied: a deviation. (tristandeleu's
   own run sets both to 0, examples/omniglot.py:20, and its resize takes the rotated
@@ -47,7 +47,7 @@ from .base import MetaBatch, TaskFamily
 from .omniglot import ROTATIONS, SPLIT_MODES, omniglot_splits
 
 SIDE = 20        # image side (Sec. 4.1)
-MAX_SHIFT = 2    # pixels of random translation, each direction
+MAX_SHIFT = 2    # pixels of random translation, each direction (the default; Config.episode_shift)
 MEMORY_SIZE, MEMORY_WIDTH, GAMMA = 128, 40, 0.95  # tristandeleu mann/model.py:12,36 (the paper's 5-class setting)
 
 
@@ -67,7 +67,9 @@ class OmniglotEpisodes(TaskFamily):
     ``n_way`` classes, ``k_support`` drawings per class (K; ``k_query`` must equal it: an
     episode is its own query set). ``data``: an :class:`~tinymeta.data.OmniglotData`
     (else loaded from ``data_dir``); ``split_mode`` and ``rotations`` as for
-    :class:`~tinymeta.tasks.Omniglot` (``rotations``: 'per-task' or 'none').
+    :class:`~tinymeta.tasks.Omniglot` (``rotations``: 'per-task' or 'none'); ``max_shift``:
+    each drawing moves by a random whole number of pixels in [-max_shift, max_shift] along
+    each axis (0: drawings as they are).
 
     Example::
 
@@ -85,7 +87,7 @@ class OmniglotEpisodes(TaskFamily):
 
     def __init__(self, n_way: int = 5, k_support: int = 10, k_query: int | None = None, *, data=None,
                  data_dir=None, cache_dir=None, split_mode: str = "reptile", rotations: str = "per-task",
-                 dtype="float32", device=None, verbose: bool = True):
+                 max_shift: int = MAX_SHIFT, dtype="float32", device=None, verbose: bool = True):
         k_query = k_support if k_query is None else k_query
         if n_way < 1 or k_support < 1:
             raise ValueError(f"n_way and k_support must be >= 1, got {n_way}, {k_support}")
@@ -94,6 +96,10 @@ class OmniglotEpisodes(TaskFamily):
                              f"and {k_support}")
         if rotations not in ("per-task", "none"):
             raise ValueError(f"rotations must be 'per-task' or 'none' for episodes, got {rotations!r}")
+        if not 0 <= max_shift < SIDE // 2:
+            raise ValueError(f"max_shift must be a whole number of pixels from 0 to {SIDE // 2 - 1} (the images are "
+                             f"{SIDE}x{SIDE}), got {max_shift}")
+        self.max_shift = int(max_shift)
         self.n_way, self.k_support, self.k_query = int(n_way), int(k_support), int(k_query)
         self.dtype = np.dtype(dtype)
         self.device = None if device is None else backend.check_device(device)
@@ -119,7 +125,8 @@ class OmniglotEpisodes(TaskFamily):
     def from_config(cls, cfg, *, device=None, data_dir=None, verbose=True) -> "OmniglotEpisodes":
         """``cfg.ways`` classes x ``cfg.shots`` drawings per episode, characters split by ``cfg.split_mode``."""
         return cls(cfg.ways, cfg.shots, cfg.queries, data_dir=data_dir, split_mode=cfg.split_mode,
-                   rotations=cfg.rotations, dtype=cfg.dtype, device=device, verbose=verbose)
+                   rotations=cfg.rotations, max_shift=cfg.episode_shift, dtype=cfg.dtype, device=device,
+                   verbose=verbose)
 
     @classmethod
     def build_model(cls, cfg):
@@ -139,6 +146,9 @@ class OmniglotEpisodes(TaskFamily):
         if cfg.split_mode not in SPLIT_MODES or cfg.rotations not in ROTATIONS or cfg.rotations == "train-classes":
             raise ValueError(f"episodes take split_mode in {SPLIT_MODES} and rotations 'per-task' or 'none', got "
                              f"{cfg.split_mode!r} and {cfg.rotations!r}")
+        if not 0 <= cfg.episode_shift < SIDE // 2:
+            raise ValueError(f"episode_shift (--episode-shift) must be from 0 to {SIDE // 2 - 1} pixels (the images are "
+                             f"{SIDE}x{SIDE}), got {cfg.episode_shift}")
         if len(cfg.hidden) != 1:
             raise ValueError(f"hidden is the controller's size, one number (200 in the paper), got {cfg.hidden!r}")
 
@@ -169,10 +179,11 @@ class OmniglotEpisodes(TaskFamily):
             sel = rot == r
             if sel.any():
                 imgs[sel] = np.rot90(imgs[sel], r, axes=(-2, -1))
-        shifts = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, (T, L, 2))
-        padded = np.pad(imgs, ((0, 0), (0, 0), (MAX_SHIFT, MAX_SHIFT), (MAX_SHIFT, MAX_SHIFT)))
-        rows = MAX_SHIFT - shifts[..., 0, None] + np.arange(SIDE)                         # (T, L, 20)
-        cols = MAX_SHIFT - shifts[..., 1, None] + np.arange(SIDE)
+        m = self.max_shift
+        shifts = rng.integers(-m, m + 1, (T, L, 2))
+        padded = np.pad(imgs, ((0, 0), (0, 0), (m, m), (m, m)))
+        rows = m - shifts[..., 0, None] + np.arange(SIDE)                                 # (T, L, 20)
+        cols = m - shifts[..., 1, None] + np.arange(SIDE)
         t_idx, l_idx = np.arange(T)[:, None, None, None], np.arange(L)[None, :, None, None]
         imgs = padded[t_idx, l_idx, rows[..., :, None], cols[..., None, :]]               # out[i, j] = in[i - dy, j - dx]
         previous = np.zeros((T, L, n), dtype=self.dtype)
@@ -190,5 +201,5 @@ class OmniglotEpisodes(TaskFamily):
 
     def __repr__(self):
         return (f"OmniglotEpisodes(n_way={self.n_way}, k_support={self.k_support}, split_mode={self.split_mode!r}, "
-                f"rotations={self.rotations!r}, device={self.device!r})")
+                f"rotations={self.rotations!r}, max_shift={self.max_shift}, device={self.device!r})")
 
