@@ -445,7 +445,11 @@ MANN_RUNS = {"mann-omniglot-5way": ("mann-omniglot-5way", "MANN (LRU access, 4 r
              "lstm-omniglot-5way": ("lstm-omniglot-5way", "LSTM (no memory)"),
              # run folder: (its preset, label); a "-long" run is its preset's run continued past the paper's length
              "mann-add-omniglot-5way-long": ("mann-add-omniglot-5way", "the add-vector MANN above, continued"),
-             "lstm-omniglot-5way-long": ("lstm-omniglot-5way", "the LSTM above, continued")}
+             # the same presets with the drawings not translated (--episode-shift 0), as tristandeleu's run
+             "mann-omniglot-5way-noshift": ("mann-omniglot-5way", "MANN writing its keys, drawings not translated"),
+             "mann-add-omniglot-5way-noshift": ("mann-add-omniglot-5way",
+                                                "MANN writing add vectors, drawings not translated"),
+             "lstm-omniglot-5way-noshift": ("lstm-omniglot-5way", "LSTM, drawings not translated")}
 MANN_INSTANCES = (1, 2, 3, 5, 10)
 
 
@@ -683,7 +687,9 @@ def make_report(root: Path = Path(".")) -> str:
         "rows marked continued are their preset's run trained on past the paper's 100,000 episodes (6,250 "
         "updates of 16), from its checkpoint: `train --resume --iterations 25000` on a copy of the run folder, "
         "which the loop resumes exactly, so it is one run of the preset with more iterations; the same "
-        "episodes and seed. The paper's Table 1 could not be read with this project's tools "
+        "episodes and seed. The rows whose drawings are not translated are their preset with `--episode-shift 0` "
+        "(the presets move each drawing by up to 2 pixels each way; tristandeleu's run moves none), trained "
+        "and tested on episodes without the translation. The paper's Table 1 could not be read with this project's tools "
         "(`PAPER_UNREAD` in `tinymeta/experiment/presets.py`): the figures others quote for it are in "
         "`python -m tinymeta presets --json`, marked unverified, and are not put on this page.",
         "",
