@@ -56,6 +56,10 @@ def test_the_table_shows_the_non_transductive_figure_of_the_same_iteration_and_n
     assert rows["nil-omniglot-20w1s"][2] == "94.00 ± 0.40 no inner loop (600 tasks)"
     assert "42000 (60000), stopped early" in rows["nil-omniglot-20w1s"][4]
     assert "95.39 non-transductive" in rows["reptile-omniglot-5w1s"][1]
+    _write(runs / "reptile-omniglot-5w5s" / "status.json", {"status": "interrupted", "iteration": 300})
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in omniglot_table(runs)[2:]}
+    assert rows["reptile-omniglot-5w5s"][2] == "trained 300 of 100000, not evaluated (the plan below)"
+    assert rows["maml-omniglot-20w1s"][2] == "not run yet"
 
 
 def test_the_mann_table_gives_the_accuracy_at_the_papers_instances_from_the_latest_evaluation(tmp_path):

@@ -192,7 +192,10 @@ def omniglot_table(runs: Path) -> list[str]:
         paper_cell = (f"{paper} ({source})" if paper is not None else source) + (
             f"; {NONTRANSDUCTIVE_PAPER[name]} non-transductive" if name in NONTRANSDUCTIVE_PAPER else "")
         if ev is None:
-            lines.append(f"| {name} | {paper_cell} | not run yet | | | | | |")
+            done = _trained_iteration(run) if name not in NIL_OF else 0
+            state = f"trained {done} of {PRESETS[name].iterations}, not evaluated (the plan below)" if done \
+                else "not run yet"
+            lines.append(f"| {name} | {paper_cell} | {state} | | | | | |")
             continue
         seconds = ev["train_seconds"]
         iterations = PRESETS[NIL_OF.get(name, name)].iterations
