@@ -190,4 +190,32 @@ python -m tinymeta evaluate --logdir results/runs/siamese-omniglot-20w1s --data-
 python -m tinymeta plot results/runs/siamese-omniglot-20w1s --out results/runs/siamese-omniglot-20w1s/curves.png
 python -m tinymeta evaluate --logdir results/runs/siamese-contrastive-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/siamese-contrastive-omniglot-20w1s/eval-test.json
 python -m tinymeta plot results/runs/mann-omniglot-5way results/runs/mann-add-omniglot-5way --out results/runs/mann-add-omniglot-5way/curves-vs-key.png
+# Session of 2026-12-06 (19:03-): the LSTM baseline; the contrastive Siamese resumed (pinned to one core);
+# Reptile 5w5s's first 300 iterations (stopped with SIGTERM to give its core to the MANN); the add-vector MANN
+# continued past the paper's 100,000 episodes: a copy of its run folder resumed with --iterations 25000 (the loop
+# resumes exactly, so it is the line below), stopped with SIGTERM at 10,687 and evaluated there; every MANN-family
+# run evaluated on training episodes too; the three presets without the translation of each drawing
+python -m tinymeta train --preset lstm-omniglot-5way --logdir results/runs/lstm-omniglot-5way --data-dir ../shared/data/omniglot --time-limit 7001 --no-progress
+python -m tinymeta train --preset reptile-omniglot-5w5s --logdir results/runs/reptile-omniglot-5w5s --data-dir ../shared/data/omniglot --time-limit 7001 --no-progress
+python -m tinymeta train --logdir results/runs/siamese-contrastive-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 6496 --no-progress
+python -m tinymeta train --preset mann-add-omniglot-5way --iterations 25000 --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --no-progress
+python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --out results/runs/mann-add-omniglot-5way-long/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --split train --out results/runs/mann-add-omniglot-5way-long/eval-train.json
+python -m tinymeta evaluate --logdir results/runs/mann-omniglot-5way --data-dir ../shared/data/omniglot --split train --out results/runs/mann-omniglot-5way/eval-train.json
+python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way --data-dir ../shared/data/omniglot --split train --out results/runs/mann-add-omniglot-5way/eval-train.json
+python -m tinymeta evaluate --logdir results/runs/lstm-omniglot-5way --data-dir ../shared/data/omniglot --split train --out results/runs/lstm-omniglot-5way/eval-train.json
+python -m tinymeta train --preset lstm-omniglot-5way --episode-shift 0 --logdir results/runs/lstm-omniglot-5way-noshift --data-dir ../shared/data/omniglot --time-limit 4960 --no-progress
+python -m tinymeta train --preset mann-add-omniglot-5way --episode-shift 0 --logdir results/runs/mann-add-omniglot-5way-noshift --data-dir ../shared/data/omniglot --time-limit 4460 --no-progress
+python -m tinymeta train --preset mann-omniglot-5way --episode-shift 0 --logdir results/runs/mann-omniglot-5way-noshift --data-dir ../shared/data/omniglot --no-progress
+python -m tinymeta evaluate --logdir results/runs/lstm-omniglot-5way-noshift --data-dir ../shared/data/omniglot --split train --out results/runs/lstm-omniglot-5way-noshift/eval-train.json
+python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way-noshift --data-dir ../shared/data/omniglot --split train --out results/runs/mann-add-omniglot-5way-noshift/eval-train.json
+python -m tinymeta evaluate --logdir results/runs/mann-omniglot-5way-noshift --data-dir ../shared/data/omniglot --split train --out results/runs/mann-omniglot-5way-noshift/eval-train.json
+python -m tinymeta plot results/runs/lstm-omniglot-5way results/runs/lstm-omniglot-5way-noshift --out results/runs/lstm-omniglot-5way-noshift/curves-vs-shifted.png
+python -m tinymeta plot results/runs/mann-add-omniglot-5way-long --out results/runs/mann-add-omniglot-5way-long/curves.png
+python -m tinymeta evaluate --logdir results/runs/siamese-contrastive-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/siamese-contrastive-omniglot-20w1s/eval-test.json
+python -m tinymeta plot results/runs/siamese-contrastive-omniglot-20w1s --out results/runs/siamese-contrastive-omniglot-20w1s/curves.png
+# the presets that max-pool, measured again after ops.max's change (every training paused; MAML++ 20w5s and
+# matching networks' 20-way rows, too slow to repeat here, keep their earlier figures); rows merged into
+# results/bench-cpu.json by preset (same machine, threads, date and repeat)
+(ulimit -v 22000000; python -m tinymeta bench --only algorithms --repeat 2 --data-dir ../shared/data/omniglot --presets protonet-omniglot-5w1s protonet-omniglot-5w5s protonet-omniglot-20w1s protonet-omniglot-20w5s relationnet-omniglot-5w1s relationnet-omniglot-5w5s relationnet-omniglot-20w1s relationnet-omniglot-20w5s siamese-omniglot-20w1s siamese-contrastive-omniglot-20w1s matching-omniglot-5w1s matching-omniglot-5w5s mamlpp-omniglot-5w1s mamlpp-omniglot-20w1s --out /tmp/bench-pool.json)
 python -m tinymeta report
