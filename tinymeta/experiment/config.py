@@ -34,6 +34,8 @@ LIMITS = {"ways": 10_000, "shots": 100_000, "queries": 100_000, "train_shots": 1
           "epoch_iterations": 10**9, "multi_step_loss_iterations": 10**9, "first_order_iterations": 10**9, "fce_steps": 10_000}
 MAX_BATCH_VALUES = 2**28  # input values in one meta-batch (support and query): 1 GiB of float32
 
+EPISODE_SHIFT = 2  # Config.episode_shift's default: pixels each drawing of an online episode may move each way
+
 
 @dataclass
 class Config:
@@ -101,7 +103,7 @@ class Config:
     # ---- memory-augmented networks (issue 27) ----
     memory_heads: int = 4              # MANN's read heads on online episodes (Santoro et al.: 4); 0: the LSTM baseline
     mann_write: str = "key"            # MANN: what a head writes, key (the paper's Sec. 3.2) | add (a separate vector)
-    episode_shift: int = 2             # online episodes: each drawing moved up to this many pixels each way (0: none)
+    episode_shift: int = EPISODE_SHIFT  # online episodes: each drawing moved up to this many pixels each way (0: none)
     # ---- MAML++ (issue 27; Antoniou et al. 2019; PROTOCOLS.md cites the original's lines) ----
     meta_lr_min: float = 0.0           # the cosine schedule's last rate (MAML++'s min_learning_rate 1e-5)
     epoch_iterations: int = 1          # iterations per epoch of the cosine, multi-step loss and DA schedules (500)
@@ -321,7 +323,7 @@ class Config:
                              + ("its episodes are learned within the sequence by a memory-augmented network: use "
                                 "--algorithm mann" if online else "mann learns online episodes (a dataset whose "
                                 "labels arrive one step late); this one has support and query sets"))
-        if self.episode_shift != 2 and not online:  # 2: the default, so that every other dataset's config passes
+        if self.episode_shift != EPISODE_SHIFT and not online:  # the default passes, for every other dataset
             raise ValueError(f"episode_shift (--episode-shift) moves the drawings of online episodes; {self.dataset} "
                              "has none: leave it out")
         if self.algorithm == "mann" and (self.inner_steps or self.eval_inner_steps):

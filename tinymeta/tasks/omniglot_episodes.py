@@ -27,9 +27,9 @@ Protocol (Sec. 4.1 and tristandeleu/ntm-one-shot), with the deviations named:
   monitoring only).
 - Augmentation per episode: each class is turned by a random multiple of 90 degrees
   (``rotations='per-task'``; the paper augments with 90/180/270-degree rotations as
-  new classes) and each drawing is translated by up to ``MAX_SHIFT`` pixels in each
-  direction (``max_shift``, Config ``episode_shift``), zeros shifted in (tristandeleu's generator: up to 10 of 105 pixels,
-  generators.py:57; here 2 of 20). The paper's small random rotations
+  new classes) and each drawing is translated by up to ``max_shift`` pixels in each
+  direction (Config ``episode_shift``, default ``MAX_SHIFT``), zeros shifted in
+  (tristandeleu's generator: up to 10 of 105 pixels, generators.py:57; here 2 of 20). The paper's small random rotations
   (generators.py:56, up to 30 degrees) are not applied: a deviation. (tristandeleu's
   own run sets both to 0, examples/omniglot.py:20, and its resize takes the rotated
   image, not the shifted one, images.py:34-36: it trains without augmentation.)
