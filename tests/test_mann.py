@@ -134,6 +134,20 @@ def test_accuracy_by_instance_by_hand():
     np.testing.assert_allclose(got, [[0.5], [1.0]])   # 1st drawings: one of two right; 2nd: both
 
 
+def test_ordinals_and_the_validation_line_name_the_instances_of_table_1():
+    from tinymeta.algorithms.mann import ordinal
+    from tinymeta.experiment.loop import validation_line
+    assert [ordinal(k) for k in (1, 2, 3, 4, 10, 11, 12, 13, 21, 22, 23, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "10th", "11th", "12th", "13th", "21st", "22nd", "23rd", "101st", "111th"]
+    val = {"tasks": 96, "loss": [{"mean": 0.7}], "accuracy": [{"mean": 0.7}],
+           "instance_accuracy": [{"mean": m} for m in (0.2, 0.6, 0.7, 0.75, 0.8, 0.8, 0.8, 0.8, 0.8, 0.85)]}
+    line = validation_line(val, 500, PRESETS["mann-omniglot-5way"])
+    assert line == ("validation at iteration 500/6250 (96 tasks): loss 0.7, accuracy 70.00% "
+                    "(1st 20.0%, 2nd 60.0%, 3rd 70.0%, 5th 80.0%, 10th 85.0%)")
+    short = dict(val, instance_accuracy=val["instance_accuracy"][:3])  # 3 drawings a class: no 5th, no 10th
+    assert validation_line(short, 500, PRESETS["mann-omniglot-5way"]).endswith("(1st 20.0%, 2nd 60.0%, 3rd 70.0%)")
+
+
 def test_the_learner_loss_is_the_mean_cross_entropy_over_every_step(episodes):
     batch = episodes.sample(2, np.random.default_rng(5))
     model = MANN(inputs=SIDE * SIDE + 5, classes=5, hidden=4, memory_size=8, memory_width=3, heads=2)
@@ -210,10 +224,22 @@ def test_the_preset_trains_resumes_and_evaluates_through_the_cli(tmp_path, omnig
         return subprocess.run([sys.executable, "-m", "tinymeta", *argv], capture_output=True, text=True, env=env,
                               timeout=300)
     first = tinymeta("train", "--preset", "lstm-omniglot-5way", "--iterations", "3", "--stop-at", "2",
-                     "--meta-batch", "2", "--log-interval", "1", "--val-interval", "0", "--test-tasks", "4",
-                     "--episode-shift", "0", *common)
+                     "--meta-batch", "2", "--log-interval", "1", "--val-interval", "1", "--val-tasks", "4",
+                     "--test-tasks", "4", "--episode-shift", "0", *common)
     assert first.returncode == 0, first.stderr
     assert json.loads((logdir / "config.json").read_text())["episode_shift"] == 0
+    # validation logs the accuracy at each instance too; every class shows 10 times, so their mean is the accuracy
+    val = [json.loads(line) for line in (logdir / "log.jsonl").read_text().splitlines()]
+    val = [r for r in val if r["split"] == "val"]
+    assert [r["iteration"] for r in val] == [1, 2]
+    for r in val:
+        assert len(r["instance_accuracy"]) == 10 and all(0 <= a <= 1 for a in r["instance_accuracy"])
+        assert np.mean(r["instance_accuracy"]) == pytest.approx(r["accuracy"][0], abs=1e-6)
+    plot = tinymeta("plot", str(logdir), "--out", str(tmp_path / "curves.png"))
+    assert plot.returncode == 0, plot.stderr
+    from PIL import Image
+    with Image.open(tmp_path / "curves.png") as im:  # three rows of panels: loss, accuracy, by instance
+        assert im.size[1] == pytest.approx(3 * 3.6 * 110, abs=2)
     assert "continue with" in first.stdout
     second = tinymeta("train", "--resume", "--logdir", str(logdir), "--no-progress")
     assert second.returncode == 0, second.stderr

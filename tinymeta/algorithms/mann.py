@@ -24,6 +24,16 @@ from .base import MetaLearner
 from .common import query_metrics
 
 
+# The instances the paper tabulates (Santoro et al. 2016, Table 1): the 1st, 2nd, 3rd, 5th and 10th drawing
+TABLE1_INSTANCES = (1, 2, 3, 5, 10)
+
+
+def ordinal(k: int) -> str:
+    """'1st', '2nd', '3rd', '4th', ..., '11th', '12th', '13th', '21st': the k-th drawing of a class."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
 def mann_episode_loss(model, objective, params, batch):
     """(mean over episodes of each episode's mean cross-entropy, metrics): every step predicts its label."""
     losses, metrics = query_metrics(objective, model(params, batch.x_query), batch.y_query)

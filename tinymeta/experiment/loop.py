@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from .. import backend
 from ..algorithms import ALGORITHMS
+from ..algorithms.mann import TABLE1_INSTANCES, ordinal
 from ..autograd import no_grad
 from ..files import WriteError, make_folder, remove_stale_temporaries, write_text
 from ..tensor import tensor
@@ -256,6 +257,10 @@ def validation_line(val: dict, iteration: int, cfg: Config) -> str:
             parts.append(f"{key} {show(first)}" if len(val[key]) == 1 else f"{key} {show(first)} -> {show(last)}")
     steps = max(len(val[k]) for k in ("loss", "accuracy") if k in val) - 1
     after = f" after {steps} inner step{'s' if steps != 1 else ''}" if steps else ""
+    if "instance_accuracy" in val:  # MANN: at the k-th drawing of a class, as the paper's Table 1
+        by = val["instance_accuracy"]
+        shown = [k for k in TABLE1_INSTANCES if k <= len(by)]
+        after += " (" + ", ".join(f"{ordinal(k)} {100 * by[k - 1]['mean']:.1f}%" for k in shown) + ")"
     return f"validation at iteration {iteration}/{cfg.iterations} ({val['tasks']} tasks): {', '.join(parts)}{after}"
 
 
@@ -414,7 +419,9 @@ def train(cfg: Config, logdir, *, device=None, data_dir=None, resume=False, over
                 if cfg.val_interval and it % cfg.val_interval == 0:
                     val = evaluate_tasks(algo, meta_params, tasks, "val", cfg.val_tasks, cfg.inner_steps)
                     row = {"split": "val", "iteration": it, "time": round(elapsed, 4)}
-                    row.update({k: [s["mean"] for s in val[k]] for k in ("loss", "accuracy") if k in val})
+                    # every metric the learner's evaluation gives: loss and accuracy per inner step, and any
+                    # other (MANN's accuracy at the k-th drawing of a class: the paper's Fig. 2 over training)
+                    row.update({k: [s["mean"] for s in v] for k, v in val.items() if isinstance(v, list)})
                     add_row(row)
                     say(validation_line(val, it, cfg))
                 if cfg.checkpoint_interval and it % cfg.checkpoint_interval == 0:

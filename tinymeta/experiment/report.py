@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..algorithms.mann import TABLE1_INSTANCES, ordinal
 from ..files import atomic_write, read_json, write_text
 from .presets import PRESETS
 from .runs import read_config, read_evaluation, read_log
@@ -453,16 +454,14 @@ MANN_RUNS = {"mann-omniglot-5way": ("mann-omniglot-5way", "MANN (LRU access, 4 r
              "mann-add-omniglot-5way-noshift": ("mann-add-omniglot-5way",
                                                 "MANN writing add vectors, drawings not translated"),
              "lstm-omniglot-5way-noshift": ("lstm-omniglot-5way", "LSTM, drawings not translated")}
-MANN_INSTANCES = (1, 2, 3, 5, 10)
 
 
 def mann_table(runs: Path) -> list[str]:
     """One row per run: test accuracy at the 1st, 2nd, 3rd, 5th and 10th drawing of a class in an episode
     (``instance_accuracy`` of its latest test evaluation), then over every step of the episode."""
-    ordinal = {1: "1st", 2: "2nd", 3: "3rd"}
-    lines = ["| run | model | " + " | ".join(f"{ordinal.get(k, f'{k}th')} instance" for k in MANN_INSTANCES)
+    lines = ["| run | model | " + " | ".join(f"{ordinal(k)} instance" for k in TABLE1_INSTANCES)
              + " | every step | test episodes | iterations trained (paper's) | device | train time |",
-             "|---|---|" + "---|" * (len(MANN_INSTANCES) + 5)]
+             "|---|---|" + "---|" * (len(TABLE1_INSTANCES) + 5)]
     for name, (preset, label) in MANN_RUNS.items():
         run = runs / name
         paper = PRESETS[preset].iterations
@@ -471,10 +470,10 @@ def mann_table(runs: Path) -> list[str]:
         if ev is None or "instance_accuracy" not in ev:
             done = _trained_iteration(run)
             state = f"trained {done} of {planned}, not evaluated" if done else "not run yet"
-            lines.append(f"| {name} | {label} | {state} |" + " |" * (len(MANN_INSTANCES) + 4))
+            lines.append(f"| {name} | {label} | {state} |" + " |" * (len(TABLE1_INSTANCES) + 4))
             continue
         by_instance = ev["instance_accuracy"]
-        cells = [_cell_pct(by_instance[k - 1]) if k <= len(by_instance) else "" for k in MANN_INSTANCES]
+        cells = [_cell_pct(by_instance[k - 1]) if k <= len(by_instance) else "" for k in TABLE1_INSTANCES]
         trained = f"{ev['iteration']} ({paper})"
         if ev["iteration"] < planned:
             trained += ", stopped early" if planned == paper else f", of {planned} planned"

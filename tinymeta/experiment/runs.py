@@ -73,7 +73,7 @@ def _check_log_row(path, n: int, row) -> dict:
     for key, value in row.items():
         if key in ("split", "iteration", "time"):
             continue
-        if split == "val" and not _numbers(value):  # one value per inner step
+        if split == "val" and not _numbers(value):  # one value per inner step (or per instance: MANN)
             bad(f"validation {key!r} must be a non-empty list of numbers, got {value!r}")
         if split == "train" and not _number(value):
             bad(f"training metric {key!r} must be a number, got {value!r}")
