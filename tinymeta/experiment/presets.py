@@ -432,7 +432,9 @@ MANN_SOURCES = {
                "mann/utils/images.py:20 episode order shuffled; images.py:36-38 20x20, strokes 1",
     "split_mode": "paper Sec. 4.1: 1200 training characters, 423 test ('reptile' split: 1200/423)",
     "rotations": "paper Sec. 4.1 rotations as augmentation; here a random quarter turn per class per episode",
-    "iterations": "paper Fig. 2: 100,000 training episodes = 6250 updates of 16 episodes",
+    "iterations": "paper Fig. 2: 100,000 training episodes = 6250 updates of 16 episodes; a second "
+                  "reimplementation, snowkylin/ntm@7db4068, trains 100,000 updates of 16 (one_shot_learning.py:20-21) "
+                  "and its curve's 2nd instance passes 80% after about 25,000 (images/MANN_one_hot.png)",
     "test_tasks": "1000 test episodes (the paper does not say how many)",
     "mann_write": "key: paper Sec. 3.2, M_t(i) = M_{t-1}(i) + w^w_t(i) k_t, the read key is what is written; "
                   "add (mann-add-omniglot-5way): mann/model.py:59, 72, a separate tanh add vector a_t is written",
