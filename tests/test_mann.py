@@ -190,6 +190,8 @@ def test_a_few_steps_on_one_batch_lower_the_loss(episodes):
     (dict(hidden=(200, 200)), "one number"),
     (dict(mann_write="erase"), "mann_write .* must be one of key, add"),
     (dict(mann_write="add", memory_heads=0), "needs --algorithm mann with --memory-heads 1 or more"),
+    (dict(mann_least_used="most"), "mann_least_used .* must be one of each, all"),
+    (dict(mann_least_used="all", memory_heads=0), "mann_least_used .* needs --algorithm mann with --memory-heads"),
     (dict(episode_shift=-1), "episode_shift"),
     (dict(episode_shift=10), "episode_shift .* must be from 0 to 9 pixels"),
 ])
@@ -210,6 +212,8 @@ def test_presets_are_the_papers_setting_and_cite_their_sources():
     model = TASK_FAMILIES[mann.dataset].build_model(mann)
     assert (model.hidden, model.memory_size, model.memory_width, model.heads, model.inputs) == (200, 128, 40, 4, 405)
     assert model.write == "key" and TASK_FAMILIES[mann.dataset].build_model(mann.replace(mann_write="add")).write == "add"
+    assert model.least_used_to == "each" and TASK_FAMILIES[mann.dataset].build_model(
+        mann.replace(mann_least_used="all")).least_used_to == "all"
 
 
 @pytest.mark.slow
@@ -251,6 +255,9 @@ def test_the_preset_trains_resumes_and_evaluates_through_the_cli(tmp_path, omnig
     wrong = tinymeta("train", "--preset", "mann-omniglot-5way", "--eval-inner-steps", "3", "--logdir",
                      str(tmp_path / "x"), "--no-progress")
     assert wrong.returncode == 2 and "must be 0" in wrong.stderr and "Traceback" not in wrong.stderr
+    no_memory = tinymeta("train", "--preset", "lstm-omniglot-5way", "--mann-least-used", "all", "--logdir",
+                         str(tmp_path / "y"), "--no-progress")
+    assert no_memory.returncode == 2 and "--mann-least-used" in no_memory.stderr, no_memory.stderr
 
 
 def test_a_mann_meta_iteration_never_synchronises(gpu_device, episodes):

@@ -225,7 +225,7 @@ def test_lru_write_weights_by_hand():
     np.testing.assert_allclose(got, [[0.3, 0.2, 0.5]], rtol=1e-14)
 
 
-def np_mann_step(p, x, state, heads, gamma, write="key"):
+def np_mann_step(p, x, state, heads, gamma, write="key", least_used_to="each"):
     h, c, r, wr, usage, memory = state
     M = memory.shape[-1]
     h, c = np_lstm(p, np.concatenate([x, r], -1), h, c)
@@ -235,7 +235,10 @@ def np_mann_step(p, x, state, heads, gamma, write="key"):
     order = np.argsort(usage, axis=-1, kind="stable")[..., :heads]           # least used first
     lu = np.zeros(usage.shape[:-1] + (heads, usage.shape[-1]))
     for b in range(usage.shape[0]):
-        lu[b, np.arange(heads), order[b]] = 1.0
+        if least_used_to == "each":
+            lu[b, np.arange(heads), order[b]] = 1.0      # head h: the h-th least used
+        else:
+            lu[b][:, order[b]] = 1.0                      # every head: all n least used (w^lu, Sec. 3.2)
     ww = sigmoid(alpha) * wr + (1 - sigmoid(alpha)) * lu
     memory = memory.copy()
     for b in range(usage.shape[0]):
@@ -250,9 +253,10 @@ def np_mann_step(p, x, state, heads, gamma, write="key"):
     return out, (h, c, r, wr, usage, memory)
 
 
-@pytest.mark.parametrize("write", ["key", "add"])
-def test_mann_forward_matches_a_numpy_step_loop(rng, write):
-    mann = mem.MANN(inputs=4, classes=3, hidden=5, memory_size=6, memory_width=3, heads=2, gamma=0.95, write=write)
+@pytest.mark.parametrize("write, least_used_to", [("key", "each"), ("add", "each"), ("key", "all"), ("add", "all")])
+def test_mann_forward_matches_a_numpy_step_loop(rng, write, least_used_to):
+    mann = mem.MANN(inputs=4, classes=3, hidden=5, memory_size=6, memory_width=3, heads=2, gamma=0.95, write=write,
+                    least_used_to=least_used_to)
     params = mann.init_params(0, dtype="float64")
     assert ("add_w" in params) == (write == "add")
     x = rng.standard_normal((2, 5, 4))
@@ -262,7 +266,7 @@ def test_mann_forward_matches_a_numpy_step_loop(rng, write):
     state = (np.zeros((2, 5)), np.zeros((2, 5)), np.zeros((2, 6)), np.broadcast_to(one_hot, (2, 2, 6)),
              np.broadcast_to(one_hot, (2, 6)), np.full((2, 6, 3), 1e-6))
     for t in range(5):
-        out, state = np_mann_step(p, x[:, t], state, 2, 0.95, write)
+        out, state = np_mann_step(p, x[:, t], state, 2, 0.95, write, least_used_to)
         np.testing.assert_allclose(got[:, t], out, rtol=1e-10, atol=1e-12)
 
 
@@ -280,14 +284,41 @@ def test_a_mann_that_writes_add_vectors_stores_them_and_not_its_keys():
     np.testing.assert_allclose(memory[[0, 2]], 1e-6, rtol=1e-12)
 
 
+def test_the_papers_least_used_weighting_sends_every_head_to_all_n_least_used_locations():
+    """One step from an empty memory, by hand, 2 heads: with "each" head h writes its add vector to the h-th
+    least-used location; with "all" (Sec. 3.2's w^lu) both heads write to both, so each gets the sum."""
+    a = {0: np.array([0.5, -0.25]), 1: np.array([0.125, 0.75])}
+    memories = {}
+    for to in ("each", "all"):
+        mann = mem.MANN(inputs=1, classes=2, hidden=1, memory_size=4, memory_width=2, heads=2, write="add",
+                        least_used_to=to)
+        params = {k: v * 0.0 for k, v in mann.init_params(0, dtype="float64").items()}
+        params["add_b"] = t64(np.arctanh(np.concatenate([a[0], a[1]])), requires_grad=False)
+        params["key_b"] = t64([1.0, 1.0, 1.0, 1.0], requires_grad=False)
+        params["alpha_b"] = t64([-50.0, -50.0], requires_grad=False)   # sigmoid(-50) ~ 0: all to the least used
+        state = mann.initial_state(params, (1,))           # usage one-hot at 0: locations 1, 2 least used, in order
+        _, new = mann.step(params, t64([[0.0]], requires_grad=False), state)
+        memories[to] = new[5].numpy()[0]
+        assert repr(mann).endswith("least_used_to='all')" if to == "all" else "write='add')")
+    np.testing.assert_allclose(memories["each"][1], a[0], rtol=1e-12)   # location 1 zeroed first, then a_0
+    np.testing.assert_allclose(memories["each"][2], 1e-6 + a[1], rtol=1e-12)
+    np.testing.assert_allclose(memories["all"][1], a[0] + a[1], rtol=1e-12)
+    np.testing.assert_allclose(memories["all"][2], 1e-6 + a[0] + a[1], rtol=1e-12)
+    for m in memories.values():
+        np.testing.assert_allclose(m[[0, 3]], 1e-6, rtol=1e-12)
+
+
 def test_mann_refuses_an_unknown_write():
     with pytest.raises(ValueError, match="write must be 'key'"):
         mem.MANN(write="erase")
+    with pytest.raises(ValueError, match="least_used_to must be 'each'"):
+        mem.MANN(least_used_to="most")
 
 
-@pytest.mark.parametrize("write", ["key", "add"])
-def test_one_mann_step_differentiates_to_second_order(rng, write):
-    mann = mem.MANN(inputs=2, classes=2, hidden=2, memory_size=4, memory_width=2, heads=2, write=write)
+@pytest.mark.parametrize("write, least_used_to", [("key", "each"), ("add", "each"), ("add", "all")])
+def test_one_mann_step_differentiates_to_second_order(rng, write, least_used_to):
+    mann = mem.MANN(inputs=2, classes=2, hidden=2, memory_size=4, memory_width=2, heads=2, write=write,
+                    least_used_to=least_used_to)
     params = mann.init_params(3, dtype="float64")
     keys = sorted(params)
     x = t64(rng.standard_normal((1, 2)), True)

@@ -286,7 +286,7 @@ def lru_write_weights(alpha: Tensor, w_read_prev: Tensor, w_least_used: Tensor) 
     return sigma * w_read_prev + (1.0 - sigma) * w_least_used
 
 
-def mann_step(params, x, state, heads: int, gamma: float, write: str = "key"):
+def mann_step(params, x, state, heads: int, gamma: float, write: str = "key", least_used_to: str = "each"):
     """One step of the MANN: (class logits, new state).
 
     ``state`` = (h, c, r, w_read, usage, memory): controller states (..., H), the last reads
@@ -294,7 +294,8 @@ def mann_step(params, x, state, heads: int, gamma: float, write: str = "key"):
     (..., N, M). Following Sec. 3.2 and tristandeleu/ntm-one-shot mann/model.py:48-81:
     the controller sees [x_t, r_{t-1}]; each head h emits a key k (tanh) and a gate alpha;
     the write weights mix the head's last read weights with the h-th least-used location
-    of the last usage; the least-used location is zeroed, then each head adds
+    of the last usage (``least_used_to = "all"``: with all ``heads`` least-used locations at
+    once, Sec. 3.2's w^lu, as snowkylin/ntm mann_cell.py:140-141); the least-used location is zeroed, then each head adds
     w^w(i) k to M(i) (Sec. 3.2: the key is what is written; ``write = "add"``: a separate
     add vector a = tanh(W_a h + b_a) instead, as tristandeleu's model.py:59, 72 and the NTM
     write); reads use the new memory with cosine content weights, no key strength; usage
@@ -307,7 +308,8 @@ def mann_step(params, x, state, heads: int, gamma: float, write: str = "key"):
     keys = keys.reshape(keys.shape[:-1] + (heads, M))
     alpha = F.linear(h, params["alpha_w"], params["alpha_b"]).reshape(h.shape[:-1] + (heads, 1))
     lu = least_used(usage, heads)                                                    # (..., heads, N)
-    w_write = lru_write_weights(alpha, w_read, lu)
+    # "each": head h the h-th least-used location; "all": every head all n of them (w^lu marks n)
+    w_write = lru_write_weights(alpha, w_read, lu if least_used_to == "each" else lu.sum(axis=-2, keepdims=True))
     memory = memory * (1.0 - ops.unsqueeze(lu[..., 0, :], -1))     # the least-used location cleared
     written = keys
     if write == "add":                                                               # an add vector per head
@@ -338,16 +340,23 @@ class MANN(Model):
     ``write``: what a head adds to memory, ``"key"`` its read key (the paper's Sec. 3.2,
     M_t(i) = M_{t-1}(i) + w^w_t(i) k_t) or ``"add"`` a separate add vector (tristandeleu's
     model.py:59, 72), so that what is stored need not be what is looked up.
+    ``least_used_to``: where a head's write goes when it does not update its last read, ``"each"``
+    (head h to the h-th least-used location, tristandeleu's model.py:63-67) or ``"all"`` (every
+    head to all ``heads`` least-used locations: Sec. 3.2's w^lu, which marks the n least used).
     """
 
     def __init__(self, inputs=405, classes=5, hidden=200, memory_size=128, memory_width=40, heads=4, gamma=0.95,
-                 write="key"):
+                 write="key", least_used_to="each"):
         self.inputs, self.classes, self.hidden = int(inputs), int(classes), int(hidden)
         self.memory_size, self.memory_width, self.heads = int(memory_size), int(memory_width), int(heads)
         self.gamma = float(gamma)
         if write not in ("key", "add"):
             raise ValueError(f"MANN: write must be 'key' (the paper's) or 'add' (a separate add vector), got {write!r}")
         self.write = write
+        if least_used_to not in ("each", "all"):
+            raise ValueError(f"MANN: least_used_to must be 'each' (head h to the h-th least-used location) or 'all' "
+                             f"(every head to all n least-used ones, the paper's w^lu), got {least_used_to!r}")
+        self.least_used_to = least_used_to
         if min(self.inputs, self.classes, self.hidden, self.memory_width) < 1 or self.heads < 0 \
                 or self.memory_size < max(self.heads, 1) or not 0 <= self.gamma <= 1:
             raise ValueError(f"MANN: sizes must be >= 1, heads >= 0 and <= memory_size, gamma in [0, 1]; got "
@@ -392,7 +401,7 @@ class MANN(Model):
         if not self.heads:
             h, c = lstm_cell(params, x, state[0], state[1], suffix="_l0")
             return F.linear(h, params["out_w"], params["out_b"]), (h, c) + tuple(state[2:])
-        return mann_step(params, x, state, self.heads, self.gamma, self.write)
+        return mann_step(params, x, state, self.heads, self.gamma, self.write, self.least_used_to)
 
     def __call__(self, params, x):
         if x.ndim < 2 or x.shape[-1] != self.inputs:
@@ -407,4 +416,5 @@ class MANN(Model):
     def __repr__(self):
         return (f"MANN(inputs={self.inputs}, classes={self.classes}, hidden={self.hidden}, memory_size="
                 f"{self.memory_size}, memory_width={self.memory_width}, heads={self.heads}, gamma={self.gamma}"
-                + (f", write={self.write!r})" if self.write != "key" else ")"))
+                + (f", write={self.write!r}" if self.write != "key" else "")
+                + (f", least_used_to={self.least_used_to!r})" if self.least_used_to != "each" else ")"))

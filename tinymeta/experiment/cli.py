@@ -103,6 +103,9 @@ CONFIG_FLAGS = [
     (["--memory-heads"], "memory_heads", int, "MANN: read heads (0: its LSTM baseline, no memory)"),
     (["--mann-write"], "mann_write", str,
      "MANN: what a head writes, key (the paper's) or add (a separate add vector, as tristandeleu/ntm-one-shot)"),
+    (["--mann-least-used"], "mann_least_used", str,
+     "MANN: head h writes a new memory to the h-th least-used location (each, as tristandeleu/ntm-one-shot) or "
+     "every head to all n least-used ones (all, the paper's w^lu)"),
     (["--episode-shift"], "episode_shift", int,
      "online episodes (MANN): move each drawing by up to this many pixels each way, at random (0: not at all)"),
     (["--meta-lr-min"], "meta_lr_min", float, "the cosine schedule's last outer learning rate"),

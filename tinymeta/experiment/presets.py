@@ -438,6 +438,9 @@ MANN_SOURCES = {
     "test_tasks": "1000 test episodes (the paper does not say how many)",
     "mann_write": "key: paper Sec. 3.2, M_t(i) = M_{t-1}(i) + w^w_t(i) k_t, the read key is what is written; "
                   "add (mann-add-omniglot-5way): mann/model.py:59, 72, a separate tanh add vector a_t is written",
+    "mann_least_used": "each: head h writes a new memory to the h-th least-used location (mann/model.py:63-67); "
+                       "all (--mann-least-used all): every head to all n least used, the paper's w^lu (Sec. 3.2), "
+                       "as snowkylin/ntm@7db4068 ntm/mann_cell.py:140-141",
     "episode_shift": "paper Sec. 4.1 translations, by how much not said; mann/utils/generators.py:12 max_shift=10 "
                      "of 105 pixels by default, examples/omniglot.py:20 max_shift=0 in the run; here 2 of 20",
 }

@@ -132,7 +132,8 @@ class OmniglotEpisodes(TaskFamily):
     def build_model(cls, cfg):
         """The MANN of the paper's 5-class setting (``cfg.memory_heads`` read heads; 0: the LSTM baseline)."""
         return MANN(inputs=SIDE * SIDE + cfg.ways, classes=cfg.ways, hidden=cfg.hidden[0], memory_size=MEMORY_SIZE,
-                    memory_width=MEMORY_WIDTH, heads=cfg.memory_heads, gamma=GAMMA, write=cfg.mann_write)
+                    memory_width=MEMORY_WIDTH, heads=cfg.memory_heads, gamma=GAMMA, write=cfg.mann_write,
+                    least_used_to=cfg.mann_least_used)
 
     @classmethod
     def check_config(cls, cfg) -> None:
