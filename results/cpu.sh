@@ -218,4 +218,16 @@ python -m tinymeta plot results/runs/siamese-contrastive-omniglot-20w1s --out re
 # matching networks' 20-way rows, too slow to repeat here, keep their earlier figures); rows merged into
 # results/bench-cpu.json by preset (same machine, threads, date and repeat)
 (ulimit -v 22000000; python -m tinymeta bench --only algorithms --repeat 2 --data-dir ../shared/data/omniglot --presets protonet-omniglot-5w1s protonet-omniglot-5w5s protonet-omniglot-20w1s protonet-omniglot-20w5s relationnet-omniglot-5w1s relationnet-omniglot-5w5s relationnet-omniglot-20w1s relationnet-omniglot-20w5s siamese-omniglot-20w1s siamese-contrastive-omniglot-20w1s matching-omniglot-5w1s matching-omniglot-5w5s mamlpp-omniglot-5w1s mamlpp-omniglot-20w1s --out /tmp/bench-pool.json)
+# Session of 2026-12-06 (22:09-): the contrastive Siamese finished and prototypical networks 5w1s started (one
+# core, pinned with taskset); the add-vector MANN continued toward 100,000 updates of 16, the length of a second
+# reimplementation (snowkylin/ntm, PROTOCOLS.md), on the other core: stopped with SIGTERM at 12,833 once, to resume
+# with validation logging the accuracy at each instance (the same command again, exact resume)
+python -m tinymeta train --logdir results/runs/siamese-contrastive-omniglot-20w1s --data-dir ../shared/data/omniglot --resume --time-limit 7776 --no-progress
+python -m tinymeta train --preset protonet-omniglot-5w1s --logdir results/runs/protonet-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 6645 --no-progress
+python -m tinymeta train --logdir results/runs/mann-add-omniglot-5way-long --resume --iterations 100000 --data-dir ../shared/data/omniglot --time-limit 7203 --no-progress
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-5w1s/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --out results/runs/mann-add-omniglot-5way-long/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --split train --out results/runs/mann-add-omniglot-5way-long/eval-train.json
+python -m tinymeta plot results/runs/mann-add-omniglot-5way-long --out results/runs/mann-add-omniglot-5way-long/curves.png
+python -m tinymeta plot results/runs/protonet-omniglot-5w1s --out results/runs/protonet-omniglot-5w1s/curves.png
 python -m tinymeta report

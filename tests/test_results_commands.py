@@ -36,6 +36,9 @@ def test_every_cpu_results_command_runs_tiny_and_writes_what_the_page_reads(tmp_
             if "--stop-at" in argv:  # a stop past the tiny run's last iteration contradicts it: the whole tiny run
                 i = argv.index("--stop-at")
                 argv = argv[:i] + argv[i + 2:]
+            if "--resume" in argv and "--iterations" in argv:  # a resume that lengthens the run: 3 more, tiny
+                i = argv.index("--iterations")
+                argv = argv[:i + 1] + [str(int(TINY[1]) + 3)] + argv[i + 2:]
             out = _run(argv + ([] if "--resume" in argv else TINY), tmp_path, env)  # resume: the saved config
             assert "0 (pre-update)" in out or "no inner loop" in out   # a learner without an inner loop: one row
             logdir = tmp_path / argv[argv.index("--logdir") + 1]
