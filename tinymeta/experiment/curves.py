@@ -8,7 +8,6 @@ from ..files import atomic_write, make_folder
 from .runs import read_log
 
 
-
 def _series(rows, split, key, post_index=-1):
     xs_it, xs_t, ys = [], [], []
     for r in rows:
