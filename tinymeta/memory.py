@@ -295,8 +295,8 @@ def mann_step(params, x, state, heads: int, gamma: float, write: str = "key", le
     the controller sees [x_t, r_{t-1}]; each head h emits a key k (tanh) and a gate alpha;
     the write weights mix the head's last read weights with the h-th least-used location
     of the last usage (``least_used_to = "all"``: with all ``heads`` least-used locations at
-    once, Sec. 3.2's w^lu, as snowkylin/ntm mann_cell.py:140-141); the least-used location is zeroed, then each head adds
-    w^w(i) k to M(i) (Sec. 3.2: the key is what is written; ``write = "add"``: a separate
+    once, Sec. 3.2's w^lu, as snowkylin/ntm mann_cell.py:140-141); the least-used location
+    is zeroed, then each head adds w^w(i) k to M(i) (Sec. 3.2: the key is what is written; ``write = "add"``: a separate
     add vector a = tanh(W_a h + b_a) instead, as tristandeleu's model.py:59, 72 and the NTM
     write); reads use the new memory with cosine content weights, no key strength; usage
     decays, u_t = gamma u_{t-1} + sum_heads (w^r_t + w^w_t). The output is linear in [h_t, r_t].

@@ -103,7 +103,7 @@ class Config:
     # ---- memory-augmented networks (issue 27) ----
     memory_heads: int = 4              # MANN's read heads on online episodes (Santoro et al.: 4); 0: the LSTM baseline
     mann_write: str = "key"            # MANN: what a head writes, key (the paper's Sec. 3.2) | add (a separate vector)
-    mann_least_used: str = "each"      # MANN: a head writes to the h-th least-used location (each) | all n (the paper's)
+    mann_least_used: str = "each"      # MANN: head h writes to the h-th least-used location (each) | all n (paper)
     episode_shift: int = EPISODE_SHIFT  # online episodes: each drawing moved up to this many pixels each way (0: none)
     # ---- MAML++ (issue 27; Antoniou et al. 2019; PROTOCOLS.md cites the original's lines) ----
     meta_lr_min: float = 0.0           # the cosine schedule's last rate (MAML++'s min_learning_rate 1e-5)
@@ -242,14 +242,11 @@ class Config:
             (not self.distractors or self.unlabeled, "distractors (--distractors) are classes of unlabeled examples: "
                                                      "give --unlabeled too"),
             count("memory_heads", 0), count("episode_shift", 0),
-            one_of("mann_write", ("key", "add")),
-            (self.mann_write == "key" or (self.algorithm == "mann" and self.memory_heads > 0),
-             "mann_write (--mann-write) is what a MANN's heads write to memory: it needs --algorithm mann with "
-             "--memory-heads 1 or more (the LSTM baseline has no memory)"),
-            one_of("mann_least_used", ("each", "all")),
-            (self.mann_least_used == "each" or (self.algorithm == "mann" and self.memory_heads > 0),
-             "mann_least_used (--mann-least-used) is where a MANN's heads write new memories: it needs --algorithm "
-             "mann with --memory-heads 1 or more (the LSTM baseline has no memory)"),
+            one_of("mann_write", ("key", "add")), one_of("mann_least_used", ("each", "all")),
+            *[(getattr(self, field) == default or (self.algorithm == "mann" and self.memory_heads > 0),
+               f"{flag(field)} sets how a MANN's heads write to memory: it needs --algorithm mann with "
+               "--memory-heads 1 or more (the LSTM baseline has no memory)")
+              for field, default in (("mann_write", "key"), ("mann_least_used", "each"))],
             one_of("inner_state", ("fresh", "persistent")), optional("eval_inner_batch"),
             (self.algorithm == "reptile" or (self.inner_state == "fresh" and self.eval_inner_batch is None),
              "inner_state and eval_inner_batch are Reptile's settings (its inner optimizer and mini-batches)"),
