@@ -349,7 +349,8 @@ def _evaluate_rl(args, parser):
     """`evaluate` of a 2D-navigation run: average return after 0..steps inner steps on the test goals."""
     given = [flag for flag, value in (("--shots", args.shots), ("--algorithm", args.algorithm),
                                       ("--attack-epsilon", args.attack_epsilon), ("--data-dir", args.data_dir),
-                                      ("--within-alphabet", args.within_alphabet))
+                                      ("--within-alphabet", args.within_alphabet),
+                                      ("--zero-head", args.zero_head or None))
              if value is not None]
     given += [f"--split {args.split}"] * (args.split != "test") + ["--device"] * (args.device not in (None, "cpu"))
     if given:
@@ -370,7 +371,7 @@ def _evaluate(args, parser):
     ev = evaluate_run(args.logdir, device=check_device(args.device), data_dir=args.data_dir, split=args.split,
                       num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots,
                       attack_epsilon=args.attack_epsilon, transductive=args.transductive,
-                      within_alphabet=args.within_alphabet)
+                      within_alphabet=args.within_alphabet, zero_head=args.zero_head)
     if args.out:
         write_text(args.out, json.dumps(ev, indent=2) + "\n")
         print(f"wrote {args.out}")
@@ -480,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_ev.add_argument("--within-alphabet", type=_bool,
                       help="Omniglot: True draws each task's characters from one alphabet (Lake's and Koch's "
                            "one-shot test), False irrespective of alphabet (default: as the run's split_mode does)")
+    p_ev.add_argument("--zero-head", action="store_true",
+                      help="adapt from a head of zeros instead of the meta-learned one (at test, Kao et al.'s "
+                           "zeroing trick): every class starts equal, whatever order a task's labels come in")
     p_ev.add_argument("--device")
     p_ev.add_argument("--data-dir")
     p_ev.add_argument("--out", help="also write the numbers as JSON here")

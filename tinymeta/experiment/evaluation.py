@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from .. import backend
 from ..algorithms import evaluate_under_attack, summarize
+from ..tensor import tensor
 from .config import Config
 from .factories import TaskSource, build_algorithm, build_model, task_family
 from .runs import load_run_checkpoint
@@ -92,9 +93,28 @@ def format_evaluation(ev: dict, cfg: Config | None = None) -> str:
     return "\n".join(lines)
 
 
+def with_zero_head(algo, params: dict) -> dict:
+    """``params`` with the model's head (final linear layer, weights and bias) set to zeros.
+
+    Only for a learner that adapts a head in an inner loop; anything else raises ValueError.
+    """
+    try:
+        keys = algo.model.head_keys()
+    except NotImplementedError:
+        keys = None
+    if not algo.inner_loop or keys is None or algo.name == "nil":  # NIL drops the head altogether
+        raise ValueError(f"zero_head: {algo.name} has no head that an inner loop adapts from its "
+                         "meta-learned value; it applies to MAML, first-order MAML, Meta-SGD, ANIL, ... runs")
+    out = dict(params)
+    for k in keys:  # a fresh leaf, as the checkpoint's own: the inner loop differentiates from it
+        p = params[k]
+        out[k] = tensor(np.zeros(p.shape), dtype=p.dtype, device=p.device).requires_grad_(p.requires_grad)
+    return out
+
+
 def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=None, steps=None,
                  algorithm=None, shots=None, attack_epsilon=None, transductive=None, within_alphabet=None,
-                 progress=True, echo=print) -> dict:
+                 zero_head=False, progress=True, echo=print) -> dict:
     """Evaluate a run's checkpoint on fixed ``split`` tasks (``algorithm='nil'`` for NIL on an ANIL run).
 
     Every setting is checked (:meth:`Config.validate`) before the data loads; ``progress``
@@ -109,6 +129,10 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     ``within_alphabet`` (Omniglot runs): True draws each task's classes from one alphabet (the
     one-shot test of Lake et al. and Koch et al.), False irrespective of alphabet; default, as
     the run's ``split_mode`` draws that split.
+    ``zero_head``: adapt from a head of zeros instead of the meta-learned one: every class
+    starts from the same logits, so the labels' order in a task no longer matters before the
+    first step; the body is the run's. (Kao, Chiu & Chen, ICLR 2022, arXiv:2106.15367, zero the
+    head before every outer step of training too, their "zeroing trick"; here, at test only.)
     """
     logdir = Path(logdir)
     ckpt_path = logdir / "checkpoint.npz"
@@ -134,6 +158,9 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
         raise ValueError(f"--steps {steps}: {cfg.algorithm} has no inner loop (it reads the support set in one "
                          "pass); leave --steps out")
     algo.load_state_dict(ckpt.algorithm_state or {})  # Reptile's persistent inner state: evaluation starts from it
+    params = ckpt.params
+    if zero_head:
+        params = with_zero_head(algo, params)
     if attack_epsilon is not None and task_family(cfg).kind != "classification":
         raise ValueError("--attack-epsilon: FGSM attacks images of a classification task")
     remembered = ckpt.extra.get("data_dir")  # the --data-dir the run was trained with
@@ -145,7 +172,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     steps = cfg.eval_inner_steps
     n = (num_tasks or cfg.test_tasks) if split == "train" else getattr(cfg, f"{split}_tasks")
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging adaptation: said below
-        ev = evaluate_tasks(algo, ckpt.params, tasks, split, n, steps, progress=progress,
+        ev = evaluate_tasks(algo, params, tasks, split, n, steps, progress=progress,
                             attack_epsilon=attack_epsilon)
     if not is_finite(ev):
         raise FloatingPointError(f"the evaluation of {ckpt_path} is not finite: its adaptation diverges "
@@ -153,6 +180,8 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     ev.update({"iteration": int(ckpt.extra["iteration"]), "train_seconds": round(float(ckpt.extra["elapsed"]), 2),
                "device": device, "algorithm": cfg.algorithm, "shots": cfg.shots,
                "transductive": cfg.transductive})
+    if zero_head:
+        ev["zero_head"] = True
     if grouped:
         ev["within_alphabet"] = split in tasks.evaluation.class_groups
     echo(format_evaluation(ev, cfg))
