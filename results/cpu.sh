@@ -230,4 +230,12 @@ python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way-long --
 python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --split train --out results/runs/mann-add-omniglot-5way-long/eval-train.json
 python -m tinymeta plot results/runs/mann-add-omniglot-5way-long --out results/runs/mann-add-omniglot-5way-long/curves.png
 python -m tinymeta plot results/runs/protonet-omniglot-5w1s --out results/runs/protonet-omniglot-5w1s/curves.png
+# Session of 2026-12-07 (01:10-): prototypical networks 5w1s and the add-vector MANN resumed, one core each
+# (pinned with taskset); the finished ANIL run evaluated to 100 head steps and from a head of zeros (its gap to
+# the paper, RESULTS.md's notes), and the MAML flagship from a head of zeros for contrast
+python -m tinymeta train --logdir results/runs/protonet-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 7125 --no-progress --resume
+python -m tinymeta train --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --time-limit 7125 --no-progress --resume --iterations 100000
+python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --steps 100 --out results/runs/anil-omniglot-20w1s/eval-test-100steps.json
+python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --zero-head --out results/runs/anil-omniglot-20w1s/eval-test-zero-head.json
+python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --zero-head --out results/runs/maml-omniglot-5w1s/eval-test-zero-head.json
 python -m tinymeta report

@@ -337,8 +337,11 @@ PAPERS = {
                  {(5, 1): "99.53 +- 0.26", (5, 5): "99.93 +- 0.09", (20, 1): "~95.9", (20, 5): "~99.0"}),
     "reptile": ("Nichol et al. 2018, arXiv:1803.02999, Table 1 (Omniglot, Reptile + transduction)",
                 {(5, 1): "97.68 +- 0.04", (5, 5): "99.48 +- 0.06", (20, 1): "89.43 +- 0.14", (20, 5): "97.12 +- 0.32"}),
-    "anil": ("Raghu et al. 2019, arXiv:1909.09157, Table 2 (ANIL)", {(20, 1): "96.2 +- 0.5", (20, 5): "98.0 +- 0.3"}),
-    "nil": ("Raghu et al. 2019, arXiv:1909.09157, Table 4 (NIL)", {(20, 1): "96.7 +- 0.3", (20, 5): "98.0 +- 0.04"}),
+    # ANIL's +- is the standard deviation over three random initialisations (its Sec. 4), not a 95% interval
+    "anil": ("Raghu et al. 2019, arXiv:1909.09157, Table 2 (ANIL; +- the standard deviation over 3 seeds, Sec. 4)",
+             {(20, 1): "96.2 +- 0.5", (20, 5): "98.0 +- 0.3"}),
+    "nil": ("Raghu et al. 2019, arXiv:1909.09157, Table 4 (NIL; +- the standard deviation over 3 seeds, Sec. 4)",
+            {(20, 1): "96.7 +- 0.3", (20, 5): "98.0 +- 0.04"}),
     "gradient-agreement": ("Eshratifar et al. 2018, arXiv:1810.08178", {}),
     "adml": ("Yin et al. 2018, arXiv:1806.03316 (no Omniglot cell: MAML's Omniglot protocol with FGSM)", {}),
     # Unverified (PAPER_UNREAD says why): no number is quoted
