@@ -20,6 +20,21 @@ def test_cosine_similarity_broadcasts_an_operand_along_dim_before_its_norm():
     np.testing.assert_allclose(F.cosine_similarity(b, a, dim=-1).numpy(), full.numpy(), rtol=1e-14)
 
 
+
+def test_pairwise_cosine_similarity_is_the_broadcast_cosine_of_every_pair_of_rows():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    b[1, 2] = 0.0                                     # a row of zeros: cosine 0, as the broadcast form gives
+    got = F.pairwise_cosine_similarity(t64(a), t64(b)).numpy()
+    by_hand = np.einsum("tpd,trd->tpr", a, b) / np.maximum(
+        np.linalg.norm(a, axis=-1)[:, :, None] * np.linalg.norm(b, axis=-1)[:, None, :], 1e-8)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-13, atol=1e-15)
+    broadcast = F.cosine_similarity(t64(a[:, :, None, :]), t64(b[:, None, :, :]), dim=-1).numpy()
+    np.testing.assert_allclose(got, broadcast, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match=r"rows \(\.\.\., P, D\) and \(\.\.\., R, D\) of one length D"):
+        F.pairwise_cosine_similarity(t64(a), t64(b[..., :3]))
+
+
 def test_batch_norm_running_variance_uses_each_tasks_count():
     """The unbiased variance divides by one task's count minus 1 (n = N*H*W per task), not by
     the count over all tasks; the stored statistic is the tasks' mean."""

@@ -466,6 +466,12 @@ def test_losses(shape, rng):
     check_both(lambda a, b: F.cosine_similarity(a, b), [t64(logits), t64(target)])
 
 
+@pytest.mark.parametrize("shapes", [((3, 4), (5, 4)), ((2, 3, 4), (2, 5, 4)), ((2, 1, 3, 4), (4, 2, 4))])
+def test_pairwise_cosine_similarity(shapes, rng):
+    a, b = (rng.standard_normal(s) for s in shapes)
+    check_both(F.pairwise_cosine_similarity, [t64(a), t64(b)])
+
+
 # ---- third derivatives of scalar functions against their closed forms ---------------------------------
 THIRD = {
     "tanh": (tm.tanh, lambda x: (1 - np.tanh(x) ** 2) * (6 * np.tanh(x) ** 2 - 2)),

@@ -316,6 +316,23 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = -1, eps: float = 1e-8) 
     return num / ops.maximum(den, eps)
 
 
+def pairwise_cosine_similarity(x1: Tensor, x2: Tensor, eps: float = 1e-8) -> Tensor:
+    """The cosine of every row of ``x1`` (..., P, D) with every row of ``x2`` (..., R, D): (..., P, R).
+
+    The numbers of ``cosine_similarity(x1[..., :, None, :], x2[..., None, :, :])``,
+    x1_p . x2_r / max(|x1_p| |x2_r|, eps), as one matmul over D: the broadcast form writes
+    (and differentiates) a (..., P, R, D) product first, here never made.
+    """
+    x1, x2 = operands(x1, x2, "pairwise_cosine_similarity", broadcast=False)
+    if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
+        raise ValueError(f"pairwise_cosine_similarity: needs rows (..., P, D) and (..., R, D) of one length D, "
+                         f"got {x1.shape} and {x2.shape}")
+    num = ops.matmul(x1, x2, transpose_b=True)                                  # (..., P, R)
+    sq1 = (x1 * x1).sum(axis=-1, keepdims=True)                                # (..., P, 1)
+    sq2 = ops.swapaxes((x2 * x2).sum(axis=-1, keepdims=True), -1, -2)          # (..., 1, R)
+    return num / ops.maximum(ops.sqrt(sq1 * sq2), eps)
+
+
 def _full_along(x: Tensor, shape, dim: int) -> Tensor:
     """``x`` with ``shape``'s number of axes, broadcast to its size along axis ``dim`` (other axes
     left as they are)."""

@@ -315,7 +315,7 @@ def mann_step(params, x, state, heads: int, gamma: float, write: str = "key", le
     if write == "add":                                                               # an add vector per head
         written = ops.tanh(F.linear(h, params["add_w"], params["add_b"])).reshape(keys.shape)
     memory = memory + ops.matmul(ops.swapaxes(w_write, -1, -2), written)             # sum_h w^w_h(i) k_h (or a_h)
-    similarity = F.cosine_similarity(ops.unsqueeze(memory, -3), ops.unsqueeze(keys, -2), dim=-1)  # (..., heads, N)
+    similarity = F.pairwise_cosine_similarity(keys, memory)                        # (..., heads, N)
     w_read = softmax(similarity, axis=-1)
     reads = ops.matmul(w_read, memory)                                              # (..., heads, M)
     r = reads.reshape(reads.shape[:-2] + (heads * M,))
