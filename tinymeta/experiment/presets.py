@@ -437,7 +437,9 @@ MANN_SOURCES = {
     "rotations": "paper Sec. 4.1 rotations as augmentation; here a random quarter turn per class per episode",
     "iterations": "paper Fig. 2: 100,000 training episodes = 6250 updates of 16 episodes; a second "
                   "reimplementation, snowkylin/ntm@7db4068, trains 100,000 updates of 16 (one_shot_learning.py:20-21) "
-                  "and its curve's 2nd instance passes 80% after about 25,000 (images/MANN_one_hot.png)",
+                  "and its curve's 2nd instance passes 80% after about 25,000 (images/MANN_one_hot.png); "
+                  "tristandeleu's loop trains until stopped and prints each update of 16 as an 'Episode' "
+                  "(examples/omniglot.py:20, 40, 47)",
     "test_tasks": "1000 test episodes (the paper does not say how many)",
     "mann_write": "key: paper Sec. 3.2, M_t(i) = M_{t-1}(i) + w^w_t(i) k_t, the read key is what is written; "
                   "add (mann-add-omniglot-5way): mann/model.py:59, 72, a separate tanh add vector a_t is written",
