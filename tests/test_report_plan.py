@@ -90,3 +90,37 @@ def test_the_mann_table_gives_the_accuracy_at_the_papers_instances_from_the_late
     _write(long / "test.json", {**ev, "iteration": 25000})
     row = next(r for r in mann_table(runs) if r.startswith("| mann-add-omniglot-5way-long |")).split(" | ")
     assert row[9] == "25000 (6250)"
+
+
+def test_the_seed_spread_lists_each_seed_and_gives_mean_and_sample_deviation_once_two_have_finished(tmp_path):
+    from tinymeta.experiment.report import seed_lines
+    runs = tmp_path / "runs"
+    _write(runs / "maml-omniglot-5w1s" / "test.json", _ev(0.99, 60000))
+    _write(runs / "maml-omniglot-5w1s-seed1" / "status.json", {"status": "time limit", "iteration": 2000})
+    lines = seed_lines(runs)
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in lines[2:5]}
+    assert rows["maml-omniglot-5w1s"][1:6] == ["0", "60000 (60000)", "99.00 ± 0.40", "99.00 ± 0.40 (600 tasks)", "cpu |"]
+    assert rows["maml-omniglot-5w1s-seed1"][1:3] == ["1", "trained 2000 of 60000, not evaluated"]
+    assert rows["maml-omniglot-5w1s-seed2"][1:3] == ["2", "not run yet"]
+    assert lines[-1].startswith("Fewer than two seeds have finished 60000 iterations: no spread yet.")
+    _write(runs / "maml-omniglot-5w1s-seed1" / "eval-test.json", _ev(0.97, 30000))      # stopped early: not counted
+    assert "30000 (60000), stopped early" in seed_lines(runs)[3] and seed_lines(runs)[-1].startswith("Fewer")
+    _write(runs / "maml-omniglot-5w1s-seed1" / "test.json", _ev(0.98, 60000))
+    _write(runs / "maml-omniglot-5w1s-seed2" / "test.json", _ev(0.985, 60000))
+    _write(runs / "maml-omniglot-5w1s-seed2" / "config.json", {"seed": 7})              # the seed its config says
+    lines = seed_lines(runs)
+    assert lines[4].split(" | ")[1] == "7"
+    # 99.0, 98.0, 98.5: mean 98.50, sample standard deviation 0.50
+    assert lines[-1].startswith("Over the 3 seeds that finished, after 10 steps: mean 98.50%, standard deviation "
+                                "0.50 points (sample, n - 1)")
+
+
+def test_the_plan_prices_the_seed_runs_at_the_flagship_s_rate(tmp_path):
+    runs = tmp_path / "runs"
+    _write(runs / "maml-omniglot-5w1s-seed1" / "status.json", {"status": "time limit", "iteration": 24000})
+    bench = tmp_path / "bench.json"
+    _write(bench, {"device": "cpu", "threads": "1", "machine": "x86_64, 2 cores", "date": "2026-12-07",
+                   "groups": {"algorithms": [{"name": "x", "preset": "maml-omniglot-5w1s", "value": 500.0}]}})
+    table = [line for line in omniglot_plan(runs, bench) if "-seed" in line]
+    assert table == ["| maml-omniglot-5w1s-seed1 | 24000 of 60000 | 36000 | 0.50 |  | 5.0 |",
+                     "| maml-omniglot-5w1s-seed2 | 0 of 60000 | 60000 | 0.50 |  | 8.3 |"]

@@ -8,6 +8,7 @@ judgement lives in ``results/notes.md`` and is included as it is.
 from __future__ import annotations
 
 import os
+import statistics
 from pathlib import Path
 
 from ..algorithms.mann import TABLE1_INSTANCES, ordinal
@@ -230,17 +231,18 @@ def omniglot_plan(runs: Path, bench_file: Path) -> list[str]:
         for rows in bench["groups"].values():
             measured.update({r["preset"]: r["value"] / 1e3 for r in rows if "preset" in r and "value" in r})
     plan = []
-    for name in (*OMNIGLOT_CELLS, *PLAN_EXTRA):
+    for name in (*OMNIGLOT_CELLS, *PLAN_EXTRA, *SEED_RUNS):
         if name in NIL_OF:
             continue  # trained as ANIL: its cost is the ANIL cell's
         run = runs / name
-        total = PRESETS[name].iterations
+        preset = SEED_RUNS.get(name, name)
+        total = PRESETS[preset].iterations
         done = _trained_iteration(run)
         if done >= total:
             continue
         log = _load_log(run)
         last = _seconds_per_iteration(log[-40:]) if log else None
-        rate = measured.get(name)
+        rate = measured.get(preset)
         hours = rate * (total - done) / 3600 if rate is not None else None
         plan.append((hours if hours is not None else float("inf"), name, done, total, rate, last, hours))
     if not plan:
@@ -521,6 +523,53 @@ def flagship_lines(runs: Path) -> list[str]:
     return lines
 
 
+# The flagship trained again with other seeds, so that its lead over the paper can be told from seed spread
+FLAGSHIP_SEEDS = (1, 2)
+SEED_RUNS = {f"{FLAGSHIP}-seed{seed}": FLAGSHIP for seed in FLAGSHIP_SEEDS}   # run folder -> its preset
+
+
+def _pct(row) -> str:
+    return f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f}"
+
+
+def seed_lines(runs: Path) -> list[str]:
+    """The flagship and its runs with other training seeds (``SEED_RUNS``), each on the same fixed test tasks
+    (drawn with the test seed, never the training one): accuracy after 1 and after 10 steps, and the mean and
+    sample standard deviation over the seeds that finished the paper's iterations."""
+    total = PRESETS[FLAGSHIP].iterations
+    lines = ["| run | seed | iterations (paper's) | after 1 step (test tasks, 95% CI) | after 10 steps | device |",
+             "|---|---|---|---|---|---|"]
+    finals = []
+    for name in (FLAGSHIP, *SEED_RUNS):
+        run = runs / name
+        cfg = _load(run / "config.json")
+        seed = cfg["seed"] if isinstance(cfg, dict) and "seed" in cfg else \
+            PRESETS[FLAGSHIP].seed if name == FLAGSHIP else int(name.rsplit("-seed", 1)[1])
+        ev = _test_result(run)
+        if ev is None:
+            done = _trained_iteration(run)
+            state = f"trained {done} of {total}, not evaluated" if done else "not run yet"
+            lines.append(f"| {name} | {seed} | {state} | | | |")
+            continue
+        acc = ev["accuracy"]
+        finished = ev["iteration"] >= total
+        if finished:
+            finals.append(100 * acc[-1]["mean"])
+        lines.append(f"| {name} | {seed} | {ev['iteration']} ({total}){'' if finished else ', stopped early'} | "
+                     f"{_pct(acc[1])} | {_pct(acc[-1])} ({ev['tasks']} tasks) | {ev['device']} |")
+    lines.append("")
+    if len(finals) >= 2:
+        mean, std = statistics.mean(finals), statistics.stdev(finals)
+        lines.append(f"Over the {len(finals)} seeds that finished, after 10 steps: mean {mean:.2f}%, standard "
+                     f"deviation {std:.2f} points (sample, n - 1), against the paper's {FLAGSHIP_PAPER}, a 95% "
+                     "interval over the 600 test tasks of one run (cbfinn/maml main.py:201), not a spread over seeds.")
+    else:
+        lines.append(f"Fewer than two seeds have finished {total} iterations: no spread yet. Each seed is its own "
+                     f"run: `python -m tinymeta train --preset {FLAGSHIP} --seed S --logdir results/runs/"
+                     f"{FLAGSHIP}-seedS` (S in {', '.join(map(str, FLAGSHIP_SEEDS))}).")
+    return lines
+
+
 def meta_sgd_vs_maml_omniglot(runs: Path, out: Path) -> list[str]:
     """MAML against Meta-SGD, 5-way 1-shot: validation accuracy after one step at the iterations both
     reached, time per iteration, and the learning-curve figure (``plot_runs`` of both runs)."""
@@ -638,6 +687,10 @@ def make_report(root: Path = Path(".")) -> str:
         "## The flagship cell: MAML, Omniglot 5-way 1-shot, under the original protocol",
         "",
         *flagship_lines(runs),
+        "",
+        "### Seed spread",
+        "",
+        *seed_lines(runs),
         "",
         "## MAML vs Meta-SGD on Omniglot 5-way 1-shot (Meta-SGD's claim: it learns faster)",
         "",
