@@ -65,3 +65,19 @@ def test_each_preset_row_is_printed_and_saved_as_it_is_measured(capsys, monkeypa
     code, _, err = run_cli(argv[:-3], capsys)  # the whole (shorter) list: no partial mark
     assert code == 0, err
     assert "partial" not in json.loads(out.read_text())
+
+
+def test_the_mann_presets_are_timed_on_episodes_with_each_label_shown_one_step_late():
+    import numpy as np
+
+    from tinymeta.experiment.presets import PRESETS
+    cfg = PRESETS["mann-omniglot-5way"].replace(meta_batch=3)
+    batch = bench.random_batch(cfg, "cpu", np.random.default_rng(0))
+    x, y = batch.x_query.numpy(), batch.y_query.numpy()
+    assert x.shape == (3, 50, 405) and batch.x_support is batch.x_query and batch.y_support is batch.y_query
+    assert all(sorted(row) == sorted(np.repeat(np.arange(5), 10)) for row in y)   # 10 drawings of each class
+    assert not x[:, 0, 400:].any()                                                 # no label before the first step
+    np.testing.assert_array_equal(x[:, 1:, 400:], np.eye(5)[y[:, :-1]])            # y_{t-1} with x_t
+    for name in ("mann-omniglot-5way", "lstm-omniglot-5way"):
+        row = bench._time_preset(name, PRESETS[name].replace(meta_batch=2, hidden=(8,)), "cpu", 1)
+        assert row["value"] > 0 and f"{name} (T=2, no inner loop, 5-way 10-shot, Q=10)" == row["name"]

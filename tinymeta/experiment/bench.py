@@ -140,6 +140,11 @@ def random_batch(cfg, device, rng):
         xq = rng.uniform(-5, 5, (T, queries, *family.input_shape))
         arrays = (xs, np.sin(xs), xq, np.sin(xq))
         return MetaBatch(*(tensor(a, dtype=cfg.dtype, device=device) for a in arrays))
+    if getattr(family, "online", False):  # an episode is its own query set, each label shown one step late (MANN's episodes)
+        labels = np.stack([rng.permutation(np.repeat(np.arange(cfg.ways), shots)) for _ in range(T)])
+        x = family.episode_inputs(rng.random((T, labels.shape[1], *family.input_shape)), labels, cfg.ways, cfg.dtype)
+        xt, yt = tensor(x, device=device), tensor(labels, device=device)
+        return MetaBatch(xt, yt, xt, yt)
     ways = family.ways_of(cfg, training=True)  # prototypical networks train on 60 classes
     ys = np.tile(np.repeat(np.arange(ways), shots), (T, 1))
     yq = np.tile(np.repeat(np.arange(ways), queries), (T, 1))
@@ -209,8 +214,8 @@ def _time_preset(name, cfg, device, repeat) -> dict:
         del grads
     family = task_family(cfg)
     shots, queries = family.sizes(cfg, training=True)  # the training iteration's shapes, as timed
-    inner = (f"{cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}" if algo.inner_loop
-             else "no inner loop")
+    inner = (f"{cfg.inner_steps} inner step{'s' * (cfg.inner_steps > 1)}" if algo.inner_loop and cfg.inner_steps
+             else "no inner loop")  # MANN: it learns within the episode, its inner steps set to 0
     chunks = (f" in chunks of {cfg.task_chunk}" if cfg.task_chunk is not None and cfg.task_chunk < cfg.meta_batch
               else "")
     detail = (f"T={cfg.meta_batch}{chunks}, {inner}"

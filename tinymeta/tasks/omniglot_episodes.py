@@ -153,6 +153,15 @@ class OmniglotEpisodes(TaskFamily):
         if len(cfg.hidden) != 1:
             raise ValueError(f"hidden is the controller's size, one number (200 in the paper), got {cfg.hidden!r}")
 
+    @staticmethod
+    def episode_inputs(images, labels, n_way: int, dtype) -> np.ndarray:
+        """The net's inputs (T, L, D + n_way): each flattened image (T, L, D) joined with the one-hot
+        label of the step before, y_{t-1} (zeros at t = 0); ``labels`` (T, L) in 0..n_way-1."""
+        T, L = labels.shape
+        previous = np.zeros((T, L, n_way), dtype=dtype)
+        previous[:, 1:] = np.eye(n_way, dtype=dtype)[labels[:, :-1]]
+        return np.concatenate([images.astype(dtype), previous], axis=2)
+
     def sample(self, num_tasks: int, rng: np.random.Generator, split: str = "train") -> MetaBatch:
         """Draw ``num_tasks`` episodes of ``split`` from ``rng`` (the same generator state, the same episodes)."""
         if not isinstance(rng, np.random.Generator):
@@ -187,9 +196,7 @@ class OmniglotEpisodes(TaskFamily):
         cols = m - shifts[..., 1, None] + np.arange(SIDE)
         t_idx, l_idx = np.arange(T)[:, None, None, None], np.arange(L)[None, :, None, None]
         imgs = padded[t_idx, l_idx, rows[..., :, None], cols[..., None, :]]               # out[i, j] = in[i - dy, j - dx]
-        previous = np.zeros((T, L, n), dtype=self.dtype)
-        previous[:, 1:] = np.eye(n, dtype=self.dtype)[labels[:, :-1]]                    # y_{t-1}, zeros at t = 0
-        x = np.concatenate([imgs.reshape(T, L, SIDE * SIDE).astype(self.dtype), previous], axis=2)
+        x = self.episode_inputs(imgs.reshape(T, L, SIDE * SIDE), labels, n, self.dtype)
         instance = np.zeros((T, L), dtype=np.int64)
         for c in range(n):  # which drawing of its class each step shows: 1, 2, ...
             mine = labels == c
