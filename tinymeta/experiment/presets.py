@@ -346,7 +346,9 @@ PAPERS = {
     "adml": ("Yin et al. 2018, arXiv:1806.03316 (no Omniglot cell: MAML's Omniglot protocol with FGSM)", {}),
     # Unverified (PAPER_UNREAD says why): no number is quoted
     "taml": ("Jamal & Qi 2019, arXiv:1805.07722 (CVPR 2019), Omniglot table: UNVERIFIED, no number quoted "
-             "(" + PAPER_UNREAD + "; no code of the authors is known)", {}),
+             "(" + PAPER_UNREAD + "; no code of the authors is known; the one secondary quote found, a community "
+             "list, cainiaomyf/FSL-Insight@bbb5920 Optimization.md, gives a row 'TAML' 99.23 +- 0.35 at 5-way "
+             "1-shot without saying which variant, so neither cell takes it)", {}),
     # Unverified (PAPER_UNREAD): the figures as others quote the paper. 5-way 1-shot, 20-way 1-shot and 20-way
     # 5-shot agree between paperswithcode.com/paper/how-to-train-your-maml ("Results from the Paper": 99.47,
     # 97.65, 99.33%, no intervals) and REFERENCE.md's reimplementations; 5-way 5-shot does not (99.85% there,
