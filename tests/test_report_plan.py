@@ -124,3 +124,24 @@ def test_the_plan_prices_the_seed_runs_at_the_flagship_s_rate(tmp_path):
     table = [line for line in omniglot_plan(runs, bench) if "-seed" in line]
     assert table == ["| maml-omniglot-5w1s-seed1 | 24000 of 60000 | 36000 | 0.50 |  | 5.0 |",
                      "| maml-omniglot-5w1s-seed2 | 0 of 60000 | 60000 | 0.50 |  | 8.3 |"]
+
+
+def test_runs_shows_the_evaluation_of_a_run_stopped_part_way_and_the_later_of_two(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from tinymeta.experiment.runs import run_summary
+    committed = Path(__file__).resolve().parents[1] / "results" / "runs" / "maml-sine-5shot"
+    run = tmp_path / "run"
+    shutil.copytree(committed, run, ignore=shutil.ignore_patterns("*.png", "eval-*"))
+    final = json.loads((run / "test.json").read_text())
+    (run / "test.json").unlink()
+    assert run_summary(run)["test"] == "-"
+    part = {**final, "iteration": 30000, "loss": [{"mean": 0.5, "ci95": 0.05}] * len(final["loss"])}
+    _write(run / "eval-test.json", part)
+    assert run_summary(run)["test"] == "0.5000 ± 0.0500 (at 30000)"          # partial: says where it stands
+    _write(run / "test.json", final)                                          # finished later: the final test wins
+    row = run_summary(run)
+    assert row["test"] == f"{final['loss'][-1]['mean']:.4f} ± {final['loss'][-1]['ci95']:.4f}"
+    _write(run / "eval-test.json", {**part, "iteration": final["iteration"] + 10})   # resumed past it, evaluated
+    assert run_summary(run)["test"].endswith(f"(at {final['iteration'] + 10})")

@@ -393,11 +393,17 @@ def run_summary(logdir) -> dict:
     val = [r[kind][-1] for r in rows if r.get("split") == "val" and kind in r]
     best_val = (max(val) if kind == "accuracy" else min(val)) if val else None
     test, seconds = None, (rows[-1]["time"] if rows else 0.0)
-    if os.path.lexists(logdir / "test.json"):
-        ev = read_evaluation(logdir / "test.json")
+    # the final test (test.json), or `evaluate --out eval-test.json` of a run stopped part-way: the later one
+    found = [(read_evaluation(logdir / name), name) for name in ("test.json", "eval-test.json")
+             if os.path.lexists(logdir / name)]
+    if found:
+        ev, name = max(found, key=lambda e: e[0]["iteration"])   # a tie: test.json
         key = "accuracy" if "accuracy" in ev else "loss"
         test = f"{_figure(ev[key][-1]['mean'], key)} ± {_figure(ev[key][-1]['ci95'], key)}"
-        seconds = ev.get("train_seconds", seconds)
+        if name == "test.json":
+            seconds = ev.get("train_seconds", seconds)
+        else:
+            test += f" (at {ev['iteration']})"
     classification = TASK_FAMILIES[cfg.dataset].kind == "classification"
     what = f"{cfg.algorithm} {cfg.dataset}" + (f" {cfg.ways}w{cfg.shots}s" if classification else f" {cfg.shots}-shot")
     if cfg.inner_steps == 0:  # no inner step while training: the pretrained baseline
