@@ -61,7 +61,7 @@ def test_zero_head_leaves_the_body_and_the_run_s_parameters_alone():
 
 
 @pytest.mark.parametrize("preset, algorithm", [("protonet-omniglot-5w1s", None), ("anil-omniglot-20w1s", "nil"),
-                                               ("mann-omniglot-5way", None)])
+                                               ("mann-omniglot-5way", None), ("caml-sine-10shot", None)])
 def test_zero_head_is_refused_where_no_inner_loop_adapts_a_head(preset, algorithm):
     cfg = PRESETS[preset].replace(**({"algorithm": algorithm} if algorithm else {}))
     algo = build_algorithm(cfg, build_model(cfg))

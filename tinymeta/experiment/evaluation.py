@@ -100,9 +100,10 @@ def with_zero_head(algo, params: dict) -> dict:
     """
     try:
         keys = algo.model.head_keys()
-    except NotImplementedError:
+    except (NotImplementedError, AttributeError):  # a model without a final linear layer
         keys = None
-    if not algo.inner_loop or keys is None or algo.name == "nil":  # NIL drops the head altogether
+    # NIL drops the head altogether; CAML's inner loop adapts its context only, never the head
+    if not algo.inner_loop or keys is None or algo.name in ("nil", "caml"):
         raise ValueError(f"zero_head: {algo.name} has no head that an inner loop adapts from its "
                          "meta-learned value; it applies to MAML, first-order MAML, Meta-SGD, ANIL, ... runs")
     out = dict(params)
