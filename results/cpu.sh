@@ -237,6 +237,8 @@ python -m tinymeta train --logdir results/runs/protonet-omniglot-5w1s --data-dir
 python -m tinymeta train --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --time-limit 7125 --no-progress --resume --iterations 100000
 # the MANN stopped with SIGTERM at 40,625 and resumed with the faster read (one matmul for the cosines)
 python -m tinymeta train --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --time-limit 6197 --no-progress --resume --iterations 100000
+# prototypical networks stopped with SIGTERM at 14,865 and resumed with a longer time limit, to finish
+python -m tinymeta train --logdir results/runs/protonet-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 4020 --no-progress --resume
 python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --steps 100 --out results/runs/anil-omniglot-20w1s/eval-test-100steps.json
 python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --zero-head --out results/runs/anil-omniglot-20w1s/eval-test-zero-head.json
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --zero-head --out results/runs/maml-omniglot-5w1s/eval-test-zero-head.json
