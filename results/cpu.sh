@@ -242,4 +242,12 @@ python -m tinymeta train --logdir results/runs/protonet-omniglot-5w1s --data-dir
 python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --steps 100 --out results/runs/anil-omniglot-20w1s/eval-test-100steps.json
 python -m tinymeta evaluate --logdir results/runs/anil-omniglot-20w1s --data-dir ../shared/data/omniglot --zero-head --out results/runs/anil-omniglot-20w1s/eval-test-zero-head.json
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s --data-dir ../shared/data/omniglot --zero-head --out results/runs/maml-omniglot-5w1s/eval-test-zero-head.json
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-5w1s --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-5w1s/eval-test.json
+python -m tinymeta plot results/runs/protonet-omniglot-5w1s --out results/runs/protonet-omniglot-5w1s/curves.png
+python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --out results/runs/mann-add-omniglot-5way-long/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --split train --out results/runs/mann-add-omniglot-5way-long/eval-train.json
+python -m tinymeta plot results/runs/mann-add-omniglot-5way-long --out results/runs/mann-add-omniglot-5way-long/curves.png
+# every training stopped: the flagship's preset (for the seed runs' cost) and the MANN presets, merged into
+# results/bench-cpu.json by preset
+python -m tinymeta bench --only algorithms --repeat 2 --data-dir ../shared/data/omniglot --presets maml-omniglot-5w1s mann-add-omniglot-5way mann-omniglot-5way lstm-omniglot-5way --out /tmp/bench-new.json
 python -m tinymeta report
