@@ -140,7 +140,7 @@ def random_batch(cfg, device, rng):
         xq = rng.uniform(-5, 5, (T, queries, *family.input_shape))
         arrays = (xs, np.sin(xs), xq, np.sin(xq))
         return MetaBatch(*(tensor(a, dtype=cfg.dtype, device=device) for a in arrays))
-    if getattr(family, "online", False):  # an episode is its own query set, each label shown one step late (MANN's episodes)
+    if getattr(family, "online", False):  # MANN's episodes: their own query sets, each label one step late
         labels = np.stack([rng.permutation(np.repeat(np.arange(cfg.ways), shots)) for _ in range(T)])
         x = family.episode_inputs(rng.random((T, labels.shape[1], *family.input_shape)), labels, cfg.ways, cfg.dtype)
         xt, yt = tensor(x, device=device), tensor(labels, device=device)

@@ -484,8 +484,8 @@ def mann_table(runs: Path) -> list[str]:
     return lines
 
 
-def _cell_pct(summary) -> str:
-    return f"{100 * summary['mean']:.1f} ± {100 * summary['ci95']:.1f}"
+def _cell_pct(summary, digits: int = 1) -> str:
+    return f"{100 * summary['mean']:.{digits}f} ± {100 * summary['ci95']:.{digits}f}"
 
 
 def _seconds_per_iteration(rows) -> float | None:
@@ -528,10 +528,6 @@ FLAGSHIP_SEEDS = (1, 2)
 SEED_RUNS = {f"{FLAGSHIP}-seed{seed}": FLAGSHIP for seed in FLAGSHIP_SEEDS}   # run folder -> its preset
 
 
-def _pct(row) -> str:
-    return f"{100 * row['mean']:.2f} ± {100 * row['ci95']:.2f}"
-
-
 def seed_lines(runs: Path) -> list[str]:
     """The flagship and its runs with other training seeds (``SEED_RUNS``), each on the same fixed test tasks
     (drawn with the test seed, never the training one): accuracy after 1 and after 10 steps, and the mean and
@@ -556,7 +552,7 @@ def seed_lines(runs: Path) -> list[str]:
         if finished:
             finals.append(100 * acc[-1]["mean"])
         lines.append(f"| {name} | {seed} | {ev['iteration']} ({total}){'' if finished else ', stopped early'} | "
-                     f"{_pct(acc[1])} | {_pct(acc[-1])} ({ev['tasks']} tasks) | {ev['device']} |")
+                     f"{_cell_pct(acc[1], 2)} | {_cell_pct(acc[-1], 2)} ({ev['tasks']} tasks) | {ev['device']} |")
     lines.append("")
     if len(finals) >= 2:
         mean, std = statistics.mean(finals), statistics.stdev(finals)
