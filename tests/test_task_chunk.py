@@ -102,7 +102,10 @@ SINE_CASES = {"maml": {}, "fomaml": {}, "meta-sgd": {}, "anil": {}, "caml": {}, 
 def assert_same(a: dict, b: dict):
     assert list(a) == list(b)
     for k in a:
-        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-12, atol=1e-12, err_msg=k)
+        # a conv bias before batch norm has a true gradient of 0: what is left is rounding noise, which
+        # Reptile's inner Adam divides by its eps (1e-8), so the order of summation shows at about 1e-9
+        atol = 1e-8 if k.startswith("conv") and k.endswith("_b") else 1e-12
+        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-12, atol=atol, err_msg=k)
 
 
 def check_chunks(make):
