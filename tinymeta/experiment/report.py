@@ -14,7 +14,7 @@ from pathlib import Path
 from ..algorithms.mann import TABLE1_INSTANCES, ordinal
 from ..files import atomic_write, read_json, write_text
 from .presets import PRESETS
-from .runs import read_config, read_evaluation, read_log
+from .runs import latest_test_evaluation, read_config, read_evaluation, read_log
 
 # Published values (../shared/REFERENCE.md)
 MAML_SINE_K5 = {1: 0.67, 5: 0.38, 10: 0.35}          # MAML paper, App. C
@@ -154,10 +154,8 @@ def meta_sgd_grid(runs: Path) -> list[str]:
 
 
 def _test_result(run: Path):
-    """A run's latest evaluation on the test tasks: ``test.json`` (written when training finishes) or
-    ``eval-test.json`` (``tinymeta evaluate``, of a partial run), whichever is of the later iteration."""
-    found = [ev for ev in (_load(run / "test.json"), _load(run / "eval-test.json")) if ev is not None]
-    return max(found, key=lambda ev: ev["iteration"], default=None)  # a tie: test.json
+    """A run's latest evaluation on the test tasks (``runs.latest_test_evaluation``), or None."""
+    return latest_test_evaluation(run)[0]
 
 
 # The papers' non-transductive figures, where a paper gives one (Reptile, Table 1: "Reptile" without "+ Transduction")

@@ -329,6 +329,16 @@ def read_evaluation(path) -> dict:
     return check_evaluation(path, read_json(path))
 
 
+def latest_test_evaluation(logdir) -> tuple:
+    """A run's latest evaluation on the test tasks and its file's name, or (None, None): ``test.json``
+    (written when training finishes) or ``eval-test.json`` (``tinymeta evaluate --out eval-test.json`` of a
+    run stopped part-way), whichever is of the later iteration; a tie goes to ``test.json``."""
+    logdir = Path(logdir)
+    found = [(read_evaluation(logdir / name), name) for name in ("test.json", "eval-test.json")
+             if os.path.lexists(logdir / name)]
+    return max(found, key=lambda e: e[0]["iteration"], default=(None, None))
+
+
 def _figure(values, kind: str) -> str:
     """'97.30%' for an accuracy, '0.0123' for a loss."""
     return f"{100 * values:.2f}%" if kind == "accuracy" else f"{values:.4f}"
@@ -393,11 +403,8 @@ def run_summary(logdir) -> dict:
     val = [r[kind][-1] for r in rows if r.get("split") == "val" and kind in r]
     best_val = (max(val) if kind == "accuracy" else min(val)) if val else None
     test, seconds = None, (rows[-1]["time"] if rows else 0.0)
-    # the final test (test.json), or `evaluate --out eval-test.json` of a run stopped part-way: the later one
-    found = [(read_evaluation(logdir / name), name) for name in ("test.json", "eval-test.json")
-             if os.path.lexists(logdir / name)]
-    if found:
-        ev, name = max(found, key=lambda e: e[0]["iteration"])   # a tie: test.json
+    ev, name = latest_test_evaluation(logdir)
+    if ev is not None:
         key = "accuracy" if "accuracy" in ev else "loss"
         test = f"{_figure(ev[key][-1]['mean'], key)} ± {_figure(ev[key][-1]['ci95'], key)}"
         if name == "test.json":
