@@ -95,6 +95,7 @@ class NIL(MetaLearner):
     """Trained as ANIL (the same meta-loss); evaluated without a head or an inner loop (accuracy only)."""
 
     name = "nil"
+    adapts_head = False  # the head is dropped altogether
 
     def meta_loss(self, meta_params, batch):
         return anil_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr, self.inner_steps,

@@ -28,6 +28,7 @@ class MetaLearner:
 
     name = "base"
     inner_loop = True  # False: a learner that reads the support set in one pass (metric.MetricLearner)
+    adapts_head = True  # whether the inner loop adapts the model's head from its meta-learned value
 
     def __init__(self, model, objective: Objective, inner_lr: float = 0.01, inner_steps: int = 1,
                  first_order: bool = False, adapt_norm: bool = True, transductive: bool = True):

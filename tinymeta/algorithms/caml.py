@@ -106,6 +106,7 @@ class CAML(MetaLearner):
     """
 
     name = "caml"
+    adapts_head = False  # the inner loop adapts the context parameters only
 
     def __init__(self, model, objective, inner_lr=1.0, inner_steps=1, first_order=False, adapt_norm=True,
                  transductive=True, *, n_context=5):

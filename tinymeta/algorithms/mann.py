@@ -59,6 +59,7 @@ class MANNLearner(MetaLearner):
     """
 
     name = "mann"
+    adapts_head = False  # no inner steps: the network adapts within the episode
 
     def meta_loss(self, meta_params, batch):
         return mann_episode_loss(self.model, self.objective, meta_params, batch)

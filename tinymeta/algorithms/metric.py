@@ -34,6 +34,7 @@ class MetricLearner(MetaLearner):
 
     name = "metric"
     inner_loop = False
+    adapts_head = False
     # images per forward pass when each query goes with its support set alone: under twice a 60-way 5-shot
     # training episode (600 images), so evaluation needs about the memory training needs
     max_pass_examples = 1024

@@ -142,7 +142,7 @@ class Reptile(MetaLearner):
             return {k: tensor(v.broadcast_to((num_tasks,) + v.shape), device=v.device, requires_grad=True)
                     for k, v in self.model_params(meta_params).items()}
 
-    def inner_loop(self, phi: dict, opt, support, steps: int, batch_size, rng):
+    def inner_updates(self, phi: dict, opt, support, steps: int, batch_size, rng):
         """Take ``steps`` optimizer steps on mini-batches of the support set; yield phi after each.
 
         The loss of a task is the objective's (Reptile's code: summed over the mini-batch);
@@ -168,14 +168,14 @@ class Reptile(MetaLearner):
         opt = self.make_inner_optimizer(phi, start)
         size = self.inner_batch if self.eval_inner_batch is None else self.eval_inner_batch
         yield phi
-        yield from self.inner_loop(phi, opt, batch.support, steps, size, np.random.default_rng(EVAL_MINIBATCH_SEED))
+        yield from self.inner_updates(phi, opt, batch.support, steps, size, np.random.default_rng(EVAL_MINIBATCH_SEED))
 
     def adapted_for_training(self, meta_params, batch, rng) -> dict:
         """phi (T, ...) after the meta-training inner loop of every task of the meta-batch."""
         T = batch.num_tasks
         if self.inner_state == "fresh":
             phi = self.task_weights(meta_params, T)
-            for _ in self.inner_loop(phi, self.make_inner_optimizer(phi), batch.support, self.inner_steps,
+            for _ in self.inner_updates(phi, self.make_inner_optimizer(phi), batch.support, self.inner_steps,
                                      self.inner_batch, rng):
                 pass
             return phi
@@ -184,7 +184,7 @@ class Reptile(MetaLearner):
             task = batch.task(t)
             phi = self.task_weights(meta_params, 1)
             opt = self.make_inner_optimizer(phi, self.carried)
-            for _ in self.inner_loop(phi, opt, task.support, self.inner_steps, self.inner_batch, rng):
+            for _ in self.inner_updates(phi, opt, task.support, self.inner_steps, self.inner_batch, rng):
                 pass
             self.carried.clear()
             self.carried.update(opt.state_dict())

@@ -102,8 +102,7 @@ def with_zero_head(algo, params: dict) -> dict:
         keys = algo.model.head_keys()
     except (NotImplementedError, AttributeError):  # a model without a final linear layer
         keys = None
-    # NIL drops the head altogether; CAML's inner loop adapts its context only, never the head
-    if not algo.inner_loop or keys is None or algo.name in ("nil", "caml"):
+    if not (algo.inner_loop and algo.adapts_head) or keys is None:
         raise ValueError(f"zero_head: {algo.name} has no head that an inner loop adapts from its "
                          "meta-learned value; it applies to MAML, first-order MAML, Meta-SGD, ANIL, ... runs")
     out = dict(params)
