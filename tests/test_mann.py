@@ -142,7 +142,7 @@ def test_ordinals_and_the_validation_line_name_the_instances_of_table_1():
     val = {"tasks": 96, "loss": [{"mean": 0.7}], "accuracy": [{"mean": 0.7}],
            "instance_accuracy": [{"mean": m} for m in (0.2, 0.6, 0.7, 0.75, 0.8, 0.8, 0.8, 0.8, 0.8, 0.85)]}
     line = validation_line(val, 500, PRESETS["mann-omniglot-5way"])
-    assert line == ("validation at iteration 500/6250 (96 tasks): loss 0.7, accuracy 70.00% "
+    assert line == ("validation at iteration 500/100000 (96 tasks): loss 0.7, accuracy 70.00% "
                     "(1st 20.0%, 2nd 60.0%, 3rd 70.0%, 5th 80.0%, 10th 85.0%)")
     short = dict(val, instance_accuracy=val["instance_accuracy"][:3])  # 3 drawings a class: no 5th, no 10th
     assert validation_line(short, 500, PRESETS["mann-omniglot-5way"]).endswith("(1st 20.0%, 2nd 60.0%, 3rd 70.0%)")

@@ -65,7 +65,7 @@ def test_the_table_shows_the_non_transductive_figure_of_the_same_iteration_and_n
 def test_the_mann_table_gives_the_accuracy_at_the_papers_instances_from_the_latest_evaluation(tmp_path):
     from tinymeta.experiment.report import mann_table
     runs = tmp_path / "runs"
-    ev = _ev(0.80, 6250, steps=0, tasks=1000)
+    ev = _ev(0.80, 100000, steps=0, tasks=1000)
     ev["instance_accuracy"] = [{"mean": m, "ci95": 0.01, "std": 0.1, "n": 1000}
                                for m in (0.2, 0.7, 0.8, 0.85, 0.9, 0.91, 0.92, 0.93, 0.94, 0.955)]
     _write(runs / "mann-omniglot-5way" / "test.json", ev)
@@ -74,22 +74,47 @@ def test_the_mann_table_gives_the_accuracy_at_the_papers_instances_from_the_late
     assert all(line.count("|") == lines[0].count("|") for line in lines)       # every row has every column
     mann, lstm = lines[2].split(" | "), lines[4].split(" | ")
     assert mann[0] == "| mann-omniglot-5way" and mann[2:8] == ["20.0 ± 1.0", "70.0 ± 1.0", "80.0 ± 1.0", "90.0 ± 1.0", "95.5 ± 1.0", "80.0 ± 0.4"]
-    assert mann[8:10] == ["1000", "6250 (6250)"]                                 # 1st, 2nd, 3rd, 5th, 10th; all steps
-    assert lstm[2] == "trained 1000 of 6250, not evaluated"
+    assert mann[8:10] == ["1000", "100000 (100000)"]                             # 1st, 2nd, 3rd, 5th, 10th; all steps
+    assert lstm[2] == "trained 1000 of 100000, not evaluated"
     _write(runs / "lstm-omniglot-5way" / "eval-test.json", {**ev, "iteration": 1000})
-    assert mann_table(runs)[4].split(" | ")[9] == "1000 (6250), stopped early"
+    assert mann_table(runs)[4].split(" | ")[9] == "1000 (100000), stopped early"
     assert lines[3].split(" | ")[2] == "not run yet"
-    long = runs / "mann-add-omniglot-5way-long"  # the preset's run continued past the paper's 6,250 updates
+    # a run finished under an older, shorter plan than its preset's (the MANN presets' 6,250 updates)
+    old = runs / "mann-add-omniglot-5way"
+    _write(old / "config.json", {"iterations": 6250})
+    _write(old / "test.json", {**ev, "iteration": 6250})
+    row = next(r for r in mann_table(runs) if r.startswith("| mann-add-omniglot-5way |")).split(" | ")
+    assert row[9] == "6250 (100000), stopped early"
+
+    def long_row():
+        return next(r for r in mann_table(runs) if r.startswith("| mann-add-omniglot-5way-long |")).split(" | ")
+    long = runs / "mann-add-omniglot-5way-long"  # that run, continued from its checkpoint
     _write(long / "config.json", {"iterations": 25000})
     _write(long / "status.json", {"status": "time limit", "iteration": 9000})
-    row = next(r for r in mann_table(runs) if r.startswith("| mann-add-omniglot-5way-long |")).split(" | ")
-    assert row[2] == "trained 9000 of 25000, not evaluated"
+    assert long_row()[2] == "trained 9000 of 25000, not evaluated"
     _write(long / "eval-test.json", {**ev, "iteration": 16000})
-    row = next(r for r in mann_table(runs) if r.startswith("| mann-add-omniglot-5way-long |")).split(" | ")
-    assert row[9] == "16000 (6250), of 25000 planned" and row[2] == "20.0 ± 1.0"
-    _write(long / "test.json", {**ev, "iteration": 25000})
-    row = next(r for r in mann_table(runs) if r.startswith("| mann-add-omniglot-5way-long |")).split(" | ")
-    assert row[9] == "25000 (6250)"
+    assert long_row()[9] == "16000 (100000), stopped early" and long_row()[2] == "20.0 ± 1.0"
+    _write(long / "config.json", {"iterations": 150000})            # planned past the preset's length
+    assert long_row()[9] == "16000 (100000), of 150000 planned"
+    _write(long / "test.json", {**ev, "iteration": 150000})
+    assert long_row()[9] == "150000 (100000)"
+
+
+def test_the_mann_plan_prices_the_runs_that_go_on_to_their_presets_length(tmp_path):
+    from tinymeta.experiment.report import MANN_PLAN, cost_plan
+    runs, bench = tmp_path / "runs", tmp_path / "bench.json"
+    _write(bench, {"device": "cpu", "threads": "1", "machine": "x86_64, 2 cores", "date": "2026-12-07",
+                   "groups": {"algorithms": [{"preset": "mann-omniglot-5way", "value": 126.0},
+                                             {"preset": "lstm-omniglot-5way", "value": 36.0}]}})
+    _write(runs / "mann-omniglot-5way" / "status.json", {"status": "finished", "iteration": 6250})
+    _write(runs / "mann-add-omniglot-5way-long" / "status.json", {"status": "finished", "iteration": 100000})
+    lines = cost_plan(runs, bench, MANN_PLAN, "run")
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in lines[4:]}
+    assert list(rows) == ["lstm-omniglot-5way", "mann-omniglot-5way"]       # cheapest first; the finished one gone
+    assert rows["lstm-omniglot-5way"][1:3] == ["0 of 100000", "100000"] and rows["lstm-omniglot-5way"][5] == "1.0 |"
+    assert rows["mann-omniglot-5way"][1:4] == ["6250 of 100000", "93750", "0.13"]
+    assert rows["mann-omniglot-5way"][5] == "3.3 |"                               # 93,750 x 0.126 s
+    assert lines[2].startswith("| run | trained |")
 
 
 def test_the_seed_spread_lists_each_seed_and_gives_mean_and_sample_deviation_once_two_have_finished(tmp_path):

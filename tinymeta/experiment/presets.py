@@ -437,11 +437,12 @@ MANN_SOURCES = {
                "mann/utils/images.py:20 episode order shuffled; images.py:36-38 20x20, strokes 1",
     "split_mode": "paper Sec. 4.1: 1200 training characters, 423 test ('reptile' split: 1200/423)",
     "rotations": "paper Sec. 4.1 rotations as augmentation; here a random quarter turn per class per episode",
-    "iterations": "paper Fig. 2: 100,000 training episodes = 6250 updates of 16 episodes; a second "
-                  "reimplementation, snowkylin/ntm@7db4068, trains 100,000 updates of 16 (one_shot_learning.py:20-21) "
-                  "and its curve's 2nd instance passes 80% after about 25,000 (images/MANN_one_hot.png); "
-                  "tristandeleu's loop trains until stopped and prints each update of 16 as an 'Episode' "
-                  "(examples/omniglot.py:20, 40, 47)",
+    "iterations": "paper Fig. 2: 100,000 training episodes, counted as both reimplementations count them, one "
+                  "update of 16 episodes each: tristandeleu's loop trains until stopped and prints each update of "
+                  "16 as an 'Episode' (examples/omniglot.py:20, 40, 47); snowkylin/ntm@7db4068 trains 100,000 "
+                  "updates of 16 (one_shot_learning.py:20-21) and its curve's 2nd instance passes 80% after about "
+                  "25,000 (images/MANN_one_hot.png). Read as 6,250 updates (100,000 / 16) before 2026-12-07: "
+                  "17-30 points under the quoted Table 1 (RESULTS.md)",
     "test_tasks": "1000 test episodes (the paper does not say how many)",
     "mann_write": "key: paper Sec. 3.2, M_t(i) = M_{t-1}(i) + w^w_t(i) k_t, the read key is what is written; "
                   "add (mann-add-omniglot-5way): mann/model.py:59, 72, a separate tanh add vector a_t is written",
@@ -464,7 +465,7 @@ PAPER_MANN_TABLE1 = {
 def _mann_omniglot(heads: int) -> Config:
     """The paper's 5-class Omniglot episodes (MANN_SOURCES); ``heads`` 0 is its LSTM baseline."""
     return Config(algorithm="mann", dataset="omniglot-episodes", ways=5, shots=10, queries=10, meta_batch=16,
-                  inner_lr=0.0, inner_steps=0, eval_inner_steps=0, meta_lr=1e-3, iterations=6250, hidden=(200,),
+                  inner_lr=0.0, inner_steps=0, eval_inner_steps=0, meta_lr=1e-3, iterations=100000, hidden=(200,),
                   memory_heads=heads, split_mode="reptile", rotations="per-task", val_interval=500, val_tasks=96,
                   test_tasks=1000, log_interval=50, checkpoint_interval=250)
 

@@ -217,11 +217,18 @@ def _trained_iteration(run: Path) -> int:
 
 
 def omniglot_plan(runs: Path, bench_file: Path) -> list[str]:
-    """What the unfinished Omniglot cells cost: iterations left times seconds per iteration.
+    """What the unfinished Omniglot cells cost (:func:`cost_plan` of the table's cells, ADML and the seeds)."""
+    cells = {name: SEED_RUNS.get(name, name) for name in (*OMNIGLOT_CELLS, *PLAN_EXTRA, *SEED_RUNS)
+             if name not in NIL_OF}   # NIL is trained as ANIL: its cost is the ANIL cell's
+    return cost_plan(runs, bench_file, cells, "cell")
 
-    Seconds per iteration come from ``bench_file`` (``tinymeta bench --only algorithms --presets ...
-    --out``, measured on a quiet machine) and, for a started run, from the log of its last sitting
-    (beside other jobs, so usually slower). Cells are listed cheapest first.
+
+def cost_plan(runs: Path, bench_file: Path, runs_of: dict, what: str) -> list[str]:
+    """What unfinished runs cost: iterations left (of their preset's) times seconds per iteration.
+
+    ``runs_of``: {run folder: its preset}. Seconds per iteration come from ``bench_file`` (``tinymeta bench
+    --only algorithms --presets ... --out``, measured on a quiet machine) and, for a started run, from the log
+    of its last sitting (beside other jobs, so usually slower). Runs are listed cheapest first.
     """
     bench = _load(bench_file) if bench_file.exists() else None
     measured = {}
@@ -229,11 +236,8 @@ def omniglot_plan(runs: Path, bench_file: Path) -> list[str]:
         for rows in bench["groups"].values():
             measured.update({r["preset"]: r["value"] / 1e3 for r in rows if "preset" in r and "value" in r})
     plan = []
-    for name in (*OMNIGLOT_CELLS, *PLAN_EXTRA, *SEED_RUNS):
-        if name in NIL_OF:
-            continue  # trained as ANIL: its cost is the ANIL cell's
+    for name, preset in runs_of.items():
         run = runs / name
-        preset = SEED_RUNS.get(name, name)
         total = PRESETS[preset].iterations
         done = _trained_iteration(run)
         if done >= total:
@@ -247,11 +251,11 @@ def omniglot_plan(runs: Path, bench_file: Path) -> list[str]:
         return []
     where = (f"{bench['device']}, {bench['threads']} BLAS thread{'s' * (bench['threads'] != '1')}, "
              f"{bench['machine']}, {bench['date']}") if bench else "not measured"
-    lines = [f"What the unfinished cells cost, cheapest first: seconds per iteration from `{bench_file.as_posix()}` "
-             f"({where}; `python -m tinymeta bench --only algorithms --presets CELL ... --out {bench_file.as_posix()}`"
-             ", every training run paused), and from each started run's log over its last rows. Hours are of one "
-             "core at the benchmark's rate.", "",
-             "| cell | trained | iterations left | s / iteration (bench) | s / iteration (its last sitting) | "
+    lines = [f"What the unfinished {what}s cost, cheapest first: seconds per iteration from `{bench_file.as_posix()}` "
+             f"({where}; `python -m tinymeta bench --only algorithms --presets PRESET ... --out "
+             f"{bench_file.as_posix()}`, every training run paused), and from each started run's log over its last "
+             "rows. Hours are of one core at the benchmark's rate.", "",
+             f"| {what} | trained | iterations left | s / iteration (bench) | s / iteration (its last sitting) | "
              "core-hours left |", "|---|---|---|---|---|---|"]
     for _, name, done, total, rate, last, hours in sorted(plan):
         lines.append(f"| {name} | {done} of {total} | {total - done} | "
@@ -447,13 +451,24 @@ MANN_RUNS = {"mann-omniglot-5way": ("mann-omniglot-5way", "MANN (LRU access, 4 r
              "mann-add-omniglot-5way": ("mann-add-omniglot-5way",
                                         "MANN writing separate add vectors (tristandeleu/ntm-one-shot)"),
              "lstm-omniglot-5way": ("lstm-omniglot-5way", "LSTM (no memory)"),
-             # run folder: (its preset, label); a "-long" run is its preset's run continued past the paper's length
-             "mann-add-omniglot-5way-long": ("mann-add-omniglot-5way", "the add-vector MANN above, continued"),
+             # run folder: (its preset, label); the "-long" run is the run above, continued from its checkpoint
+             "mann-add-omniglot-5way-long": ("mann-add-omniglot-5way", "the add-vector MANN above, trained on"),
              # the same presets with the drawings not translated (--episode-shift 0), as tristandeleu's run
              "mann-omniglot-5way-noshift": ("mann-omniglot-5way", "MANN writing its keys, drawings not translated"),
              "mann-add-omniglot-5way-noshift": ("mann-add-omniglot-5way",
                                                 "MANN writing add vectors, drawings not translated"),
              "lstm-omniglot-5way-noshift": ("lstm-omniglot-5way", "LSTM, drawings not translated")}
+
+
+# The runs whose next sittings go on to their preset's length (the add-vector preset's goes on as its "-long" run;
+# the untranslated ones are ablations at 6,250 updates, compared with the translated runs at that length)
+MANN_PLAN = {"mann-omniglot-5way": "mann-omniglot-5way", "lstm-omniglot-5way": "lstm-omniglot-5way",
+             "mann-add-omniglot-5way-long": "mann-add-omniglot-5way"}
+
+
+def _after_gap(lines: list[str]) -> list[str]:
+    """``lines`` after a blank line, or nothing where there are none."""
+    return ["", *lines] if lines else []
 
 
 def mann_table(runs: Path) -> list[str]:
@@ -475,8 +490,8 @@ def mann_table(runs: Path) -> list[str]:
         by_instance = ev["instance_accuracy"]
         cells = [_cell_pct(by_instance[k - 1]) if k <= len(by_instance) else "" for k in TABLE1_INSTANCES]
         trained = f"{ev['iteration']} ({paper})"
-        if ev["iteration"] < planned:
-            trained += ", stopped early" if planned == paper else f", of {planned} planned"
+        if ev["iteration"] < max(planned, paper):  # a run's own plan may be shorter than its preset's (an older one)
+            trained += f", of {planned} planned" if planned > paper else ", stopped early"
         lines.append(f"| {name} | {label} | {' | '.join(cells)} | {_cell_pct(ev['accuracy'][-1])} | {ev['tasks']} | "
                      f"{trained} | {ev['device']} | {ev['train_seconds'] / 60:.0f} min |")
     return lines
@@ -733,11 +748,12 @@ def make_report(root: Path = Path(".")) -> str:
         "one step after its image, on fixed test episodes of the 423 test characters (95% CI over episodes); "
         "every step: over all 50 steps. Each run is a preset of the one training loop (PROTOCOLS.md lists "
         "every setting and its source); the first two MANN rows differ only in what a head writes to memory. The "
-        "rows marked continued are their preset's run trained on past the paper's 100,000 episodes (6,250 "
-        "updates of 16), from its checkpoint: `train --resume --iterations N` on a copy of the run folder, "
-        "which the loop resumes exactly, so it is one run of the preset with more iterations; the same "
-        "episodes and seed. N is 100,000 updates, the length of a second reimplementation (snowkylin/ntm; "
-        "PROTOCOLS.md), trained in sittings, each row evaluated where its run stands. The rows whose drawings "
+        "paper's 100,000 episodes are 100,000 updates of 16 episodes, as both reimplementations count them "
+        "(PROTOCOLS.md); until 2026-12-07 the presets read them as 6,250 updates (100,000 / 16), and the rows "
+        "trained to that length say \"stopped early\". The row marked trained on is the add-vector preset's run "
+        "continued from its checkpoint at 6,250 (`train --resume --iterations 100000` on a copy of the run "
+        "folder, which the loop resumes exactly: one run of the preset, the same episodes and seed), trained "
+        "in sittings and evaluated where it stands. The rows whose drawings "
         "are not translated are their preset with `--episode-shift 0` "
         "(the presets move each drawing by up to 2 pixels each way; tristandeleu's run moves none), trained "
         "and tested on episodes without the translation. The paper's Table 1 could not be read with this project's tools "
@@ -746,7 +762,9 @@ def make_report(root: Path = Path(".")) -> str:
         "",
         *mann_table(runs),
         "",
-        "Commands: " + ", ".join(_command(n) for n in MANN_RUNS if n in PRESETS) + " (in sittings: `results/cpu.sh`).",
+        "Commands: " + ", ".join(_command(n) for n in MANN_RUNS if n in PRESETS) + " (in sittings: `results/cpu.sh`; "
+        "a run trained to 6,250 updates goes on with `train --logdir RUN --resume --iterations 100000`).",
+        *_after_gap(cost_plan(runs, root / "results" / "bench-cpu.json", MANN_PLAN, "run")),
         "",
         "## CAML (CAVIA) vs MAML on sine regression (CAVIA paper, sine table)",
         "",
