@@ -250,4 +250,13 @@ python -m tinymeta plot results/runs/mann-add-omniglot-5way-long --out results/r
 # every training stopped: the flagship's preset (for the seed runs' cost) and the MANN presets, merged into
 # results/bench-cpu.json by preset
 python -m tinymeta bench --only algorithms --repeat 2 --data-dir ../shared/data/omniglot --presets maml-omniglot-5w1s mann-add-omniglot-5way mann-omniglot-5way lstm-omniglot-5way --out /tmp/bench-new.json
+# Session of 2026-12-07 from 04:21 (no GPU lent): the add-vector MANN to 100,000 updates on core 0 (its loop's
+# own test at the end, test.json), the flagship's second training seed on core 1, then its third on core 0
+python -m tinymeta train --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --time-limit 6211 --no-progress --resume --iterations 100000
+python -m tinymeta train --preset maml-omniglot-5w1s --logdir results/runs/maml-omniglot-5w1s-seed1 --data-dir ../shared/data/omniglot --time-limit 6211 --no-progress --seed 1
+python -m tinymeta evaluate --logdir results/runs/mann-add-omniglot-5way-long --data-dir ../shared/data/omniglot --split train --out results/runs/mann-add-omniglot-5way-long/eval-train.json
+python -m tinymeta plot results/runs/mann-add-omniglot-5way-long --out results/runs/mann-add-omniglot-5way-long/curves.png
+python -m tinymeta train --preset maml-omniglot-5w1s --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --time-limit 2588 --no-progress --seed 2
+# From here the MANN presets train 100,000 updates (PROTOCOLS.md); the MANN and LSTM lines above ran them at 6,250
+# (add --iterations 6250 to repeat one of those)
 python -m tinymeta report
