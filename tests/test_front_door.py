@@ -227,3 +227,12 @@ def test_a_2d_navigation_run_is_never_written_through_a_link_nor_over_an_earlier
     (old / "results.json").write_text("{}")
     line = error_line(tinymeta("train", *TINY_RL, "--iterations", "1", "--logdir", old), "train")
     assert "earlier run" in line and "--overwrite" in line and (old / "results.json").read_text() == "{}"
+
+
+def test_the_presets_table_gives_an_order_only_where_an_inner_gradient_is_differentiated():
+    from tinymeta.experiment.cli import preset_table
+    rows = {line.split()[0]: line.split() for line in preset_table()[1:]}
+    assert rows["maml-omniglot-5w1s"][2] == "second" and rows["fomaml-omniglot-5w1s"][2] == "first"
+    assert rows["reptile-omniglot-5w1s"][2] == "first"
+    for name in ("protonet-omniglot-5w1s", "mann-omniglot-5way", "pretrained-sine-5shot"):  # no inner step trained
+        assert rows[name][2] == "-", name

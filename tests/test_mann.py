@@ -206,6 +206,9 @@ def test_presets_are_the_papers_setting_and_cite_their_sources():
     assert (mann.ways, mann.shots, mann.meta_batch, mann.meta_lr, mann.hidden, mann.memory_heads) == \
         (5, 10, 16, 1e-3, (200,), 4)
     assert lstm == mann.replace(memory_heads=0)
+    # Fig. 2's 100,000 episodes, counted as both reimplementations count them: updates of 16 episodes
+    assert mann.iterations == PRESETS["mann-add-omniglot-5way"].iterations == 100000
+    assert "'Episode'" in preset_source("mann-omniglot-5way")["settings"]["iterations"]
     assert Config().memory_heads == 4 and all(p.memory_heads == 4 for n, p in PRESETS.items() if n != "lstm-omniglot-5way")
     src = preset_source("lstm-omniglot-5way")
     assert "Table 1" in src["paper"] and src["paper_value"].startswith("LSTM") and "ntm-one-shot" in src["code"]

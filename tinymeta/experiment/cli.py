@@ -539,7 +539,9 @@ def preset_table() -> list[str]:
         order = "first" if cfg.first_order or cfg.algorithm == "reptile" else "second"
         inner = f"{cfg.inner_steps} x {cfg.inner_lr:g}" + (" adam" if cfg.inner_optimizer == "adam" else "")
         if not ALGORITHMS[cfg.algorithm].inner_loop:  # one pass over the support set: no inner steps
-            order, inner = "first", "none"
+            order, inner = "-", "none"
+        elif cfg.inner_steps == 0:  # no inner step while training (MANN, the pretrained baselines): no order
+            order = "-"
         kind = task_family(cfg).kind
         shots = str(cfg.shots) + (f" ({cfg.train_shots} train)" if cfg.train_shots else "")
         ways = str(cfg.ways) + (f" ({cfg.train_ways} train)" if cfg.train_ways else "")
