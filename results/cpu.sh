@@ -259,4 +259,11 @@ python -m tinymeta plot results/runs/mann-add-omniglot-5way-long --out results/r
 python -m tinymeta train --preset maml-omniglot-5w1s --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --time-limit 2588 --no-progress --seed 2
 # From here the MANN presets train 100,000 updates (PROTOCOLS.md); the MANN and LSTM lines above ran them at 6,250
 # (add --iterations 6250 to repeat one of those)
+# both seeds' sittings resumed for 20 minutes more at their time limits, then evaluated where they stopped
+python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s-seed1 --data-dir ../shared/data/omniglot --time-limit 1195 --no-progress --resume
+python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --time-limit 1195 --no-progress --resume
+python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s-seed1 --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s-seed1/eval-test.json
+python -m tinymeta plot results/runs/maml-omniglot-5w1s-seed1 --out results/runs/maml-omniglot-5w1s-seed1/curves.png
+python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s-seed2/eval-test.json
+python -m tinymeta plot results/runs/maml-omniglot-5w1s-seed2 --out results/runs/maml-omniglot-5w1s-seed2/curves.png
 python -m tinymeta report
