@@ -289,7 +289,7 @@ def test_presets_lists_the_siamese_cells_without_an_inner_loop():
     rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.startswith("siamese")}
     assert set(rows) == {"siamese-omniglot-20w1s", "siamese-contrastive-omniglot-20w1s"}
     for row in rows.values():  # name, algorithm, order, dataset, ways, shots, queries, meta-batch, inner, meta...
-        assert row[1:9] == ["siamese", "first", "omniglot", "20", "1", "1", "4", "none"]
+        assert row[1:9] == ["siamese", "-", "omniglot", "20", "1", "1", "4", "none"]
 
 
 # ---- a tiny run learns ----------------------------------------------------------------------------------
