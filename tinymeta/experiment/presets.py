@@ -442,7 +442,7 @@ MANN_SOURCES = {
                   "16 as an 'Episode' (examples/omniglot.py:20, 40, 47); snowkylin/ntm@7db4068 trains 100,000 "
                   "updates of 16 (one_shot_learning.py:20-21) and its curve's 2nd instance passes 80% after about "
                   "25,000 (images/MANN_one_hot.png). Read as 6,250 updates (100,000 / 16) before 2026-12-07: "
-                  "17-30 points under the quoted Table 1 (RESULTS.md)",
+                  "16-49 points under the quoted Table 1 at the 2nd-10th instance (RESULTS.md)",
     "test_tasks": "1000 test episodes (the paper does not say how many)",
     "mann_write": "key: paper Sec. 3.2, M_t(i) = M_{t-1}(i) + w^w_t(i) k_t, the read key is what is written; "
                   "add (mann-add-omniglot-5way): mann/model.py:59, 72, a separate tanh add vector a_t is written",
