@@ -789,3 +789,29 @@ def test_second_order_maml_matches_pytorch(name, steps):
     scale = max(np.abs(g).max() for g in tgrads.values())
     for k in params:  # (a conv bias before batch norm has a gradient of exactly 0 up to rounding)
         np.testing.assert_allclose(grads[k], tgrads[k], rtol=1e-9, atol=1e-13 * scale)
+
+
+def test_prototypical_episode_matches_the_pytorch_reference_that_bench_times():
+    """`bench --compare torch` times tinymeta's prototypical-network step beside bench_torch.TorchProtoNet:
+    both must compute the same loss and gradient, or the ratio compares different work."""
+    from tinymeta.experiment.bench import random_batch
+    from tinymeta.experiment.bench_torch import TorchProtoNet
+    from tinymeta.experiment.factories import build_algorithm, build_model
+    from tinymeta.experiment.presets import PRESETS
+    cfg = PRESETS["protonet-omniglot-5w1s"].replace(train_ways=6, train_queries=2, meta_batch=2,
+                                                    dtype="float64").validate()
+    model = build_model(cfg)
+    algo = build_algorithm(cfg, model)
+    rng = np.random.default_rng(3)
+    meta = algo.init_meta_params(model.init_params(0, cfg.dtype, "cpu"), rng)
+    batch = random_batch(cfg, "cpu", rng)
+    loss, _ = algo.meta_loss(meta, batch)
+    grads = {k: g.numpy() for k, g in tm.grad(loss, meta).items()}
+
+    ref = TorchProtoNet(model, meta, batch, batch.n_way, cfg.meta_lr)
+    tloss = ref.loss()
+    tgrads = dict(zip(ref.params, (g.numpy() for g in torch.autograd.grad(tloss, list(ref.params.values())))))
+    assert abs(loss.item() - tloss.item()) <= 1e-12 * abs(tloss.item())
+    scale = max(np.abs(g).max() for g in tgrads.values())
+    for k in meta:  # (a conv bias before batch norm has a gradient of exactly 0 up to rounding)
+        np.testing.assert_allclose(grads[k], tgrads[k], rtol=1e-9, atol=1e-13 * scale)

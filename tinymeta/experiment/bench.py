@@ -247,11 +247,14 @@ def op_overhead(repeat=5, number=20000):
     return rows
 
 
+PROTONET_GOAL = "Omniglot prototypical episode, 60-way 1-shot, 5 queries/class"
 GOAL_PROBLEMS = (  # (label, preset, changes): the problems of the speed goals
     ("sine, second order", "maml-sine-10shot", {}),
     ("Omniglot 5w1s, 1 query/class, second order", "maml-omniglot-5w1s", {"queries": 1}),
     ("Omniglot 5w1s, 1 query/class, first order", "fomaml-omniglot-5w1s", {"queries": 1}),
     ("Omniglot 5w1s, 15 queries/class, second order", "maml-omniglot-5w1s", {"queries": 15}),
+    # no goal of its own: a learner without an inner loop, whose cost is its pooling conv net's, beside PyTorch's
+    (PROTONET_GOAL, "protonet-omniglot-5w1s", {}),
 )
 
 
@@ -288,7 +291,10 @@ def goal_benchmarks(device="cpu", repeat=5, compare_torch=False, quick=False, ta
         runners = {"tinymeta": ours}
         if label == FIRST_ORDER_GOAL:  # the part of an iteration both orders share (see below)
             runners[FORWARD_PASSES] = lambda: _forward_passes(algo, meta, batch)
-        if compare_torch and cfg.inner_steps == 1:  # the PyTorch reference takes one inner step
+        if compare_torch and cfg.algorithm == "protonet":  # one pass over the episode, no inner step
+            ref = bench_torch.TorchProtoNet(model, meta, batch, batch.n_way, cfg.meta_lr, device)
+            runners["torch"] = ref.step
+        elif compare_torch and cfg.inner_steps == 1:  # the PyTorch reference takes one inner step
             kind = "mlp" if task_family(cfg).kind == "regression" else "conv"
             ref = bench_torch.TorchMAML(kind, model, init, batch, cfg.inner_lr, cfg.meta_lr, cfg.first_order,
                                         device)

@@ -1,4 +1,5 @@
-"""The same MAML meta-iteration written in PyTorch, for ``bench --compare torch``.
+"""The same MAML meta-iteration, and the same prototypical-network episode, written in PyTorch,
+for ``bench --compare torch``.
 
 Two versions, as a PyTorch user would write them: a loop over tasks (torch.autograd)
 and one batched call with torch.func (``vmap`` over tasks of an inner step made with
@@ -9,8 +10,9 @@ device (``.item()`` at the end waits for the GPU), take one inner SGD step, diff
 PyTorch is never a dependency: this module imports it inside its functions, so that
 importing the module (as the API reference does) needs no PyTorch, and ``bench``
 calls :func:`torch_version` before any timing, which says how to install it when it
-is missing. The networks mirror :class:`tinymeta.nn.ConvNet` (strided Omniglot
-variant) and :class:`tinymeta.nn.MLP`; they must follow those if they change.
+is missing. The networks mirror :class:`tinymeta.nn.ConvNet` (the strided Omniglot
+variant for MAML, the pooling one for prototypical networks) and :class:`tinymeta.nn.MLP`;
+they must follow those if they change.
 """
 from __future__ import annotations
 
@@ -108,6 +110,71 @@ class TorchMAML:
         total.backward()
         self.opt.step()
         return total.item() if not total.requires_grad else total.detach().item()
+
+
+def _pooled_body(p, x, model):
+    """ConvNet.body with ``pool=True`` for one episode, x (N, C, H, W) -> (N, features): blocks of 3x3
+    convolution (stride 1), batch norm with the episode's statistics, ReLU and 2x2 max-pooling, flattened."""
+    import torch  # noqa: PLC0415
+    import torch.nn.functional as TF  # noqa: PLC0415
+    for i in range(1, model.blocks + 1):
+        if model.padding == "same":
+            (top, bottom), (left, right) = (same_padding(s, 3, 1) for s in x.shape[-2:])
+            x = TF.conv2d(TF.pad(x, (left, right, top, bottom)), p[f"conv{i}"], p[f"conv{i}_b"])
+        else:
+            x = TF.conv2d(x, p[f"conv{i}"], p[f"conv{i}_b"], padding=model.padding)
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+        x = (x - mean) / torch.sqrt(var + model.bn_eps)
+        if f"bn{i}_w" in p:
+            x = x * p[f"bn{i}_w"].view(1, -1, 1, 1)
+        x = x + p[f"bn{i}_b"].view(1, -1, 1, 1)
+        x = torch.relu(x) if model.activation == "relu" else TF.leaky_relu(x)
+        x = TF.max_pool2d(x, 2)
+    return x.flatten(1) if model.feature_mode == "flatten" else x.mean(dim=(2, 3))
+
+
+class TorchProtoNet:
+    """One prototypical-network training step (Snell et al. 2017) in PyTorch: ``step()``.
+
+    Written as the original code writes it (jakesnell/prototypical-networks,
+    protonets/models/few_shot.py ``Protonet.loss``): an episode's support and query images
+    through the encoder in one batch, prototypes as class means, ``log_softmax`` of the negative
+    squared distances, the mean negative log-probability over the queries; then one Adam step.
+    A meta-batch of several episodes is a loop over them, its loss their mean (the presets train
+    one episode per step). Starts from tinymeta's meta-parameters and batch, on tinymeta's device.
+    """
+
+    def __init__(self, model, params, batch, n_way, meta_lr, device="cpu"):
+        import torch  # noqa: PLC0415
+        dev = torch.device("cuda" if device == "cuda" else "cpu")
+        self.model, self.n_way = model, int(n_way)
+        self.params = {k: torch.tensor(v.numpy(), device=dev, requires_grad=True) for k, v in params.items()}
+        self.xs, self.ys, self.xq, self.yq = (torch.tensor(b.numpy(), device=dev)
+                                              for b in (*batch.support, *batch.query))
+        self.opt = torch.optim.Adam(list(self.params.values()), lr=meta_lr)
+
+    def loss(self):
+        """The meta-batch's loss: the mean over episodes of each episode's mean query loss."""
+        import torch  # noqa: PLC0415
+        import torch.nn.functional as TF  # noqa: PLC0415
+        losses = []
+        for xs, ys, xq, yq in zip(self.xs, self.ys, self.xq, self.yq):
+            z = _pooled_body(self.params, torch.cat([xs, xq]), self.model)
+            zs, zq = z[:len(xs)], z[len(xs):]
+            onehot = TF.one_hot(ys, self.n_way).to(z.dtype)                  # (S, n_way)
+            prototypes = (onehot.T @ zs) / onehot.sum(dim=0).unsqueeze(-1)   # Eq. 1
+            dists = ((zq.unsqueeze(1) - prototypes.unsqueeze(0)) ** 2).sum(-1)
+            losses.append(-TF.log_softmax(-dists, dim=-1).gather(1, yq.unsqueeze(1)).mean())  # Eq. 2
+        return torch.stack(losses).mean()
+
+    def step(self):
+        """One training step: the loss, its gradient, one Adam step."""
+        self.opt.zero_grad()
+        total = self.loss()
+        total.backward()
+        self.opt.step()
+        return total.detach().item()
 
 
 def torch_version(device="cpu") -> str:
