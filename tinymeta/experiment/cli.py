@@ -427,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.add_argument("--repeat", type=int, default=5, help="timed repeats per measurement (median reported)")
     p_bench.add_argument("--only", choices=["goals", "engine", "algorithms", "tasks"], help="run one group only")
     p_bench.add_argument("--compare", choices=["torch"], default=None,
-                         help="also time the goal problems in PyTorch (a task loop and torch.func.vmap), "
+                         help="also time the goal problems in PyTorch (MAML: a task loop and torch.func.vmap; the "
+                              "prototypical step as its original code), "
                               "interleaved in the same run, and print the ratios (needs PyTorch installed)")
     p_bench.add_argument("--quick", action="store_true", help="skip the slow Omniglot conv-net timing")
     p_bench.add_argument("--presets", nargs="+", default=None,
