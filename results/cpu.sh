@@ -266,4 +266,21 @@ python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s-seed1 --dat
 python -m tinymeta plot results/runs/maml-omniglot-5w1s-seed1 --out results/runs/maml-omniglot-5w1s-seed1/curves.png
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s-seed2/eval-test.json
 python -m tinymeta plot results/runs/maml-omniglot-5w1s-seed2 --out results/runs/maml-omniglot-5w1s-seed2/curves.png
+# Session of 2026-12-07 from 07:36 (no GPU lent): the LSTM baseline to 100,000 updates on core 0 (its loop's own
+# test at the end, test.json), then the flagship's third seed there; the second seed to 60,000 on core 1 (test.json),
+# then the key-writing MANN toward 100,000 there
+python -m tinymeta train --logdir results/runs/lstm-omniglot-5way --data-dir ../shared/data/omniglot --time-limit 6181 --no-progress --resume --iterations 100000
+python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s-seed1 --data-dir ../shared/data/omniglot --time-limit 6181 --no-progress --resume
+python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --time-limit 1709 --no-progress --resume
+python -m tinymeta train --logdir results/runs/mann-omniglot-5way --data-dir ../shared/data/omniglot --time-limit 1310 --no-progress --resume --iterations 100000
+# every training stopped: the goal benchmarks beside PyTorch (torch 2.13.0, CPU build, installed beside the
+# project, never a dependency), run twice with OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1; then the runs that
+# stopped early evaluated where they stopped
+python -m tinymeta bench --only goals --compare torch --repeat 5 --out /tmp/bench-goals-torch.json
+python -m tinymeta evaluate --logdir results/runs/mann-omniglot-5way --data-dir ../shared/data/omniglot --out results/runs/mann-omniglot-5way/eval-test.json
+python -m tinymeta plot results/runs/mann-omniglot-5way --out results/runs/mann-omniglot-5way/curves.png
+# the third seed resumed for one more sitting on one core, then evaluated where it stopped
+python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --time-limit 1111 --no-progress --resume
+python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s-seed2/eval-test.json
+python -m tinymeta plot results/runs/maml-omniglot-5w1s-seed2 --out results/runs/maml-omniglot-5w1s-seed2/curves.png
 python -m tinymeta report
