@@ -247,14 +247,13 @@ def op_overhead(repeat=5, number=20000):
     return rows
 
 
-PROTONET_GOAL = "Omniglot prototypical episode, 60-way 1-shot, 5 queries/class"
 GOAL_PROBLEMS = (  # (label, preset, changes): the problems of the speed goals
     ("sine, second order", "maml-sine-10shot", {}),
     ("Omniglot 5w1s, 1 query/class, second order", "maml-omniglot-5w1s", {"queries": 1}),
     ("Omniglot 5w1s, 1 query/class, first order", "fomaml-omniglot-5w1s", {"queries": 1}),
     ("Omniglot 5w1s, 15 queries/class, second order", "maml-omniglot-5w1s", {"queries": 15}),
     # no goal of its own: a learner without an inner loop, whose cost is its pooling conv net's, beside PyTorch's
-    (PROTONET_GOAL, "protonet-omniglot-5w1s", {}),
+    ("Omniglot prototypical episode, 60-way 1-shot, 5 queries/class", "protonet-omniglot-5w1s", {}),
 )
 
 

@@ -19,27 +19,30 @@ from __future__ import annotations
 from ..ops.conv import same_padding
 
 
-def _conv_forward(p, x, model):
-    """ConvNet.body + head for one task: x (N, C, H, W)."""
+def _conv_norm(p, x, model, i, stride):
+    """Block i of ConvNet.body up to its activation: 3x3 convolution, then batch norm with the batch's own
+    statistics, its scale where the model has one, and its shift."""
     import torch  # noqa: PLC0415 (here, not at the top: see the module's docstring)
     import torch.nn.functional as TF  # noqa: PLC0415
+    if model.padding == "same":  # TensorFlow's rule, as ConvNet(padding="same"): the odd pixel after
+        (top, bottom), (left, right) = (same_padding(s, 3, stride) for s in x.shape[-2:])
+        x = TF.conv2d(TF.pad(x, (left, right, top, bottom)), p[f"conv{i}"], p[f"conv{i}_b"], stride=stride)
+    else:
+        x = TF.conv2d(x, p[f"conv{i}"], p[f"conv{i}_b"], stride=stride, padding=model.padding)
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+    x = (x - mean) / torch.sqrt(var + model.bn_eps)
+    if f"bn{i}_w" in p:
+        x = x * p[f"bn{i}_w"].view(1, -1, 1, 1)
+    return x + p[f"bn{i}_b"].view(1, -1, 1, 1)
+
+
+def _conv_forward(p, x, model):
+    """ConvNet.body + head for one task (the strided variant): x (N, C, H, W)."""
+    import torch  # noqa: PLC0415
     for i in range(1, model.blocks + 1):
-        if model.padding == "same":  # TensorFlow's rule, as ConvNet(padding="same"): the odd pixel after
-            (top, bottom), (left, right) = (same_padding(s, 3, 2) for s in x.shape[-2:])
-            x = TF.conv2d(TF.pad(x, (left, right, top, bottom)), p[f"conv{i}"], p[f"conv{i}_b"], stride=2)
-        else:
-            x = TF.conv2d(x, p[f"conv{i}"], p[f"conv{i}_b"], stride=2, padding=model.padding)
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
-        x = (x - mean) / torch.sqrt(var + model_eps(model))
-        if f"bn{i}_w" in p:
-            x = x * p[f"bn{i}_w"].view(1, -1, 1, 1)
-        x = torch.relu(x + p[f"bn{i}_b"].view(1, -1, 1, 1))
+        x = torch.relu(_conv_norm(p, x, model, i, stride=2))
     return x.mean(dim=(2, 3)) @ p["head"].T + p["head_b"]
-
-
-def model_eps(model):
-    return model.bn_eps
 
 
 def _mlp_forward(p, x, n_layers):
@@ -118,17 +121,7 @@ def _pooled_body(p, x, model):
     import torch  # noqa: PLC0415
     import torch.nn.functional as TF  # noqa: PLC0415
     for i in range(1, model.blocks + 1):
-        if model.padding == "same":
-            (top, bottom), (left, right) = (same_padding(s, 3, 1) for s in x.shape[-2:])
-            x = TF.conv2d(TF.pad(x, (left, right, top, bottom)), p[f"conv{i}"], p[f"conv{i}_b"])
-        else:
-            x = TF.conv2d(x, p[f"conv{i}"], p[f"conv{i}_b"], padding=model.padding)
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
-        x = (x - mean) / torch.sqrt(var + model.bn_eps)
-        if f"bn{i}_w" in p:
-            x = x * p[f"bn{i}_w"].view(1, -1, 1, 1)
-        x = x + p[f"bn{i}_b"].view(1, -1, 1, 1)
+        x = _conv_norm(p, x, model, i, stride=1)
         x = torch.relu(x) if model.activation == "relu" else TF.leaky_relu(x)
         x = TF.max_pool2d(x, 2)
     return x.flatten(1) if model.feature_mode == "flatten" else x.mean(dim=(2, 3))
