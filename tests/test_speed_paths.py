@@ -79,11 +79,11 @@ def test_remembered_broadcast_shapes_answer_and_refuse_as_numpy_does():
 @pytest.mark.parametrize("k,s,p,hw", [(3, 2, ((0, 1), (0, 1)), (14, 14)), (3, 2, 1, (7, 7)), (3, 1, 1, (5, 6)),
                                        ((2, 3), (3, 2), ((2, 0), (1, 1)), (10, 9)), (5, 3, ((2, 1), (0, 2)), (10, 10)),
                                        (3, 2, 0, (11, 12)), (3, 2, 1, (2, 3)), (1, 2, 0, (6, 6))])
-def test_conv_transpose_by_phases_equals_fold_of_the_column_gradient(k, s, p, hw):
+def test_conv_transpose_by_phases_equals_fold_of_the_column_gradient(k, s, p, hw, monkeypatch):
     """The CPU's transposed convolution, one stride phase at a time, gives fold(w^T g): odd sizes,
     pixels no window reaches (trailing rows), an image of one output position, per-task weights and one weight
-    broadcast to every task; a stride larger than the kernel (some pixels reached by no offset) has no plan and
-    keeps fold."""
+    broadcast to every task, all images in one block and one image (one task) per block; a stride larger than
+    the kernel (some pixels reached by no offset) has no plan and keeps fold."""
     from tinymeta.ops import conv
     rng = np.random.default_rng(0)
     k2, s2, p2 = conv._pair(k), conv._pair(s), conv.normalize_padding(p)
@@ -100,7 +100,28 @@ def test_conv_transpose_by_phases_equals_fold_of_the_column_gradient(k, s, p, hw
             w = np.broadcast_to(w[:1], w_shape)
         cols = (np.swapaxes(w, -1, -2) @ g).reshape((-1,) + (w_shape[-1], L))
         expected = conv._fold(cols, hw, k2, s2, p2)
-        np.testing.assert_allclose(conv._conv_transpose_phases(w, g, k2, plan, hw), expected, rtol=1e-12, atol=1e-12)
+        for block_bytes in (10 ** 9, 1):
+            monkeypatch.setattr(conv, "PHASES_BLOCK_BYTES", block_bytes)
+            np.testing.assert_allclose(conv._conv_transpose_phases(w, g, k2, plan, hw), expected,
+                                       rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("B, tasks, size", [(5, 1, 2), (5, 1, 5), (5, 1, 100), (12, 4, 1), (12, 4, 2),
+                                             (12, 4, 3), (12, 4, 7), (12, 4, 12), (12, 3, 5)])
+def test_phase_blocks_cover_every_image_once_within_its_task(B, tasks, size):
+    """The transposed convolution's blocks: every image once, in order, none larger than the size
+    asked for (unless one task's image must go alone), none across a task's edge, each with the
+    tasks its images belong to."""
+    from tinymeta.ops import conv
+    N = B // tasks
+    blocks = list(conv._blocks(B, tasks, size))
+    assert [i for images, _ in blocks for i in range(B)[images]] == list(range(B))
+    for images, task in blocks:
+        members = range(B)[images]
+        assert len(members) <= max(size, 1)
+        assert list(range(tasks)[task]) == sorted({i // N for i in members})
+        if size >= N:  # whole tasks
+            assert len(members) % N == 0
 
 
 def test_conv2d_input_gradient_takes_the_phases_on_the_cpu(monkeypatch):

@@ -350,6 +350,14 @@ def _subpixel_phases(kernel_size, stride, padding, in_hw):
     return plan
 
 
+# The phases' shifted copies of g are gathered and multiplied this many bytes at a time (whole
+# tasks, or parts of one task), so each block's copy stays in cache instead of one array 9x the
+# size of g going through memory. Omniglot's 14x14 layer (64 channels, one thread), all images in
+# one block against blocks of 8 MiB: 360 images 78 against 52 ms; 2560 images 2050 against 390
+# (32 tasks: 2055 against 389); 4 MiB was as fast, 16 MiB (and 2 MiB on 2560 images) slower.
+PHASES_BLOCK_BYTES = 8 << 20
+
+
 def _conv_transpose_phases(w, g, kernel_size, plan, in_hw):
     """fold(w^T g) on the CPU, one phase of the stride grid at a time (a sub-pixel convolution).
 
@@ -359,8 +367,8 @@ def _conv_transpose_phases(w, g, kernel_size, plan, in_hw):
     phase, one gather of shifted copies of g and one matmul, 9 offsets' multiply-adds in all, as
     many as w^T g. fold(w^T g) would write w^T g, 9x the size of g, only to sum it with a 0/1
     matrix of (9 L x H W). g is gathered channels-last, (pixel, offset) rows of O values, so a
-    phase is one large matmul for all images (per task with per-task weights), which BLAS runs
-    on every thread, rather than one small matmul per image.
+    phase is one large matmul for a block of images (per task with per-task weights), rather
+    than one small matmul per image; blocks of ``PHASES_BLOCK_BYTES``.
     """
     H, W = in_hw
     lead, (O, L) = g.shape[:-2], g.shape[-2:]
@@ -368,22 +376,49 @@ def _conv_transpose_phases(w, g, kernel_size, plan, in_hw):
     B, C = int(np.prod(lead)), w.shape[-1] // kk
     if w.ndim == 4 and w.strides[0] == 0:  # one weight broadcast to every task: take it once
         w = w[0, 0]
-    source = np.empty((B, L + 1, O), dtype=g.dtype)
-    source[:, :L] = g.reshape(B, O, L).swapaxes(1, 2)
-    source[:, L] = 0  # pixel L: the zero that out-of-range reads get
     per_offset = np.ascontiguousarray(np.moveaxis(w.reshape(w.shape[:-1] + (C, kk)), -1, -3))  # (..., kk, O, C)
+    image_bytes = max(index.size for _, index, _ in plan) * O * g.itemsize  # one image's largest gather
+    g = g.reshape(B, O, L)
     out = np.empty((B, C, H, W), dtype=np.result_type(w, g))
+    tasks = w.shape[0] if w.ndim == 4 else 1
+    for images, task in _blocks(B, tasks, max(1, PHASES_BLOCK_BYTES // image_bytes)):
+        _phases_block(per_offset if w.ndim == 2 else per_offset[task], g[images], plan, out[images])
+    return out
+
+
+def _blocks(B, tasks, size):
+    """Blocks of about ``size`` of B images in ``tasks`` equal tasks, none across a task's edge:
+    (images, tasks) slices, whole tasks where a task holds at most ``size`` images, else parts
+    of one task."""
+    N = B // tasks
+    if size >= N:
+        k = size // N
+        for t in range(0, tasks, k):
+            yield slice(t * N, min(t + k, tasks) * N), slice(t, t + k)
+    else:
+        for t in range(tasks):
+            for s in range(0, N, size):
+                yield slice(t * N + s, t * N + min(s + size, N)), slice(t, t + 1)
+
+
+def _phases_block(per_offset, g, plan, out):
+    """One block of :func:`_conv_transpose_phases`: g (B, O, L) into out (B, C, H, W), with the
+    weight per kernel offset (kk, O, C), or (T, 1, kk, O, C) for T tasks of B / T images."""
+    B, O, L = g.shape
+    C = out.shape[1]
+    source = np.empty((B, L + 1, O), dtype=g.dtype)
+    source[:, :L] = g.swapaxes(1, 2)
+    source[:, L] = 0  # pixel L: the zero that out-of-range reads get
     for offsets, index, (rows, cols) in plan:
         phase = out[:, :, rows, cols]  # a strided view: the pixels this phase reaches
         rows_n = len(offsets) * O
         shifted = np.take(source, index, axis=1)  # (B, pixels * offsets, O)
-        wp = np.take(per_offset, offsets, axis=-3).reshape(w.shape[:-2] + (rows_n, C))
-        if w.ndim == 2:
+        wp = np.take(per_offset, offsets, axis=-3).reshape(per_offset.shape[:-3] + (rows_n, C))
+        if wp.ndim == 2:
             res = shifted.reshape(-1, rows_n) @ wp
         else:  # per-task weights (T, 1, ...): the task's images share one matmul
-            res = shifted.reshape(w.shape[0], -1, rows_n) @ wp[:, 0]
+            res = shifted.reshape(wp.shape[0], -1, rows_n) @ wp[:, 0]
         phase[...] = res.reshape(B, phase.shape[2], phase.shape[3], C).transpose(0, 3, 1, 2)
-    return out
 
 
 class ConvTranspose(Function):
