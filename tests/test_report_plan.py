@@ -118,13 +118,17 @@ def test_the_mann_plan_prices_the_runs_that_go_on_to_their_presets_length(tmp_pa
 
 
 def test_the_seed_spread_lists_each_seed_and_gives_mean_and_sample_deviation_once_two_have_finished(tmp_path):
+    """Each seed's row, transductive after 1 and 10 steps and non-transductive where evaluated at the same
+    iteration; the mean and deviation over the finished seeds, of the non-transductive figures too once two
+    finished seeds have one."""
     from tinymeta.experiment.report import seed_lines
     runs = tmp_path / "runs"
     _write(runs / "maml-omniglot-5w1s" / "test.json", _ev(0.99, 60000))
     _write(runs / "maml-omniglot-5w1s-seed1" / "status.json", {"status": "time limit", "iteration": 2000})
     lines = seed_lines(runs)
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in lines[2:5]}
-    assert rows["maml-omniglot-5w1s"][1:6] == ["0", "60000 (60000)", "99.00 ± 0.40", "99.00 ± 0.40 (600 tasks)", "cpu |"]
+    assert rows["maml-omniglot-5w1s"][1:7] == ["0", "60000 (60000)", "99.00 ± 0.40", "99.00 ± 0.40 (600 tasks)", "",
+                                               "cpu |"]
     assert rows["maml-omniglot-5w1s-seed1"][1:3] == ["1", "trained 2000 of 60000, not evaluated"]
     assert rows["maml-omniglot-5w1s-seed2"][1:3] == ["2", "not run yet"]
     assert lines[-1].startswith("Fewer than two seeds have finished 60000 iterations: no spread yet.")
@@ -137,7 +141,16 @@ def test_the_seed_spread_lists_each_seed_and_gives_mean_and_sample_deviation_onc
     assert lines[4].split(" | ")[1] == "7"
     # 99.0, 98.0, 98.5: mean 98.50, sample standard deviation 0.50
     assert lines[-1].startswith("Over the 3 seeds that finished, after 10 steps: mean 98.50%, standard deviation "
-                                "0.50 points (sample, n - 1)")
+                                "0.50 points (sample, n - 1), against")
+    _write(runs / "maml-omniglot-5w1s" / "eval-test-nontransductive.json", _ev(0.96, 60000))
+    _write(runs / "maml-omniglot-5w1s-seed1" / "eval-test-nontransductive.json", _ev(0.95, 50000))  # another iteration
+    lines = seed_lines(runs)
+    assert lines[2].split(" | ")[5] == "96.00 ± 0.40" and lines[3].split(" | ")[5] == ""
+    assert "non-transductive" not in lines[-1].split("(sample, n - 1)")[1].split("against")[0]   # one is not a spread
+    _write(runs / "maml-omniglot-5w1s-seed1" / "eval-test-nontransductive.json", _ev(0.95, 60000))
+    # 96.0, 95.0: mean 95.50, sample standard deviation 0.71
+    assert "(sample, n - 1); non-transductive, over the 2 evaluated so: mean 95.50%, standard deviation 0.71, " \
+           "against" in seed_lines(runs)[-1]
 
 
 def test_the_plan_prices_the_seed_runs_at_the_flagship_s_rate(tmp_path):
