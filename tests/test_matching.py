@@ -265,14 +265,19 @@ def test_a_short_training_run_learns():
 
 
 def test_the_presets_are_matching_networks_cells_on_vinyals_split():
+    """Each cell: the paper's split and network, oscarknagg/few-shot's training whole (one episode of 15 queries
+    per class per step, 10,000 steps, Adam 1e-3), never a mix of two reimplementations' settings."""
     from tinymeta.experiment.presets import PRESETS, preset_source
     for (ways, shots), paper in {(5, 1): "98.1", (5, 5): "98.9", (20, 1): "93.8", (20, 5): "98.5"}.items():
         name = f"matching-omniglot-{ways}w{shots}s"
         cfg = PRESETS[name].validate()
         assert (cfg.algorithm, cfg.ways, cfg.shots, cfg.queries, cfg.train_queries, cfg.train_ways) == (
             "matching", ways, shots, 1, 15, None)
-        assert (cfg.meta_batch, cfg.fce, cfg.split_mode, cfg.rotations) == (32, False, "vinyals-trainval",
-                                                                             "all-classes")
+        assert (cfg.meta_batch, cfg.iterations, cfg.meta_lr, cfg.lr_schedule, cfg.task_chunk) == (
+            1, 10_000, 1e-3, "constant", None)
+        assert (cfg.fce, cfg.split_mode, cfg.rotations) == (False, "vinyals-trainval", "all-classes")
         src = preset_source(name)
-        assert src["paper_value"] == paper and "Vinyals" in src["cell"] and "parser_utils.py" in src["settings"][
-            "meta_batch"]
+        assert src["paper_value"] == paper and "Vinyals" in src["cell"]
+        training = ("meta_batch", "iterations", "meta_lr", "train_queries", "queries", "test_tasks")
+        assert all("oscarknagg/few-shot experiments/matching_nets.py:" in src["settings"][k] for k in training)
+        assert "MatchingNetworks" not in str(src["settings"])

@@ -685,13 +685,12 @@ def make_report(root: Path = Path(".")) -> str:
         "Reptile's rows its own (1200/423, rotations as extra training classes), the prototypical-network "
         "rows Vinyals et al.'s split by alphabet as jakesnell/prototypical-networks ships it (1200 training "
         "characters, 423 test, every rotation its own class: 4800 and 1692 classes), trained on 60-way episodes "
-        "and evaluated on 1000 tasks with 15 queries per class; the matching-network rows the same split with "
-        "N-way episodes and 1 query per class at test; the relation-network rows their code's own 1200/423 "
-        "split, one rotation per episode; the Siamese rows Koch et al.'s (the 30 background alphabets train, "
-        "20-way tasks within one of 10 evaluation alphabets test). The test classes are not the same across "
-        "these groups. Matching networks' 20-way cells take their meta-batch of 32 episodes 4 at a time "
-        "(`task_chunk`, the same gradient): all 32 at once needed about 30 and 39 GB, more than this "
-        "machine's 24 GiB, where 4 at a time peak at 3.9 and 4.9 GB.",
+        "and evaluated on 1000 tasks with 15 queries per class; the matching-network rows the same split, "
+        "trained on one N-way episode per step with 15 queries per class (as oscarknagg/few-shot trains; the "
+        "authors released no code) and tested with 1 query per class; the relation-network rows their code's own "
+        "1200/423 split, one rotation per episode; the Siamese rows Koch et al.'s (the 30 background alphabets "
+        "train, 20-way tasks within one of 10 evaluation alphabets test). The test classes are not the same "
+        "across these groups.",
         "",
         *omniglot_plan(runs, root / "results" / "bench-cpu.json"),
         "",
