@@ -102,6 +102,35 @@ def test_loss_is_the_negative_log_likelihood_of_the_attention_by_hand():
     assert want == pytest.approx(0.5032, abs=1e-4)  # (0.3133 + 0.6931) / 2
 
 
+def test_the_l2_attention_by_hand():
+    """distance="l2": softmax of -||z_q - z_i||^2. Support (1, 0) of class 0 and (0, 1) of class 1; query (2, 0)
+    is at squared distances 1 and 5, so P(0) = e^-1 / (e^-1 + e^-5) = 1 / (1 + e^-4); query (1, 1) at 1 and 1,
+    P = 1/2 each. (Its cosines would give e / (e + 1) for the first: the two attentions differ.)"""
+    b = episode([[[1.0, 0.0], [0.0, 1.0]]], [[0, 1]], [[[2.0, 0.0], [1.0, 1.0]]], [[0, 1]])
+    learner = MatchingNet(MLP((2, 2, 2)), CE, distance="l2")
+    s = learner.scores({}, b.x_support, b.y_support, b.x_query, 2)
+    p0 = 1 / (1 + math.exp(-4))
+    np.testing.assert_allclose(np.exp(s.numpy()), [[[p0, 1 - p0], [0.5, 0.5]]], rtol=1e-14)
+    want = (-math.log(p0) + math.log(2)) / 2
+    assert learner.task_losses(s, b).numpy() == pytest.approx([want], rel=1e-14)
+    assert repr(learner) == "MatchingNet(distance='l2')"
+    with pytest.raises(ValueError, match="distance must be one of"):
+        MatchingNet(MLP((2, 2, 2)), CE, distance="manhattan")
+
+
+def test_the_l2_attention_gradients_to_second_order(rng):
+    """The l2 attention's log-probabilities, in the embeddings, against central differences to second order."""
+    zs, zq = tm.tensor(rng.standard_normal((2, 4, 3)), requires_grad=True), tm.tensor(
+        rng.standard_normal((2, 3, 3)), requires_grad=True)
+    ys = tm.tensor(np.array([[0, 1, 1, 0], [1, 0, 0, 1]]))
+    weights = tm.tensor(rng.standard_normal((2, 3, 2)))
+
+    def f(a, b):
+        return (matching_scores({}, a, ys, b, 2, distance="l2") * weights).sum()
+
+    assert gradcheck(f, [zs, zq]) and gradgradcheck(f, [zs, zq])
+
+
 def test_attention_and_fce_match_a_numpy_forward(rng):
     T, S, Q, D, N = 2, 5, 3, 4, 3
     zs, zq = rng.standard_normal((T, S, D)), rng.standard_normal((T, Q, D))
@@ -220,7 +249,8 @@ def test_from_config_reads_fce_and_its_steps():
     assert (learner.fce, learner.fce_steps, learner.inner_loop) == (True, 3, False)
     assert repr(learner) == "MatchingNet(fce=True, fce_steps=3)"
     plain = build_algorithm(cfg.replace(fce=False, fce_steps=5), build_model(cfg))
-    assert plain.fce is False and plain.extra_params(0, "float32", None) == {}
+    assert plain.fce is False and plain.extra_params(0, "float32", None) == {} and plain.distance == "cosine"
+    assert build_algorithm(cfg.replace(matching_distance="l2"), build_model(cfg)).distance == "l2"
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -228,6 +258,8 @@ def test_from_config_reads_fce_and_its_steps():
     (dict(algorithm="matching", fce_steps=0), "fce_steps"),
     (dict(algorithm="matching", fce=1), "fce"),
     (dict(algorithm="matching", dataset="sine"), "classification dataset"),
+    (dict(algorithm="protonet", matching_distance="l2"), "matching networks' setting"),
+    (dict(algorithm="matching", matching_distance="dot"), "matching_distance"),
 ])
 def test_config_refuses_what_matching_networks_cannot_take(changes, message):
     with pytest.raises(ValueError, match=message):

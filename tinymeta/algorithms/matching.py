@@ -54,6 +54,7 @@ from .. import ops
 from ..nn import LSTM, lstm_cell
 from ..tensor import tensor
 from .metric import MetricLearner
+from .protonet import squared_distances
 
 G_PREFIX, F_PREFIX = "fce_g_", "fce_f_"  # meta-parameter names of the two LSTMs
 
@@ -76,19 +77,29 @@ def cosine_similarities(zq, zs, eps: float = 1e-8):
     return unit(zq) @ unit(zs).swapaxes(-1, -2)
 
 
-def attention(zq, zs):
-    """a(x̂, x_i) of Eq. 2: softmax over the support set of the cosine similarities, (T, Q, S)."""
+DISTANCES = ("cosine", "l2")
+
+
+def attention(zq, zs, distance: str = "cosine"):
+    """a(x̂, x_i) of Eq. 2: softmax over the support set of the cosine similarities, (T, Q, S).
+
+    ``distance="l2"``: softmax of the negative squared Euclidean distances -||f(x̂) - g(x_i)||^2
+    instead, the variant with which oscarknagg/few-shot reproduces the paper's Omniglot table
+    (few_shot/utils.py ``pairwise_distances``, few_shot/matching.py); not the paper's.
+    """
+    if distance == "l2":
+        return softmax(-squared_distances(zq, zs), axis=-1)
     return softmax(cosine_similarities(zq, zs), axis=-1)
 
 
-def matching_log_probs(zq, zs, ys, n_way: int):
+def matching_log_probs(zq, zs, ys, n_way: int, distance: str = "cosine"):
     """log P(y | x̂, S) of Eq. 1, (T, Q, n_way): log of the attention-weighted sum of one-hot labels.
 
     These are log-probabilities (their exps sum to one), so their cross-entropy is the
     paper's negative log-likelihood.
     """
     onehot = F.one_hot(ys, n_way, dtype=zq.dtype)                         # (T, S, N)
-    return ops.log(attention(zq, zs) @ onehot)
+    return ops.log(attention(zq, zs, distance) @ onehot)
 
 
 def fce_support(params, zs):
@@ -120,12 +131,13 @@ def _strip(meta_params, prefix):
     return {k[len(prefix):]: v for k, v in meta_params.items() if k.startswith(prefix)}
 
 
-def matching_scores(meta_params, zs, ys, zq, n_way: int, fce: bool = False, fce_steps: int = 5):
+def matching_scores(meta_params, zs, ys, zq, n_way: int, fce: bool = False, fce_steps: int = 5,
+                    distance: str = "cosine"):
     """Log-probabilities (T, Q, n_way) of matching networks, with or without full context embeddings."""
     if fce:
         zs = fce_support(_strip(meta_params, G_PREFIX), zs)
         zq = fce_query(_strip(meta_params, F_PREFIX), zq, zs, fce_steps)
-    return matching_log_probs(zq, zs, ys, n_way)
+    return matching_log_probs(zq, zs, ys, n_way, distance)
 
 
 class MatchingNet(MetricLearner):
@@ -134,16 +146,19 @@ class MatchingNet(MetricLearner):
     name = "matching"
 
     def __init__(self, model, objective, transductive: bool = True, fce: bool = False, fce_steps: int = 5,
-                 **_inner_settings):
+                 distance: str = "cosine", **_inner_settings):
         super().__init__(model, objective, transductive=transductive)
         if not isinstance(fce_steps, int) or isinstance(fce_steps, bool) or fce_steps < 1:
             raise ValueError(f"fce_steps must be an integer >= 1, got {fce_steps!r}")
-        self.fce, self.fce_steps = bool(fce), int(fce_steps)
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        self.fce, self.fce_steps, self.distance = bool(fce), int(fce_steps), distance
 
     @classmethod
     def from_config(cls, model, objective, cfg):
-        """Built from ``cfg.transductive``, ``cfg.fce`` and ``cfg.fce_steps``."""
-        return cls(model, objective, transductive=cfg.transductive, fce=cfg.fce, fce_steps=cfg.fce_steps)
+        """Built from ``cfg.transductive``, ``cfg.fce``, ``cfg.fce_steps`` and ``cfg.matching_distance``."""
+        return cls(model, objective, transductive=cfg.transductive, fce=cfg.fce, fce_steps=cfg.fce_steps,
+                   distance=cfg.matching_distance)
 
     def extra_params(self, rng, dtype, device) -> dict:
         """With FCE: g's bidirectional LSTM and f's attention LSTM, PyTorch's initialisation U(±1/sqrt(D))."""
@@ -160,9 +175,10 @@ class MatchingNet(MetricLearner):
         return out
 
     def scores(self, meta_params, zs, ys, zq, n_way):
-        return matching_scores(meta_params, zs, ys, zq, n_way, self.fce, self.fce_steps)
+        return matching_scores(meta_params, zs, ys, zq, n_way, self.fce, self.fce_steps, self.distance)
 
     def __repr__(self):
         extra = [f"fce=True, fce_steps={self.fce_steps}"] if self.fce else []
         extra += [] if self.transductive else ["transductive=False"]
+        extra += [] if self.distance == "cosine" else [f"distance={self.distance!r}"]
         return f"MatchingNet({', '.join(extra)})"

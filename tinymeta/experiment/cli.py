@@ -123,6 +123,8 @@ CONFIG_FLAGS = [
     (["--margin"], "margin", float, "Siamese, contrastive loss: the margin m"),
     (["--fce"], "fce", _bool, "matching networks: full context embeddings (True/False)"),
     (["--fce-steps"], "fce_steps", int, "matching networks: the attention LSTM's processing steps K"),
+    (["--matching-distance"], "matching_distance", str,
+     "matching networks: cosine (the paper's attention) or l2 (softmax of -squared distances, oscarknagg/few-shot)"),
 ]
 REPTILE_ONLY = ("inner_optimizer", "inner_batch", "train_shots", "inner_state", "eval_inner_batch")
 TAML_ONLY = ("taml_lambda", "taml_measure")

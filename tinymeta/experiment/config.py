@@ -119,6 +119,7 @@ class Config:
     # ---- matching networks (issue 26) ----
     fce: bool = False                  # full context embeddings (Vinyals et al. 2016, appendix A)
     fce_steps: int = 5                 # K, the attention LSTM's processing steps (appendix A.1)
+    matching_distance: str = "cosine"  # cosine: the paper's attention | l2: softmax of -squared distances (oscarknagg)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -271,6 +272,9 @@ class Config:
             count("fce_steps", 1),
             (self.algorithm == "matching" or (self.fce is False and self.fce_steps == 5),
              "fce and fce_steps are matching networks' settings (--algorithm matching)"),
+            one_of("matching_distance", ("cosine", "l2")),
+            (self.algorithm == "matching" or self.matching_distance == "cosine",
+             "matching_distance (--matching-distance) is matching networks' setting (--algorithm matching)"),
         ]
         for ok, message in checks:
             if not ok:
