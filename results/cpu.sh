@@ -283,4 +283,31 @@ python -m tinymeta plot results/runs/mann-omniglot-5way --out results/runs/mann-
 python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --time-limit 1111 --no-progress --resume
 python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --out results/runs/maml-omniglot-5w1s-seed2/eval-test.json
 python -m tinymeta plot results/runs/maml-omniglot-5w1s-seed2 --out results/runs/maml-omniglot-5w1s-seed2/curves.png
+# Session of 2026-12-07 from 10:43 (no GPU lent): the flagship's third seed on core 0, which its time limit
+# stopped short of 60,000, finished by a last short sitting (its loop's test at the end, test.json); the key-writing
+# MANN on core 1 until 11:08 (stopped with SIGTERM at its checkpoint, 24,279), then on core 1, one after another,
+# the matching-network cells under the mended protocol (PROTOCOLS.md) and the 5w1s cell with the l2 distance; the
+# first seed's non-transductive test beside them
+python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --time-limit 6251 --no-progress --resume
+python -m tinymeta train --logdir results/runs/mann-omniglot-5way --data-dir ../shared/data/omniglot --time-limit 6250 --no-progress --resume --iterations 100000
+python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s-seed1 --data-dir ../shared/data/omniglot --transductive False --out results/runs/maml-omniglot-5w1s-seed1/eval-test-nontransductive.json
+python -m tinymeta train --preset matching-omniglot-5w1s --logdir results/runs/matching-omniglot-5w1s --data-dir ../shared/data/omniglot --time-limit 4761 --no-progress
+python -m tinymeta train --preset matching-omniglot-5w5s --logdir results/runs/matching-omniglot-5w5s --data-dir ../shared/data/omniglot --time-limit 3720 --no-progress
+python -m tinymeta train --preset matching-omniglot-5w1s --logdir results/runs/matching-omniglot-5w1s-l2 --data-dir ../shared/data/omniglot --time-limit 2398 --no-progress --matching-distance l2
+python -m tinymeta train --preset matching-omniglot-20w1s --logdir results/runs/matching-omniglot-20w1s --data-dir ../shared/data/omniglot --time-limit 1362 --no-progress
+python -m tinymeta train --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --time-limit 900 --no-progress --resume
+python -m tinymeta evaluate --logdir results/runs/maml-omniglot-5w1s-seed2 --data-dir ../shared/data/omniglot --transductive False --out results/runs/maml-omniglot-5w1s-seed2/eval-test-nontransductive.json
+python -m tinymeta plot results/runs/maml-omniglot-5w1s-seed2 --out results/runs/maml-omniglot-5w1s-seed2/curves.png
+python -m tinymeta evaluate --logdir results/runs/mann-omniglot-5way --data-dir ../shared/data/omniglot --out results/runs/mann-omniglot-5way/eval-test.json
+python -m tinymeta plot results/runs/mann-omniglot-5way --out results/runs/mann-omniglot-5way/curves.png
+python -m tinymeta evaluate --logdir results/runs/matching-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/matching-omniglot-20w1s/eval-test.json
+python -m tinymeta plot results/runs/matching-omniglot-5w1s --out results/runs/matching-omniglot-5w1s/curves.png
+python -m tinymeta plot results/runs/matching-omniglot-5w5s --out results/runs/matching-omniglot-5w5s/curves.png
+python -m tinymeta plot results/runs/matching-omniglot-5w1s-l2 --out results/runs/matching-omniglot-5w1s-l2/curves.png
+python -m tinymeta plot results/runs/matching-omniglot-20w1s --out results/runs/matching-omniglot-20w1s/curves.png
+# every training stopped, one BLAS thread: the prototypical and matching presets' cost per iteration (the
+# transposed convolution now in blocks; matching networks under their new protocol), merged into
+# results/bench-cpu.json by preset; the goal benchmarks beside PyTorch (torch 2.13.0, CPU build, beside the project)
+python -m tinymeta bench --only algorithms --repeat 2 --data-dir ../shared/data/omniglot --presets protonet-omniglot-5w1s protonet-omniglot-5w5s protonet-omniglot-20w1s protonet-omniglot-20w5s matching-omniglot-5w1s matching-omniglot-5w5s matching-omniglot-20w1s matching-omniglot-20w5s --out /tmp/bench-s44.json
+python -m tinymeta bench --only goals --compare torch --repeat 5 --out /tmp/bench-goals-s44.json
 python -m tinymeta report
