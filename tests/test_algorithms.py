@@ -82,7 +82,7 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
                           taml_lambda=0.5, taml_measure="gini",
                           multi_step_loss_iterations=500, first_order_iterations=250,
                           learned_step_rates=True, per_step_bn=False, epoch_iterations=250,
-                          siamese_loss="bce", margin=1.0, fce=True, fce_steps=2, filters=4)
+                          siamese_loss="bce", margin=1.0, fce=True, fce_steps=2, matching_distance="l2", filters=4)
     model = ConvNet(filters=4, pool=True) if name == "gaussian-protonet" else MLP()  # it splits conv channels
     algo = ALGORITHMS[name].from_config(model, REG, cfg)
     assert type(algo) is ALGORITHMS[name] and algo.name == name
@@ -90,7 +90,7 @@ def test_every_algorithm_is_built_from_a_config(name, first_order):
         assert (algo.inner_lr, algo.inner_steps, algo.first_order) == (0.0, 0, False)
         assert algo.transductive == (name in ("anil", "nil"))
         if name == "matching":
-            assert (algo.fce, algo.fce_steps) == (True, 2)
+            assert (algo.fce, algo.fce_steps, algo.distance) == (True, 2, "l2")
         if name == "relationnet":
             assert algo.net.filters == 4
         return
