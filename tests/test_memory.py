@@ -356,7 +356,12 @@ def test_copy_batch_layout():
 @pytest.mark.slow
 def test_the_copy_task_learns_short_sequences(tmp_path):
     """100 seeded steps on lengths 1-3 (a tiny NTM): the loss on fresh length-3 sequences falls from
-    chance (log 2 = 0.693 per bit) below 0.65, and the run resumes to the same weights."""
+    chance (log 2 = 0.693 per bit) below 0.65, and the run resumes to the same weights.
+
+    To 1e-12, not bit for bit: under NumPy 1.24.1 (the oldest versions' CI pass) ``np.exp`` of a strided
+    column of the NTM's head outputs now and then rounds one element 1 ulp away from the same call on the
+    same values (seen once in 150 identical forward passes); 40 steps carry that to about 1e-14. The
+    short bitwise resume checks are in test_copy_task.py."""
     settings = dict(hidden=16, memory_size=8, memory_width=4, batch=8, min_len=1, max_len=3, lr=0.01, seed=0)
     out = train_copy(tmp_path / "a", steps=100, echo=lambda *a: None, **settings)
     model = out["model"]
@@ -366,7 +371,8 @@ def test_the_copy_task_learns_short_sequences(tmp_path):
     train_copy(tmp_path / "b", steps=60, echo=lambda *a: None, **settings)
     resumed = train_copy(tmp_path / "b", steps=100, resume=True, echo=lambda *a: None)
     for k, v in out["params"].items():
-        np.testing.assert_allclose(resumed["params"][k].numpy(), v.numpy(), rtol=1e-12, err_msg=k)
+        np.testing.assert_allclose(resumed["params"][k].numpy(), v.numpy(), rtol=1e-12, atol=1e-12,
+                                   err_msg=k)
 
 
 def test_copy_task_command(tmp_path):

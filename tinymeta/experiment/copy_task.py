@@ -177,7 +177,9 @@ def train_copy(logdir, *, steps: int | None = None, seconds: float | None = None
     (say 1e-3, then 1e-4 once the loss stops falling) stays on the record and replays exactly.
     The checkpoint (``logdir/checkpoint.npz``, written temp-then-rename) holds the weights, Adam's
     state, the generator state, the log and the log interval in progress, so a resumed run
-    draws the same sequences and reaches the same weights, bit for bit, as an uninterrupted one.
+    draws the same sequences and reaches the same weights, bit for bit, as an uninterrupted one (as far as
+    NumPy repeats itself: 1.24.1's ``exp`` has been seen to round an element of a strided array 1 ulp
+    differently between two identical calls, once in about 150 forward passes).
     It is written every ``checkpoint_every`` steps (None: only at the end of the sitting) and at
     the end; SIGINT or SIGTERM ends the sitting after the current step, with a checkpoint.
     Every ``log_every`` steps a row {"step", "loss", "bit_errors", "seconds"} goes to the log:
