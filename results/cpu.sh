@@ -310,4 +310,13 @@ python -m tinymeta plot results/runs/matching-omniglot-20w1s --out results/runs/
 # results/bench-cpu.json by preset; the goal benchmarks beside PyTorch (torch 2.13.0, CPU build, beside the project)
 python -m tinymeta bench --only algorithms --repeat 2 --data-dir ../shared/data/omniglot --presets protonet-omniglot-5w1s protonet-omniglot-5w5s protonet-omniglot-20w1s protonet-omniglot-20w5s matching-omniglot-5w1s matching-omniglot-5w5s matching-omniglot-20w1s matching-omniglot-20w5s --out /tmp/bench-s44.json
 python -m tinymeta bench --only goals --compare torch --repeat 5 --out /tmp/bench-goals-s44.json
+# Session of 2026-12-07 13:57-15:35: one run per core pinned with taskset, one BLAS thread; matching networks
+# 20w1s to its end, then 20w5s's first sitting (core 0); the key-writing MANN (core 1)
+python -m tinymeta train --logdir results/runs/matching-omniglot-20w1s --data-dir ../shared/data/omniglot --time-limit 5855 --no-progress --resume
+python -m tinymeta train --preset matching-omniglot-20w5s --logdir results/runs/matching-omniglot-20w5s --data-dir ../shared/data/omniglot --time-limit 2303 --no-progress
+python -m tinymeta train --logdir results/runs/mann-omniglot-5way --data-dir ../shared/data/omniglot --time-limit 5855 --no-progress --resume --iterations 100000
+python -m tinymeta evaluate --logdir results/runs/mann-omniglot-5way --data-dir ../shared/data/omniglot --out results/runs/mann-omniglot-5way/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/matching-omniglot-20w5s --data-dir ../shared/data/omniglot --out results/runs/matching-omniglot-20w5s/eval-test.json
+python -m tinymeta plot results/runs/matching-omniglot-20w5s --out results/runs/matching-omniglot-20w5s/curves.png
+python -m tinymeta plot results/runs/mann-omniglot-5way --out results/runs/mann-omniglot-5way/curves.png
 python -m tinymeta report
