@@ -319,4 +319,16 @@ python -m tinymeta evaluate --logdir results/runs/mann-omniglot-5way --data-dir 
 python -m tinymeta evaluate --logdir results/runs/matching-omniglot-20w5s --data-dir ../shared/data/omniglot --out results/runs/matching-omniglot-20w5s/eval-test.json
 python -m tinymeta plot results/runs/matching-omniglot-20w5s --out results/runs/matching-omniglot-20w5s/curves.png
 python -m tinymeta plot results/runs/mann-omniglot-5way --out results/runs/mann-omniglot-5way/curves.png
+# Session of 2026-12-07 16:32-18:35: one run per core pinned with taskset, one BLAS thread; matching networks
+# 20w5s to its end, then prototypical networks 20w1s (core 0); the key-writing MANN to its end, then prototypical
+# networks 5w5s (core 1)
+python -m tinymeta train --logdir results/runs/matching-omniglot-20w5s --data-dir ../shared/data/omniglot --time-limit 6758 --no-progress --resume
+python -m tinymeta evaluate --logdir results/runs/matching-omniglot-20w5s --data-dir ../shared/data/omniglot --out results/runs/matching-omniglot-20w5s/eval-test.json
+python -m tinymeta train --preset protonet-omniglot-20w1s --logdir results/runs/protonet-omniglot-20w1s --data-dir ../shared/data/omniglot --time-limit 4405 --no-progress
+python -m tinymeta train --logdir results/runs/mann-omniglot-5way --data-dir ../shared/data/omniglot --time-limit 6758 --no-progress --resume --iterations 100000
+python -m tinymeta train --preset protonet-omniglot-5w5s --logdir results/runs/protonet-omniglot-5w5s --data-dir ../shared/data/omniglot --time-limit 1473 --no-progress
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-20w1s --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-20w1s/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-5w5s --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-5w5s/eval-test.json
+python -m tinymeta plot results/runs/protonet-omniglot-20w1s --out results/runs/protonet-omniglot-20w1s/curves.png
+python -m tinymeta plot results/runs/protonet-omniglot-5w5s --out results/runs/protonet-omniglot-5w5s/curves.png
 python -m tinymeta report
