@@ -349,7 +349,7 @@ def _train(args, parser):
 
 def _evaluate_rl(args, parser):
     """`evaluate` of a 2D-navigation run: average return after 0..steps inner steps on the test goals."""
-    given = [flag for flag, value in (("--shots", args.shots), ("--algorithm", args.algorithm),
+    given = [flag for flag, value in (("--shots", args.shots), ("--ways", args.ways), ("--algorithm", args.algorithm),
                                       ("--attack-epsilon", args.attack_epsilon), ("--data-dir", args.data_dir),
                                       ("--within-alphabet", args.within_alphabet),
                                       ("--zero-head", args.zero_head or None))
@@ -370,8 +370,16 @@ def _evaluate(args, parser):
         check_writable(args.out, "--out file")
     if runs.is_rl_run(args.logdir):
         return _evaluate_rl(args, parser)
+    if args.out and Path(args.out).name in runs.CELL_FILES and (args.ways or args.shots) \
+            and Path(args.out).resolve().parent == Path(args.logdir).resolve():
+        cfg = runs.read_config(args.logdir)
+        if (args.ways or cfg.ways, args.shots or cfg.shots) != (cfg.ways, cfg.shots):
+            fail(parser, f"--out {args.out}: that name stands for the run's own result on RESULTS.md, and "
+                         f"these tasks are not the run's ({cfg.ways}-way {cfg.shots}-shot); write them under "
+                         f"another name, e.g. --out {Path(args.logdir) / 'eval-test-other.json'}")
     ev = evaluate_run(args.logdir, device=check_device(args.device), data_dir=args.data_dir, split=args.split,
                       num_tasks=args.tasks, steps=args.steps, algorithm=args.algorithm, shots=args.shots,
+                      ways=args.ways,
                       attack_epsilon=args.attack_epsilon, transductive=args.transductive,
                       within_alphabet=args.within_alphabet, zero_head=args.zero_head)
     if args.out:
@@ -475,6 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_ev.add_argument("--tasks", type=int, help="number of tasks (default: the run's test_tasks or val_tasks)")
     p_ev.add_argument("--steps", type=int, help="inner steps (default: the run's eval_inner_steps)")
     p_ev.add_argument("--shots", type=int, help="evaluate with another number of shots")
+    p_ev.add_argument("--ways", type=int,
+                      help="evaluate with another number of classes per task (learners without a head: "
+                           "prototypical, matching, relation and Siamese networks)")
     p_ev.add_argument("--algorithm", choices=["nil"], help="nil: evaluate an ANIL run without its head")
     p_ev.add_argument("--attack-epsilon", type=float,
                       help="also FGSM-attacked accuracy, the attack made against each adapted model (ADML's test)")

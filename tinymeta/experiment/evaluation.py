@@ -112,9 +112,24 @@ def with_zero_head(algo, params: dict) -> dict:
     return out
 
 
+def _check_ways_fit(algo, model, params: dict, cfg: Config, ckpt_path) -> None:
+    """Raise ValueError unless the run's parameters are the shapes a ``cfg.ways``-way model has: a head
+    of one output per class cannot answer another number of classes."""
+    rng = np.random.default_rng(0)
+    reference = algo.init_meta_params(model.init_params(rng, dtype=cfg.dtype, device="cpu"), rng)
+    for name, ref in reference.items():
+        have = tuple(params[name].shape) if name in params else None
+        if have != tuple(ref.shape):
+            raise ValueError(f"ways={cfg.ways}: the network of {ckpt_path} has parameter {name!r} of shape {have}, "
+                             f"a {cfg.ways}-way one {tuple(ref.shape)}: its head has one output per class, so it "
+                             "answers only the number of classes it was trained on. Another number of ways can be "
+                             "evaluated for learners that compare a query with the support set (prototypical, "
+                             "matching, relation and Siamese networks)")
+
+
 def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=None, steps=None,
-                 algorithm=None, shots=None, attack_epsilon=None, transductive=None, within_alphabet=None,
-                 zero_head=False, progress=True, echo=print) -> dict:
+                 algorithm=None, shots=None, ways=None, attack_epsilon=None, transductive=None,
+                 within_alphabet=None, zero_head=False, progress=True, echo=print) -> dict:
     """Evaluate a run's checkpoint on fixed ``split`` tasks (``algorithm='nil'`` for NIL on an ANIL run).
 
     Every setting is checked (:meth:`Config.validate`) before the data loads; ``progress``
@@ -126,6 +141,9 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     ``split``: 'test', 'val' or 'train': fixed tasks of the training classes (drawn with the
     validation seed; ``num_tasks`` defaults to the run's ``test_tasks``), to see how much of
     the test's gap is unseen classes rather than the task itself.
+    ``shots``, ``ways``: evaluate on tasks of another number of shots or classes; ``ways`` only for
+    learners that compare a query with the support set (prototypical, matching, relation, Siamese
+    networks), whose parameters do not depend on the number of classes.
     ``within_alphabet`` (Omniglot runs): True draws each task's classes from one alphabet (the
     one-shot test of Lake et al. and Koch et al.), False irrespective of alphabet; default, as
     the run's ``split_mode`` draws that split.
@@ -145,7 +163,8 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     ckpt, cfg = load_run_checkpoint(ckpt_path, device=device)  # every part checked before the data loads
     if split == "train" and num_tasks is not None and (not isinstance(num_tasks, int) or num_tasks < 1):
         raise ValueError(f"num_tasks must be a positive integer, got {num_tasks!r}")
-    changes = {"algorithm": algorithm, "shots": shots, "eval_inner_steps": steps, "transductive": transductive}
+    changes = {"algorithm": algorithm, "shots": shots, "ways": ways, "eval_inner_steps": steps,
+               "transductive": transductive}
     if split != "train":
         changes[f"{split}_tasks"] = num_tasks
     cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None}).validate()  # checked like any setting
@@ -153,7 +172,10 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     if within_alphabet is not None and not grouped:
         raise ValueError(f"within_alphabet: tasks within one alphabet are Omniglot's; this run's tasks are "
                          f"{cfg.dataset!r}")
-    algo = build_algorithm(cfg, build_model(cfg))
+    model = build_model(cfg)
+    algo = build_algorithm(cfg, model)
+    if ways is not None:
+        _check_ways_fit(algo, model, ckpt.params, cfg, ckpt_path)
     if steps is not None and not algo.inner_loop:  # it would be ignored: say so instead
         raise ValueError(f"--steps {steps}: {cfg.algorithm} has no inner loop (it reads the support set in one "
                          "pass); leave --steps out")
@@ -178,7 +200,7 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
         raise FloatingPointError(f"the evaluation of {ckpt_path} is not finite: its adaptation diverges "
                                  f"(inner_lr {cfg.inner_lr:g}, {steps} steps); try fewer --steps")
     ev.update({"iteration": int(ckpt.extra["iteration"]), "train_seconds": round(float(ckpt.extra["elapsed"]), 2),
-               "device": device, "algorithm": cfg.algorithm, "shots": cfg.shots,
+               "device": device, "algorithm": cfg.algorithm, "shots": cfg.shots, "ways": cfg.ways,
                "transductive": cfg.transductive})
     if zero_head:
         ev["zero_head"] = True

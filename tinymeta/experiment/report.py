@@ -14,7 +14,7 @@ from pathlib import Path
 from ..algorithms.mann import TABLE1_INSTANCES, ordinal
 from ..files import atomic_write, read_json, write_text
 from .presets import PRESETS
-from .runs import latest_test_evaluation, read_config, read_evaluation, read_log
+from .runs import CELL_FILES, check_cell_task, latest_test_evaluation, read_config, read_evaluation, read_log
 
 # Published values (../shared/REFERENCE.md)
 MAML_SINE_K5 = {1: 0.67, 5: 0.38, 10: 0.35}          # MAML paper, App. C
@@ -92,6 +92,9 @@ def _load(path: Path):
         return None
     if path.name == "config.json":
         read_config(path.parent)  # validated as a Config; the report reads the dict as saved
+    elif path.name in CELL_FILES:  # a cell's own figure: of the run's own ways and shots
+        cfg = read_config(path.parent) if os.path.lexists(path.parent / "config.json") else None
+        return check_cell_task(path, read_evaluation(path), cfg)
     elif path.name == "test.json" or path.name.startswith("eval-"):
         return read_evaluation(path)
     return read_json(path)

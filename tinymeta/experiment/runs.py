@@ -329,13 +329,34 @@ def read_evaluation(path) -> dict:
     return check_evaluation(path, read_json(path))
 
 
+# The files a run's own row on RESULTS.md is read from: each must hold tasks of the run's own ways and shots
+CELL_FILES = ("test.json", "eval-test.json", "eval-test-nontransductive.json", "eval-nil-test.json")
+
+
+def check_cell_task(path, ev: dict, cfg: Config | None) -> dict:
+    """``ev`` read from one of a run's CELL_FILES: UnreadableFileError if it records tasks of other ways or
+    shots than the run's (``evaluate --ways/--shots`` written under a name the report takes as the cell's).
+    ``cfg`` None (a folder without config.json): nothing to compare with."""
+    if cfg is None:
+        return ev
+    other = {k: ev[k] for k in ("ways", "shots") if k in ev and ev[k] != getattr(cfg, k)}
+    if other:
+        raise UnreadableFileError(path, f"it evaluates tasks of {other}, the run's are ways={cfg.ways}, "
+                                        f"shots={cfg.shots}: this name stands for the run's own result on "
+                                        "RESULTS.md; write other tasks' evaluations under another name "
+                                        "(evaluate --out RUN/eval-test-20way.json)")
+    return ev
+
+
 def latest_test_evaluation(logdir) -> tuple:
     """A run's latest evaluation on the test tasks and its file's name, or (None, None): ``test.json``
     (written when training finishes) or ``eval-test.json`` (``tinymeta evaluate --out eval-test.json`` of a
-    run stopped part-way), whichever is of the later iteration; a tie goes to ``test.json``."""
+    run stopped part-way), whichever is of the later iteration; a tie goes to ``test.json``. Each must be
+    of the run's own ways and shots (:func:`check_cell_task`)."""
     logdir = Path(logdir)
-    found = [(read_evaluation(logdir / name), name) for name in ("test.json", "eval-test.json")
-             if os.path.lexists(logdir / name)]
+    names = [name for name in ("test.json", "eval-test.json") if os.path.lexists(logdir / name)]
+    cfg = read_config(logdir) if names and os.path.lexists(logdir / "config.json") else None
+    found = [(check_cell_task(logdir / name, read_evaluation(logdir / name), cfg), name) for name in names]
     return max(found, key=lambda e: e[0]["iteration"], default=(None, None))
 
 
