@@ -331,7 +331,7 @@ python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-20w1s --data
 python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-5w5s --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-5w5s/eval-test.json
 python -m tinymeta plot results/runs/protonet-omniglot-20w1s --out results/runs/protonet-omniglot-20w1s/curves.png
 python -m tinymeta plot results/runs/protonet-omniglot-5w5s --out results/runs/protonet-omniglot-5w5s/curves.png
-# Session of 2026-12-07 19:28-21:25: one run per core pinned with taskset, one BLAS thread; prototypical networks
+# Session of 2026-12-07 19:28-21:33: one run per core pinned with taskset, one BLAS thread; prototypical networks
 # 20w1s to its end, then 20w5s's first sitting (core 0); prototypical networks 5w5s (core 1). Beside them on core 0,
 # the finished 5-way matching runs tested on the 20-way cells' test tasks
 python -m tinymeta train --logdir results/runs/protonet-omniglot-20w1s --data-dir ../shared/data/omniglot --time-limit 6984 --no-progress --resume
@@ -340,4 +340,10 @@ python -m tinymeta evaluate --logdir results/runs/matching-omniglot-5w1s --ways 
 python -m tinymeta evaluate --logdir results/runs/matching-omniglot-5w1s --ways 20 --shots 5 --data-dir ../shared/data/omniglot --out results/runs/matching-omniglot-5w1s/eval-test-20w5s.json
 python -m tinymeta evaluate --logdir results/runs/matching-omniglot-5w1s-l2 --ways 20 --data-dir ../shared/data/omniglot --out results/runs/matching-omniglot-5w1s-l2/eval-test-20w1s.json
 python -m tinymeta evaluate --logdir results/runs/matching-omniglot-5w5s --ways 20 --data-dir ../shared/data/omniglot --out results/runs/matching-omniglot-5w5s/eval-test-20w5s.json
+python -m tinymeta train --preset protonet-omniglot-20w5s --logdir results/runs/protonet-omniglot-20w5s --data-dir ../shared/data/omniglot --time-limit 1618 --no-progress
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-5w5s --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-5w5s/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-20w1s --split train --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-20w1s/eval-train.json
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-20w5s --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-20w5s/eval-test.json
+python -m tinymeta plot results/runs/protonet-omniglot-5w5s --out results/runs/protonet-omniglot-5w5s/curves.png
+python -m tinymeta plot results/runs/protonet-omniglot-20w5s --out results/runs/protonet-omniglot-20w5s/curves.png
 python -m tinymeta report
