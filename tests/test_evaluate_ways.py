@@ -57,8 +57,15 @@ def test_a_run_with_a_head_is_refused_another_number_of_classes(tmp_path, omnigl
     cfg = PRESETS["maml-omniglot-5w1s"].replace(filters=2, meta_batch=1, iterations=1, val_interval=0, test_tasks=2)
     train(cfg, tmp_path / "maml", data_dir=OMNIGLOT_DIR, evaluate_at_end=False, **QUIET)
     with pytest.raises(ValueError, match=r"ways=20: .* parameter 'head' of shape \(5, 2\), a 20-way one \(20, 2\): "
-                                         r"its head has one output per class"):
+                                         r"its shapes depend on the number of classes"):
         evaluate_run(tmp_path / "maml", ways=20, num_tasks=2, data_dir=OMNIGLOT_DIR, **QUIET)
+
+
+def test_a_regression_run_has_no_ways_to_change(tmp_path):
+    cfg = PRESETS["maml-sine-5shot"].replace(iterations=1, val_interval=0, test_tasks=2, meta_batch=2)
+    train(cfg, tmp_path / "sine", evaluate_at_end=False, **QUIET)
+    with pytest.raises(ValueError, match="ways=3: sine tasks are regression, with no classes to count"):
+        evaluate_run(tmp_path / "sine", ways=3, num_tasks=2, **QUIET)
 
 
 def test_the_cli_will_not_write_other_tasks_under_the_name_of_the_run_s_own_result(matching_run, omniglot_cache):

@@ -121,8 +121,9 @@ def _check_ways_fit(algo, model, params: dict, cfg: Config, ckpt_path) -> None:
         have = tuple(params[name].shape) if name in params else None
         if have != tuple(ref.shape):
             raise ValueError(f"ways={cfg.ways}: the network of {ckpt_path} has parameter {name!r} of shape {have}, "
-                             f"a {cfg.ways}-way one {tuple(ref.shape)}: its head has one output per class, so it "
-                             "answers only the number of classes it was trained on. Another number of ways can be "
+                             f"a {cfg.ways}-way one {tuple(ref.shape)}: its shapes depend on the number of classes "
+                             "(a head of one output per class, or labels as input), so it answers only the number "
+                             "of classes it was trained on. Another number of ways can be "
                              "evaluated for learners that compare a query with the support set (prototypical, "
                              "matching, relation and Siamese networks)")
 
@@ -172,6 +173,8 @@ def evaluate_run(logdir, *, device=None, data_dir=None, split="test", num_tasks=
     if within_alphabet is not None and not grouped:
         raise ValueError(f"within_alphabet: tasks within one alphabet are Omniglot's; this run's tasks are "
                          f"{cfg.dataset!r}")
+    if ways is not None and task_family(cfg).kind != "classification":
+        raise ValueError(f"ways={ways}: {cfg.dataset} tasks are regression, with no classes to count")
     model = build_model(cfg)
     algo = build_algorithm(cfg, model)
     if ways is not None:
