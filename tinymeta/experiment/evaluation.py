@@ -12,7 +12,7 @@ from ..algorithms import evaluate_under_attack, summarize
 from ..tensor import tensor
 from .config import Config
 from .factories import TaskSource, build_algorithm, build_model, task_family
-from .runs import load_run_checkpoint
+from .runs import load_run_checkpoint, reference_params
 
 
 def _in_chunks(batches, task_chunk: int | None):
@@ -115,9 +115,7 @@ def with_zero_head(algo, params: dict) -> dict:
 def _check_ways_fit(algo, model, params: dict, cfg: Config, ckpt_path) -> None:
     """Raise ValueError unless the run's parameters are the shapes a ``cfg.ways``-way model has: a head
     of one output per class cannot answer another number of classes."""
-    rng = np.random.default_rng(0)
-    reference = algo.init_meta_params(model.init_params(rng, dtype=cfg.dtype, device="cpu"), rng)
-    for name, ref in reference.items():
+    for name, ref in reference_params(cfg, model, algo).items():
         have = tuple(params[name].shape) if name in params else None
         if have != tuple(ref.shape):
             raise ValueError(f"ways={cfg.ways}: the network of {ckpt_path} has parameter {name!r} of shape {have}, "

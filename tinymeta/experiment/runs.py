@@ -160,6 +160,13 @@ def _checked_config(path, ckpt: Checkpoint) -> Config:
                               f"{str(exc).replace(chr(10), ' ')}") from None
 
 
+def reference_params(cfg: Config, model, algo) -> dict:
+    """The meta-parameters a fresh run of ``cfg`` starts from (fixed seed, on the CPU): the names,
+    shapes and dtypes a checkpoint of that configuration must hold."""
+    rng = np.random.default_rng(0)
+    return algo.init_meta_params(model.init_params(rng, dtype=cfg.dtype, device="cpu"), rng)
+
+
 def load_run_checkpoint(path, device=None, *, resume: bool = False) -> tuple[Checkpoint, Config]:
     """A run's checkpoint and its Config, every part checked against what it feeds.
 
@@ -179,8 +186,7 @@ def load_run_checkpoint(path, device=None, *, resume: bool = False) -> tuple[Che
 
     model = build_model(cfg)
     algo = build_algorithm(cfg, model)
-    init_rng = np.random.default_rng(0)
-    reference = algo.init_meta_params(model.init_params(init_rng, dtype=cfg.dtype, device="cpu"), init_rng)
+    reference = reference_params(cfg, model, algo)
     missing, unknown = sorted(set(reference) - set(ckpt.params)), sorted(set(ckpt.params) - set(reference))
     if missing or unknown:
         bad(f"its parameters are not those of the {cfg.algorithm} {cfg.dataset} model its configuration "
