@@ -91,24 +91,18 @@ class ANIL(MetaLearner):
                 yield self.model.head(head, fq)
 
 
-class NIL(MetaLearner):
-    """Trained as ANIL (the same meta-loss); evaluated without a head or an inner loop (accuracy only)."""
+class NIL(ANIL):
+    """Trained as ANIL (its meta-loss and body features, inherited); evaluated without a head or an
+    inner loop (accuracy only)."""
 
     name = "nil"
     adapts_head = False  # the head is dropped altogether
 
-    def meta_loss(self, meta_params, batch):
-        return anil_meta_loss(self.model, self.objective, meta_params, batch, self.inner_lr, self.inner_steps,
-                              self.first_order)
-
-    def features(self, meta_params, batch):
-        """Body features of support and query, computed once with the shared weights (evaluation:
-        the queries together if ``transductive``, else each with its support set)."""
-        return body_features(self.model, meta_params, batch, self.transductive)
-
     def adapt(self, meta_params, batch, steps):
         raise TypeError("NIL has no inner loop at test time: use NIL.evaluate (cosine similarity of features), "
                         "or ANIL to adapt the head")
+
+    predictions = adapt  # no head to answer with either
 
     def evaluate(self, meta_params, batch, steps=None):
         """Query accuracy of every task, (1, T), by :func:`nil_predict` on the body's features."""
