@@ -346,4 +346,19 @@ python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-20w1s --spli
 python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-20w5s --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-20w5s/eval-test.json
 python -m tinymeta plot results/runs/protonet-omniglot-5w5s --out results/runs/protonet-omniglot-5w5s/curves.png
 python -m tinymeta plot results/runs/protonet-omniglot-20w5s --out results/runs/protonet-omniglot-20w5s/curves.png
+# Session of 2026-12-07 22:35 - 2026-12-08 00:15, on a slower machine than the sittings before (the same runs at
+# 1.4-1.9 s per iteration against 0.75-0.79): one run per core pinned with taskset, one BLAS thread; prototypical
+# networks 5w5s (core 0; its first line stopped with SIGTERM at 10,263 after a minute, to restart it with a longer
+# limit) and 20w5s (core 1, paused with SIGSTOP 23:00-23:17 while its core evaluated protonet 20w1s both ways on
+# the first 100 test tasks); both stopped with SIGTERM at 00:15 (checkpoints saved) to leave the end of the session
+# to the evaluation and CI
+python -m tinymeta train --logdir results/runs/protonet-omniglot-5w5s --data-dir ../shared/data/omniglot --time-limit 7578 --no-progress --resume
+python -m tinymeta train --logdir results/runs/protonet-omniglot-5w5s --data-dir ../shared/data/omniglot --time-limit 7896 --no-progress --resume
+python -m tinymeta train --logdir results/runs/protonet-omniglot-20w5s --data-dir ../shared/data/omniglot --time-limit 7578 --no-progress --resume
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-20w1s --tasks 100 --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-20w1s/eval-test-100tasks.json
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-20w1s --tasks 100 --transductive False --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-20w1s/eval-test-100tasks-nontransductive.json
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-5w5s --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-5w5s/eval-test.json
+python -m tinymeta evaluate --logdir results/runs/protonet-omniglot-20w5s --data-dir ../shared/data/omniglot --out results/runs/protonet-omniglot-20w5s/eval-test.json
+python -m tinymeta plot results/runs/protonet-omniglot-5w5s --out results/runs/protonet-omniglot-5w5s/curves.png
+python -m tinymeta plot results/runs/protonet-omniglot-20w5s --out results/runs/protonet-omniglot-20w5s/curves.png
 python -m tinymeta report
